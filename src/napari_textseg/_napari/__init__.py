@@ -1,0 +1,1 @@
+"""napari adapters: readers, writers, sample data and dock widgets (the only napari/Qt code)."""

@@ -1,0 +1,84 @@
+"""Conversions between :class:`Volume` and napari layer data, in both directions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from napari_textseg.core.intensity import contrast_limits
+from napari_textseg.core.volume import SourceGeometry, Volume
+
+__all__ = ["METADATA_KEY", "label_table", "layer_geometry", "volume_to_layer_data"]
+
+METADATA_KEY = "napari_textseg"
+LayerData = tuple[Any, dict[str, Any], str]
+
+
+def _metadata(volume: Volume) -> dict[str, Any]:
+    return {
+        METADATA_KEY: {
+            "geometry": volume.geometry,
+            "modality": volume.modality,
+            "unit": volume.geometry.unit,
+            "nan_count": volume.nan_count,
+        }
+    }
+
+
+def volume_to_layer_data(volume: Volume) -> LayerData:
+    """The ``(data, kwargs, layer_type)`` tuple napari builds a layer from."""
+    kwargs: dict[str, Any] = {
+        "name": volume.name,
+        "scale": volume.spacing,
+        "translate": volume.origin,
+        "metadata": _metadata(volume),
+        "units": "mm" if volume.geometry.unit == "mm" else "um",
+    }
+    if volume.is_labels:
+        from napari.utils.colormaps import DirectLabelColormap
+
+        names = volume.label_names or {}
+        if names:
+            values = sorted(names)
+            kwargs["features"] = {"index": [0, *values], "name": ["background"] + [names[v] for v in values]}
+        if volume.label_colors:
+            colors: dict[int | None, Any] = {None: (0, 0, 0, 0), 0: (0, 0, 0, 0)}
+            colors.update(volume.label_colors)
+            kwargs["colormap"] = DirectLabelColormap(color_dict=colors)
+        return (volume.data, kwargs, "labels")
+    kwargs["colormap"] = "gray"
+    kwargs["contrast_limits"] = contrast_limits(volume.data, volume.modality)
+    if volume.channel_axis is not None:
+        kwargs["channel_axis"] = volume.channel_axis
+        kwargs["name"] = [f"{volume.name} [ch{i}]" for i in range(volume.data.shape[volume.channel_axis])]
+        kwargs["colormap"] = None  # napari picks one colour per channel
+        kwargs.pop("contrast_limits")
+    return (volume.data, kwargs, "image")
+
+
+def layer_geometry(attributes: dict[str, Any]) -> SourceGeometry | None:
+    """The source geometry a layer carries in its metadata, if any."""
+    meta = (attributes.get("metadata") or {}).get(METADATA_KEY) or {}
+    geometry = meta.get("geometry")
+    return geometry if isinstance(geometry, SourceGeometry) else None
+
+
+def label_table(
+    data: np.ndarray, attributes: dict[str, Any]
+) -> tuple[dict[int, str], dict[int, tuple[float, float, float, float]]]:
+    """Label value -> name (from the layer's features) and -> RGBA (from its colormap)."""
+    names: dict[int, str] = {}
+    features = attributes.get("features")
+    if features is not None and len(features) and "name" in features:
+        index = features["index"] if "index" in features else range(len(features))
+        for value, name in zip(index, features["name"], strict=False):
+            if int(value) != 0:
+                names[int(value)] = str(name)
+    values = [int(v) for v in np.unique(np.asarray(data)) if v != 0]
+    colors: dict[int, tuple[float, float, float, float]] = {}
+    colormap = attributes.get("colormap")
+    if colormap is not None and hasattr(colormap, "map") and values:
+        rgba = np.asarray(colormap.map(np.asarray(values, dtype=np.asarray(data).dtype)))
+        colors = {v: tuple(float(c) for c in rgba[i]) for i, v in enumerate(values)}  # type: ignore[misc]
+    return names, colors

@@ -1,0 +1,28 @@
+"""npe2 sample data: the shipped CT (with named organ labels), MRI and nuclei stack."""
+
+from __future__ import annotations
+
+from napari_textseg._napari.layers import LayerData, volume_to_layer_data
+from napari_textseg.core.io import read_volume
+from napari_textseg.data import sample_path
+
+__all__ = ["abdomen_ct", "abdomen_mr", "nuclei_3d"]
+
+
+def _load(*keys: str) -> list[LayerData]:
+    return [volume_to_layer_data(read_volume(sample_path(key))) for key in keys]
+
+
+def abdomen_ct() -> list[LayerData]:
+    """Abdominal CT (soft-tissue window) and its named multi-organ label map."""
+    return _load("abdomen_ct", "abdomen_ct_organs")
+
+
+def abdomen_mr() -> list[LayerData]:
+    """Abdominal MRI stored in LPS orientation."""
+    return _load("abdomen_mr")
+
+
+def nuclei_3d() -> list[LayerData]:
+    """Fluorescence nuclei stack and its instance labels."""
+    return _load("nuclei_3d", "nuclei_3d_labels")

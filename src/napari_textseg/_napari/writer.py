@@ -1,0 +1,36 @@
+"""npe2 writers for Labels layers: NIfTI on the source grid and TIFF with voxel size."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from napari_textseg._napari.layers import label_table, layer_geometry
+from napari_textseg.core.io import write_labels
+
+__all__ = ["write_labels_nifti", "write_labels_tiff"]
+
+
+def _write(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
+    data = np.asarray(data)
+    names, colors = label_table(data, attributes)
+    return write_labels(
+        path,
+        data,
+        geometry=layer_geometry(attributes),
+        scale=tuple(attributes.get("scale", (1.0, 1.0, 1.0))),
+        translate=tuple(attributes.get("translate", (0.0, 0.0, 0.0))),
+        label_names=names or None,
+        label_colors=colors or None,
+    )
+
+
+def write_labels_nifti(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
+    """Write a Labels layer as ``.nii.gz``/``.nii`` plus its ``.labels.json`` sidecar."""
+    return _write(path, data, attributes)
+
+
+def write_labels_tiff(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
+    """Write a Labels layer as a compressed ImageJ/OME TIFF plus its sidecar."""
+    return _write(path, data, attributes)

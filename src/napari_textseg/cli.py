@@ -1,0 +1,205 @@
+"""The ``napari-textseg`` command.
+
+Subcommands
+-----------
+(none)                  open napari with the plugin's dock widgets
+view FILE...            open files (NIfTI, TIFF, DICOM folder) in napari with the widgets
+demo                    open the sample abdominal CT with its organ labels and the widgets
+info FILE               shape, spacing, orientation, modality and intensity range
+models list             the model cards, and which checkpoints are downloaded
+models download ID      fetch, verify and cache a checkpoint
+models path [ID]        the cache folder, or where ID's checkpoint lives
+models verify ID        build the architecture and load the checkpoint strictly
+
+Every subcommand exits non-zero with a one-line ``napari-textseg: error: ...`` on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from napari_textseg import __version__
+from napari_textseg.core.errors import NapariTextsegError
+
+__all__ = ["main"]
+
+_WIDGETS = ("Point prompts", "Propagation", "Text labelling")
+
+
+def _viewer(paths: Sequence[str] = (), sample: str | None = None, screenshot: str | None = None) -> int:
+    import napari
+
+    viewer = napari.Viewer(title="napari-textseg")
+    for name in _WIDGETS:
+        viewer.window.add_plugin_dock_widget("napari-textseg", name)
+    if sample:
+        viewer.open_sample("napari-textseg", sample)
+    for path in paths:
+        viewer.open(path, plugin="napari-textseg")
+    if screenshot:
+        from qtpy.QtWidgets import QApplication
+
+        viewer.window._qt_window.resize(1400, 850)
+        for _ in range(5):
+            QApplication.processEvents()
+        viewer.screenshot(screenshot, canvas_only=False, flash=False)
+        viewer.close()
+        return 0
+    napari.run()
+    return 0
+
+
+def _cmd_view(args: argparse.Namespace) -> int:
+    from napari_textseg.core.io import read_volume
+
+    for path in args.files:  # fail before the window opens
+        read_volume(path)
+    return _viewer(args.files, screenshot=args.screenshot)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    return _viewer(sample="abdomen_ct", screenshot=args.screenshot)
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from napari_textseg.core.intensity import finite_range
+    from napari_textseg.core.io import read_volume
+
+    volume = read_volume(args.file)
+    unit = "mm" if volume.geometry.unit == "mm" else "µm"
+    low, high = finite_range(volume.data)
+    z, y, x = volume.spatial_shape
+    sz, sy, sx = volume.spacing
+    rows = [
+        ("file", str(args.file)),
+        ("format", volume.geometry.format),
+        ("shape (z, y, x)", f"{z} x {y} x {x}"),
+        ("spacing (z, y, x)", f"{sz:g} x {sy:g} x {sx:g} {unit}"),
+        ("origin (z, y, x)", ", ".join(f"{v:.3f}" for v in volume.origin) + f" {unit}"),
+        ("source orientation", volume.orientation),
+        ("display", "axial slices, LPS (radiological)" if volume.geometry.reoriented else "as stored (z, y, x)"),
+        ("modality", volume.modality),
+        ("dtype", str(volume.data.dtype)),
+        ("intensity range", f"{low:g} .. {high:g}"),
+    ]
+    if volume.channel_axis is not None:
+        rows.append(("channels", str(volume.data.shape[volume.channel_axis])))
+    if volume.geometry.format == "tiff" and not volume.geometry.extra.get("voxel_size_stored"):
+        rows[3] = ("spacing (z, y, x)", "1 x 1 x 1 (no voxel size stored in the file)")
+    if volume.nan_count:
+        rows.append(("NaN voxels", str(volume.nan_count)))
+    if volume.is_labels:
+        values = np.unique(volume.data)
+        rows.append(("labels", f"{int((values != 0).sum())} non-zero values"))
+        if volume.label_names:
+            rows.append(("named labels", str(len(volume.label_names))))
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def _confirm_license_interactively(card) -> bool:
+    print(f"{card.id}: {card.title}")
+    print(f"licence: {card.license} ({card.license_url})")
+    if not sys.stdin.isatty():
+        return False
+    answer = input("Accept this licence and download? [y/N] ").strip().lower()
+    return answer in ("y", "yes")
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from napari_textseg.models.registry import CARDS, get_card
+    from napari_textseg.models.store import cache_dir, cached_path, download
+
+    if args.models_command == "list":
+        print(f"{'id':<22} {'family':<6} {'size':>8}  {'licence':<14} {'cached':<6} source")
+        for card in CARDS.values():
+            size = f"{card.size_mb:.0f} MB" if card.size_mb else "?"
+            cached = "yes" if cached_path(card).is_file() else "no"
+            print(f"{card.id:<22} {card.family:<6} {size:>8}  {card.license:<14} {cached:<6} {card.source}")
+        return 0
+    if args.models_command == "path":
+        print(cached_path(get_card(args.model)) if args.model else cache_dir())
+        return 0
+    if args.models_command == "download":
+        card = get_card(args.model)
+
+        def confirm(c) -> bool:
+            return True if args.accept_license else _confirm_license_interactively(c)
+
+        path = download(card, progressbar=not args.quiet, confirm_license=confirm)
+        print(path)
+        return 0
+    if args.models_command == "verify":
+        from napari_textseg.models.loader import load_model
+
+        loaded = load_model(args.model, args.checkpoint, device=args.device)
+        n_params = sum(p.numel() for p in loaded.model.parameters())
+        print(f"{loaded.card.id}: {loaded.checkpoint} loads strictly ({n_params:,} parameters) on {loaded.device}")
+        return 0
+    raise AssertionError(args.models_command)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="napari-textseg",
+        description="Point-click and text-prompted 3D segmentation in napari. "
+        "Without a subcommand, opens napari with the plugin's widgets.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    view = sub.add_parser("view", help="open files in napari with the plugin's widgets")
+    view.add_argument("files", nargs="+", help="NIfTI or TIFF files, or DICOM series folders")
+    view.add_argument("--screenshot", metavar="PNG", help=argparse.SUPPRESS)
+    view.set_defaults(func=_cmd_view)
+
+    demo = sub.add_parser("demo", help="open the sample abdominal CT with the plugin's widgets")
+    demo.add_argument("--screenshot", metavar="PNG", help="save a screenshot of the window and exit")
+    demo.set_defaults(func=_cmd_demo)
+
+    info = sub.add_parser("info", help="print shape, spacing, orientation, modality, intensity range")
+    info.add_argument("file", help="NIfTI or TIFF file, or DICOM series folder")
+    info.set_defaults(func=_cmd_info)
+
+    models = sub.add_parser("models", help="list, download and locate model checkpoints")
+    msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    msub.add_parser("list", help="the known models and whether they are downloaded")
+    mpath = msub.add_parser("path", help="the cache folder, or where a model's checkpoint lives")
+    mpath.add_argument("model", nargs="?", help="model id")
+    mdown = msub.add_parser("download", help="fetch, verify and cache a checkpoint")
+    mdown.add_argument("model", help="model id (see 'models list')")
+    mdown.add_argument("--accept-license", action="store_true", help="accept the model's licence")
+    mdown.add_argument("--quiet", action="store_true", help="no progress bar")
+    mverify = msub.add_parser("verify", help="load a checkpoint strictly into its architecture")
+    mverify.add_argument("model", help="model id naming the architecture")
+    mverify.add_argument("--checkpoint", metavar="FILE", help="a local file instead of the cached one")
+    mverify.add_argument("--device", default=None, help="auto, cuda, mps or cpu")
+    models.set_defaults(func=_cmd_models)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``napari-textseg`` console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        return _viewer()
+    try:
+        return int(args.func(args))
+    except (NapariTextsegError, ValueError, OSError) as err:
+        print(f"napari-textseg: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("napari-textseg: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

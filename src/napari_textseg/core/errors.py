@@ -1,0 +1,13 @@
+"""Exceptions that carry a message meant for the user, not a traceback."""
+
+
+class NapariTextsegError(Exception):
+    """Base class: the message alone tells the user what went wrong and what to do."""
+
+
+class ReadError(NapariTextsegError, ValueError):
+    """A file or folder cannot be read as a volume napari-textseg can work on."""
+
+
+class WriteError(NapariTextsegError, OSError):
+    """A labels file cannot be written; any existing file at the target is left intact."""

@@ -1,0 +1,70 @@
+"""Atomic file replacement: write to a temporary file beside the target, then rename."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+from napari_textseg.core.errors import WriteError
+
+__all__ = ["atomic_target", "split_suffix"]
+
+_MULTI_SUFFIXES = (".nii.gz", ".labels.json", ".ome.tiff", ".ome.tif")
+
+
+def split_suffix(path: str | os.PathLike) -> tuple[str, str]:
+    """Split ``name.nii.gz`` into ``("name", ".nii.gz")``; multi-part suffixes count as one."""
+    name = Path(path).name
+    lower = name.lower()
+    for suffix in _MULTI_SUFFIXES:
+        if lower.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)], name[-len(suffix) :]
+    stem, dot, ext = name.rpartition(".")
+    return (stem, dot + ext) if stem else (name, "")
+
+
+def _explain(err: OSError, target: Path) -> str:
+    if err.errno == errno.ENOSPC:
+        reason = "the disk is full"
+    elif err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        reason = f"no permission to write in {target.parent}"
+    else:
+        reason = err.strerror or str(err)
+    kept = "the existing file is unchanged" if target.exists() else "no file was written"
+    return f"cannot write {target}: {reason}; {kept}"
+
+
+@contextlib.contextmanager
+def atomic_target(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces ``target`` in one rename.
+
+    The temporary file keeps the target's suffix (writers choose the format from it)
+    and lives in the same folder, so the final ``os.replace`` is atomic. On any failure
+    the temporary file is removed, ``target`` is untouched and a :class:`WriteError`
+    with a plain reason (disk full, no permission, ...) is raised.
+    """
+    target = Path(target)
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise WriteError(f"cannot write {target}: the folder {folder} does not exist")
+    stem, suffix = split_suffix(target)
+    tmp = folder / f".{stem}.{secrets.token_hex(4)}.partial{suffix}"
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(err, WriteError):
+            raise
+        raise WriteError(_explain(err, target)) from err
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise

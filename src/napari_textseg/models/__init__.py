@@ -1,0 +1,19 @@
+"""Model cards, the download store and loaders for SAM, SAM2, CLIP and SAM3 (GUI-free)."""
+
+from napari_textseg.models.errors import (
+    CheckpointError,
+    LicenseNotAcceptedError,
+    ModelNotFoundError,
+    OfflineError,
+)
+from napari_textseg.models.registry import CARDS, ModelCard, get_card
+
+__all__ = [
+    "CARDS",
+    "CheckpointError",
+    "LicenseNotAcceptedError",
+    "ModelCard",
+    "ModelNotFoundError",
+    "OfflineError",
+    "get_card",
+]
