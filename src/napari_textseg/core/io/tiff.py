@@ -31,8 +31,8 @@ def _unit_factor(unit: str | None) -> float | None:
     return _UNIT_UM.get(unit.strip().lower().replace("\\u00b5", "µ"))
 
 
-def _ome_voxel_size(xml: str) -> tuple[float, float, float] | None:
-    """(z, y, x) in µm from OME-XML Pixels attributes, or None."""
+def _ome_voxel_size(xml: str) -> tuple[tuple[float, float, float], str] | None:
+    """((z, y, x) in µm, the file's x unit) from OME-XML Pixels attributes, or None."""
     try:
         root = ET.fromstring(xml)
     except ET.ParseError:
@@ -48,14 +48,16 @@ def _ome_voxel_size(xml: str) -> tuple[float, float, float] | None:
     if sizes[1] is None and sizes[2] is None:
         return None
     xy = sizes[2] or sizes[1]
-    return (sizes[0] or 1.0, sizes[1] or xy, sizes[2] or xy)  # type: ignore[return-value]
+    unit = pixels.get("PhysicalSizeXUnit", "µm")
+    return (sizes[0] or xy, sizes[1] or xy, sizes[2] or xy), unit  # type: ignore[return-value]
 
 
-def _imagej_voxel_size(tif: tifffile.TiffFile) -> tuple[float, float, float] | None:
-    """(z, y, x) in µm from ImageJ metadata and the X/YResolution tags, or None."""
+def _imagej_voxel_size(tif: tifffile.TiffFile) -> tuple[tuple[float, float, float], str] | None:
+    """((z, y, x) in µm, the file's unit) from ImageJ metadata and X/YResolution tags, or None."""
     meta = tif.imagej_metadata or {}
     page = tif.pages.first
-    factor = _unit_factor(meta.get("unit"))
+    unit = str(meta.get("unit", "um"))
+    factor = _unit_factor(unit)
     if factor is None:
         factor = _RESOLUTION_UNIT_UM.get(int(page.tags.valueof("ResolutionUnit", 1) or 1))
     if factor is None:
@@ -76,7 +78,7 @@ def _imagej_voxel_size(tif: tifffile.TiffFile) -> tuple[float, float, float] | N
     z = float(meta["spacing"]) * factor if "spacing" in meta else x
     if x == 1.0 * factor and y == x and "spacing" not in meta:
         return None  # default 1-pixel-per-unit tags carry no information
-    return (z, y, x)  # type: ignore[return-value]
+    return (z, y, x), unit
 
 
 def _to_czyx(data: np.ndarray, axes: str, name: str) -> tuple[np.ndarray, bool]:
@@ -120,31 +122,39 @@ def read_tiff(path: str | os.PathLike) -> Volume:
             series = tif.series[0]
             axes = series.axes
             data = series.asarray()
-            spacing = None
+            voxel_size = None
             if tif.is_ome and tif.ome_metadata:
-                spacing = _ome_voxel_size(tif.ome_metadata)
-            if spacing is None and tif.is_imagej:
-                spacing = _imagej_voxel_size(tif)
+                voxel_size = _ome_voxel_size(tif.ome_metadata)
+            if voxel_size is None and tif.is_imagej:
+                voxel_size = _imagej_voxel_size(tif)
     except ReadError:
         raise
     except Exception as err:  # TiffFileError, struct.error, ValueError on damaged files
         raise ReadError(f"{path.name}: not a readable TIFF image ({err})") from err
 
     data, has_channels = _to_czyx(data, axes, path.name)
+    # Millimetre stacks (e.g. CT labels exported as TIFF) stay in mm so they overlay
+    # their source in napari; everything else is in micrometres.
+    spacing, unit = (1.0, 1.0, 1.0), "um"
+    if voxel_size is not None:
+        spacing_um, file_unit = voxel_size
+        unit = "mm" if _unit_factor(file_unit) == _UNIT_UM["mm"] else "um"
+        scale = 1e-3 if unit == "mm" else 1.0
+        spacing = tuple(v * scale for v in spacing_um)
     names, colors = read_sidecar(path)
     stem, _ = split_suffix(path)
     geometry = SourceGeometry(
         format="tiff",
         shape=tuple(data.shape[-3:]),
-        unit="um",
+        unit=unit,
         path=str(path),
-        extra={"axes": axes, "voxel_size_stored": spacing is not None},
+        extra={"axes": axes, "voxel_size_stored": voxel_size is not None},
     )
     return Volume(
         data=data,
-        spacing=spacing or (1.0, 1.0, 1.0),
+        spacing=spacing,  # type: ignore[arg-type]
         origin=(0.0, 0.0, 0.0),
-        modality="microscopy",
+        modality="microscopy" if unit == "um" else "unknown",
         geometry=geometry,
         name=stem,
         channel_axis=0 if has_channels else None,

@@ -1,0 +1,59 @@
+"""Shared fixtures: the real sample volumes and an isolated model cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from napari_textseg.data import SAMPLES, sample_path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("NAPARI_TEXTSEG_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def data_file(name: str) -> Path:
+    """A real volume: from ../shared/data when present, else the packaged copy (same bytes)."""
+    shared = SHARED_DATA / name
+    if shared.is_file():
+        return shared
+    key = next(k for k, v in SAMPLES.items() if v == name)
+    return sample_path(key)
+
+
+DATA_FILES = [
+    "abdomen_ct.nii.gz",
+    "abdomen_ct_organs.nii.gz",
+    "abdomen_mr.nii.gz",
+    "nuclei_3d.tif",
+    "nuclei_3d_labels.tif",
+]
+
+
+@pytest.fixture
+def ct_path() -> Path:
+    return data_file("abdomen_ct.nii.gz")
+
+
+@pytest.fixture
+def organs_path() -> Path:
+    return data_file("abdomen_ct_organs.nii.gz")
+
+
+@pytest.fixture
+def mr_path() -> Path:
+    return data_file("abdomen_mr.nii.gz")
+
+
+@pytest.fixture
+def nuclei_path() -> Path:
+    return data_file("nuclei_3d.tif")
+
+
+@pytest.fixture(autouse=True)
+def isolated_model_cache(tmp_path_factory, monkeypatch) -> Path:
+    """Every test gets its own empty checkpoint cache; nothing touches the user's."""
+    cache = tmp_path_factory.mktemp("model-cache")
+    monkeypatch.setenv("NAPARI_TEXTSEG_CACHE", str(cache))
+    return cache
