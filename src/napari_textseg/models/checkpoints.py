@@ -25,12 +25,17 @@ def _read(path: Path) -> object:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def read_state_dict(path: str | os.PathLike, *, nested_key: str | None = None) -> dict[str, torch.Tensor]:
+def read_state_dict(
+    path: str | os.PathLike,
+    *,
+    nested_key: str | None = None,
+    unwrap: tuple[str, ...] = ("state_dict",),
+) -> dict[str, torch.Tensor]:
     """Read a state dict from ``path`` on the CPU, refusing arbitrary pickled code.
 
-    ``nested_key`` picks an entry of a wrapper dict (SAM2 stores ``{"model": ...}``).
-    A wrapping ``"state_dict"`` entry and a DataParallel ``"module."`` prefix are
-    undone. Damaged files raise :class:`CheckpointError` saying so.
+    ``nested_key`` picks an entry that must exist (SAM2 stores ``{"model": ...}``);
+    entries named in ``unwrap`` are taken when present. A DataParallel ``"module."``
+    prefix is undone. Damaged files raise :class:`CheckpointError` saying so.
     """
     path = Path(path)
     if not path.is_file():
@@ -52,8 +57,9 @@ def read_state_dict(path: str | os.PathLike, *, nested_key: str | None = None) -
                 "it is not in this model family's official format"
             )
         obj = obj[nested_key]
-    if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
-        obj = obj["state_dict"]
+    for key in unwrap:
+        if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
+            obj = obj[key]
     if not isinstance(obj, Mapping) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
     ):

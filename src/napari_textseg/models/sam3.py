@@ -20,9 +20,7 @@ __all__ = ["load_sam3", "sam3_state_dict"]
 
 def sam3_state_dict(checkpoint: str | Path) -> dict[str, torch.Tensor]:
     """The image-model weights of an official SAM3 checkpoint (``detector.*`` keys)."""
-    raw = read_state_dict(checkpoint, nested_key=None)
-    if "model" in raw and not isinstance(raw["model"], torch.Tensor):  # pragma: no cover
-        raw = read_state_dict(checkpoint, nested_key="model")
+    raw = read_state_dict(checkpoint, unwrap=("model",))
     state = {k.replace("detector.", "", 1): v for k, v in raw.items() if k.startswith("detector.")}
     if not state:
         raise CheckpointError(

@@ -1,0 +1,101 @@
+"""Small models of the real SAM, SAM2 and CLIP architectures, saved in the official formats.
+
+They have random weights: they prove that building, saving, strict loading and the
+model plumbing work, not that anything is segmented well.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from napari_textseg.models.registry import ModelCard, register_card
+
+TINY_SAM_ARCH = {
+    "image_size": 64, "encoder_embed_dim": 32, "encoder_depth": 2, "encoder_num_heads": 2,
+    "encoder_global_attn_indexes": (1,), "window_size": 2, "prompt_embed_dim": 32,
+    "mask_in_chans": 4, "decoder_mlp_dim": 64, "iou_head_hidden_dim": 32,
+}
+
+_E, _D, _M = 8, 32, 16  # Hiera width, model width, memory width
+TINY_SAM2_ARCH = {
+    "config": "configs/sam2.1/sam2.1_hiera_t.yaml",
+    "overrides": (
+        "++model.image_size=128",
+        f"++model.image_encoder.trunk.embed_dim={_E}",
+        "++model.image_encoder.trunk.num_heads=1",
+        "++model.image_encoder.trunk.stages=[1,1,2,1]",
+        "++model.image_encoder.trunk.global_att_blocks=[3]",
+        f"++model.image_encoder.neck.backbone_channel_list=[{_E * 8},{_E * 4},{_E * 2},{_E}]",
+        f"++model.image_encoder.neck.d_model={_D}",
+        f"++model.image_encoder.neck.position_encoding.num_pos_feats={_D}",
+        f"++model.memory_attention.d_model={_D}",
+        "++model.memory_attention.num_layers=1",
+        f"++model.memory_attention.layer.d_model={_D}",
+        "++model.memory_attention.layer.dim_feedforward=64",
+        f"++model.memory_attention.layer.self_attention.embedding_dim={_D}",
+        "++model.memory_attention.layer.self_attention.feat_sizes=[8,8]",
+        f"++model.memory_attention.layer.cross_attention.embedding_dim={_D}",
+        "++model.memory_attention.layer.cross_attention.feat_sizes=[8,8]",
+        f"++model.memory_attention.layer.cross_attention.kv_in_dim={_M}",
+        f"++model.memory_encoder.out_dim={_M}",
+        f"++model.memory_encoder.in_dim={_D}",
+        f"++model.memory_encoder.position_encoding.num_pos_feats={_M}",
+        f"++model.memory_encoder.mask_downsampler.embed_dim={_D}",
+        f"++model.memory_encoder.fuser.layer.dim={_D}",
+    ),
+}
+
+TINY_CLIP_ARCH = {
+    "model_name": "ViT-B-16",
+    "model_kwargs": {
+        "embed_dim": 32,
+        "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 16, "head_width": 16},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+    },
+}
+
+
+def tiny_card(family: str, arch: dict, model_id: str, filename: str, **kwargs) -> ModelCard:
+    """Register a card for a tiny test model and return it."""
+    return register_card(ModelCard(
+        id=model_id, family=family, title=f"tiny test {family}", arch=arch, filename=filename,
+        license="Apache-2.0", license_url="https://www.apache.org/licenses/LICENSE-2.0",
+        homepage="https://example.invalid/tests", **kwargs,
+    ))
+
+
+def save_tiny_sam(path: Path) -> dict[str, torch.Tensor]:
+    """A tiny SAM saved as the official ``.pth``: a plain state dict."""
+    from napari_textseg.models.sam import build_sam
+
+    torch.manual_seed(0)
+    state = build_sam(TINY_SAM_ARCH).state_dict()
+    torch.save(state, path)
+    return state
+
+
+def save_tiny_sam2(path: Path) -> dict[str, torch.Tensor]:
+    """A tiny SAM2 saved as the official ``.pt``: ``{"model": state_dict}``."""
+    from napari_textseg.models.sam2 import build_sam2_model
+
+    torch.manual_seed(0)
+    state = build_sam2_model(TINY_SAM2_ARCH).state_dict()
+    torch.save({"model": state}, path)
+    return state
+
+
+def save_tiny_clip(path: Path) -> dict[str, torch.Tensor]:
+    """A tiny open_clip model saved as a state dict (``.bin``) or ``.safetensors``."""
+    from napari_textseg.models.clip import build_clip
+
+    torch.manual_seed(0)
+    state = build_clip(TINY_CLIP_ARCH).state_dict()
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    else:
+        torch.save(state, path)
+    return state
