@@ -4,8 +4,8 @@ import shutil
 
 import numpy as np
 import pytest
-from dicom_series import write_ct_series
 
+from dicom_series import write_ct_series
 from napari_textseg.core.errors import ReadError
 from napari_textseg.core.io import read_volume, write_labels
 

@@ -3,6 +3,13 @@
 import numpy as np
 import pytest
 import torch
+
+from napari_textseg.core.intensity import normalize_for_model
+from napari_textseg.core.io import read_volume
+from napari_textseg.models import CheckpointError
+from napari_textseg.models.checkpoints import read_state_dict
+from napari_textseg.models.device import autocast, pick_device
+from napari_textseg.models.loader import load_model
 from tiny_models import (
     TINY_CLIP_ARCH,
     TINY_SAM2_ARCH,
@@ -12,13 +19,6 @@ from tiny_models import (
     save_tiny_sam2,
     tiny_card,
 )
-
-from napari_textseg.core.intensity import normalize_for_model
-from napari_textseg.core.io import read_volume
-from napari_textseg.models import CheckpointError
-from napari_textseg.models.checkpoints import read_state_dict
-from napari_textseg.models.device import autocast, pick_device
-from napari_textseg.models.loader import load_model
 
 
 def _same(model, state):

@@ -6,8 +6,8 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import DATA_FILES, data_file
 
+from conftest import DATA_FILES, data_file
 from napari_textseg.core.errors import ReadError
 from napari_textseg.core.io import read_volume, write_labels
 from napari_textseg.core.volume import affine_from_display

@@ -12,7 +12,6 @@ from functools import partial
 
 import pytest
 import torch
-from tiny_models import TINY_SAM_ARCH, save_tiny_sam, tiny_card
 
 from napari_textseg.models import (
     CARDS,
@@ -24,6 +23,7 @@ from napari_textseg.models import (
 )
 from napari_textseg.models.loader import load_model
 from napari_textseg.models.store import cache_dir, cached_path, download, resolve_checkpoint
+from tiny_models import TINY_SAM_ARCH, save_tiny_sam, tiny_card
 
 REQUIRED = [
     "sam_vit_b", "sam_vit_l", "sam_vit_h", "medsam_vit_b", "sam2.1_hiera_tiny", "sam2.1_hiera_small",

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -35,10 +34,11 @@ def _viewer(paths: Sequence[str] = (), sample: str | None = None, screenshot: st
     import napari
 
     viewer = napari.Viewer(title="napari-textseg")
-    for name in _WIDGETS:
-        viewer.window.add_plugin_dock_widget("napari-textseg", name)
+    docks = [viewer.window.add_plugin_dock_widget("napari-textseg", name, tabify=True)[0] for name in _WIDGETS]
+    docks[0].raise_()
     if sample:
         viewer.open_sample("napari-textseg", sample)
+        viewer.layers.selection.active = viewer.layers[0]
     for path in paths:
         viewer.open(path, plugin="napari-textseg")
     if screenshot:

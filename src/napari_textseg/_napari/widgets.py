@@ -20,6 +20,7 @@ class _PlannedWidget(QWidget):
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
+        self.setMaximumWidth(360)
         layout = QVBoxLayout(self)
         heading = QLabel(f"<b>{self.title}</b>")
         body = QLabel(self.plan)

@@ -55,7 +55,7 @@ def load_model(
     ``checkpoint`` overrides the cached file. Nothing is downloaded here: use
     :func:`napari_textseg.models.store.download` first.
     """
-    card, path = resolve_checkpoint(model_id, checkpoint)
     target = pick_device(device)
+    card, path = resolve_checkpoint(model_id, checkpoint)
     model = _builder(card.family)(card.arch, path)
     return LoadedModel(model=model.to(target).eval(), card=card, checkpoint=path, device=target)

@@ -1,0 +1,117 @@
+"""The plugin inside a real napari viewer: reader, sample data, writers and dock widgets.
+
+These tests build a viewer and need a display: run them under ``xvfb-run``.
+"""
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+import tifffile
+
+from dicom_series import write_ct_series
+
+pytestmark = pytest.mark.viewer
+
+
+@pytest.fixture
+def viewer(make_napari_viewer_proxy):
+    return make_napari_viewer_proxy()
+
+
+def test_ct_opens_with_physical_geometry_and_soft_tissue_window(viewer, ct_path):
+    from napari_textseg._napari.layers import METADATA_KEY
+
+    [layer] = viewer.open(str(ct_path), plugin="napari-textseg")
+    assert layer.data.shape == (30, 101, 122)
+    np.testing.assert_allclose(layer.scale, (3, 3, 3))
+    np.testing.assert_allclose(layer.translate, (94.3017578125, -311.319, -185.0437), atol=1e-3)
+    assert tuple(layer.contrast_limits) == (-160, 240)
+    meta = layer.metadata[METADATA_KEY]
+    assert meta["modality"] == "CT" and meta["geometry"].format == "nifti"
+    # The slider steps through axial slices: the first axis is z.
+    assert viewer.dims.nsteps[0] == 30
+
+
+def test_dicom_folder_opens(viewer, ct_path, tmp_path):
+    write_ct_series(ct_path, tmp_path / "series")
+    [layer] = viewer.open(str(tmp_path / "series"), plugin="napari-textseg")
+    assert layer.data.shape == (30, 101, 122)
+    assert tuple(layer.contrast_limits) == (-160, 240)
+
+
+def test_multichannel_tiff_opens_as_one_layer_per_channel(viewer, nuclei_path, tmp_path):
+    zyx = tifffile.imread(nuclei_path)
+    tifffile.imwrite(tmp_path / "two.tif", np.stack([zyx, zyx], axis=1), imagej=True,
+                     metadata={"axes": "ZCYX"})
+    layers = viewer.open(str(tmp_path / "two.tif"), plugin="napari-textseg")
+    assert [la.data.shape for la in layers] == [(31, 61, 57)] * 2
+
+
+def test_bad_file_gives_the_reason_not_a_traceback(viewer, tmp_path):
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 3, 4), np.int16), np.eye(4)), tmp_path / "t.nii.gz")
+    with pytest.raises(Exception, match="time series of 4 volumes"):
+        viewer.open(str(tmp_path / "t.nii.gz"), plugin="napari-textseg")
+    assert len(viewer.layers) == 0
+
+
+def test_sample_ct_has_named_organs_shown_on_hover(viewer):
+    viewer.open_sample("napari-textseg", "abdomen_ct")
+    image, organs = viewer.layers
+    assert image.name == "abdomen_ct" and organs.name == "abdomen_ct_organs"
+    z, y, x = np.argwhere(organs.data == 5)[0]  # a liver voxel
+    world = np.array(organs.data_to_world((z, y, x)))
+    viewer.dims.set_point(0, world[0])  # show that axial slice
+    status = organs.get_status(world, world=True)
+    assert "liver" in str(status)
+
+
+@pytest.mark.parametrize("sample, n_layers", [("abdomen_mr", 1), ("nuclei_3d", 2)])
+def test_other_samples_open(viewer, sample, n_layers):
+    viewer.open_sample("napari-textseg", sample)
+    assert len(viewer.layers) == n_layers
+
+
+def test_labels_layer_saves_onto_the_source_grid(viewer, tmp_path, organs_path):
+    viewer.open_sample("napari-textseg", "abdomen_ct")
+    organs = viewer.layers["abdomen_ct_organs"]
+    organs.data[organs.data == 1] = 0  # an edit: remove the spleen
+    out = tmp_path / "edited.nii.gz"
+    organs.save(str(out), plugin="napari-textseg")
+    img = nib.load(out)
+    np.testing.assert_array_equal(img.affine, nib.load(organs_path).affine)
+    source = np.asanyarray(nib.load(organs_path).dataobj)
+    expected = np.where(source == 1, 0, source)
+    np.testing.assert_array_equal(np.asanyarray(img.dataobj), expected)
+    side = json.loads((tmp_path / "edited.labels.json").read_text())
+    assert side["labels"]["5"] == "liver"
+    liver_rgba = organs.colormap.map(np.array([5], organs.data.dtype))[0]
+    assert side["colors"]["5"] == "#" + "".join(f"{round(c * 255):02x}" for c in liver_rgba)
+
+
+def test_a_new_labels_layer_exports_with_the_image_geometry(viewer, ct_path, tmp_path):
+    """Labels painted on a layer made with napari's own 'new labels' carry no metadata."""
+    [image] = viewer.open(str(ct_path), plugin="napari-textseg")
+    painted = viewer.add_labels(np.zeros(image.data.shape, np.int32), scale=image.scale,
+                                translate=image.translate)
+    painted.data[12, 30:40, 50:70] = 3
+    for suffix in (".nii.gz", ".tif"):
+        out = tmp_path / f"painted{suffix}"
+        painted.save(str(out), plugin="napari-textseg")
+    [back] = viewer.open(str(tmp_path / "painted.nii.gz"), plugin="napari-textseg")
+    np.testing.assert_array_equal(back.data, painted.data)
+    np.testing.assert_allclose(back.translate, image.translate, atol=1e-4)
+    np.testing.assert_allclose(back.scale, image.scale)
+    [tif] = viewer.open(str(tmp_path / "painted.tif"), plugin="napari-textseg")
+    np.testing.assert_allclose(tif.scale, image.scale)
+
+
+def test_dock_widgets_say_what_they_will_do(viewer):
+    from qtpy.QtWidgets import QLabel
+
+    for name, phrase in [("Point prompts", "positive"), ("Propagation", "memory bank"),
+                         ("Text labelling", "organ names")]:
+        _, widget = viewer.window.add_plugin_dock_widget("napari-textseg", name)
+        plan = widget.findChild(QLabel, "plan").text()
+        assert phrase in plan

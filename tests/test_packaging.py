@@ -1,0 +1,69 @@
+"""Packaging, manifest and project rules: the wheel, npe2, ruff, import layering, README/CI."""
+
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def _run(*args, **kwargs):
+    return subprocess.run(args, capture_output=True, text=True, cwd=REPO, timeout=600, **kwargs)
+
+
+def test_npe2_manifest_is_valid():
+    result = _run(str(BIN / "npe2"), "validate", "napari-textseg")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_wheel_ships_the_manifest_samples_and_py_typed(tmp_path):
+    result = _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                  "-w", str(tmp_path), str(REPO))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    [wheel] = tmp_path.glob("napari_textseg-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+        assert zf.read("napari_textseg/napari.yaml") == (REPO / "napari.yaml").read_bytes()
+        entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+        text = zf.read(entry_points).decode()
+    assert "napari-textseg = napari_textseg:napari.yaml" in text
+    assert "napari-textseg = napari_textseg.cli:main" in text
+    for needed in ["napari_textseg/py.typed", "napari_textseg/data/samples/NOTICE.md",
+                   "napari_textseg/data/samples/abdomen_ct.nii.gz"]:
+        assert needed in names
+
+
+def test_core_and_models_import_no_gui():
+    """The import-linter contracts in pyproject.toml (core/models never import napari or Qt)."""
+    result = _run(str(BIN / "lint-imports"))
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "broken" not in result.stdout.split("Contracts:")[-1].lower().replace("0 broken", "")
+
+
+def test_importing_the_engine_loads_no_gui_in_a_fresh_interpreter():
+    code = ("import sys, napari_textseg.core.io, napari_textseg.models.loader, napari_textseg.cli; "
+            "bad = [m for m in ('napari', 'qtpy', 'PyQt6', 'magicgui') if m in sys.modules]; "
+            "print(bad); sys.exit(bool(bad))")
+    result = _run(sys.executable, "-c", code)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_is_clean():
+    ruff = shutil.which("ruff", path=str(BIN)) or shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is not installed")
+    result = _run(ruff, "check", "src", "tests", "benchmarks")
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (REPO / "README.md").read_text()
+    ci = (REPO / ".ci" / "run").read_text()
+    [command] = re.findall(r"^python3 -m venv .*pytest.*$", ci, flags=re.M)
+    assert command in readme, "the README's test command and .ci/run must be the same line"
