@@ -95,3 +95,15 @@ def test_wide_labels_fall_back_to_ome_tiff(tmp_path):
     back = read_volume(out)
     np.testing.assert_array_equal(back.data, labels)
     assert back.spacing == pytest.approx((2.0, 0.5, 0.5))
+
+
+def test_microscopy_labels_survive_a_trip_through_nifti(nuclei_path, tmp_path):
+    labels = read_volume(nuclei_path.with_name("nuclei_3d_labels.tif"))
+    write_labels(tmp_path / "n.nii.gz", labels.data, geometry=labels.geometry, scale=(0.5, 0.2, 0.2))
+    back = read_volume(tmp_path / "n.nii.gz")
+    assert back.modality == "microscopy" and back.geometry.unit == "um"
+    np.testing.assert_array_equal(back.data, labels.data)
+    assert back.spacing == pytest.approx((0.5, 0.2, 0.2))
+    # Its geometry is exact enough to be written again, onto the same grid.
+    write_labels(tmp_path / "again.nii.gz", back.data, geometry=back.geometry, scale=back.spacing)
+    np.testing.assert_array_equal(read_volume(tmp_path / "again.nii.gz").data, labels.data)

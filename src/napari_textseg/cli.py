@@ -75,11 +75,14 @@ def _cmd_info(args: argparse.Namespace) -> int:
     low, high = finite_range(volume.data)
     z, y, x = volume.spatial_shape
     sz, sy, sx = volume.spacing
+    spacing = f"{sz:g} x {sy:g} x {sx:g} {unit}"
+    if volume.geometry.format == "tiff" and not volume.geometry.extra.get("voxel_size_stored"):
+        spacing = "1 x 1 x 1 (no voxel size stored in the file)"
     rows = [
         ("file", str(args.file)),
         ("format", volume.geometry.format),
         ("shape (z, y, x)", f"{z} x {y} x {x}"),
-        ("spacing (z, y, x)", f"{sz:g} x {sy:g} x {sx:g} {unit}"),
+        ("spacing (z, y, x)", spacing),
         ("origin (z, y, x)", ", ".join(f"{v:.3f}" for v in volume.origin) + f" {unit}"),
         ("source orientation", volume.orientation),
         ("display", "axial slices, LPS (radiological)" if volume.geometry.reoriented else "as stored (z, y, x)"),
@@ -89,8 +92,6 @@ def _cmd_info(args: argparse.Namespace) -> int:
     ]
     if volume.channel_axis is not None:
         rows.append(("channels", str(volume.data.shape[volume.channel_axis])))
-    if volume.geometry.format == "tiff" and not volume.geometry.extra.get("voxel_size_stored"):
-        rows[3] = ("spacing (z, y, x)", "1 x 1 x 1 (no voxel size stored in the file)")
     if volume.nan_count:
         rows.append(("NaN voxels", str(volume.nan_count)))
     if volume.is_labels:

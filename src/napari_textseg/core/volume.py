@@ -51,7 +51,8 @@ class SourceGeometry:
         ``"nifti"``, ``"dicom"`` or ``"tiff"``.
     shape
         Spatial shape of the source array in its own axis order ((x, y, z) for NIfTI
-        and DICOM, (z, y, x) for TIFF).
+        and DICOM) when the volume is reoriented for display; otherwise (microscopy)
+        the display shape (z, y, x).
     affine
         Source voxel index -> RAS millimetres (NIfTI convention); ``None`` for
         microscopy, which has no patient frame.

@@ -67,11 +67,11 @@ def read_nifti(path: str | os.PathLike) -> Volume:
 
     if spatial_unit == "micron":
         # A microscopy stack saved as NIfTI: no patient frame, keep it as stored.
-        geometry = SourceGeometry(
-            format="nifti", shape=shape, affine=None, header=header, unit="um", path=str(path),
-            extra={"nifti_affine": img.affine.copy()},
-        )
         display = np.transpose(data, (2, 1, 0))
+        geometry = SourceGeometry(
+            format="nifti", shape=display.shape, affine=None, header=header, unit="um",
+            path=str(path), extra={"nifti_affine": img.affine.copy()},
+        )
         spacing = tuple(float(z) for z in header.get_zooms()[:3][::-1])
         origin = (0.0, 0.0, 0.0)
         modality = "microscopy"
