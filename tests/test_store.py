@@ -135,8 +135,8 @@ def test_resolve_explains_what_is_missing(tmp_path):
         resolve_checkpoint("sam_vit_b")
     with pytest.raises(CheckpointError, match="does not exist"):
         resolve_checkpoint("sam_vit_b", tmp_path / "nope.pth")
-    (tmp_path / "mine.pth").write_bytes(b"x")
-    with pytest.raises(CheckpointError, match="say which architecture"):
+    save_tiny_sam(tmp_path / "mine.pth")
+    with pytest.raises(CheckpointError, match="cannot tell which architecture mine.pth is.*--model"):
         resolve_checkpoint(None, tmp_path / "mine.pth")
     card, path = resolve_checkpoint("sam_vit_b", tmp_path / "mine.pth")
     assert card.id == "sam_vit_b" and path == tmp_path / "mine.pth"

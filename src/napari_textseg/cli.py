@@ -6,6 +6,7 @@ Subcommands
 view FILE...            open files (NIfTI, TIFF, DICOM folder) in napari with the widgets
 demo                    open the sample abdominal CT with its organ labels and the widgets
 info FILE               shape, spacing, orientation, modality and intensity range
+segment IMAGE ...       click-prompted 3D segmentation, written with the source geometry
 models list             the model cards, and which checkpoints are downloaded
 models download ID      fetch, verify and cache a checkpoint
 models path [ID]        the cache folder, or where ID's checkpoint lives
@@ -105,6 +106,62 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _coords(text: str, n: int, what: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != n:
+        raise ValueError(f"{what} {text!r} must be {n} comma-separated numbers")
+    return values
+
+
+def _cmd_segment(args: argparse.Namespace) -> int:
+    from napari_textseg.core.io import read_volume, write_labels
+    from napari_textseg.engine.backends import make_backend
+    from napari_textseg.engine.propagate import PropagationSettings
+    from napari_textseg.engine.session import PostProcessing, SegmentationSession
+    from napari_textseg.models.loader import load_model
+
+    volume = read_volume(args.image)
+    if volume.channel_axis is not None:
+        raise ValueError(f"{args.image} has {volume.data.shape[0]} channels; segment one channel at a time")
+    points = [_coords(p, 3, "--point") for p in args.point] + [_coords(p, 3, "--negative") for p in args.negative]
+    labels = [1] * len(args.point) + [0] * len(args.negative)
+    boxes = {}
+    for text in args.box:
+        z, y0, x0, y1, x1 = _coords(text, 5, "--box")
+        boxes[int(round(z))] = (y0, x0, y1, x1)
+    confine = None
+    if args.confine:
+        organ = read_volume(args.confine)
+        values = [int(v) for v in args.confine_label] or None
+        confine = np.isin(organ.data, values) if values else organ.data > 0
+    loaded = load_model(args.model, args.checkpoint, device=args.device)
+    backend = make_backend(loaded.model, loaded.card.family, loaded.device)
+    session = SegmentationSession(volume.data, volume.spacing, volume.modality, backend,
+                                  roi_mm=args.roi_mm, confine=confine)
+    session.set_prompts(np.array(points).reshape(-1, 3), np.array(labels), boxes or None)
+    post = PostProcessing(fill_holes=args.fill_holes, keep_clicked=args.keep_clicked)
+    if args.propagate:
+        lo_hi = tuple(int(v) for v in _coords(args.slice_range, 2, "--slice-range")) if args.slice_range else None
+        settings = PropagationSettings(direction=args.direction, memory_size=args.memory_size,
+                                       policy=args.memory, empty_stop=args.stop_empty,
+                                       slice_range=lo_hi, offload=args.offload)  # type: ignore[arg-type]
+        mask = session.propagate(settings, post=post)
+    else:
+        for z in session.prompts:
+            session.segment_slice(z)
+        mask = session.mask(post)
+    if not 1 <= args.value < 2**32:
+        raise ValueError(f"--value must be a label value from 1 to {2**32 - 1}, got {args.value}")
+    labels_out = mask.astype(np.uint32) * np.uint32(args.value)
+    written = write_labels(args.output, labels_out, geometry=volume.geometry, scale=volume.spacing,
+                           translate=volume.origin, label_names={args.value: args.name})
+    print(f"{int(mask.sum())} voxels in {len(np.unique(np.nonzero(mask)[0]))} slices -> {', '.join(written)}")
+    return 0
+
+
 def _confirm_license_interactively(card) -> bool:
     print(f"{card.id}: {card.title}")
     print(f"licence: {card.license} ({card.license_url})")
@@ -168,6 +225,32 @@ def _parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="print shape, spacing, orientation, modality, intensity range")
     info.add_argument("file", help="NIfTI or TIFF file, or DICOM series folder")
     info.set_defaults(func=_cmd_info)
+
+    seg = sub.add_parser("segment", help="click-prompted 3D segmentation (SAM or SAM2)")
+    seg.add_argument("image", help="NIfTI or TIFF file, or DICOM series folder")
+    seg.add_argument("--point", action="append", default=[], metavar="Z,Y,X", help="positive click (voxels)")
+    seg.add_argument("--negative", action="append", default=[], metavar="Z,Y,X", help="negative click")
+    seg.add_argument("--box", action="append", default=[], metavar="Z,Y0,X0,Y1,X1", help="box on a slice")
+    seg.add_argument("--propagate", action="store_true", help="propagate through the volume")
+    seg.add_argument("--memory", choices=("fifo", "ranked"), default="fifo", help="memory-bank policy (SAM2)")
+    seg.add_argument("--memory-size", type=int, default=6, metavar="N", help="memories kept (SAM2, at most 6)")
+    seg.add_argument("--direction", choices=("both", "forward", "backward"), default="both")
+    seg.add_argument("--stop-empty", type=int, default=2, metavar="N",
+                     help="stop after N consecutive empty slices (0: never)")
+    seg.add_argument("--slice-range", metavar="LO,HI", help="propagate only within these slices")
+    seg.add_argument("--offload", action="store_true", help="keep memories in host RAM (long volumes)")
+    seg.add_argument("--roi-mm", type=float, metavar="SIZE", help="tumour ROI mode: box of SIZE mm around the clicks")
+    seg.add_argument("--confine", metavar="LABELS", help="a label file on the same grid to confine the result to")
+    seg.add_argument("--confine-label", action="append", default=[], metavar="V", help="label value(s) in --confine")
+    seg.add_argument("--fill-holes", action="store_true", help="fill enclosed holes")
+    seg.add_argument("--keep-clicked", action="store_true", help="keep only components holding a positive click")
+    seg.add_argument("--model", help="model id (see 'models list')")
+    seg.add_argument("--checkpoint", metavar="FILE", help="a local checkpoint file")
+    seg.add_argument("--device", default=None, help="auto, cuda, mps or cpu")
+    seg.add_argument("--value", type=int, default=1, help="label value of the object (default 1)")
+    seg.add_argument("--name", default="object", help="label name for the sidecar")
+    seg.add_argument("-o", "--output", required=True, metavar="OUT", help=".nii.gz, .nii, .tif or .tiff")
+    seg.set_defaults(func=_cmd_segment)
 
     models = sub.add_parser("models", help="list, download and locate model checkpoints")
     msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)

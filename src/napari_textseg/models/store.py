@@ -172,9 +172,9 @@ def resolve_checkpoint(
         if not path.is_file():
             raise CheckpointError(f"checkpoint file {path} does not exist")
         if model_id is None:
-            raise CheckpointError(
-                f"say which architecture {path.name} is with --model ID (see 'napari-textseg models list')"
-            )
+            from napari_textseg.models.infer import infer_card
+
+            return infer_card(path), path
         return get_card(model_id), path
     card = get_card(model_id)  # type: ignore[arg-type]
     path = cached_path(card)

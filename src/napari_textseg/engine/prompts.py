@@ -1,0 +1,92 @@
+"""Point and box prompts in volume (z, y, x) voxel coordinates, validated against a volume."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from napari_textseg.core.errors import NapariTextsegError
+
+__all__ = ["PromptError", "SlicePrompts", "group_by_slice"]
+
+
+class PromptError(NapariTextsegError, ValueError):
+    """Prompts that cannot be used: outside the volume, only negative, empty, ..."""
+
+
+@dataclass
+class SlicePrompts:
+    """The prompts on one slice, in the slice's pixel coordinates.
+
+    Attributes
+    ----------
+    points_yx
+        (N, 2) row, column coordinates.
+    labels
+        (N,) 1 for positive, 0 for negative points.
+    box
+        Optional (y0, x0, y1, x1) box in pixels.
+    """
+
+    points_yx: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    box: tuple[float, float, float, float] | None = None
+
+    @property
+    def has_positive(self) -> bool:
+        """True when a positive point or a box says where the object is."""
+        return bool((self.labels == 1).any()) or self.box is not None
+
+    def shifted(self, dy: float, dx: float) -> SlicePrompts:
+        """The same prompts in a frame whose origin moved by (dy, dx)."""
+        box = None
+        if self.box is not None:
+            y0, x0, y1, x1 = self.box
+            box = (y0 - dy, x0 - dx, y1 - dy, x1 - dx)
+        return SlicePrompts(self.points_yx - np.array([dy, dx]), self.labels.copy(), box)
+
+
+def group_by_slice(
+    points_zyx: np.ndarray,
+    labels: np.ndarray,
+    shape: tuple[int, int, int],
+    boxes: dict[int, tuple[float, float, float, float]] | None = None,
+) -> dict[int, SlicePrompts]:
+    """Split volume points (z, y, x) into per-slice prompts, checking each against ``shape``.
+
+    Points are rounded to the nearest slice. A point outside the volume, a slice whose
+    only prompts are negative, and no prompt at all are errors.
+    """
+    points = np.asarray(points_zyx, dtype=float).reshape(-1, 3)
+    labels = np.asarray(labels, dtype=int).reshape(-1)
+    if len(points) != len(labels):
+        raise PromptError(f"{len(points)} points but {len(labels)} labels")
+    if not set(np.unique(labels)) <= {0, 1}:
+        raise PromptError("point labels must be 1 (positive) or 0 (negative)")
+    upper = np.array(shape, dtype=float) - 0.5
+    for point in points:
+        if np.any(point < -0.5) or np.any(point > upper):
+            raise PromptError(
+                f"the point (z, y, x) = ({point[0]:g}, {point[1]:g}, {point[2]:g}) lies outside "
+                f"the volume of shape {tuple(shape)}"
+            )
+    grouped: dict[int, SlicePrompts] = {}
+    for z in np.unique(np.rint(points[:, 0]).astype(int)) if len(points) else []:
+        on_slice = np.rint(points[:, 0]).astype(int) == z
+        grouped[int(z)] = SlicePrompts(points[on_slice, 1:], labels[on_slice])
+    for z, box in (boxes or {}).items():
+        if not 0 <= z < shape[0]:
+            raise PromptError(f"the box on slice {z} lies outside the volume ({shape[0]} slices)")
+        y0, x0, y1, x1 = box
+        if not (0 <= min(y0, y1) and max(y0, y1) <= shape[1] and 0 <= min(x0, x1) and max(x0, x1) <= shape[2]):
+            raise PromptError(f"the box {box} on slice {z} lies outside the slice {shape[1:]} ")
+        grouped.setdefault(int(z), SlicePrompts()).box = (min(y0, y1), min(x0, x1), max(y0, y1), max(x0, x1))
+    if not grouped:
+        raise PromptError("no prompt given: click at least one positive point (or draw a box)")
+    for z, prompts in grouped.items():
+        if not prompts.has_positive:
+            raise PromptError(
+                f"slice {z} has only negative points; add a positive point on the object first"
+            )
+    return grouped

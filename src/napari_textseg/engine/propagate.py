@@ -1,0 +1,275 @@
+"""Propagation of a prompted object through the slices of a volume.
+
+Both model families share the pass structure: from every prompted slice, one pass runs
+forwards (increasing z) and one backwards, each until the next prompted slice, the end
+of the allowed range, or the stop rule (the mask empty on N consecutive slices). A
+slice between two prompted slices is reached from both; the result from the nearer
+prompted slice is kept.
+
+- SAM2 (:class:`Sam2Propagator`): each pass has its own memory bank (``fifo`` or
+  ``ranked``, see :mod:`.memory`); every prompted slice is a conditioning memory.
+- SAM (:class:`SamProjectionPropagator`): no memory; each slice is prompted from its
+  neighbour's mask (its deepest interior point and its box), stopping when consecutive
+  masks overlap with IoU < 0.5 (micro-sam's rule).
+
+Image features come from a shared cache, so a second pass, a correction or a
+re-propagation reuses them instead of re-encoding slices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from napari_textseg.engine.backends import Sam2Backend, SliceBackend, SliceMask
+from napari_textseg.engine.features import Features
+from napari_textseg.engine.memory import MemoryEntry, make_bank
+from napari_textseg.engine.prompts import PromptError, SlicePrompts
+
+__all__ = [
+    "DIRECTIONS",
+    "PropagationResult",
+    "PropagationSettings",
+    "Sam2Propagator",
+    "SamProjectionPropagator",
+    "make_propagator",
+    "plan_passes",
+]
+
+DIRECTIONS = ("both", "forward", "backward")
+_VIRTUAL_NOW = 1_000_000  # SAM2 frame index given to the slice being segmented
+
+
+@dataclass(frozen=True)
+class PropagationSettings:
+    """How far and with which memory a propagation runs.
+
+    ``slice_range`` is inclusive; ``empty_stop`` = 0 disables the stop rule.
+    """
+
+    direction: str = "both"
+    memory_size: int = 6
+    policy: str = "fifo"
+    empty_stop: int = 2
+    slice_range: tuple[int, int] | None = None
+    offload: bool = False
+
+    def __post_init__(self) -> None:
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"unknown direction {self.direction!r}; use one of {', '.join(DIRECTIONS)}")
+        if self.empty_stop < 0:
+            raise ValueError("the empty-slice stop rule needs a count >= 0")
+
+
+@dataclass
+class PropagationResult:
+    """Masks and scores per visited slice, and where each came from."""
+
+    masks: dict[int, np.ndarray] = field(default_factory=dict)
+    scores: dict[int, float] = field(default_factory=dict)
+    source: dict[int, int] = field(default_factory=dict)
+    logits: dict[int, torch.Tensor] = field(default_factory=dict)
+    visited: list[int] = field(default_factory=list)
+    cancelled: bool = False
+
+    def volume(self, shape: tuple[int, int, int]) -> np.ndarray:
+        """The 3D boolean mask (slices not visited are empty)."""
+        out = np.zeros(shape, dtype=bool)
+        for z, mask in self.masks.items():
+            out[z] = mask
+        return out
+
+    def keep(self, z: int, result: SliceMask, source: int) -> None:
+        """Store ``result`` for slice ``z`` unless a nearer prompted slice already gave one."""
+        if z in self.source and abs(self.source[z] - z) < abs(source - z):
+            return
+        self.masks[z], self.scores[z], self.source[z], self.logits[z] = (
+            result.mask, result.score, source, result.logits,
+        )
+
+
+def plan_passes(
+    prompted: list[int], n_slices: int, settings: PropagationSettings, only_from: int | None = None
+) -> list[tuple[int, int, int]]:
+    """Passes as (prompted slice, step, last slice inclusive), forwards then backwards."""
+    lo, hi = settings.slice_range if settings.slice_range is not None else (0, n_slices - 1)
+    lo, hi = max(0, lo), min(n_slices - 1, hi)
+    marks = sorted(prompted)
+    passes = []
+    for i, z in enumerate(marks):
+        if only_from is not None and z != only_from:
+            continue
+        if not lo <= z <= hi:
+            continue
+        if settings.direction in ("both", "forward"):
+            end = marks[i + 1] - 1 if i + 1 < len(marks) else hi
+            if end > z:
+                passes.append((z, 1, min(end, hi)))
+        if settings.direction in ("both", "backward"):
+            end = marks[i - 1] + 1 if i > 0 else lo
+            if end < z:
+                passes.append((z, -1, max(end, lo)))
+    return passes
+
+
+class _Propagator:
+    """The pass loop shared by both families; subclasses segment one slice."""
+
+    def __init__(
+        self,
+        backend: SliceBackend,
+        features: Callable[[int], Features],
+        n_slices: int,
+        settings: PropagationSettings,
+    ):
+        self.backend = backend
+        self.features = features
+        self.n_slices = n_slices
+        self.settings = settings
+
+    def _start_pass(self, start: int, step: int) -> None: ...
+
+    def _segment(self, z: int, previous: SliceMask, start: int, step: int) -> SliceMask | None:
+        raise NotImplementedError
+
+    def _segment_prompted(self, z: int, prompts: SlicePrompts, logits: torch.Tensor | None) -> SliceMask:
+        return self.backend.decode(self.features(z), prompts, logits)
+
+    def run(
+        self,
+        prompts: dict[int, SlicePrompts],
+        logits: dict[int, torch.Tensor] | None = None,
+        *,
+        only_from: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> PropagationResult:
+        """Segment the prompted slices, then propagate from them.
+
+        ``only_from`` re-propagates from one prompted slice (after a correction there).
+        ``progress(done, total)`` is called after each slice; when ``cancelled()``
+        turns true the run stops and returns what it has, marked ``cancelled``.
+        """
+        if not prompts:
+            raise PromptError("propagation needs a prompt: click the object on at least one slice")
+        if self.n_slices < 2:
+            raise PromptError("the volume has a single slice: there is nothing to propagate to")
+        logits = logits or {}
+        passes = plan_passes(list(prompts), self.n_slices, self.settings, only_from)
+        total = sum(abs(end - start) for start, _, end in passes) + len(prompts)
+        done = 0
+        result = PropagationResult()
+        self._anchors: dict[int, SliceMask] = {}
+        for z in sorted(prompts):
+            if cancelled is not None and cancelled():
+                result.cancelled = True
+                return result
+            anchor = self._segment_prompted(z, prompts[z], logits.get(z))
+            self._anchors[z] = anchor
+            result.keep(z, anchor, z)
+            result.visited.append(z)
+            done += 1
+            if progress is not None:
+                progress(done, total)
+        for start, step, end in passes:
+            self._start_pass(start, step)
+            previous = self._anchors[start]
+            empty_run = 0
+            for z in range(start + step, end + step, step):
+                if cancelled is not None and cancelled():
+                    result.cancelled = True
+                    return result
+                current = self._segment(z, previous, start, step)
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+                if current is None:
+                    break
+                result.keep(z, current, start)
+                result.visited.append(z)
+                empty_run = empty_run + 1 if not current.mask.any() else 0
+                if self.settings.empty_stop and empty_run >= self.settings.empty_stop:
+                    break
+                previous = current
+        return result
+
+
+class Sam2Propagator(_Propagator):
+    """Propagation with SAM2's memory attention and a user-controlled memory bank."""
+
+    backend: Sam2Backend
+
+    def __init__(self, backend: Sam2Backend, *args, **kwargs):
+        super().__init__(backend, *args, **kwargs)
+        # SAM2 has trained temporal encodings for num_maskmem - 1 past memories.
+        self.max_memory = int(backend.model.num_maskmem) - 1
+        self._cond: dict[int, dict] = {}
+
+    def _segment_prompted(self, z: int, prompts: SlicePrompts, logits: torch.Tensor | None) -> SliceMask:
+        out, result = self.backend.step(self.features(z), 0, prompts=prompts, prev_logits=logits,
+                                        is_cond=True, run_mem_encoder=True)
+        self._cond[z] = out
+        return result
+
+    def _start_pass(self, start: int, step: int) -> None:
+        size = min(self.settings.memory_size, self.max_memory)
+        self._bank = make_bank(size, self.settings.policy, self.settings.offload)
+
+    def _segment(self, z: int, previous: SliceMask, start: int, step: int) -> SliceMask | None:
+        # SAM2 picks memories by frame index relative to the current frame; present the
+        # bank's choice to it as the frames just behind the current one (nearest =
+        # newest), and the prompted slices at their true distance.
+        cond = {_VIRTUAL_NOW - (z - zc) * step: out for zc, out in self._cond.items()}
+        recent = {_VIRTUAL_NOW - 1 - k: e.output for k, e in enumerate(reversed(self._bank.entries))}
+        view = {"cond_frame_outputs": cond, "non_cond_frame_outputs": recent}
+        out, result = self.backend.step(self.features(z), _VIRTUAL_NOW, output_dict=view,
+                                        num_frames=_VIRTUAL_NOW + 1, is_cond=False)
+        signature = out["maskmem_features"].detach().flatten()
+        self._bank.add(MemoryEntry(index=z, output=out, iou=result.score, signature=signature))
+        return result
+
+
+def _deepest_point(mask: np.ndarray) -> np.ndarray:
+    distance = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+    return np.array(np.unravel_index(int(np.argmax(distance)), mask.shape), dtype=float)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+class SamProjectionPropagator(_Propagator):
+    """SAM (v1) propagation: each slice is prompted from its neighbour's mask."""
+
+    min_iou = 0.5
+
+    def _segment(self, z: int, previous: SliceMask, start: int, step: int) -> SliceMask | None:
+        if not previous.mask.any():
+            return None
+        ys, xs = np.nonzero(previous.mask)
+        prompts = SlicePrompts(
+            points_yx=_deepest_point(previous.mask)[None],
+            labels=np.array([1]),
+            box=(float(ys.min()), float(xs.min()), float(ys.max() + 1), float(xs.max() + 1)),
+        )
+        current = self.backend.decode(self.features(z), prompts)
+        if _iou(previous.mask, current.mask) < self.min_iou:
+            return None
+        return current
+
+
+def make_propagator(
+    backend: SliceBackend,
+    features: Callable[[int], Features],
+    n_slices: int,
+    settings: PropagationSettings,
+) -> _Propagator:
+    """SAM2 memory propagation for SAM2 models, prompt projection for SAM models."""
+    if isinstance(backend, Sam2Backend):
+        return Sam2Propagator(backend, features, n_slices, settings)
+    return SamProjectionPropagator(backend, features, n_slices, settings)

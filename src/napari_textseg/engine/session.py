@@ -1,0 +1,239 @@
+"""One object in one volume: clicks, slice masks, corrections and propagation.
+
+The session owns the model-ready volume (windowed once), the slice-feature cache, the
+prompts and the latest result. The command line and the napari widgets both drive it;
+it imports no GUI code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from napari_textseg.core.intensity import Window, normalize_for_model
+from napari_textseg.engine.backends import SliceBackend
+from napari_textseg.engine.features import FeatureCache
+from napari_textseg.engine.postprocess import fill_holes, keep_clicked_components
+from napari_textseg.engine.prompts import PromptError, SlicePrompts, group_by_slice
+from napari_textseg.engine.propagate import PropagationResult, PropagationSettings, make_propagator
+from napari_textseg.engine.roi import Roi, roi_around
+
+__all__ = ["PostProcessing", "SegmentationSession"]
+
+_PREFETCH_RADIUS = 2
+
+
+@dataclass(frozen=True)
+class PostProcessing:
+    """Clean-up applied to the 3-D result."""
+
+    fill_holes: bool = False
+    keep_clicked: bool = False
+
+
+class SegmentationSession:
+    """Click-to-segment and propagation on one volume with one model.
+
+    Parameters
+    ----------
+    data
+        The (z, y, x) volume as read (e.g. HU for CT).
+    spacing
+        (z, y, x) voxel size, used by ROI mode.
+    modality
+        ``"CT"`` windows the data, anything else is percentile-normalised.
+    backend
+        A SAM or SAM2 :class:`~napari_textseg.engine.backends.SliceBackend`.
+    axis
+        The axis slices are taken along (0: axial for the display convention).
+    roi_mm
+        Tumour ROI mode: segment inside a box of this size (mm) around the clicks.
+    confine
+        Optional boolean (z, y, x) mask (an organ) the result is restricted to.
+    cache_bytes
+        Memory budget of the slice-embedding cache.
+    """
+
+    def __init__(
+        self,
+        data: np.ndarray,
+        spacing: tuple[float, float, float],
+        modality: str,
+        backend: SliceBackend,
+        *,
+        axis: int = 0,
+        window: str | Window = "soft_tissue",
+        roi_mm: float | None = None,
+        confine: np.ndarray | None = None,
+        cache_bytes: int = 2 * 1024**3,
+    ):
+        if np.asarray(data).ndim != 3:
+            raise PromptError(f"point segmentation needs a 3-D volume, got shape {np.shape(data)}")
+        if axis not in (0, 1, 2):
+            raise ValueError(f"axis must be 0, 1 or 2, got {axis}")
+        if confine is not None and np.shape(confine) != np.shape(data):
+            raise PromptError(
+                f"the confining mask has shape {np.shape(confine)}, the volume {np.shape(data)}"
+            )
+        self.shape = tuple(int(s) for s in np.shape(data))
+        self.axis = axis
+        self.spacing = tuple(float(s) for s in spacing)
+        self.backend = backend
+        self.roi_mm = roi_mm
+        self.confine = None if confine is None else np.asarray(confine, dtype=bool)
+        self._model_input = np.moveaxis(normalize_for_model(data, modality, window), axis, 0)
+        self._work = self._model_input
+        self.roi: Roi | None = None
+        self.cache = FeatureCache(self._encode, cache_bytes)
+        self.prompts: dict[int, SlicePrompts] = {}
+        self._positive: np.ndarray = np.zeros((0, 3))
+        self.result = PropagationResult()
+
+    # -- geometry helpers ------------------------------------------------------------
+
+    def _to_work(self, points_zyx: np.ndarray) -> np.ndarray:
+        """Volume (z, y, x) -> working frame: slicing axis first, then the ROI origin."""
+        order = [self.axis] + [a for a in range(3) if a != self.axis]
+        points = np.asarray(points_zyx, dtype=float).reshape(-1, 3)[:, order]
+        return self.roi.to_roi(points) if self.roi is not None else points
+
+    def _from_work(self, mask: np.ndarray) -> np.ndarray:
+        """A working-frame mask -> a (z, y, x) volume mask."""
+        full = self.roi.paste(mask) if self.roi is not None else mask
+        return np.moveaxis(full, 0, self.axis)
+
+    def _encode(self, key: tuple[tuple[int, ...] | None, int]):
+        return self.backend.encode(self._work[key[1]])
+
+    def _features(self, z: int):
+        return self.cache.get((self.roi.start if self.roi is not None else None, z))
+
+    @property
+    def n_slices(self) -> int:
+        """Slices along the working axis (inside the ROI in ROI mode)."""
+        return int(self._work.shape[0])
+
+    # -- prompts -----------------------------------------------------------------------
+
+    def set_prompts(
+        self,
+        points_zyx: np.ndarray,
+        labels: np.ndarray,
+        boxes: dict[int, tuple[float, float, float, float]] | None = None,
+    ) -> None:
+        """Replace the prompts: points in volume (z, y, x) voxels, labels 1/0.
+
+        In ROI mode the ROI is placed around the positive clicks the first time and
+        kept for corrections; a later click outside it is an error.
+        """
+        points = np.asarray(points_zyx, dtype=float).reshape(-1, 3)
+        labels = np.asarray(labels, dtype=int).reshape(-1)
+        group_by_slice(points, labels, self.shape, None)  # validates against the volume
+        if self.roi_mm is not None:
+            order = [self.axis] + [a for a in range(3) if a != self.axis]
+            in_work = points[:, order]
+            if self.roi is None:
+                spacing = tuple(self.spacing[a] for a in order)
+                shape = tuple(self.shape[a] for a in order)
+                self.roi = roi_around(in_work[labels == 1], spacing, self.roi_mm, shape)  # type: ignore[arg-type]
+                self._work = self.roi.crop(self._model_input, fill=0.0)
+            elif not self.roi.contains(in_work):
+                raise PromptError("a click lies outside the ROI; start a new object to move the ROI")
+        work_points = self._to_work(points)
+        self.prompts = group_by_slice(work_points, labels, self._work.shape, boxes)  # type: ignore[arg-type]
+        self._positive = points[labels == 1]
+
+    # -- segmentation ------------------------------------------------------------------
+
+    def segment_slice(self, z: int | None = None) -> np.ndarray:
+        """Segment the prompted slice ``z`` (working frame; default: the only one).
+
+        A slice already segmented feeds its low-res logits back, so a correction click
+        refines the previous mask instead of starting over. Returns the (z, y, x)
+        volume mask holding just that slice.
+        """
+        if not self.prompts:
+            raise PromptError("click a positive point on the object first")
+        if z is None:
+            if len(self.prompts) != 1:
+                raise PromptError("several slices are prompted: say which one to segment")
+            z = next(iter(self.prompts))
+        if z not in self.prompts:
+            raise PromptError(f"slice {z} has no prompt")
+        result = self.backend.decode(self._features(z), self.prompts[z], self.result.logits.get(z))
+        self.result.masks[z], self.result.scores[z], self.result.logits[z] = result.mask, result.score, result.logits
+        self.result.source[z] = z
+        roi_key = self.roi.start if self.roi is not None else None
+        nearby = [z + d for d in range(1, _PREFETCH_RADIUS + 1)] + [z - d for d in range(1, _PREFETCH_RADIUS + 1)]
+        self.cache.prefetch((roi_key, n) for n in nearby if 0 <= n < self.n_slices)
+        single = np.zeros(self._work.shape, dtype=bool)
+        single[z] = result.mask
+        return self._from_work(single)
+
+    def propagate(
+        self,
+        settings: PropagationSettings | None = None,
+        *,
+        from_slice: int | None = None,
+        post: PostProcessing = PostProcessing(),
+        progress: Callable[[int, int], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> np.ndarray:
+        """Propagate through the volume and return the (z, y, x) boolean mask.
+
+        ``from_slice`` re-propagates only from that prompted slice (after a
+        correction there); slices it reaches are replaced, the rest are kept.
+
+        Raises
+        ------
+        InterruptedError
+            When ``cancelled()`` turned true: the partial run is discarded and the
+            previous result is left as it was.
+        """
+        if not self.prompts:
+            raise PromptError("propagation needs a prompt: click the object on at least one slice first")
+        settings = settings or PropagationSettings()
+        propagator = make_propagator(self.backend, self._features, self.n_slices, settings)
+        run = propagator.run(self.prompts, self.result.logits, only_from=from_slice,
+                             progress=progress, cancelled=cancelled)
+        if run.cancelled:
+            raise InterruptedError("propagation cancelled; nothing was changed")
+        if from_slice is None:
+            self.result = run
+        else:
+            for z in run.visited:
+                self.result.masks[z], self.result.scores[z] = run.masks[z], run.scores[z]
+                self.result.logits[z], self.result.source[z] = run.logits[z], run.source[z]
+                if z not in self.result.visited:
+                    self.result.visited.append(z)
+        return self.mask(post)
+
+    def mask(self, post: PostProcessing = PostProcessing()) -> np.ndarray:
+        """The current 3-D result in volume (z, y, x) coordinates."""
+        mask = self._from_work(self.result.volume(self._work.shape))  # type: ignore[arg-type]
+        if post.fill_holes:
+            mask = np.moveaxis(fill_holes(np.moveaxis(mask, self.axis, 0)), 0, self.axis)
+        if post.keep_clicked and len(self._positive):
+            mask = keep_clicked_components(mask, self._positive)
+        if self.confine is not None:
+            mask &= self.confine
+        return mask
+
+    def _slice_offset(self) -> int:
+        return self.roi.start[0] if self.roi is not None else 0
+
+    def visited_slices(self) -> list[int]:
+        """Slice indices (along the slicing axis of the volume) the last run segmented."""
+        return sorted(z + self._slice_offset() for z in self.result.visited)
+
+    def slice_scores(self) -> dict[int, float]:
+        """Predicted IoU per segmented slice, keyed by volume slice index."""
+        return {z + self._slice_offset(): s for z, s in self.result.scores.items()}
+
+    def close(self) -> None:
+        """Stop background prefetching and free the cache."""
+        self.cache.close()
+        self.cache.clear()
+
