@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from napari_textseg.cli import main
@@ -82,3 +83,42 @@ def test_demo_opens_the_sample_ct_with_the_widgets(tmp_path):
 
     image = Image.open(shot)
     assert image.width >= 1000 and image.height >= 600
+
+
+def test_segment_writes_labels_on_the_source_grid(ct_path, tmp_path, capsys):
+    import json
+
+    import nibabel as nib
+
+    from tiny_models import TINY_SAM2_ARCH, tiny_card
+
+    tiny_card("sam2", TINY_SAM2_ARCH, "test_cli_seg_sam2", "tiny.pt")
+    save_tiny_sam2(tmp_path / "tiny.pt")
+    out = tmp_path / "tumour.nii.gz"
+    code = main(["segment", str(ct_path), "--point", "15,50,40", "--negative", "15,10,10", "--propagate",
+                 "--memory", "ranked", "--memory-size", "4", "--stop-empty", "0", "--slice-range", "10,20",
+                 "--model", "test_cli_seg_sam2", "--checkpoint", str(tmp_path / "tiny.pt"),
+                 "--value", "7", "--name", "tumour", "-o", str(out)])
+    assert code == 0, capsys.readouterr().err
+    img = nib.load(out)
+    np.testing.assert_array_equal(img.affine, nib.load(ct_path).affine)
+    assert img.shape == (122, 101, 30)
+    data = np.asanyarray(img.dataobj)
+    assert set(np.unique(data)) <= {0, 7}
+    assert not data[:, :, :10].any() and not data[:, :, 21:].any()  # the slice range held
+    assert json.loads((tmp_path / "tumour.labels.json").read_text())["labels"] == {"7": "tumour"}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--point", "15,500,40"], "outside the volume"),
+    (["--negative", "15,50,40"], "only negative points"),
+    ([], "no prompt given"),
+    (["--point", "15,50"], "must be 3 comma-separated numbers"),
+    (["--point", "15,50,40", "--model", "clip_vit_b_16"], "not downloaded yet"),
+])
+def test_segment_bad_input(ct_path, tmp_path, capsys, args, message):
+    code = main(["segment", str(ct_path), *args, "--model", "test_cli_seg_sam2", "-o", str(tmp_path / "x.nii.gz")]
+                if "--model" not in args else ["segment", str(ct_path), *args, "-o", str(tmp_path / "x.nii.gz")])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x.nii.gz").exists()

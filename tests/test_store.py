@@ -140,3 +140,20 @@ def test_resolve_explains_what_is_missing(tmp_path):
         resolve_checkpoint(None, tmp_path / "mine.pth")
     card, path = resolve_checkpoint("sam_vit_b", tmp_path / "mine.pth")
     assert card.id == "sam_vit_b" and path == tmp_path / "mine.pth"
+
+
+@pytest.mark.parametrize("keys, name, expected", [
+    ({"image_encoder.patch_embed.proj.weight": (768, 3, 16, 16)}, "w.pth", "sam_vit_b"),
+    ({"image_encoder.patch_embed.proj.weight": (1280, 3, 16, 16)}, "w.pth", "sam_vit_h"),
+    ({"image_encoder.patch_embed.proj.weight": (768, 3, 16, 16)}, "medsam_vit_b.pth", "medsam_vit_b"),
+    ({"image_encoder.trunk.patch_embed.proj.weight": (144, 3, 7, 7)}, "w.pt", "sam2.1_hiera_large"),
+    ({"image_encoder.trunk.patch_embed.proj.weight": (96, 3, 7, 7),
+      **{f"image_encoder.trunk.blocks.{i}.w": (1,) for i in range(16)}}, "w.pt", "sam2.1_hiera_small"),
+    ({"image_encoder.trunk.patch_embed.proj.weight": (96, 3, 7, 7)}, "MedSAM2_latest.pt", "medsam2"),
+])
+def test_official_architecture_is_recognised_from_the_file(tmp_path, keys, name, expected):
+    """--checkpoint alone works for official files: the card is inferred from keys and shapes."""
+    state = {k: torch.zeros(shape) for k, shape in keys.items()}
+    torch.save({"model": state} if "trunk" in next(iter(keys)) else state, tmp_path / name)
+    card, _ = resolve_checkpoint(None, tmp_path / name)
+    assert card.id == expected

@@ -132,6 +132,10 @@ def _cmd_segment(args: argparse.Namespace) -> int:
     for text in args.box:
         z, y0, x0, y1, x1 = _coords(text, 5, "--box")
         boxes[int(round(z))] = (y0, x0, y1, x1)
+    from napari_textseg.engine.prompts import group_by_slice
+
+    # Check the clicks before the (slow) model load.
+    group_by_slice(np.array(points).reshape(-1, 3), np.array(labels), volume.spatial_shape, boxes or None)
     confine = None
     if args.confine:
         organ = read_volume(args.confine)
