@@ -18,8 +18,9 @@ re-propagation reuses them instead of re-encoding slices.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -36,12 +37,33 @@ __all__ = [
     "PropagationSettings",
     "Sam2Propagator",
     "SamProjectionPropagator",
+    "drive",
     "make_propagator",
     "plan_passes",
 ]
 
 DIRECTIONS = ("both", "forward", "backward")
 _VIRTUAL_NOW = 1_000_000  # SAM2 frame index given to the slice being segmented
+T = TypeVar("T")
+
+
+def drive(
+    steps: Generator[tuple[int, int], None, T],
+    progress: Callable[[int, int], None] | None,
+    cancelled: Callable[[], bool] | None,
+    on_cancel: Callable[[], T],
+) -> T:
+    """Run a step generator to its return value, reporting progress and honouring cancel."""
+    while True:
+        if cancelled is not None and cancelled():
+            steps.close()
+            return on_cancel()
+        try:
+            done, total = next(steps)
+        except StopIteration as stop:
+            return stop.value
+        if progress is not None:
+            progress(done, total)
 
 
 @dataclass(frozen=True)
@@ -139,20 +161,18 @@ class _Propagator:
     def _segment_prompted(self, z: int, prompts: SlicePrompts, logits: torch.Tensor | None) -> SliceMask:
         return self.backend.decode(self.features(z), prompts, logits)
 
-    def run(
+    def iter_run(
         self,
         prompts: dict[int, SlicePrompts],
         logits: dict[int, torch.Tensor] | None = None,
         *,
         only_from: int | None = None,
-        progress: Callable[[int, int], None] | None = None,
-        cancelled: Callable[[], bool] | None = None,
-    ) -> PropagationResult:
-        """Segment the prompted slices, then propagate from them.
+    ) -> Generator[tuple[int, int], None, PropagationResult]:
+        """Segment the prompted slices, then propagate from them, one slice per step.
 
-        ``only_from`` re-propagates from one prompted slice (after a correction there).
-        ``progress(done, total)`` is called after each slice; when ``cancelled()``
-        turns true the run stops and returns what it has, marked ``cancelled``.
+        Yields ``(done, total)`` after each slice and returns the result. Closing the
+        generator (a Cancel) stops it between two slices. ``only_from`` re-propagates
+        from one prompted slice (after a correction there).
         """
         if not prompts:
             raise PromptError("propagation needs a prompt: click the object on at least one slice")
@@ -165,28 +185,20 @@ class _Propagator:
         result = PropagationResult()
         self._anchors: dict[int, SliceMask] = {}
         for z in sorted(prompts):
-            if cancelled is not None and cancelled():
-                result.cancelled = True
-                return result
             anchor = self._segment_prompted(z, prompts[z], logits.get(z))
             self._anchors[z] = anchor
             result.keep(z, anchor, z)
             result.visited.append(z)
             done += 1
-            if progress is not None:
-                progress(done, total)
+            yield done, total
         for start, step, end in passes:
             self._start_pass(start, step)
             previous = self._anchors[start]
             empty_run = 0
             for z in range(start + step, end + step, step):
-                if cancelled is not None and cancelled():
-                    result.cancelled = True
-                    return result
                 current = self._segment(z, previous, start, step)
                 done += 1
-                if progress is not None:
-                    progress(done, total)
+                yield done, total
                 if current is None:
                     break
                 result.keep(z, current, start)
@@ -196,6 +208,22 @@ class _Propagator:
                     break
                 previous = current
         return result
+
+    def run(
+        self,
+        prompts: dict[int, SlicePrompts],
+        logits: dict[int, torch.Tensor] | None = None,
+        *,
+        only_from: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> PropagationResult:
+        """:meth:`iter_run` to the end, with a progress callback and a cancel check.
+
+        A cancelled run returns an empty result marked ``cancelled``.
+        """
+        return drive(self.iter_run(prompts, logits, only_from=only_from), progress, cancelled,
+                     on_cancel=lambda: PropagationResult(cancelled=True))
 
 
 class Sam2Propagator(_Propagator):

@@ -7,7 +7,7 @@ it imports no GUI code.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +17,12 @@ from napari_textseg.engine.backends import SliceBackend
 from napari_textseg.engine.features import FeatureCache
 from napari_textseg.engine.postprocess import fill_holes, keep_clicked_components
 from napari_textseg.engine.prompts import PromptError, SlicePrompts, group_by_slice
-from napari_textseg.engine.propagate import PropagationResult, PropagationSettings, make_propagator
+from napari_textseg.engine.propagate import (
+    PropagationResult,
+    PropagationSettings,
+    drive,
+    make_propagator,
+)
 from napari_textseg.engine.roi import Roi, roi_around
 
 __all__ = ["PostProcessing", "SegmentationSession"]
@@ -172,34 +177,25 @@ class SegmentationSession:
         single[z] = result.mask
         return self._from_work(single)
 
-    def propagate(
+    def propagate_steps(
         self,
         settings: PropagationSettings | None = None,
         *,
         from_slice: int | None = None,
         post: PostProcessing = PostProcessing(),
-        progress: Callable[[int, int], None] | None = None,
-        cancelled: Callable[[], bool] | None = None,
-    ) -> np.ndarray:
-        """Propagate through the volume and return the (z, y, x) boolean mask.
+    ) -> Generator[tuple[int, int], None, np.ndarray]:
+        """Propagate slice by slice: yields ``(done, total)``, returns the (z, y, x) mask.
 
-        ``from_slice`` re-propagates only from that prompted slice (after a
-        correction there); slices it reaches are replaced, the rest are kept.
-
-        Raises
-        ------
-        InterruptedError
-            When ``cancelled()`` turned true: the partial run is discarded and the
-            previous result is left as it was.
+        The session's result changes only when the generator runs to its end, so
+        closing it early (Cancel) leaves the previous result exactly as it was.
+        ``from_slice`` re-propagates only from that prompted slice (after a correction
+        there); slices it reaches are replaced, the rest are kept.
         """
         if not self.prompts:
             raise PromptError("propagation needs a prompt: click the object on at least one slice first")
         settings = settings or PropagationSettings()
         propagator = make_propagator(self.backend, self._features, self.n_slices, settings)
-        run = propagator.run(self.prompts, self.result.logits, only_from=from_slice,
-                             progress=progress, cancelled=cancelled)
-        if run.cancelled:
-            raise InterruptedError("propagation cancelled; nothing was changed")
+        run = yield from propagator.iter_run(self.prompts, self.result.logits, only_from=from_slice)
         if from_slice is None:
             self.result = run
         else:
@@ -209,6 +205,30 @@ class SegmentationSession:
                 if z not in self.result.visited:
                     self.result.visited.append(z)
         return self.mask(post)
+
+    def propagate(
+        self,
+        settings: PropagationSettings | None = None,
+        *,
+        from_slice: int | None = None,
+        post: PostProcessing = PostProcessing(),
+        progress: Callable[[int, int], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> np.ndarray:
+        """:meth:`propagate_steps` to the end; returns the (z, y, x) boolean mask.
+
+        Raises
+        ------
+        InterruptedError
+            When ``cancelled()`` turned true: the partial run is discarded and the
+            previous result is left as it was.
+        """
+
+        def interrupted() -> np.ndarray:
+            raise InterruptedError("propagation cancelled; nothing was changed")
+
+        steps = self.propagate_steps(settings, from_slice=from_slice, post=post)
+        return drive(steps, progress, cancelled, on_cancel=interrupted)
 
     def mask(self, post: PostProcessing = PostProcessing()) -> np.ndarray:
         """The current 3-D result in volume (z, y, x) coordinates."""
@@ -231,6 +251,14 @@ class SegmentationSession:
     def slice_scores(self) -> dict[int, float]:
         """Predicted IoU per segmented slice, keyed by volume slice index."""
         return {z + self._slice_offset(): s for z, s in self.result.scores.items()}
+
+    def reset(self) -> None:
+        """Forget the prompts, the ROI and the result; cached embeddings are kept."""
+        self.prompts = {}
+        self._positive = np.zeros((0, 3))
+        self.roi = None
+        self._work = self._model_input
+        self.result = PropagationResult()
 
     def close(self) -> None:
         """Stop background prefetching and free the cache."""

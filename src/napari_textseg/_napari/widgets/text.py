@@ -1,5 +1,4 @@
-"""Dock widgets. They are announcements for now: each says what it will do once the
-segmentation engine lands, so that the plugin's layout can be tried today."""
+"""The text-labelling dock widget: an announcement until the text engine lands."""
 
 from __future__ import annotations
 
@@ -10,7 +9,7 @@ from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["PointPromptsWidget", "PropagationWidget", "TextLabellingWidget"]
+__all__ = ["TextLabellingWidget"]
 
 
 class _PlannedWidget(QWidget):
@@ -31,29 +30,6 @@ class _PlannedWidget(QWidget):
         for widget in (heading, body, notice):
             layout.addWidget(widget)
         layout.addStretch(1)
-
-
-class PointPromptsWidget(_PlannedWidget):
-    """Click-to-segment on the current slice."""
-
-    title = "Point prompts"
-    plan = (
-        "Click positive (green) and negative (red) points on a slice, T toggles the sign; "
-        "S segments the slice with SAM or SAM2, C commits the object to a Labels layer "
-        "(one Undo reverts it). Further clicks correct the mask."
-    )
-
-
-class PropagationWidget(_PlannedWidget):
-    """Propagate a prompted object through the volume."""
-
-    title = "Propagation"
-    plan = (
-        "Shift+S propagates the prompted object forwards and backwards through the volume "
-        "with the SAM2 memory bank: choose its size and policy (FIFO or ranked), the "
-        "stop rule and slice range, and a tumour ROI crop in mm. Runs in the background "
-        "with progress and Cancel."
-    )
 
 
 class TextLabellingWidget(_PlannedWidget):

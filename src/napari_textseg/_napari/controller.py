@@ -1,0 +1,311 @@
+"""The point-segmentation controller shared by the dock widgets of one viewer.
+
+It gathers input from layers on the main thread, runs model work in napari thread
+workers, and writes layers only in the workers' main-thread callbacks. Widgets are
+views on it; they hold no segmentation state.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from napari.qt.threading import create_worker
+from napari.utils import progress
+from psygnal import Signal
+
+from napari_textseg._napari.layers import METADATA_KEY
+from napari_textseg._napari.prompt_layer import prompt_layer, prompts_of
+from napari_textseg.engine.propagate import PropagationSettings
+from napari_textseg.engine.session import PostProcessing, SegmentationSession
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["ModelChoice", "SegmentationController", "controller_for"]
+
+PREVIEW_LAYER = "object (napari-textseg)"
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """Which model to run: a registry id, optionally with a local checkpoint file."""
+
+    model_id: str | None
+    checkpoint: str | None = None
+    device: str | None = None
+
+
+@dataclass
+class SessionOptions:
+    """Options that need a new session (and so new embeddings) when they change."""
+
+    roi_mm: float | None = None
+    confine_layer: str | None = None
+    confine_values: tuple[int, ...] = ()
+    axis: int = 0
+
+
+@dataclass
+class CommitTarget:
+    """Where a committed object goes."""
+
+    layer: str | None = None  # None: a new Labels layer
+    value: int | None = None  # None: the next free value
+    name: str = "object"
+    preserve_existing: bool = True
+
+
+@dataclass
+class _State:
+    loaded: Any = None
+    backend: Any = None
+    choice: ModelChoice | None = None
+    session: SegmentationSession | None = None
+    session_key: tuple | None = None
+    mask: np.ndarray | None = None
+    workers: list = field(default_factory=list)
+
+
+class SegmentationController:
+    """Model loading, slice segmentation, propagation and commit for one viewer."""
+
+    status = Signal(str)
+    busy = Signal(bool)
+    model_ready = Signal(object)
+
+    def __init__(self, viewer: napari.Viewer):
+        self.viewer = viewer
+        self.options = SessionOptions()
+        self.settings = PropagationSettings()
+        self.post = PostProcessing()
+        self.target = CommitTarget()
+        self._state = _State()
+        self._loading = False
+
+    # -- model ------------------------------------------------------------------------
+
+    @property
+    def loading(self) -> bool:
+        return self._loading
+
+    def load_model(self, choice: ModelChoice) -> None:
+        """Load a model in the background; switching models drops the current object."""
+        if self._loading:
+            self.status.emit("a model is already loading; wait for it to finish")
+            return
+        from napari_textseg.engine.backends import make_backend
+        from napari_textseg.models.loader import load_model
+
+        def work():
+            loaded = load_model(choice.model_id, choice.checkpoint, device=choice.device)
+            return loaded, make_backend(loaded.model, loaded.card.family, loaded.device)
+
+        def done(result) -> None:
+            self._loading = False
+            self._drop_session()
+            self._state.loaded, self._state.backend = result
+            self._state.choice = choice
+            card = self._state.loaded.card
+            self.status.emit(f"{card.title} ready on {self._state.loaded.device} (licence: {card.license})")
+            self.model_ready.emit(card)
+
+        self._loading = True
+        self.status.emit("loading the model ...")
+        self._start(work, done, "Loading model")
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _image(self) -> napari.layers.Image:
+        from napari.layers import Image
+
+        active = self.viewer.layers.selection.active
+        if isinstance(active, Image) and active.ndim == 3:
+            return active
+        images = [la for la in self.viewer.layers if isinstance(la, Image) and la.ndim == 3 and not la.rgb]
+        if not images:
+            raise ValueError("open a 3-D image first (File > Open)")
+        return images[-1]
+
+    def _require_model(self) -> None:
+        if self._loading:
+            raise ValueError("the model is still loading; try again in a moment")
+        if self._state.backend is None:
+            raise ValueError("choose a model and press Load first")
+
+    def _session(self, image: napari.layers.Image) -> SegmentationSession:
+        key = (id(image), self._state.choice, self.options.roi_mm, self.options.confine_layer,
+               self.options.confine_values, self.options.axis)
+        if self._state.session is None or self._state.session_key != key:
+            self._drop_session()
+            confine = None
+            if self.options.confine_layer:
+                organ = np.asarray(self.viewer.layers[self.options.confine_layer].data)
+                values = list(self.options.confine_values)
+                confine = np.isin(organ, values) if values else organ > 0
+            modality = (image.metadata.get(METADATA_KEY) or {}).get("modality", "unknown")
+            self._state.session = SegmentationSession(
+                np.asarray(image.data), tuple(image.scale), modality, self._state.backend,
+                roi_mm=self.options.roi_mm, confine=confine, axis=self.options.axis,
+            )
+            self._state.session_key = key
+        return self._state.session
+
+    def _drop_session(self) -> None:
+        if self._state.session is not None:
+            self._state.session.close()
+        self._state.session = None
+        self._state.session_key = None
+        self._state.mask = None
+
+    def _show(self, mask: np.ndarray, image: napari.layers.Image) -> None:
+        self._state.mask = mask
+        if PREVIEW_LAYER in self.viewer.layers:
+            layer = self.viewer.layers[PREVIEW_LAYER]
+            layer.data = mask.astype(np.uint8)
+        else:
+            layer = self.viewer.add_labels(mask.astype(np.uint8), name=PREVIEW_LAYER, scale=image.scale,
+                                           translate=image.translate, units=image.units, opacity=0.5)
+        # Keep the prompts layer active so clicking goes on.
+        from napari_textseg._napari.prompt_layer import PROMPT_LAYER
+
+        if PROMPT_LAYER in self.viewer.layers:
+            self.viewer.layers.selection.active = self.viewer.layers[PROMPT_LAYER]
+
+    def _start(self, work, done, description: str, generator: bool = False, total: int = 0):
+        worker = create_worker(work, _start_thread=False)
+        bar = progress(total=total or 0, desc=description)
+        self._state.workers.append(worker)
+        self.busy.emit(True)
+
+        def finish() -> None:
+            bar.close()
+            if worker in self._state.workers:
+                self._state.workers.remove(worker)
+            self.busy.emit(bool(self._state.workers))
+
+        def failed(err: Exception) -> None:
+            if description == "Loading model":
+                self._loading = False
+            self.status.emit(f"error: {err}")
+
+        if generator:
+
+            def advance(step: tuple[int, int]) -> None:
+                done, total = step
+                bar.total = total
+                bar.update(done - bar.n)
+
+            worker.yielded.connect(advance)
+        worker.returned.connect(done)
+        worker.errored.connect(failed)
+        worker.finished.connect(finish)
+        worker.start()
+        return worker
+
+    # -- actions ----------------------------------------------------------------------
+
+    def prompts_layer(self) -> napari.layers.Points:
+        """The prompts layer for the current image (created on first use)."""
+        return prompt_layer(self.viewer, self._image())
+
+    def segment_slice(self) -> None:
+        """Segment the slice holding the most recent click (S)."""
+        self._require_model()
+        image = self._image()
+        points, labels = prompts_of(self.prompts_layer(), image)
+        session = self._session(image)
+        session.set_prompts(points, labels)  # validates on the main thread: instant errors
+        axis = session.axis
+        z = int(np.rint(points[-1][axis])) - (session.roi.start[0] if session.roi is not None else 0)
+
+        def work():
+            session.segment_slice(z)
+            return session.mask(self.post)
+
+        self._start(work, lambda mask: self._show(mask, image), "Segmenting slice")
+
+    def propagate(self, from_slice: int | None = None) -> None:
+        """Propagate through the volume (Shift+S) in the background, with progress and Cancel."""
+        self._require_model()
+        image = self._image()
+        points, labels = prompts_of(self.prompts_layer(), image)
+        session = self._session(image)
+        session.set_prompts(points, labels)
+
+        def done(mask: np.ndarray) -> None:
+            self._show(mask, image)
+            self.status.emit(f"propagated through {len(session.visited_slices())} slices")
+
+        def work():
+            return (yield from session.propagate_steps(self.settings, from_slice=from_slice, post=self.post))
+
+        self._start(work, done, "Propagating", generator=True)
+
+    def cancel(self) -> None:
+        """Stop the running work; layers stay as they were."""
+        for worker in list(self._state.workers):
+            worker.quit()
+        self.status.emit("cancelled; nothing was changed")
+
+    def commit(self) -> napari.layers.Labels | None:
+        """Write the current object into the target Labels layer (C); one Undo reverts it."""
+        mask = self._state.mask
+        if mask is None or not mask.any():
+            self.status.emit("nothing to commit: segment an object first")
+            return None
+        image = self._image()
+        target = self.target
+        if target.layer and target.layer in self.viewer.layers:
+            layer = self.viewer.layers[target.layer]
+            if layer.data.shape != mask.shape:
+                raise ValueError(f"the Labels layer {layer.name!r} has shape {layer.data.shape}, "
+                                 f"the image {mask.shape}")
+        else:
+            layer = self.viewer.add_labels(np.zeros(mask.shape, dtype=np.uint16), name=target.layer or "labels",
+                                           scale=image.scale, translate=image.translate, units=image.units,
+                                           metadata=dict(image.metadata))
+        value = target.value or int(np.max(layer.data)) + 1
+        where = mask & (layer.data == 0) if target.preserve_existing else mask
+        with layer.block_history():
+            layer.data_setitem(np.nonzero(where), value)
+        _name_label(layer, value, target.name)
+        self.new_object()
+        self.status.emit(f"committed {target.name!r} as label {value} in {layer.name!r}")
+        return layer
+
+    def new_object(self) -> None:
+        """Clear the prompts and the preview to start the next object."""
+        from napari_textseg._napari.prompt_layer import PROMPT_LAYER
+
+        if PROMPT_LAYER in self.viewer.layers:
+            self.viewer.layers[PROMPT_LAYER].data = np.zeros((0, 3))
+        if PREVIEW_LAYER in self.viewer.layers:
+            self.viewer.layers[PREVIEW_LAYER].data = np.zeros_like(self.viewer.layers[PREVIEW_LAYER].data)
+        if self._state.session is not None:
+            self._state.session.reset()
+        self._state.mask = None
+
+
+def _name_label(layer: napari.layers.Labels, value: int, name: str) -> None:
+    features = layer.features
+    index = list(features["index"]) if "index" in features else [0]
+    names = list(features["name"]) if "name" in features else ["background"]
+    if value in index:
+        names[index.index(value)] = name
+    else:
+        index.append(value)
+        names.append(name)
+    layer.features = {"index": index, "name": names}
+
+
+_CONTROLLERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def controller_for(viewer: napari.Viewer) -> SegmentationController:
+    """The one controller of ``viewer``, shared by its dock widgets."""
+    if viewer not in _CONTROLLERS:
+        _CONTROLLERS[viewer] = SegmentationController(viewer)
+    return _CONTROLLERS[viewer]

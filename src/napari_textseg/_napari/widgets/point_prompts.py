@@ -1,0 +1,191 @@
+"""The Point prompts dock widget: model, clicks, segment, commit."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_textseg._napari.controller import ModelChoice, controller_for
+from napari_textseg._napari.prompt_layer import toggle_sign
+from napari_textseg._napari.widgets._common import safely
+from napari_textseg.models.registry import CARDS
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["PointPromptsWidget"]
+
+_NEW_LAYER = "<new Labels layer>"
+_LOCAL = "local checkpoint file ..."
+
+
+class PointPromptsWidget(QWidget):
+    """Click positive/negative points, segment the slice (S), commit the object (C)."""
+
+    def __init__(self, napari_viewer: napari.Viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.controller = controller_for(napari_viewer)
+        self.setMaximumWidth(380)
+
+        self.model = QComboBox()
+        for card in CARDS.values():
+            if card.family in ("sam", "sam2"):
+                self.model.addItem(f"{card.id}  ({card.family})", card.id)
+        self.model.addItem(_LOCAL, None)
+        self.checkpoint = QLineEdit()
+        self.checkpoint.setPlaceholderText("optional: a local .pth/.pt file")
+        browse = QPushButton("...")
+        browse.setMaximumWidth(30)
+        browse.clicked.connect(self._browse)
+        self.device = QComboBox()
+        self.device.addItems(["auto", "cpu", "cuda", "mps"])
+        self.load = QPushButton("Load model")
+        self.licence = QLabel("")
+        self.licence.setWordWrap(True)
+        self.licence.setObjectName("licence")
+
+        self.segment = QPushButton("Segment slice [S]")
+        self.commit = QPushButton("Commit [C]")
+        self.new = QPushButton("New object")
+        self.cancel = QPushButton("Cancel")
+        self.toggle = QPushButton("Toggle +/- [T]")
+        self.target = QComboBox()
+        self.value = QSpinBox()
+        self.value.setRange(0, 65535)
+        self.value.setSpecialValueText("next free")
+        self.name = QLineEdit("object")
+        self.preserve = QCheckBox("keep existing labels")
+        self.preserve.setChecked(True)
+        self.status = QLabel("Choose a model and press Load.")
+        self.status.setWordWrap(True)
+        self.status.setObjectName("status")
+
+        form = QFormLayout()
+        file_row = QHBoxLayout()
+        file_row.addWidget(self.checkpoint)
+        file_row.addWidget(browse)
+        form.addRow("model", self.model)
+        form.addRow("checkpoint", file_row)
+        form.addRow("device", self.device)
+        form.addRow(self.load)
+        form.addRow(self.licence)
+        buttons = QHBoxLayout()
+        for button in (self.segment, self.toggle):
+            buttons.addWidget(button)
+        form.addRow(buttons)
+        form.addRow("commit to", self.target)
+        form.addRow("label value", self.value)
+        form.addRow("label name", self.name)
+        form.addRow(self.preserve)
+        actions = QHBoxLayout()
+        for button in (self.commit, self.new, self.cancel):
+            actions.addWidget(button)
+        form.addRow(actions)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+
+        self.load.clicked.connect(safely(self._load))
+        self.segment.clicked.connect(safely(self.controller.segment_slice))
+        self.commit.clicked.connect(safely(self._commit))
+        self.new.clicked.connect(safely(self.controller.new_object))
+        self.cancel.clicked.connect(self.controller.cancel)
+        self.toggle.clicked.connect(safely(self._toggle))
+        self.model.currentIndexChanged.connect(self._show_licence)
+        self.controller.status.connect(lambda message: self.status.setText(message))
+        self.controller.busy.connect(lambda busy: self.segment.setEnabled(not busy))
+        self.viewer.layers.events.inserted.connect(self._refresh_targets)
+        self.viewer.layers.events.removed.connect(self._refresh_targets)
+        self._refresh_targets()
+        self._show_licence()
+        self._bind_keys()
+
+    def _bind_keys(self) -> None:
+        # micro-sam's keys: S segments the slice, Shift+S the volume, C commits, T toggles.
+        bindings = {
+            "s": self.controller.segment_slice,
+            "Shift-s": self.controller.propagate,
+            "c": self._commit,
+            "t": self._toggle,
+        }
+        for key, action in bindings.items():
+            self.viewer.bind_key(key, lambda _viewer, act=action: safely(act)(), overwrite=True)
+
+    def bind_prompt_layer_keys(self, layer: napari.layers.Points) -> None:
+        """The same keys on the prompts layer, whose own S would switch to select mode."""
+        for key, action in {"s": self.controller.segment_slice, "Shift-s": self.controller.propagate,
+                            "c": self._commit, "t": self._toggle}.items():
+            layer.bind_key(key, lambda _layer, act=action: safely(act)(), overwrite=True)
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Checkpoint", "", "Checkpoints (*.pt *.pth *.bin *.safetensors)")
+        if path:
+            self.checkpoint.setText(path)
+
+    def _show_licence(self) -> None:
+        model_id = self.model.currentData()
+        if model_id is None:
+            self.licence.setText("A local file: its architecture is recognised from its contents.")
+            return
+        card = CARDS[model_id]
+        self.licence.setText(f"{card.title}. Licence: {card.license} ({card.license_url})")
+
+    def _load(self) -> None:
+        checkpoint = self.checkpoint.text().strip() or None
+        model_id = self.model.currentData()
+        if model_id is None and checkpoint is None:
+            raise ValueError("choose a model, or give a local checkpoint file")
+        device = self.device.currentText()
+        self.controller.load_model(ModelChoice(model_id, checkpoint, None if device == "auto" else device))
+        layer = self.controller.prompts_layer() if self._has_image() else None
+        if layer is not None:
+            self.bind_prompt_layer_keys(layer)
+
+    def _has_image(self) -> bool:
+        from napari.layers import Image
+
+        return any(isinstance(la, Image) and la.ndim == 3 for la in self.viewer.layers)
+
+    def _toggle(self) -> None:
+        sign = toggle_sign(self.controller.prompts_layer())
+        self.status.setText(f"new clicks are {sign}")
+
+    def _commit(self) -> None:
+        target = self.target.currentText()
+        self.controller.target.layer = None if target == _NEW_LAYER else target
+        self.controller.target.value = self.value.value() or None
+        self.controller.target.name = self.name.text().strip() or "object"
+        self.controller.target.preserve_existing = self.preserve.isChecked()
+        layer = self.controller.commit()
+        if layer is not None:
+            self._refresh_targets()
+            self.target.setCurrentText(layer.name)
+
+    def _refresh_targets(self, *_args: object) -> None:
+        from napari.layers import Labels
+
+        from napari_textseg._napari.controller import PREVIEW_LAYER
+
+        current = self.target.currentText()
+        self.target.clear()
+        self.target.addItem(_NEW_LAYER)
+        for layer in self.viewer.layers:
+            if isinstance(layer, Labels) and layer.name != PREVIEW_LAYER:
+                self.target.addItem(layer.name)
+        if current:
+            self.target.setCurrentText(current)

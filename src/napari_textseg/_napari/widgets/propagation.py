@@ -1,0 +1,153 @@
+"""The Propagation dock widget: memory bank, direction, stop rule, ROI mode."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_textseg._napari.controller import controller_for
+from napari_textseg._napari.widgets._common import safely
+from napari_textseg.engine.propagate import DIRECTIONS, PropagationSettings
+from napari_textseg.engine.session import PostProcessing
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["PropagationWidget"]
+
+_NONE = "<none>"
+
+
+class PropagationWidget(QWidget):
+    """Propagate the prompted object through the volume (Shift+S)."""
+
+    def __init__(self, napari_viewer: napari.Viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.controller = controller_for(napari_viewer)
+        self.setMaximumWidth(380)
+
+        self.memory_size = QSpinBox()
+        self.memory_size.setRange(1, 6)  # SAM2's trained temporal encodings: 6 past memories
+        self.memory_size.setValue(6)
+        self.policy = QComboBox()
+        self.policy.addItems(["fifo", "ranked"])
+        self.policy.setToolTip("fifo: SAM2's own (most recent). ranked: CRISP-SAM2 (IoU gate 0.6, "
+                               "evict the least typical memory)")
+        self.offload = QCheckBox("keep memories in host RAM")
+        self.direction = QComboBox()
+        self.direction.addItems(list(DIRECTIONS))
+        self.empty_stop = QSpinBox()
+        self.empty_stop.setRange(0, 50)
+        self.empty_stop.setValue(2)
+        self.empty_stop.setSpecialValueText("never")
+        self.use_range = QCheckBox("limit to slices")
+        self.lo = QSpinBox()
+        self.hi = QSpinBox()
+        for box in (self.lo, self.hi):
+            box.setRange(0, 100_000)
+        self.hi.setValue(100_000)
+        self.roi_mm = QDoubleSpinBox()
+        self.roi_mm.setRange(0, 1000)
+        self.roi_mm.setSuffix(" mm")
+        self.roi_mm.setSpecialValueText("off")
+        self.confine = QComboBox()
+        self.confine_values = QLineEdit()
+        self.confine_values.setPlaceholderText("label values, e.g. 5 (empty: any)")
+        self.fill_holes = QCheckBox("fill holes")
+        self.keep_clicked = QCheckBox("keep only clicked parts")
+        self.run = QPushButton("Propagate [Shift+S]")
+        self.cancel = QPushButton("Cancel")
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("memory bank size", self.memory_size)
+        form.addRow("memory policy", self.policy)
+        form.addRow(self.offload)
+        form.addRow("direction", self.direction)
+        form.addRow("stop after empty slices", self.empty_stop)
+        range_row = QHBoxLayout()
+        for widget in (self.use_range, self.lo, QLabel("to"), self.hi):
+            range_row.addWidget(widget)
+        form.addRow(range_row)
+        form.addRow("tumour ROI", self.roi_mm)
+        form.addRow("confine to", self.confine)
+        form.addRow("", self.confine_values)
+        form.addRow(self.fill_holes)
+        form.addRow(self.keep_clicked)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run)
+        buttons.addWidget(self.cancel)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+
+        # Every change goes to the controller at once, so Shift+S uses what is shown.
+        for spin in (self.memory_size, self.empty_stop, self.lo, self.hi, self.roi_mm):
+            spin.valueChanged.connect(safely(self.apply))
+        for combo in (self.policy, self.direction, self.confine):
+            combo.currentIndexChanged.connect(safely(self.apply))
+        for check in (self.offload, self.use_range, self.fill_holes, self.keep_clicked):
+            check.toggled.connect(safely(self.apply))
+        self.confine_values.textChanged.connect(safely(self.apply))
+        self.run.clicked.connect(safely(self._propagate))
+        self.cancel.clicked.connect(self.controller.cancel)
+        self.controller.busy.connect(lambda busy: self.run.setEnabled(not busy))
+        self.controller.status.connect(lambda message: self.status.setText(message))
+        self.viewer.layers.events.inserted.connect(self._refresh_layers)
+        self.viewer.layers.events.removed.connect(self._refresh_layers)
+        self._refresh_layers()
+
+    def apply(self) -> None:
+        """Copy the controls into the controller (also done before each propagation)."""
+        try:
+            values = tuple(int(v) for v in self.confine_values.text().replace(",", " ").split())
+        except ValueError:
+            raise ValueError("confine label values must be whole numbers, e.g. 5 or 2, 3") from None
+        confine = self.confine.currentText()
+        self.controller.settings = PropagationSettings(
+            direction=self.direction.currentText(),
+            memory_size=self.memory_size.value(),
+            policy=self.policy.currentText(),
+            empty_stop=self.empty_stop.value(),
+            slice_range=(self.lo.value(), self.hi.value()) if self.use_range.isChecked() else None,
+            offload=self.offload.isChecked(),
+        )
+        self.controller.options.roi_mm = self.roi_mm.value() or None
+        self.controller.options.confine_layer = None if confine in ("", _NONE) else confine
+        self.controller.options.confine_values = values
+        self.controller.post = PostProcessing(self.fill_holes.isChecked(), self.keep_clicked.isChecked())
+
+    def _propagate(self) -> None:
+        self.apply()
+        self.controller.propagate()
+
+    def _refresh_layers(self, *_args: object) -> None:
+        from napari.layers import Labels
+
+        from napari_textseg._napari.controller import PREVIEW_LAYER
+
+        current = self.confine.currentText()
+        self.confine.clear()
+        self.confine.addItem(_NONE)
+        for layer in self.viewer.layers:
+            if isinstance(layer, Labels) and layer.name != PREVIEW_LAYER:
+                self.confine.addItem(layer.name)
+        if current:
+            self.confine.setCurrentText(current)

@@ -1,0 +1,144 @@
+"""The point-prompt and propagation widgets in a real viewer, with a tiny SAM2 model.
+
+Model work runs in napari thread workers; the tests wait for the workers' signals and
+check what a user sees: layers, label values, undo, cancel, and a responsive GUI.
+"""
+
+import time
+
+import numpy as np
+import pytest
+from qtpy.QtCore import QTimer
+
+from napari_textseg._napari.controller import PREVIEW_LAYER, ModelChoice, controller_for
+from napari_textseg._napari.prompt_layer import PROMPT_LAYER, toggle_sign
+from tiny_models import TINY_SAM2_ARCH, save_tiny_sam2, tiny_card
+
+pytestmark = pytest.mark.viewer
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "tiny_sam2.pt"
+    tiny_card("sam2", TINY_SAM2_ARCH, "test_widget_sam2", "tiny_sam2.pt")
+    save_tiny_sam2(path)
+    return path
+
+
+@pytest.fixture
+def ready(make_napari_viewer_proxy, qtbot, ct_path, tiny_checkpoint):
+    """A viewer with the CT, both widgets docked and the tiny model loaded."""
+    viewer = make_napari_viewer_proxy()
+    viewer.open(str(ct_path), plugin="napari-textseg")
+    _, points_widget = viewer.window.add_plugin_dock_widget("napari-textseg", "Point prompts")
+    _, propagation_widget = viewer.window.add_plugin_dock_widget("napari-textseg", "Propagation")
+    controller = controller_for(viewer)
+    with qtbot.waitSignal(controller.model_ready, timeout=60_000):
+        controller.load_model(ModelChoice("test_widget_sam2", str(tiny_checkpoint), "cpu"))
+    layer = controller.prompts_layer()
+    layer.add(np.array([15, 50, 40]))
+    return viewer, controller, points_widget, propagation_widget
+
+
+def _wait_idle(qtbot, controller, timeout=60_000):
+    qtbot.waitUntil(lambda: not controller._state.workers, timeout=timeout)
+
+
+def test_licence_is_shown(ready):
+    _, _, points_widget, _ = ready
+    points_widget.model.setCurrentIndex(points_widget.model.findData("sam2.1_hiera_tiny"))
+    assert "Apache-2.0" in points_widget.licence.text()
+
+
+def test_prompt_signs_are_a_feature_and_t_toggles(ready):
+    viewer, controller, _, _ = ready
+    layer = viewer.layers[PROMPT_LAYER]
+    assert list(layer.features["sign"]) == ["positive"]
+    assert toggle_sign(layer) == "negative"
+    layer.add(np.array([15, 10, 10]))
+    assert list(layer.features["sign"]) == ["positive", "negative"]
+    np.testing.assert_allclose(layer.face_color[0][:3], [0, 224 / 255, 0], atol=0.01)
+    np.testing.assert_allclose(layer.face_color[1][:3], [1, 32 / 255, 32 / 255], atol=0.01)
+
+
+def test_segment_propagate_commit_and_undo(ready, qtbot):
+    viewer, controller, points_widget, propagation_widget = ready
+    controller.segment_slice()
+    _wait_idle(qtbot, controller)
+    preview = viewer.layers[PREVIEW_LAYER]
+    assert preview.data.shape == (30, 101, 122)
+    assert preview.data[15].any() and not preview.data[14].any()
+
+    propagation_widget.empty_stop.setValue(0)
+    propagation_widget.memory_size.setValue(3)
+    propagation_widget.policy.setCurrentText("ranked")
+    assert controller.settings.policy == "ranked" and controller.settings.memory_size == 3
+    controller.propagate()
+    _wait_idle(qtbot, controller)
+    assert np.count_nonzero(preview.data.reshape(30, -1).any(axis=1)) > 1
+
+    points_widget.name.setText("tumour")
+    points_widget.value.setValue(9)
+    points_widget._commit()
+    labels = viewer.layers["labels"]
+    assert labels.data.max() == 9
+    assert "tumour" in list(labels.features["name"])
+    assert len(viewer.layers[PROMPT_LAYER].data) == 0  # ready for the next object
+    labels.undo()
+    assert labels.data.max() == 0  # one Undo reverts the whole commit
+
+
+def test_cancel_mid_propagation_leaves_labels_untouched(ready, qtbot):
+    viewer, controller, _, propagation_widget = ready
+    existing = viewer.add_labels(np.zeros((30, 101, 122), np.uint8), name="organs",
+                                 scale=viewer.layers[0].scale, translate=viewer.layers[0].translate)
+    existing.data[3, 3, 3] = 1
+    before = existing.data.copy()
+    propagation_widget.empty_stop.setValue(0)
+    controller.propagate()
+    controller.cancel()
+    _wait_idle(qtbot, controller)
+    np.testing.assert_array_equal(existing.data, before)
+    assert PREVIEW_LAYER not in viewer.layers or not viewer.layers[PREVIEW_LAYER].data.any()
+
+
+def test_event_loop_stays_responsive_while_propagating(ready, qtbot):
+    """The GUI must keep painting: no gap over 100 ms between timer ticks."""
+    viewer, controller, _, propagation_widget = ready
+    propagation_widget.empty_stop.setValue(0)
+    ticks = []
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start()
+    started = time.perf_counter()
+    controller.propagate()
+    [worker] = controller._state.workers
+    ended = []
+    worker.returned.connect(lambda _: ended.append(time.perf_counter()))
+    _wait_idle(qtbot, controller)
+    timer.stop()
+    elapsed = ended[0] - started
+    # While the model runs (until the worker hands its mask back to the main thread).
+    gaps = np.diff([t for t in ticks if t <= ended[0]])
+    assert elapsed > 0.3, "the propagation was too short to measure responsiveness"
+    assert gaps.max() < 0.1, f"the event loop stalled for {gaps.max() * 1000:.0f} ms"
+
+
+def test_errors_are_messages_not_tracebacks(ready, qtbot):
+    viewer, controller, points_widget, _ = ready
+    viewer.layers[PROMPT_LAYER].add(np.array([15, 500, 40]))  # outside the slice
+    with pytest.raises(Exception, match="outside the volume"):
+        controller.segment_slice()
+    from napari_textseg._napari.widgets._common import safely
+
+    shown = []
+    import napari_textseg._napari.widgets._common as common
+
+    original = common.show_error
+    common.show_error = shown.append
+    try:
+        safely(controller.segment_slice)()
+    finally:
+        common.show_error = original
+    assert shown and "outside the volume" in shown[0]
