@@ -142,3 +142,34 @@ def test_errors_are_messages_not_tracebacks(ready, qtbot):
     finally:
         common.show_error = original
     assert shown and "outside the volume" in shown[0]
+
+
+def test_a_click_while_the_model_loads_is_refused_politely(make_napari_viewer_proxy, qtbot, ct_path,
+                                                            tiny_checkpoint):
+    viewer = make_napari_viewer_proxy()
+    viewer.open(str(ct_path), plugin="napari-textseg")
+    controller = controller_for(viewer)
+    controller.prompts_layer().add(np.array([15, 50, 40]))
+    with pytest.raises(ValueError, match="choose a model"):
+        controller.segment_slice()
+    with qtbot.waitSignal(controller.model_ready, timeout=60_000):
+        controller.load_model(ModelChoice("test_widget_sam2", str(tiny_checkpoint), "cpu"))
+        with pytest.raises(ValueError, match="still loading"):
+            controller.segment_slice()
+
+
+def test_switching_the_model_mid_session_starts_a_fresh_object(ready, qtbot, tiny_checkpoint, tmp_path):
+    from tiny_models import TINY_SAM_ARCH, save_tiny_sam
+
+    viewer, controller, _, _ = ready
+    controller.segment_slice()
+    _wait_idle(qtbot, controller)
+    assert controller._state.session is not None
+    tiny_card("sam", TINY_SAM_ARCH, "test_widget_sam", "tiny_sam.pth")
+    save_tiny_sam(tmp_path / "tiny_sam.pth")
+    with qtbot.waitSignal(controller.model_ready, timeout=60_000):
+        controller.load_model(ModelChoice("test_widget_sam", str(tmp_path / "tiny_sam.pth"), "cpu"))
+    assert controller._state.session is None  # no embeddings of the old model are reused
+    controller.segment_slice()  # the clicks are kept, segmented with the new model
+    _wait_idle(qtbot, controller)
+    assert controller._state.session.backend.family == "sam"

@@ -41,7 +41,7 @@ class FeatureCache:
     stored compactly (float16).
     """
 
-    def __init__(self, compute: Callable[[Hashable], Features], budget_bytes: int = 2 * 1024**3):
+    def __init__(self, compute: Callable[[Hashable], Features], budget_bytes: int = 1024**3):
         if budget_bytes <= 0:
             raise ValueError(f"the cache budget must be positive, got {budget_bytes} bytes")
         self._compute = compute
