@@ -36,7 +36,9 @@ def _viewer(paths: Sequence[str] = (), sample: str | None = None, screenshot: st
 
     viewer = napari.Viewer(title="napari-textseg")
     docks = [viewer.window.add_plugin_dock_widget("napari-textseg", name, tabify=True)[0] for name in _WIDGETS]
-    docks[0].raise_()
+    from qtpy.QtCore import QTimer
+
+    QTimer.singleShot(0, docks[0].raise_)  # once the tabs exist: show Point prompts first
     if sample:
         viewer.open_sample("napari-textseg", sample)
         viewer.layers.selection.active = viewer.layers[0]

@@ -87,7 +87,7 @@ def _sam(variant: str, filename: str, md5: str, size_mb: float) -> ModelCard:
     return ModelCard(
         id=f"sam_{variant}",
         family="sam",
-        title=f"Segment Anything {variant.upper().replace('_', '-')}",
+        title=f"Segment Anything ViT-{variant[-1].upper()}",
         arch=_SAM_ARCH[variant],
         filename=filename,
         url=f"{_SAM_URL}/{filename}",
