@@ -105,21 +105,18 @@ def _official_session(checkpoint: Path, frames: np.ndarray, z0: int, z1: int, cl
             rgb = np.repeat(np.clip(np.rint(frame), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
             Image.fromarray(rgb).save(Path(folder) / f"{z:05d}.jpg", quality=95)
         timings["write_jpeg_s"] = time.perf_counter() - start
+        def click_and_propagate(state, z, click_yx) -> None:
+            predictor.add_new_points_or_box(state, frame_idx=z, obj_id=1, points=np.array([click_yx[::-1]], np.float32),
+                                            labels=np.array([1], np.int32))
+            for reverse in (False, True):
+                for _ in predictor.propagate_in_video(state, reverse=reverse):
+                    pass
+
         with torch.inference_mode():
             state = predictor.init_state(folder)
-            predictor.add_new_points_or_box(state, frame_idx=z0, obj_id=1, points=np.array([click0[::-1]], np.float32),
-                                            labels=np.array([1], np.int32))
-            for _ in predictor.propagate_in_video(state):
-                pass
-            for _ in predictor.propagate_in_video(state, reverse=True):
-                pass
+            click_and_propagate(state, z0, click0)
             timings["first_pass_s"] = time.perf_counter() - start
-            predictor.add_new_points_or_box(state, frame_idx=z1, obj_id=1, points=np.array([click1[::-1]], np.float32),
-                                            labels=np.array([1], np.int32))
-            for _ in predictor.propagate_in_video(state):
-                pass
-            for _ in predictor.propagate_in_video(state, reverse=True):
-                pass
+            click_and_propagate(state, z1, click1)
     timings["session_s"] = time.perf_counter() - start
     return timings
 

@@ -105,13 +105,15 @@ class SegmentationController:
 
         def done(result) -> None:
             self._loading = False
-            self._drop_session()
             self._state.loaded, self._state.backend = result
             self._state.choice = choice
             card = self._state.loaded.card
             self.status.emit(f"{card.title} ready on {self._state.loaded.device} (licence: {card.license})")
             self.model_ready.emit(card)
 
+        # No background embedding work may run while the new model's modules import.
+        self._drop_session()
+        self._state.backend = None
         self._loading = True
         self.status.emit("loading the model ...")
         self._start(work, done, "Loading model")

@@ -13,6 +13,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+# Imported up front on purpose: torchvision pulls in torch._dynamo and triton, and a
+# first import of those while another thread runs torch ops (the embedding prefetch)
+# can crash the process.
+import torchvision  # noqa: F401
+
 from napari_textseg.engine.features import Features
 from napari_textseg.engine.prompts import SlicePrompts
 from napari_textseg.models.device import autocast

@@ -140,9 +140,10 @@ class FeatureCache:
         with self._lock:
             self._entries.clear()
 
-    def close(self) -> None:
-        """Stop the background thread."""
+    def close(self, wait: bool = False) -> None:
+        """Stop the background thread. Queued slices are dropped; one being encoded
+        finishes in the background unless ``wait``, so the GUI never waits for it."""
         self.cancel_prefetch()
         if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor.shutdown(wait=wait, cancel_futures=True)
             self._executor = None

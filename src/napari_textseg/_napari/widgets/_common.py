@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from napari.utils.notifications import show_error
 
 from napari_textseg.core.errors import NapariTextsegError
+
+if TYPE_CHECKING:
+    import napari
+    from qtpy.QtWidgets import QComboBox
 
 
 def safely(action: Callable[[], object]) -> Callable[..., None]:
@@ -19,3 +24,19 @@ def safely(action: Callable[[], object]) -> Callable[..., None]:
             show_error(str(err))
 
     return run
+
+
+def fill_labels_combo(combo: QComboBox, viewer: napari.Viewer, first: str) -> None:
+    """List the viewer's Labels layers (not the preview) after ``first``, keeping the choice."""
+    from napari.layers import Labels
+
+    from napari_textseg._napari.controller import PREVIEW_LAYER
+
+    current = combo.currentText()
+    combo.clear()
+    combo.addItem(first)
+    for layer in viewer.layers:
+        if isinstance(layer, Labels) and layer.name != PREVIEW_LAYER:
+            combo.addItem(layer.name)
+    if current:
+        combo.setCurrentText(current)

@@ -20,7 +20,7 @@ from qtpy.QtWidgets import (
 
 from napari_textseg._napari.controller import ModelChoice, controller_for
 from napari_textseg._napari.prompt_layer import toggle_sign
-from napari_textseg._napari.widgets._common import safely
+from napari_textseg._napari.widgets._common import fill_labels_combo, safely
 from napari_textseg.models.registry import CARDS
 
 if TYPE_CHECKING:
@@ -115,21 +115,18 @@ class PointPromptsWidget(QWidget):
         self._show_licence()
         self._bind_keys()
 
-    def _bind_keys(self) -> None:
+    def _key_actions(self) -> dict:
         # micro-sam's keys: S segments the slice, Shift+S the volume, C commits, T toggles.
-        bindings = {
-            "s": self.controller.segment_slice,
-            "Shift-s": self.controller.propagate,
-            "c": self._commit,
-            "t": self._toggle,
-        }
-        for key, action in bindings.items():
+        return {"s": self.controller.segment_slice, "Shift-s": self.controller.propagate,
+                "c": self._commit, "t": self._toggle}
+
+    def _bind_keys(self) -> None:
+        for key, action in self._key_actions().items():
             self.viewer.bind_key(key, lambda _viewer, act=action: safely(act)(), overwrite=True)
 
     def bind_prompt_layer_keys(self, layer: napari.layers.Points) -> None:
         """The same keys on the prompts layer, whose own S would switch to select mode."""
-        for key, action in {"s": self.controller.segment_slice, "Shift-s": self.controller.propagate,
-                            "c": self._commit, "t": self._toggle}.items():
+        for key, action in self._key_actions().items():
             layer.bind_key(key, lambda _layer, act=action: safely(act)(), overwrite=True)
 
     def _browse(self) -> None:
@@ -177,15 +174,4 @@ class PointPromptsWidget(QWidget):
             self.target.setCurrentText(layer.name)
 
     def _refresh_targets(self, *_args: object) -> None:
-        from napari.layers import Labels
-
-        from napari_textseg._napari.controller import PREVIEW_LAYER
-
-        current = self.target.currentText()
-        self.target.clear()
-        self.target.addItem(_NEW_LAYER)
-        for layer in self.viewer.layers:
-            if isinstance(layer, Labels) and layer.name != PREVIEW_LAYER:
-                self.target.addItem(layer.name)
-        if current:
-            self.target.setCurrentText(current)
+        fill_labels_combo(self.target, self.viewer, _NEW_LAYER)

@@ -19,7 +19,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_textseg._napari.controller import controller_for
-from napari_textseg._napari.widgets._common import safely
+from napari_textseg._napari.widgets._common import fill_labels_combo, safely
 from napari_textseg.engine.propagate import DIRECTIONS, PropagationSettings
 from napari_textseg.engine.session import PostProcessing
 
@@ -139,15 +139,4 @@ class PropagationWidget(QWidget):
         self.controller.propagate()
 
     def _refresh_layers(self, *_args: object) -> None:
-        from napari.layers import Labels
-
-        from napari_textseg._napari.controller import PREVIEW_LAYER
-
-        current = self.confine.currentText()
-        self.confine.clear()
-        self.confine.addItem(_NONE)
-        for layer in self.viewer.layers:
-            if isinstance(layer, Labels) and layer.name != PREVIEW_LAYER:
-                self.confine.addItem(layer.name)
-        if current:
-            self.confine.setCurrentText(current)
+        fill_labels_combo(self.confine, self.viewer, _NONE)
