@@ -102,8 +102,8 @@ def test_cache_budget_evicts_least_recently_used():
     volume, _ = spheres()
     session = _session(volume, cache_bytes=3 * 64 * 64 * 2 + 100)  # three float16 slices
     for z in range(6):
-        session.cache.get((None, z))
-    assert len(session.cache) == 3 and (None, 5) in session.cache and (None, 0) not in session.cache
+        session.cache.get((None, None, z))
+    assert len(session.cache) == 3 and (None, None, 5) in session.cache and (None, None, 0) not in session.cache
 
 
 def test_roi_mode_pastes_back_exactly():

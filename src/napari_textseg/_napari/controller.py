@@ -18,6 +18,7 @@ from psygnal import Signal
 
 from napari_textseg._napari.layers import METADATA_KEY
 from napari_textseg._napari.prompt_layer import prompt_layer, prompts_of
+from napari_textseg.engine.prompts import group_by_slice
 from napari_textseg.engine.propagate import PropagationSettings
 from napari_textseg.engine.session import PostProcessing, SegmentationSession
 
@@ -136,6 +137,8 @@ class SegmentationController:
             raise ValueError("the model is still loading; try again in a moment")
         if self._state.backend is None:
             raise ValueError("choose a model and press Load first")
+        if self._state.workers:
+            raise ValueError("still working on the last request; wait for it or press Cancel")
 
     def _session(self, image: napari.layers.Image) -> SegmentationSession:
         key = (id(image), self._state.choice, self.options.roi_mm, self.options.confine_layer,
@@ -218,12 +221,12 @@ class SegmentationController:
         self._require_model()
         image = self._image()
         points, labels = prompts_of(self.prompts_layer(), image)
+        group_by_slice(points, labels, image.data.shape)  # instant errors, before any work
         session = self._session(image)
-        session.set_prompts(points, labels)  # validates on the main thread: instant errors
-        axis = session.axis
-        z = int(np.rint(points[-1][axis])) - (session.roi.start[0] if session.roi is not None else 0)
 
         def work():
+            session.set_prompts(points, labels)
+            z = int(np.rint(points[-1][session.axis])) - (session.roi.start[0] if session.roi is not None else 0)
             session.segment_slice(z)
             return session.mask(self.post)
 
@@ -234,14 +237,15 @@ class SegmentationController:
         self._require_model()
         image = self._image()
         points, labels = prompts_of(self.prompts_layer(), image)
+        group_by_slice(points, labels, image.data.shape)
         session = self._session(image)
-        session.set_prompts(points, labels)
 
         def done(mask: np.ndarray) -> None:
             self._show(mask, image)
             self.status.emit(f"propagated through {len(session.visited_slices())} slices")
 
         def work():
+            session.set_prompts(points, labels)
             return (yield from session.propagate_steps(self.settings, from_slice=from_slice, post=self.post))
 
         self._start(work, done, "Propagating", generator=True)

@@ -89,8 +89,9 @@ class SegmentationSession:
         self.backend = backend
         self.roi_mm = roi_mm
         self.confine = None if confine is None else np.asarray(confine, dtype=bool)
-        self._model_input = np.moveaxis(normalize_for_model(data, modality, window), axis, 0)
-        self._work = self._model_input
+        self._data, self._modality, self._window = data, modality, window
+        self._normalised: np.ndarray | None = None
+        self._roi_work: np.ndarray | None = None
         self.roi: Roi | None = None
         self.cache = FeatureCache(self._encode, cache_bytes)
         self.prompts: dict[int, SlicePrompts] = {}
@@ -98,6 +99,20 @@ class SegmentationSession:
         self.result = PropagationResult()
 
     # -- geometry helpers ------------------------------------------------------------
+
+    @property
+    def _model_input(self) -> np.ndarray:
+        """The windowed volume, slicing axis first; computed on first use (in a worker)."""
+        if self._normalised is None:
+            self._normalised = np.moveaxis(
+                normalize_for_model(self._data, self._modality, self._window), self.axis, 0
+            )
+        return self._normalised
+
+    @property
+    def _work(self) -> np.ndarray:
+        """What the model sees: the ROI crop in ROI mode, else the whole volume."""
+        return self._roi_work if self._roi_work is not None else self._model_input
 
     def _to_work(self, points_zyx: np.ndarray) -> np.ndarray:
         """Volume (z, y, x) -> working frame: slicing axis first, then the ROI origin."""
@@ -110,16 +125,30 @@ class SegmentationSession:
         full = self.roi.paste(mask) if self.roi is not None else mask
         return np.moveaxis(full, 0, self.axis)
 
-    def _encode(self, key: tuple[tuple[int, ...] | None, int]):
-        return self.backend.encode(self._work[key[1]])
+    def _key(self, z: int) -> tuple:
+        """Cache key of working-frame slice ``z``: the ROI it belongs to, and the slice."""
+        return (self.roi.start, self.roi.shape, z) if self.roi is not None else (None, None, z)
+
+    def _encode(self, key: tuple):
+        start, shape, z = key
+        if start is None:
+            return self.backend.encode(self._model_input[z])
+        # Crop the one plane from the key itself: a prefetch may outlive the ROI it was for.
+        plane = Roi(tuple(start[1:]), tuple(shape[1:]), self._model_input.shape[1:])  # type: ignore[arg-type]
+        index = start[0] + z
+        if 0 <= index < self._model_input.shape[0]:
+            frame = plane.crop(self._model_input[index], fill=0.0)
+        else:
+            frame = np.zeros(shape[1:], dtype=self._model_input.dtype)
+        return self.backend.encode(frame)
 
     def _features(self, z: int):
-        return self.cache.get((self.roi.start if self.roi is not None else None, z))
+        return self.cache.get(self._key(z))
 
     @property
     def n_slices(self) -> int:
         """Slices along the working axis (inside the ROI in ROI mode)."""
-        return int(self._work.shape[0])
+        return int(self.roi.shape[0]) if self.roi is not None else int(self.shape[self.axis])
 
     # -- prompts -----------------------------------------------------------------------
 
@@ -144,11 +173,13 @@ class SegmentationSession:
                 spacing = tuple(self.spacing[a] for a in order)
                 shape = tuple(self.shape[a] for a in order)
                 self.roi = roi_around(in_work[labels == 1], spacing, self.roi_mm, shape)  # type: ignore[arg-type]
-                self._work = self.roi.crop(self._model_input, fill=0.0)
+                self._roi_work = self.roi.crop(self._model_input, fill=0.0)
             elif not self.roi.contains(in_work):
                 raise PromptError("a click lies outside the ROI; start a new object to move the ROI")
         work_points = self._to_work(points)
-        self.prompts = group_by_slice(work_points, labels, self._work.shape, boxes)  # type: ignore[arg-type]
+        work_shape = tuple(self.roi.shape) if self.roi is not None else tuple(
+            self.shape[a] for a in [self.axis] + [a for a in range(3) if a != self.axis])
+        self.prompts = group_by_slice(work_points, labels, work_shape, boxes)  # type: ignore[arg-type]
         self._positive = points[labels == 1]
 
     # -- segmentation ------------------------------------------------------------------
@@ -171,9 +202,8 @@ class SegmentationSession:
         result = self.backend.decode(self._features(z), self.prompts[z], self.result.logits.get(z))
         self.result.masks[z], self.result.scores[z], self.result.logits[z] = result.mask, result.score, result.logits
         self.result.source[z] = z
-        roi_key = self.roi.start if self.roi is not None else None
         nearby = [z + d for d in range(1, _PREFETCH_RADIUS + 1)] + [z - d for d in range(1, _PREFETCH_RADIUS + 1)]
-        self.cache.prefetch((roi_key, n) for n in nearby if 0 <= n < self.n_slices)
+        self.cache.prefetch(self._key(n) for n in nearby if 0 <= n < self.n_slices)
         single = np.zeros(self._work.shape, dtype=bool)
         single[z] = result.mask
         return self._from_work(single)
@@ -258,7 +288,7 @@ class SegmentationSession:
         self.prompts = {}
         self._positive = np.zeros((0, 3))
         self.roi = None
-        self._work = self._model_input
+        self._roi_work = None
         self.result = PropagationResult()
 
     def close(self) -> None:
