@@ -112,3 +112,29 @@ def test_text_widget_says_what_it_will_do(viewer):
 
     _, widget = viewer.window.add_plugin_dock_widget("napari-textseg", "Text labelling")
     assert "organ names" in widget.findChild(QLabel, "plan").text()
+
+
+def test_opening_the_widgets_after_the_canvas_exists_does_not_crash(tmp_path):
+    """The user's path: napari is up (OpenGL canvas) before the plugin imports torch.
+
+    On software OpenGL (Mesa llvmpipe), loading triton's LLVM after the canvas crashed
+    the process; see napari_textseg/_napari/_triton.py.
+    """
+    import subprocess
+    import sys
+
+    script = tmp_path / "late_import.py"
+    script.write_text(
+        "import napari\n"
+        "from qtpy.QtWidgets import QApplication\n"
+        "viewer = napari.Viewer()\n"
+        "viewer.open_sample('napari-textseg', 'abdomen_ct')\n"
+        "for _ in range(5):\n"
+        "    QApplication.processEvents()\n"
+        "viewer.window.add_plugin_dock_widget('napari-textseg', 'Point prompts')\n"
+        "import segment_anything, torchvision  # what loading a SAM model imports\n"
+        "viewer.close()\n"
+        "print('survived')\n"
+    )
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "survived" in result.stdout, result.stderr[-2000:]

@@ -34,6 +34,9 @@ _WIDGETS = ("Point prompts", "Propagation", "Text labelling")
 def _viewer(paths: Sequence[str] = (), sample: str | None = None, screenshot: str | None = None) -> int:
     import napari
 
+    # torch and its extensions load before the OpenGL canvas exists (see _napari/_triton.py).
+    import napari_textseg._napari.controller  # noqa: F401
+
     viewer = napari.Viewer(title="napari-textseg")
     docks = [viewer.window.add_plugin_dock_widget("napari-textseg", name, tabify=True)[0] for name in _WIDGETS]
     from qtpy.QtCore import QTimer

@@ -16,11 +16,15 @@ from napari.qt.threading import create_worker
 from napari.utils import progress
 from psygnal import Signal
 
-from napari_textseg._napari.layers import METADATA_KEY
-from napari_textseg._napari.prompt_layer import prompt_layer, prompts_of
-from napari_textseg.engine.prompts import group_by_slice
-from napari_textseg.engine.propagate import PropagationSettings
-from napari_textseg.engine.session import PostProcessing, SegmentationSession
+from napari_textseg._napari._triton import keep_triton_out_without_cuda
+
+keep_triton_out_without_cuda()  # before the engine imports torchvision (see _triton.py)
+
+from napari_textseg._napari.layers import METADATA_KEY  # noqa: E402
+from napari_textseg._napari.prompt_layer import prompt_layer, prompts_of  # noqa: E402
+from napari_textseg.engine.prompts import group_by_slice  # noqa: E402
+from napari_textseg.engine.propagate import PropagationSettings  # noqa: E402
+from napari_textseg.engine.session import PostProcessing, SegmentationSession  # noqa: E402
 
 if TYPE_CHECKING:
     import napari
