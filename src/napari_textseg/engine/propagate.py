@@ -107,7 +107,9 @@ class PropagationResult:
 
     def keep(self, z: int, result: SliceMask, source: int) -> None:
         """Store ``result`` for slice ``z`` unless a nearer prompted slice already gave one."""
-        if z in self.source and abs(self.source[z] - z) < abs(source - z):
+        if z not in self.source:
+            self.visited.append(z)
+        elif abs(self.source[z] - z) < abs(source - z):
             return
         self.masks[z], self.scores[z], self.source[z], self.logits[z] = (
             result.mask, result.score, source, result.logits,
@@ -188,7 +190,6 @@ class _Propagator:
             anchor = self._segment_prompted(z, prompts[z], logits.get(z))
             self._anchors[z] = anchor
             result.keep(z, anchor, z)
-            result.visited.append(z)
             done += 1
             yield done, total
         for start, step, end in passes:
@@ -202,7 +203,6 @@ class _Propagator:
                 if current is None:
                     break
                 result.keep(z, current, start)
-                result.visited.append(z)
                 empty_run = empty_run + 1 if not current.mask.any() else 0
                 if self.settings.empty_stop and empty_run >= self.settings.empty_stop:
                     break

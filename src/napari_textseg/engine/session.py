@@ -230,11 +230,11 @@ class SegmentationSession:
         if from_slice is None:
             self.result = run
         else:
-            for z in run.visited:
+            for z in run.visited:  # the new run's masks win on the slices it reached
+                if z not in self.result.source:
+                    self.result.visited.append(z)
                 self.result.masks[z], self.result.scores[z] = run.masks[z], run.scores[z]
                 self.result.logits[z], self.result.source[z] = run.logits[z], run.source[z]
-                if z not in self.result.visited:
-                    self.result.visited.append(z)
         return self.mask(post)
 
     def propagate(
