@@ -80,6 +80,8 @@ def test_correction_repropagates_from_its_slice():
     _click(session, (12, 20, 20), (26, 44, 44))  # the user clicks the second part too
     mask = session.propagate(from_slice=26)
     np.testing.assert_array_equal(mask, first | second)
+    visited = session.visited_slices()
+    assert len(visited) == len(set(visited))  # each slice listed once
     assert all(session.result.source[z] == 26 for z in range(27, 33))
 
 
