@@ -193,7 +193,11 @@ class SegmentationController:
             bar.close()
             if worker in self._state.workers:
                 self._state.workers.remove(worker)
-            self.busy.emit(bool(self._state.workers))
+                self.busy.emit(bool(self._state.workers))
+
+        def returned(value: Any) -> None:
+            finish()  # idle before `done` runs, so it (and what it signals) may start new work
+            done(value)
 
         def failed(err: Exception) -> None:
             if description == "Loading model":
@@ -208,7 +212,7 @@ class SegmentationController:
                 bar.update(done - bar.n)
 
             worker.yielded.connect(advance)
-        worker.returned.connect(done)
+        worker.returned.connect(returned)
         worker.errored.connect(failed)
         worker.finished.connect(finish)
         worker.start()
