@@ -11,3 +11,7 @@ class ReadError(NapariTextsegError, ValueError):
 
 class WriteError(NapariTextsegError, OSError):
     """A labels file cannot be written; any existing file at the target is left intact."""
+
+
+class InputError(NapariTextsegError, ValueError):
+    """User input (text, prompts, options) that cannot be used as given."""

@@ -1,0 +1,102 @@
+"""Text targets typed by the user, and the CLIP prompt ensembles built from them.
+
+The ensembles follow TAGS (methods.md section 1): 34 templates x 6 foreground states
+= 204 sentences and 34 x 8 background states = 272 sentences per name. Vocabulary
+descriptions (CRISP-SAM2) are added to the foreground set.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from napari_textseg.core.errors import InputError
+from napari_textseg.core.vocabulary import Organ, lookup
+
+__all__ = [
+    "BACKGROUND_STATES",
+    "FOREGROUND_STATES",
+    "MAX_TARGET_CHARS",
+    "TEMPLATES",
+    "TextTarget",
+    "ensemble",
+    "parse_targets",
+]
+
+MAX_TARGET_CHARS = 100
+
+TEMPLATES: tuple[str, ...] = (
+    *(f"This is {a} {{}} in the scene." for a in ("one", "a", "the")),
+    *(f"There is {a} {{}} in the scene." for a in ("a", "the")),
+    *(f"A 3D photo of {a} {{}}." for a in ("one", "a", "the")),
+    *(f"A 3D photo of {a} {adj} {{}}." for adj in ("large", "small", "rotated") for a in ("a", "the")),
+    *(f"A {adj} 3D photo of {a} {{}}." for adj in (
+        "flipped", "bright", "dark", "good", "bad", "corrupted", "blurry", "low-resolution",
+        "close-up", "cropped") for a in ("a", "the")),
+)
+FOREGROUND_STATES: tuple[str, ...] = (
+    "diseased {}", "anomalous {}", "{} with flaw", "{} with illness", "{} with lesion", "{} with tumor",
+)
+BACKGROUND_STATES: tuple[str, ...] = (
+    "{}", "healthy {}", "flawless {}", "perfect {}", "{} without flaw", "{} without illness",
+    "{} without lesion", "{} without tumor",
+)
+
+
+@dataclass(frozen=True)
+class TextTarget:
+    """One target: what was typed, the name used for the label, and its vocabulary entry."""
+
+    typed: str
+    name: str
+    organ: Organ | None
+
+    @property
+    def known(self) -> bool:
+        return self.organ is not None
+
+
+def parse_targets(text: str) -> list[TextTarget]:
+    """Split "liver, spleen; L kidney" (commas, semicolons or lines) into targets.
+
+    Raises
+    ------
+    InputError
+        No target (empty, or only separators); a target over ``MAX_TARGET_CHARS``
+        characters (CLIP reads 77 tokens: a name or short phrase is wanted); the same
+        organ named twice (under any synonym).
+    """
+    parts = [unicodedata.normalize("NFKC", p).strip() for p in re.split(r"[,;\n]+", text or "")]
+    parts = [p for p in parts if p]
+    if not parts:
+        raise InputError("type at least one target, e.g. 'liver, spleen, left kidney'")
+    targets: list[TextTarget] = []
+    seen: dict[str, str] = {}
+    for part in parts:
+        if len(part) > MAX_TARGET_CHARS:
+            raise InputError(
+                f"target {part[:30]!r}... is {len(part)} characters; name an organ or a short "
+                f"phrase of at most {MAX_TARGET_CHARS} characters (CLIP reads only 77 tokens)"
+            )
+        organ = lookup(part)
+        name = organ.name if organ else " ".join(part.split())
+        key = name.casefold()
+        if key in seen:
+            raise InputError(f"{part!r} names the same target as {seen[key]!r}; give each target once")
+        seen[key] = part
+        targets.append(TextTarget(part, name, organ))
+    return targets
+
+
+def ensemble(target: TextTarget, *, descriptions: bool = True) -> tuple[list[str], list[str]]:
+    """Foreground and background sentences for one target.
+
+    Foreground: 34 templates x 6 states (204), plus the vocabulary's descriptions;
+    background: 34 x 8 (272).
+    """
+    foreground = [t.format(s.format(target.name)) for s in FOREGROUND_STATES for t in TEMPLATES]
+    background = [t.format(s.format(target.name)) for s in BACKGROUND_STATES for t in TEMPLATES]
+    if descriptions and target.organ is not None:
+        foreground += list(target.organ.descriptions)
+    return foreground, background
