@@ -47,6 +47,8 @@ def test_models_list_and_path(capsys, isolated_model_cache):
     assert main(["models", "list"]) == 0
     out = capsys.readouterr().out
     assert "sam2.1_hiera_tiny" in out and "Apache-2.0" in out and "local file only" in out
+    phantom = next(line for line in out.splitlines() if line.startswith("phantom_sam "))
+    assert "shipped with napari-textseg" in phantom and " yes " in phantom  # usable offline, no download
     assert main(["models", "path"]) == 0
     assert capsys.readouterr().out.strip() == str(isolated_model_cache)
     assert main(["models", "path", "medsam2"]) == 0
@@ -71,12 +73,14 @@ def test_verify_a_local_checkpoint(tmp_path, capsys):
 
 
 @pytest.mark.viewer
-def test_demo_opens_the_sample_ct_with_the_widgets(tmp_path):
-    """The README's main command, run to a screenshot instead of an interactive session."""
+@pytest.mark.parametrize("extra", [[], ["--phantom"]])
+def test_demo_opens_the_sample_ct_with_the_widgets(tmp_path, extra):
+    """The README's main command, run to a screenshot instead of an interactive session;
+    ``--phantom`` opens the synthetic CT with the phantom SAM2 loaded, all offline."""
     exe = shutil.which("napari-textseg", path=os.path.dirname(sys.executable))
     assert exe, "the console script is installed"
     shot = tmp_path / "demo.png"
-    result = subprocess.run([exe, "demo", "--screenshot", str(shot)], capture_output=True, text=True,
+    result = subprocess.run([exe, "demo", "--screenshot", str(shot), *extra], capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr
     from PIL import Image

@@ -22,7 +22,7 @@ def test_npe2_manifest_is_valid():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_wheel_ships_the_manifest_samples_and_py_typed(tmp_path):
+def test_wheel_ships_the_manifest_samples_phantom_models_and_py_typed(tmp_path):
     result = _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
                   "-w", str(tmp_path), str(REPO))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
@@ -35,7 +35,9 @@ def test_wheel_ships_the_manifest_samples_and_py_typed(tmp_path):
     assert "napari-textseg = napari_textseg:napari.yaml" in text
     assert "napari-textseg = napari_textseg.cli:main" in text
     for needed in ["napari_textseg/py.typed", "napari_textseg/data/samples/NOTICE.md",
-                   "napari_textseg/data/samples/abdomen_ct.nii.gz"]:
+                   "napari_textseg/data/samples/abdomen_ct.nii.gz",
+                   "napari_textseg/data/models/phantom_sam.pth",
+                   "napari_textseg/data/models/training.json"]:
         assert needed in names
 
 

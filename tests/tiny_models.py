@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from napari_textseg.models.registry import ModelCard, register_card
+from napari_textseg.models.registry import ModelCard, register_card, small_sam2_overrides
 
 TINY_SAM_ARCH = {
     "image_size": 64, "encoder_embed_dim": 32, "encoder_depth": 2, "encoder_num_heads": 2,
@@ -18,32 +18,11 @@ TINY_SAM_ARCH = {
     "mask_in_chans": 4, "decoder_mlp_dim": 64, "iou_head_hidden_dim": 32,
 }
 
-_E, _D, _M = 8, 32, 16  # Hiera width, model width, memory width
 TINY_SAM2_ARCH = {
     "config": "configs/sam2.1/sam2.1_hiera_t.yaml",
-    "overrides": (
-        "++model.image_size=128",
-        f"++model.image_encoder.trunk.embed_dim={_E}",
-        "++model.image_encoder.trunk.num_heads=1",
-        "++model.image_encoder.trunk.stages=[1,1,2,1]",
-        "++model.image_encoder.trunk.global_att_blocks=[3]",
-        f"++model.image_encoder.neck.backbone_channel_list=[{_E * 8},{_E * 4},{_E * 2},{_E}]",
-        f"++model.image_encoder.neck.d_model={_D}",
-        f"++model.image_encoder.neck.position_encoding.num_pos_feats={_D}",
-        f"++model.memory_attention.d_model={_D}",
-        "++model.memory_attention.num_layers=1",
-        f"++model.memory_attention.layer.d_model={_D}",
-        "++model.memory_attention.layer.dim_feedforward=64",
-        f"++model.memory_attention.layer.self_attention.embedding_dim={_D}",
-        "++model.memory_attention.layer.self_attention.feat_sizes=[8,8]",
-        f"++model.memory_attention.layer.cross_attention.embedding_dim={_D}",
-        "++model.memory_attention.layer.cross_attention.feat_sizes=[8,8]",
-        f"++model.memory_attention.layer.cross_attention.kv_in_dim={_M}",
-        f"++model.memory_encoder.out_dim={_M}",
-        f"++model.memory_encoder.in_dim={_D}",
-        f"++model.memory_encoder.position_encoding.num_pos_feats={_M}",
-        f"++model.memory_encoder.mask_downsampler.embed_dim={_D}",
-        f"++model.memory_encoder.fuser.layer.dim={_D}",
+    "overrides": small_sam2_overrides(
+        128, embed=8, model=32, memory=16, stages=(1, 1, 2, 1), global_blocks=(3,),
+        attention_layers=1, feedforward=64,
     ),
 }
 

@@ -4,7 +4,8 @@ Subcommands
 -----------
 (none)                  open napari with the plugin's dock widgets
 view FILE...            open files (NIfTI, TIFF, DICOM folder) in napari with the widgets
-demo                    open the sample abdominal CT with its organ labels and the widgets
+demo [--phantom]        open the sample abdominal CT (or a synthetic phantom with the
+                        phantom SAM loaded) with the widgets
 info FILE               shape, spacing, orientation, modality and intensity range
 segment IMAGE ...       click-prompted 3D segmentation, written with the source geometry
 models list             the model cards, and which checkpoints are downloaded
@@ -31,20 +32,29 @@ __all__ = ["main"]
 _WIDGETS = ("Point prompts", "Propagation", "Text labelling")
 
 
-def _viewer(paths: Sequence[str] = (), sample: str | None = None, screenshot: str | None = None) -> int:
+def _viewer(
+    paths: Sequence[str] = (),
+    sample: str | None = None,
+    screenshot: str | None = None,
+    model: str | None = None,
+) -> int:
     import napari
 
     # torch and its extensions load before the OpenGL canvas exists (see _napari/_triton.py).
     import napari_textseg._napari.controller  # noqa: F401
 
     viewer = napari.Viewer(title="napari-textseg")
-    docks = [viewer.window.add_plugin_dock_widget("napari-textseg", name, tabify=True)[0] for name in _WIDGETS]
+    added = [viewer.window.add_plugin_dock_widget("napari-textseg", name, tabify=True) for name in _WIDGETS]
     from qtpy.QtCore import QTimer
 
-    QTimer.singleShot(0, docks[0].raise_)  # once the tabs exist: show Point prompts first
+    QTimer.singleShot(0, added[0][0].raise_)  # once the tabs exist: show Point prompts first
     if sample:
         viewer.open_sample("napari-textseg", sample)
         viewer.layers.selection.active = viewer.layers[0]
+    if model:
+        points_widget = added[0][1]
+        points_widget.model.setCurrentIndex(points_widget.model.findData(model))
+        points_widget.load.click()
     for path in paths:
         viewer.open(path, plugin="napari-textseg")
     if screenshot:
@@ -69,6 +79,8 @@ def _cmd_view(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    if args.phantom:
+        return _viewer(sample="phantom_ct", screenshot=args.screenshot, model="phantom_sam")
     return _viewer(sample="abdomen_ct", screenshot=args.screenshot)
 
 
@@ -229,6 +241,8 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="open the sample abdominal CT with the plugin's widgets")
     demo.add_argument("--screenshot", metavar="PNG", help="save a screenshot of the window and exit")
+    demo.add_argument("--phantom", action="store_true",
+                      help="a synthetic CT phantom with the phantom SAM loaded: the whole workflow offline")
     demo.set_defaults(func=_cmd_demo)
 
     info = sub.add_parser("info", help="print shape, spacing, orientation, modality, intensity range")

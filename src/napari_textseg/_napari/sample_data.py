@@ -1,4 +1,5 @@
-"""npe2 sample data: the shipped CT (with named organ labels), MRI and nuclei stack."""
+"""npe2 sample data: the shipped CT (with named organ labels), MRI and nuclei stack, and
+a synthetic phantom CT for trying the phantom models offline."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from napari_textseg._napari.layers import LayerData, volume_to_layer_data
 from napari_textseg.core.io import read_volume
 from napari_textseg.data import sample_path
 
-__all__ = ["abdomen_ct", "abdomen_mr", "nuclei_3d"]
+__all__ = ["abdomen_ct", "abdomen_mr", "nuclei_3d", "phantom_ct"]
 
 
 def _load(*keys: str) -> list[LayerData]:
@@ -26,3 +27,15 @@ def abdomen_mr() -> list[LayerData]:
 def nuclei_3d() -> list[LayerData]:
     """Fluorescence nuclei stack and its instance labels."""
     return _load("nuclei_3d", "nuclei_3d_labels")
+
+
+def phantom_ct() -> list[LayerData]:
+    """A synthetic CT phantom (organs and lesions, named labels), written to a temporary
+    NIfTI and read back, as a scanner's file would be. Pair it with the phantom models."""
+    import tempfile
+
+    from napari_textseg.core.phantoms import ct_phantom
+
+    folder = tempfile.mkdtemp(prefix="napari-textseg-phantom-")
+    image, labels = ct_phantom(seed=1).save(folder, "phantom_ct")
+    return [volume_to_layer_data(read_volume(image)), volume_to_layer_data(read_volume(labels))]

@@ -1,11 +1,15 @@
-"""Sample volumes shipped with the package (see samples/NOTICE.md for their licences)."""
+"""Sample volumes and phantom-model checkpoints shipped with the package.
+
+samples/NOTICE.md gives the samples' licences; models/README.md says how the phantom
+models were trained.
+"""
 
 from __future__ import annotations
 
 from importlib.resources import files
 from pathlib import Path
 
-__all__ = ["SAMPLES", "sample_path"]
+__all__ = ["SAMPLES", "bundled_model_path", "sample_path"]
 
 SAMPLES = {
     "abdomen_ct": "abdomen_ct.nii.gz",
@@ -23,3 +27,8 @@ def sample_path(key: str) -> Path:
     except KeyError:
         raise KeyError(f"unknown sample {key!r}; known: {', '.join(SAMPLES)}") from None
     return Path(str(files("napari_textseg.data") / "samples" / name))
+
+
+def bundled_model_path(filename: str) -> Path:
+    """Path of a checkpoint shipped in the package (the phantom models)."""
+    return Path(str(files("napari_textseg.data") / "models" / filename))

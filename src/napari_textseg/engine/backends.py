@@ -83,13 +83,21 @@ class SamBackend:
         self.image_size = int(model.image_encoder.img_size)
         self._transform = ResizeLongestSide(self.image_size)
 
+    def model_input(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) frames in [0, 255] -> the encoder's input: resized, normalised, padded.
+
+        The training script for the phantom models feeds its crops through this too, so
+        a model learns on exactly what the plugin gives it.
+        """
+        return self.model.preprocess(self._transform.apply_image_torch(images))
+
     def encode(self, frame: np.ndarray) -> Features:
-        image = self._transform.apply_image_torch(_grey_to_rgb(frame, self.device))
+        input_hw = self._transform.get_preprocess_shape(*frame.shape, self.image_size)
         with torch.inference_mode(), autocast(self.device):
-            embed = self.model.image_encoder(self.model.preprocess(image))
+            embed = self.model.image_encoder(self.model_input(_grey_to_rgb(frame, self.device)))
         return {
             "embed": embed,
-            "input_hw": torch.tensor(image.shape[-2:]),
+            "input_hw": torch.tensor(input_hw),
             "orig_hw": torch.tensor(frame.shape),
         }
 
@@ -145,13 +153,15 @@ class Sam2Backend:
         self._pos_embeds: list[torch.Tensor] | None = None
         self._feat_sizes: list[tuple[int, int]] | None = None
 
-    def encode(self, frame: np.ndarray) -> Features:
+    def model_input(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) frames in [0, 255] -> the encoder's input: resized and normalised."""
         size = (self.image_size, self.image_size)
-        image = _grey_to_rgb(frame, self.device) / 255.0
-        image = F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True)
-        image = (image - self._mean) / self._std
+        images = F.interpolate(images / 255.0, size=size, mode="bilinear", align_corners=False, antialias=True)
+        return (images - self._mean) / self._std
+
+    def encode(self, frame: np.ndarray) -> Features:
         with torch.inference_mode(), autocast(self.device):
-            backbone_out = self.model.forward_image(image)
+            backbone_out = self.model.forward_image(self.model_input(_grey_to_rgb(frame, self.device)))
             _, feats, pos, sizes = self.model._prepare_backbone_features(backbone_out)
         if self._pos_embeds is None:
             # Positional encodings depend only on the feature size: keep one copy, not one per slice.

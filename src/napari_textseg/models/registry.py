@@ -12,7 +12,10 @@ from typing import Any
 
 from napari_textseg.models.errors import ModelNotFoundError
 
-__all__ = ["CARDS", "FAMILIES", "ModelCard", "get_card", "register_card"]
+__all__ = [
+    "CARDS", "FAMILIES", "PHANTOM_SAM2_ARCH", "PHANTOM_SAM_ARCH", "ModelCard", "get_card",
+    "phantom_card", "register_card", "small_sam2_overrides",
+]
 
 FAMILIES = ("sam", "sam2", "clip", "sam3")
 
@@ -57,15 +60,18 @@ class ModelCard:
     known_hash: str | None = None
     note: str = ""
     tags: tuple[str, ...] = field(default_factory=tuple)
+    bundled: bool = False
 
     @property
     def local_only(self) -> bool:
         """True for gated weights that cannot be downloaded by the plugin."""
-        return self.url is None and self.hf_repo is None
+        return self.url is None and self.hf_repo is None and not self.bundled
 
     @property
     def source(self) -> str:
         """Where the weights come from, for display."""
+        if self.bundled:
+            return f"shipped with napari-textseg ({self.filename})"
         if self.url:
             return self.url
         if self.hf_repo:
@@ -113,6 +119,90 @@ def _sam2(size: str, short: str, size_mb: float) -> ModelCard:
         license_url=_APACHE[1],
         homepage="https://github.com/facebookresearch/sam2",
         tags=("natural images", "video memory"),
+    )
+
+
+def small_sam2_overrides(
+    image_size: int, *, embed: int, model: int, memory: int, stages: tuple[int, int, int, int],
+    global_blocks: tuple[int, ...], attention_layers: int, feedforward: int,
+) -> tuple[str, ...]:
+    """Hydra overrides that shrink ``sam2.1_hiera_t.yaml`` to a small model.
+
+    ``embed`` is the Hiera width, ``model`` the neck/decoder/memory-attention width,
+    ``memory`` the memory-encoder width. The memory attention's RoPE grid follows the
+    input size (stride 16).
+    """
+    grid = image_size // 16
+    e, d, m = embed, model, memory
+    return (
+        f"++model.image_size={image_size}",
+        f"++model.image_encoder.trunk.embed_dim={e}",
+        "++model.image_encoder.trunk.num_heads=1",
+        f"++model.image_encoder.trunk.stages=[{','.join(map(str, stages))}]",
+        f"++model.image_encoder.trunk.global_att_blocks=[{','.join(map(str, global_blocks))}]",
+        f"++model.image_encoder.neck.backbone_channel_list=[{e * 8},{e * 4},{e * 2},{e}]",
+        f"++model.image_encoder.neck.d_model={d}",
+        f"++model.image_encoder.neck.position_encoding.num_pos_feats={d}",
+        f"++model.memory_attention.d_model={d}",
+        f"++model.memory_attention.num_layers={attention_layers}",
+        f"++model.memory_attention.layer.d_model={d}",
+        f"++model.memory_attention.layer.dim_feedforward={feedforward}",
+        f"++model.memory_attention.layer.self_attention.embedding_dim={d}",
+        f"++model.memory_attention.layer.self_attention.feat_sizes=[{grid},{grid}]",
+        f"++model.memory_attention.layer.cross_attention.embedding_dim={d}",
+        f"++model.memory_attention.layer.cross_attention.feat_sizes=[{grid},{grid}]",
+        f"++model.memory_attention.layer.cross_attention.kv_in_dim={m}",
+        f"++model.memory_encoder.out_dim={m}",
+        f"++model.memory_encoder.in_dim={d}",
+        f"++model.memory_encoder.position_encoding.num_pos_feats={m}",
+        f"++model.memory_encoder.mask_downsampler.embed_dim={d}",
+        f"++model.memory_encoder.fuser.layer.dim={d}",
+    )
+
+
+# Phantom models: small real SAM / SAM2 architectures trained in this repository on
+# synthetic phantoms (tools/train_phantom_models.py). They segment phantoms, so the
+# workflow can be tried and tested offline; they are not for real images.
+PHANTOM_SAM_ARCH: dict[str, Any] = {
+    "image_size": 128, "patch_size": 8, "encoder_embed_dim": 96, "encoder_depth": 4,
+    "encoder_num_heads": 4, "encoder_global_attn_indexes": (1, 3), "window_size": 8,
+    "prompt_embed_dim": 64, "mask_in_chans": 8, "decoder_mlp_dim": 256,
+    "decoder_num_heads": 4, "iou_head_hidden_dim": 64,
+}
+PHANTOM_SAM2_ARCH: dict[str, Any] = {
+    "config": "configs/sam2.1/sam2.1_hiera_t.yaml",
+    "overrides": small_sam2_overrides(
+        128, embed=16, model=64, memory=32, stages=(1, 2, 3, 1), global_blocks=(4, 5),
+        attention_layers=2, feedforward=256,
+    ),
+}
+
+
+def phantom_card(family: str) -> ModelCard:
+    """The card of the phantom model of ``family`` (``"sam"`` or ``"sam2"``).
+
+    Only cards whose checkpoint ships in the package are registered; the training script
+    registers the others itself.
+    """
+    if family == "sam":
+        return _phantom("sam", PHANTOM_SAM_ARCH, "phantom_sam.pth", "Phantom SAM", 3.0)
+    return _phantom("sam2", PHANTOM_SAM2_ARCH, "phantom_sam2.pt", "Phantom SAM 2", 6.2)
+
+
+def _phantom(family: str, arch: dict[str, Any], filename: str, title: str, size_mb: float) -> ModelCard:
+    return ModelCard(
+        id=f"phantom_{family}",
+        family=family,
+        title=f"{title} (phantom model: trained on synthetic phantoms, not for real images)",
+        arch=arch,
+        filename=filename,
+        license="BSD-3-Clause",
+        license_url="https://opensource.org/license/bsd-3-clause",
+        homepage="https://github.com/napari-textseg/napari-textseg/blob/main/docs/models.md",
+        bundled=True,
+        size_mb=size_mb,
+        note="trained in this repository by tools/train_phantom_models.py",
+        tags=("phantom", "not for real images"),
     )
 
 
@@ -177,6 +267,8 @@ _CARDS: list[ModelCard] = [
     ),
     _clip("ViT-B-16", "timm/vit_base_patch16_clip_224.openai", 599),
     _clip("ViT-L-14", "timm/vit_large_patch14_clip_224.openai", 1710),
+    # phantom_sam2 is not shipped yet: its training does not reach the Dice it needs.
+    phantom_card("sam"),
     ModelCard(
         id="sam3",
         family="sam3",

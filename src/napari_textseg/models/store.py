@@ -48,7 +48,12 @@ def cache_dir() -> Path:
 
 
 def cached_path(card: ModelCard) -> Path:
-    """Where ``card``'s checkpoint lives in the cache (it may not be there yet)."""
+    """Where ``card``'s checkpoint lives: in the cache (it may not be there yet), or in
+    the package for the bundled phantom models."""
+    if card.bundled:
+        from napari_textseg.data import bundled_model_path
+
+        return bundled_model_path(card.filename)
     return cache_dir() / card.id / card.filename
 
 
@@ -135,6 +140,11 @@ def download(
     target = cached_path(card)
     if target.is_file():
         return target
+    if card.bundled:
+        raise CheckpointError(
+            f"{card.id} should ship with napari-textseg but {target} is missing; "
+            "reinstall the package (pip install --force-reinstall napari-textseg)"
+        )
     if card.local_only:
         raise CheckpointError(
             f"{card.id} cannot be downloaded by the plugin: {card.note}. "
@@ -179,11 +189,12 @@ def resolve_checkpoint(
     card = get_card(model_id)  # type: ignore[arg-type]
     path = cached_path(card)
     if not path.is_file():
-        how = (
-            f"run 'napari-textseg models download {card.id}'"
-            if not card.local_only
-            else f"get it from {card.homepage} ({card.note})"
-        )
+        if card.bundled:
+            how = "it should ship with the package: reinstall napari-textseg"
+        elif card.local_only:
+            how = f"get it from {card.homepage} ({card.note})"
+        else:
+            how = f"run 'napari-textseg models download {card.id}'"
         raise CheckpointError(
             f"{card.id} is not downloaded yet: {how}, put the file at {path}, "
             "or pass a local file with --checkpoint FILE"

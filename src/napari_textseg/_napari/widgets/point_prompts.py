@@ -44,7 +44,8 @@ class PointPromptsWidget(QWidget):
         self.model = QComboBox()
         for card in CARDS.values():
             if card.family in ("sam", "sam2"):
-                self.model.addItem(f"{card.id}  ({card.family})", card.id)
+                note = ", phantom: not for real images" if "phantom" in card.tags else ""
+                self.model.addItem(f"{card.id}  ({card.family}{note})", card.id)
         self.model.addItem(_LOCAL, None)
         self.checkpoint = QLineEdit()
         self.checkpoint.setPlaceholderText("optional: a local .pth/.pt file")

@@ -1,0 +1,122 @@
+"""Train the phantom SAM2: click / box -> mask on a conditioning slice, then tracking
+through the following slices with SAM2's memory (``SAM2Base._track_step``).
+
+The sam2 package ships no training loop; this is a small one. A batch holds ``batch``
+sequences of ``length`` consecutive slices (either direction, possibly running past the
+object's end). Slice 0 is prompted (and, on half the steps, corrected with a second
+click plus its previous logits); every later slice is segmented from memory alone.
+Losses: SAM's best-of-three mask loss and IoU regression, and the object-score loss
+that teaches the tracker when the object has ended.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from phantom_training.data import choose_mode, correction_click, first_prompt, sample_crop
+from phantom_training.losses import resize_mask, sam_loss
+from phantom_training.prompts import add_clicks, batch_prompts
+from phantom_training.schedule import TimeBudget
+
+from napari_textseg.engine.backends import Sam2Backend
+from napari_textseg.models.sam2 import build_sam2_model
+
+
+def _point_inputs(prompts, scales):
+    xy, labels, _ = batch_prompts(prompts, scales, box_as_points=True)
+    return {"point_coords": xy, "point_labels": labels.to(torch.int32)}
+
+
+def _step(model, feats, pos, sizes, t, points, output_dict, length, prev_logits=None):
+    out, sam_outputs, _, _ = model._track_step(
+        t, t == 0, feats, pos, sizes, points, None, output_dict, length, False, prev_logits
+    )
+    multi_logits, _, ious, low, high, obj_ptr, obj_score = sam_outputs
+    out.update(pred_masks=low, pred_masks_high_res=high, obj_ptr=obj_ptr, object_score_logits=obj_score)
+    return out, multi_logits, ious, obj_score
+
+
+def _frame_loss(model, multi_logits, ious, obj_score, target):
+    """Mask and IoU losses where the object is there and predicted there; object-score loss everywhere."""
+    present = target.flatten(1).any(dim=1)
+    loss = F.binary_cross_entropy_with_logits(obj_score[:, 0], present.float())
+    shown = present & (obj_score[:, 0] > 0)
+    if shown.any():
+        size = model.image_size
+        logits = F.interpolate(multi_logits[shown], size=(size, size), mode="bilinear", align_corners=False)
+        loss = loss + sam_loss(logits, ious[shown], target[shown], best_of=False)
+    return loss
+
+
+def train_sam2(arch: dict, minutes: float, bank, *, seed: int = 0, batch: int = 4, length: int = 6,
+               image_fraction: float = 0.4, image_batch: int = 16, lr: float = 1e-3,
+               log=print) -> torch.nn.Module:
+    """Train a SAM2 of ``arch`` for ``minutes`` of wall-clock time on ``bank``; returns it (eval mode).
+
+    The first ``image_fraction`` of the time trains single prompted slices (batches of
+    ``image_batch``): tracking is only as good as the masks it starts from.
+    """
+    full_batch, full_length = batch, length
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = build_sam2_model(arch)
+    backend = Sam2Backend(model, torch.device("cpu"))
+    model.train()
+    size = backend.image_size
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    budget = TimeBudget(minutes, lr)
+    seen, running = 0, []
+    while budget.running():
+        images_only = budget.elapsed < image_fraction * budget.seconds
+        batch, length = (image_batch, 1) if images_only else (full_batch, full_length)
+        crops = [sample_crop(bank, rng, length) for _ in range(batch)]
+        # frames ordered (t, b) so that frame t of every sequence is one contiguous block
+        images = torch.cat([
+            backend.model_input(torch.from_numpy(crops[b].frames[t : t + 1])[:, None].expand(1, 3, -1, -1))
+            for t in range(length) for b in range(batch)
+        ])
+        targets = torch.stack([
+            resize_mask(torch.from_numpy(crops[b].targets[t : t + 1]), size)[0]
+            for t in range(length) for b in range(batch)
+        ]).view(length, batch, size, size)
+        backbone = model.forward_image(images)
+        _, feats, pos, sizes = model._prepare_backbone_features(backbone)
+        scales = [size / c.frames.shape[-1] for c in crops]
+        mode = choose_mode(rng)
+        prompts = [first_prompt(c.targets[0], rng, mode) for c in crops]
+        output_dict: dict[str, dict] = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
+        losses = []
+        for t in range(length):
+            block = slice(t * batch, (t + 1) * batch)
+            f_t = [f[:, block] for f in feats]
+            p_t = [p[:, block] for p in pos]
+            points = _point_inputs(prompts, scales) if t == 0 else None
+            out, multi, ious, obj = _step(model, f_t, p_t, sizes, t, points, output_dict, length)
+            losses.append(_frame_loss(model, multi, ious, obj, targets[t]))
+            if t == 0 and rng.random() < 0.5:
+                best = out["pred_masks"].detach()
+                high = F.interpolate(best, size=(size, size), mode="bilinear", align_corners=False)
+                clicks = [correction_click((high[b, 0] > 0).numpy(), targets[0, b].numpy(), rng)
+                          for b in range(batch)]
+                corrected = add_clicks(prompts, clicks, scales)
+                points = _point_inputs(corrected, scales)
+                out, multi, ious, obj = _step(model, f_t, p_t, sizes, t, points, output_dict, length, best)
+                losses.append(_frame_loss(model, multi, ious, obj, targets[t]))
+            model._encode_memory_in_output(f_t, sizes, points, True, out["pred_masks_high_res"],
+                                           out["object_score_logits"], out)
+            kind = "cond_frame_outputs" if t == 0 else "non_cond_frame_outputs"
+            output_dict[kind][t] = out
+        loss = torch.stack(losses).mean()
+        lr_now = budget.apply(optimizer)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        seen += batch
+        running.append(loss.item())
+        if budget.step % 25 == 0:
+            log(f"sam2 step {budget.step:5d}  {budget.elapsed / 60:5.1f} min  sequences {seen:6d} of {length}  "
+                f"loss {np.mean(running[-25:]):.3f}  lr {lr_now:.2e}")
+    log(f"sam2 done: {budget.step} steps, {seen} sequences, {budget.elapsed / 60:.1f} min")
+    return model.eval()

@@ -1,0 +1,81 @@
+"""Train the phantom SAM and SAM2 on synthetic phantoms, save them in the official
+formats, and report their held-out Dice through the plugin's pipeline.
+
+    python tools/train_phantom_models.py                 # both, ~30 min on 2 CPU cores
+    python tools/train_phantom_models.py --only sam2 --minutes-sam2 5
+
+Checkpoints go to ``src/napari_textseg/data/models`` (``phantom_sam.pth``: a plain
+state dict like ``sam_vit_b_01ec64.pth``; ``phantom_sam2.pt``: ``{"model": state_dict}``
+like ``sam2.1_hiera_tiny.pt``), with ``training.json`` recording the command, times
+and Dice. Training data come from seeds >= 10000; evaluation uses seeds 1-5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+from phantom_training.data import TRAIN_SEED_BASE, make_bank
+from phantom_training.evaluate import evaluate
+from phantom_training.train_sam import train_sam
+from phantom_training.train_sam2 import train_sam2
+
+from napari_textseg.models.registry import CARDS, phantom_card, register_card
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", choices=("sam", "sam2"))
+    parser.add_argument("--minutes-sam", type=float, default=13.0)
+    parser.add_argument("--minutes-sam2", type=float, default=17.0)
+    parser.add_argument("--volumes", type=int, default=64, help="training phantoms (2/3 CT, 1/3 nuclei)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default=str(REPO / "src" / "napari_textseg" / "data" / "models"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    record_file = out / "training.json"
+    record = json.loads(record_file.read_text()) if record_file.is_file() else {}
+
+    start = time.perf_counter()
+    n_ct = args.volumes * 2 // 3
+    bank = make_bank(n_ct, args.volumes - n_ct, TRAIN_SEED_BASE)
+    print(f"{len(bank)} training phantoms in {time.perf_counter() - start:.0f} s")
+
+    jobs = {"sam": (train_sam, args.minutes_sam), "sam2": (train_sam2, args.minutes_sam2)}
+    for family, (train, minutes) in jobs.items():
+        if args.only and family != args.only:
+            continue
+        card = CARDS.get(f"phantom_{family}") or register_card(phantom_card(family))
+        t0 = time.perf_counter()
+        model = train(card.arch, minutes, bank, seed=args.seed)
+        seconds = time.perf_counter() - t0
+        state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+        path = out / card.filename
+        torch.save(state if family == "sam" else {"model": state}, path)
+        dice = evaluate(card.id, path)
+        record[card.id] = {
+            "command": "python tools/train_phantom_models.py " + " ".join(argv or sys.argv[1:]),
+            "train_minutes": round(seconds / 60, 2),
+            "size_mb": round(path.stat().st_size / 1e6, 2),
+            "training_phantoms": len(bank),
+            "held_out_dice": {k: round(v, 3) for k, v in dice.items()},
+            "machine": f"{platform.processor() or platform.machine()}, {args.threads} threads",
+            "torch": torch.__version__,
+        }
+        record_file.write_text(json.dumps(record, indent=1) + "\n")
+        print(f"{card.id}: {seconds / 60:.1f} min, {path.stat().st_size / 1e6:.1f} MB -> {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
