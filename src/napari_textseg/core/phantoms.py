@@ -118,7 +118,7 @@ def _blob(
     return out
 
 
-def _place(shape, rng, lows, highs) -> np.ndarray:
+def _place(rng: np.random.Generator, lows, highs) -> np.ndarray:
     return np.array([rng.uniform(lo, hi) for lo, hi in zip(lows, highs, strict=True)])
 
 
@@ -168,7 +168,7 @@ def ct_phantom(
                 rng.uniform(10, 30) / sy * 0.8,
                 rng.uniform(10, 30) / sx * 0.8,
             ])
-            c = _place(shape, rng, (z * 0.3, centre[1] - body_r[1] * 0.55, centre[2] - body_r[2] * 0.6),
+            c = _place(rng, (z * 0.3, centre[1] - body_r[1] * 0.55, centre[2] - body_r[2] * 0.6),
                        (z * 0.7, centre[1] + body_r[1] * 0.35, centre[2] + body_r[2] * 0.6))
             organ = _blob(shape, c, radii, rng, 0.25) & inner & (labels == 0)
             if organ.sum() > 200 and not (organ & taken).any():
@@ -226,7 +226,7 @@ def nuclei_phantom(
     for _ in range(int(rng.integers(n_nuclei[0], n_nuclei[1] + 1))):
         r = rng.uniform(*radius_px)
         radii = np.array([rng.uniform(0.2, 0.35) * z, r * rng.uniform(0.8, 1.2), r * rng.uniform(0.8, 1.2)])
-        c = _place(shape, rng, (radii[0] * 0.6, r, r), (z - radii[0] * 0.6, h - r, w - r))
+        c = _place(rng, (radii[0] * 0.6, r, r), (z - radii[0] * 0.6, h - r, w - r))
         nucleus = _blob(shape, c, radii, rng, 0.2)
         if nucleus.sum() < 50 or (nucleus & ndimage.binary_dilation(labels > 0, iterations=1)).any():
             continue
