@@ -48,3 +48,23 @@ def test_ties_go_to_the_first_target():
 def test_bad_targets(targets, message):
     with pytest.raises(ValueError, match=message):
         merge_by_confidence(targets, (2, 2, 2))
+
+
+def test_merging_into_an_existing_map_replaces_only_the_rerun_target():
+    from napari_textseg.engine.merge import merge_into
+
+    labels = np.zeros((1, 6, 6), dtype=np.uint16)
+    labels[0, :, :2] = 1  # liver, confidence 0.9
+    labels[0, :, 2:4] = 2  # spleen, confidence 0.3
+    labels[0, 5, 5] = 7  # drawn by hand: no confidence
+    confidence = {1: 0.9, 2: 0.3}
+    new_spleen = np.zeros_like(labels, dtype=bool)
+    new_spleen[0, :3, 1:] = True  # overlaps liver, old spleen, background and the hand label
+    out = merge_into(labels, confidence, TargetMask(2, "spleen", new_spleen, 0.5))
+    assert (out[0, :, :2][:, 0] == 1).all() and (out[0, :3, 1] == 1).all()  # liver is more confident
+    assert (out[0, :3, 2:] == 2).all()  # background and its own old voxels
+    assert (out[0, 3:, 2:4] == 0).all()  # old spleen voxels not in the new mask are cleared
+    assert out[0, 5, 5] == 7  # hand-drawn labels are never overwritten
+    assert (labels[0, :, 2:4] == 2).all()  # the input map is untouched
+    more_sure = merge_into(labels, confidence, TargetMask(2, "spleen", new_spleen, 0.95))
+    assert (more_sure[0, :3, 1] == 2).all()

@@ -107,11 +107,11 @@ def test_a_new_labels_layer_exports_with_the_image_geometry(viewer, ct_path, tmp
     np.testing.assert_allclose(tif.scale, image.scale)
 
 
-def test_text_widget_says_what_it_will_do(viewer):
+def test_text_widget_explains_itself_before_a_model_is_loaded(viewer):
     from qtpy.QtWidgets import QLabel
 
     _, widget = viewer.window.add_plugin_dock_widget("napari-textseg", "Text labelling")
-    assert "organ names" in widget.findChild(QLabel, "plan").text()
+    assert "organ names" in widget.findChild(QLabel, "status").text()
 
 
 def test_opening_the_widgets_after_the_canvas_exists_does_not_crash(tmp_path):

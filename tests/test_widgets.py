@@ -13,6 +13,7 @@ from qtpy.QtCore import QTimer
 from napari_textseg._napari.controller import PREVIEW_LAYER, ModelChoice, controller_for
 from napari_textseg._napari.prompt_layer import PROMPT_LAYER, toggle_sign
 from tiny_models import TINY_SAM2_ARCH, save_tiny_sam2, tiny_card
+from viewer_setup import viewer_with_model
 
 pytestmark = pytest.mark.viewer
 
@@ -28,13 +29,9 @@ def tiny_checkpoint(tmp_path_factory):
 @pytest.fixture
 def ready(make_napari_viewer_proxy, qtbot, ct_path, tiny_checkpoint):
     """A viewer with the CT, both widgets docked and the tiny model loaded."""
-    viewer = make_napari_viewer_proxy()
-    viewer.open(str(ct_path), plugin="napari-textseg")
-    _, points_widget = viewer.window.add_plugin_dock_widget("napari-textseg", "Point prompts")
-    _, propagation_widget = viewer.window.add_plugin_dock_widget("napari-textseg", "Propagation")
-    controller = controller_for(viewer)
-    with qtbot.waitSignal(controller.model_ready, timeout=60_000):
-        controller.load_model(ModelChoice("test_widget_sam2", str(tiny_checkpoint), "cpu"))
+    viewer, controller, (points_widget, propagation_widget) = viewer_with_model(
+        make_napari_viewer_proxy, qtbot, ct_path, ("Point prompts", "Propagation"), "test_widget_sam2",
+        tiny_checkpoint)
     layer = controller.prompts_layer()
     layer.add(np.array([15, 50, 40]))
     return viewer, controller, points_widget, propagation_widget

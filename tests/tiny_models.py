@@ -26,14 +26,21 @@ TINY_SAM2_ARCH = {
     ),
 }
 
-TINY_CLIP_ARCH = {
-    "model_name": "ViT-B-16",
-    "model_kwargs": {
-        "embed_dim": 32,
-        "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 16, "head_width": 16},
-        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
-    },
-}
+def clip_arch(image_size: int, patch_size: int, layers: int) -> dict:
+    """A small open_clip ViT-B-16 variant: width 32, one text layer."""
+    return {
+        "model_name": "ViT-B-16",
+        "model_kwargs": {
+            "embed_dim": 32,
+            "vision_cfg": {"image_size": image_size, "layers": layers, "width": 32, "patch_size": patch_size,
+                           "head_width": 16},
+            "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+        },
+    }
+
+
+TINY_CLIP_ARCH = clip_arch(32, 16, 1)
+TINY_DENSE_CLIP_ARCH = clip_arch(64, 8, 2)  # 8 x 8 patches: room for dense maps to be spatial
 
 
 def tiny_card(family: str, arch: dict, model_id: str, filename: str, **kwargs) -> ModelCard:
@@ -65,12 +72,12 @@ def save_tiny_sam2(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def save_tiny_clip(path: Path) -> dict[str, torch.Tensor]:
+def save_tiny_clip(path: Path, arch: dict | None = None) -> dict[str, torch.Tensor]:
     """A tiny open_clip model saved as a state dict (``.bin``) or ``.safetensors``."""
     from napari_textseg.models.clip import build_clip
 
     torch.manual_seed(0)
-    state = build_clip(TINY_CLIP_ARCH).state_dict()
+    state = build_clip(arch or TINY_CLIP_ARCH).state_dict()
     if path.suffix == ".safetensors":
         from safetensors.torch import save_file
 

@@ -8,6 +8,7 @@ demo [--phantom]        open the sample abdominal CT (or a synthetic phantom wit
                         phantom SAM loaded) with the widgets
 info FILE               shape, spacing, orientation, modality and intensity range
 segment IMAGE ...       click-prompted 3D segmentation, written with the source geometry
+label IMAGE --text ...  text-prompted organ labelling: one named, non-overlapping label map
 models list             the model cards, and which checkpoints are downloaded
 models download ID      fetch, verify and cache a checkpoint
 models path [ID]        the cache folder, or where ID's checkpoint lives
@@ -183,6 +184,78 @@ def _cmd_segment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_label(args: argparse.Namespace) -> int:
+    from napari_textseg.core.io import read_volume, write_labels
+    from napari_textseg.core.text_prompts import parse_targets
+    from napari_textseg.engine.backends import make_backend
+    from napari_textseg.engine.clip_dense import DenseClip
+    from napari_textseg.engine.prompts import group_by_slice
+    from napari_textseg.engine.session import SegmentationSession
+    from napari_textseg.engine.text_encoder import TextEncoder
+    from napari_textseg.engine.text_labelling import (
+        OrganResult,
+        TextLabeller,
+        assign_values,
+        merge_results,
+    )
+    from napari_textseg.models.loader import load_model
+
+    targets = parse_targets("\n".join(args.text))
+    volume = read_volume(args.image)
+    if volume.channel_axis is not None:
+        raise ValueError(f"{args.image} has {volume.data.shape[0]} channels; label one channel at a time")
+    names = {t.name.casefold(): t.name for t in targets}
+    clicks: dict[str, tuple[list, list]] = {}
+    for text in args.point:
+        target, _, where = text.rpartition(":")
+        name = names.get(parse_targets(target)[0].name.casefold()) if target.strip() else None
+        if name is None:
+            raise ValueError(f"--point {text!r} must be NAME:Z,Y,X with NAME one of the --text targets")
+        clicks.setdefault(name, ([], []))[0].append(_coords(where, 3, "--point"))
+        clicks[name][1].append(1)
+    for points, signs in clicks.values():  # check the clicks before the (slow) model load
+        group_by_slice(np.array(points), np.array(signs), volume.spatial_shape)
+    need_clip = any(t.name not in clicks for t in targets)
+    sam3 = args.model in ("sam3", "medical_sam3")
+    if need_clip and not sam3 and not (args.clip or args.clip_checkpoint):
+        raise ValueError("targets without --point need a CLIP model: --clip ID or --clip-checkpoint FILE")
+    if sam3 and clicks:
+        raise ValueError("SAM3 takes the text itself: drop --point, or use a SAM/SAM2 model for text + click")
+    loaded = load_model(args.model, args.checkpoint, device=args.device)
+    values = assign_values(targets)
+    if loaded.card.family == "sam3":
+        from napari_textseg.core.intensity import normalize_for_model
+        from napari_textseg.engine.sam3_text import Sam3Labeller
+
+        frames = normalize_for_model(volume.data, volume.modality, "soft_tissue")
+        events = Sam3Labeller(loaded.model, frames, loaded.device).run(targets, values)
+    else:
+        backend = make_backend(loaded.model, loaded.card.family, loaded.device)
+        dense = encoder = None
+        if need_clip:
+            clip = load_model(args.clip, args.clip_checkpoint, device=args.device)
+            if clip.card.family != "clip":
+                raise ValueError(f"{clip.card.title} is not a CLIP model")
+            dense = DenseClip(clip.model)
+            encoder = TextEncoder(clip.model, str(clip.checkpoint), clip.card.arch["model_name"])
+        session = SegmentationSession(volume.data, volume.spacing, volume.modality, backend)
+        labeller = TextLabeller(session, raw=volume.data if volume.modality == "CT" else None, clip=dense,
+                                encoder=encoder)
+        given = {k: (np.array(p, dtype=float), np.array(s)) for k, (p, s) in clicks.items()}
+        events = labeller.run(targets, values, given)
+    results = []
+    for event in events:
+        if isinstance(event, OrganResult):
+            results.append(event)
+            print(f"{event.target.name}: label {event.value}, {int(event.mask.sum())} voxels, "
+                  f"confidence {event.confidence:.2f}", file=sys.stderr)
+    labels, _ = merge_results(results, volume.spatial_shape)
+    written = write_labels(args.output, labels, geometry=volume.geometry, scale=volume.spacing,
+                           translate=volume.origin, label_names={r.value: r.target.name for r in results})
+    print(f"{len(results)} targets -> {', '.join(written)}")
+    return 0
+
+
 def _confirm_license_interactively(card) -> bool:
     print(f"{card.id}: {card.title}")
     print(f"licence: {card.license} ({card.license_url})")
@@ -274,6 +347,20 @@ def _parser() -> argparse.ArgumentParser:
     seg.add_argument("--name", default="object", help="label name for the sidecar")
     seg.add_argument("-o", "--output", required=True, metavar="OUT", help=".nii.gz, .nii, .tif or .tiff")
     seg.set_defaults(func=_cmd_segment)
+
+    lab = sub.add_parser("label", help="text-prompted organ labelling (CLIP finds, SAM/SAM2 segments)")
+    lab.add_argument("image", help="NIfTI or TIFF file, or DICOM series folder")
+    lab.add_argument("--text", action="append", required=True, metavar="NAME",
+                     help="a target (repeat, or comma-separate): liver, 'left kidney', LK, ...")
+    lab.add_argument("--point", action="append", default=[], metavar="NAME:Z,Y,X",
+                     help="text + click: a click on target NAME (then CLIP is not needed for it)")
+    lab.add_argument("--model", help="SAM/SAM2 model id (see 'models list'), or sam3 / medical_sam3")
+    lab.add_argument("--checkpoint", metavar="FILE", help="a local SAM/SAM2 checkpoint file")
+    lab.add_argument("--clip", help="CLIP model id (default none: every target then needs --point)")
+    lab.add_argument("--clip-checkpoint", metavar="FILE", help="a local open_clip checkpoint file")
+    lab.add_argument("--device", default=None, help="auto, cuda, mps or cpu")
+    lab.add_argument("-o", "--output", required=True, metavar="OUT", help=".nii.gz, .nii, .tif or .tiff")
+    lab.set_defaults(func=_cmd_label)
 
     models = sub.add_parser("models", help="list, download and locate model checkpoints")
     msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)

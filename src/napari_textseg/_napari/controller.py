@@ -29,7 +29,7 @@ from napari_textseg.engine.session import PostProcessing, SegmentationSession  #
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["ModelChoice", "SegmentationController", "controller_for"]
+__all__ = ["ModelChoice", "SegmentationController", "controller_for", "name_label"]
 
 PREVIEW_LAYER = "object (napari-textseg)"
 
@@ -183,7 +183,7 @@ class SegmentationController:
         if PROMPT_LAYER in self.viewer.layers:
             self.viewer.layers.selection.active = self.viewer.layers[PROMPT_LAYER]
 
-    def _start(self, work, done, description: str, generator: bool = False, total: int = 0):
+    def _start(self, work, done, description: str, generator: bool = False, total: int = 0, on_yield=None):
         worker = create_worker(work, _start_thread=False)
         bar = progress(total=total or 0, desc=description)
         self._state.workers.append(worker)
@@ -206,7 +206,11 @@ class SegmentationController:
 
         if generator:
 
-            def advance(step: tuple[int, int]) -> None:
+            def advance(step: Any) -> None:
+                if on_yield is not None:  # the caller reads its own events, and says where the bar stands
+                    step = on_yield(step, bar)
+                    if step is None:
+                        return
                 done, total = step
                 bar.total = total
                 bar.update(done - bar.n)
@@ -285,7 +289,7 @@ class SegmentationController:
         where = mask & (layer.data == 0) if target.preserve_existing else mask
         with layer.block_history():
             layer.data_setitem(np.nonzero(where), value)
-        _name_label(layer, value, target.name)
+        name_label(layer, value, target.name)
         self.new_object()
         self.status.emit(f"committed {target.name!r} as label {value} in {layer.name!r}")
         return layer
@@ -303,7 +307,8 @@ class SegmentationController:
         self._state.mask = None
 
 
-def _name_label(layer: napari.layers.Labels, value: int, name: str) -> None:
+def name_label(layer: napari.layers.Labels, value: int, name: str) -> None:
+    """Give label ``value`` of ``layer`` the name ``name`` (the layer's ``index``/``name`` features)."""
     features = layer.features
     index = list(features["index"]) if "index" in features else [0]
     names = list(features["name"]) if "name" in features else ["background"]

@@ -3,6 +3,12 @@
 The ensembles follow TAGS (methods.md section 1): 34 templates x 6 foreground states
 = 204 sentences and 34 x 8 background states = 272 sentences per name. Vocabulary
 descriptions (CRISP-SAM2) are added to the foreground set.
+
+TAGS' dual ensemble tells a diseased organ from a healthy one, which is what a lesion
+search inside an organ needs. Finding the organ itself is a different contrast: the
+organ against everything else in the body. :func:`object_ensemble` puts the same 34
+templates around the bare name (plus the descriptions), and :data:`BACKGROUND_CONCEPTS`
+names what the rest of a slice shows.
 """
 
 from __future__ import annotations
@@ -19,8 +25,11 @@ __all__ = [
     "FOREGROUND_STATES",
     "MAX_TARGET_CHARS",
     "TEMPLATES",
+    "BACKGROUND_CONCEPTS",
     "TextTarget",
+    "background_ensemble",
     "ensemble",
+    "object_ensemble",
     "parse_targets",
 ]
 
@@ -41,6 +50,10 @@ FOREGROUND_STATES: tuple[str, ...] = (
 BACKGROUND_STATES: tuple[str, ...] = (
     "{}", "healthy {}", "flawless {}", "perfect {}", "{} without flaw", "{} without illness",
     "{} without lesion", "{} without tumor",
+)
+
+BACKGROUND_CONCEPTS: tuple[str, ...] = (
+    "background", "air", "bone", "fat", "muscle", "soft tissue", "table", "noise",
 )
 
 
@@ -100,3 +113,16 @@ def ensemble(target: TextTarget, *, descriptions: bool = True) -> tuple[list[str
     if descriptions and target.organ is not None:
         foreground += list(target.organ.descriptions)
     return foreground, background
+
+
+def object_ensemble(target: TextTarget, *, descriptions: bool = True) -> list[str]:
+    """The object itself: 34 templates around its name, plus the vocabulary's descriptions."""
+    sentences = [t.format(target.name) for t in TEMPLATES]
+    if descriptions and target.organ is not None:
+        sentences += list(target.organ.descriptions)
+    return sentences
+
+
+def background_ensemble() -> list[str]:
+    """What is not a target: 34 templates x the :data:`BACKGROUND_CONCEPTS`."""
+    return [t.format(c) for c in BACKGROUND_CONCEPTS for t in TEMPLATES]

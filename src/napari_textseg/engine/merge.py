@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["TargetMask", "merge_by_confidence"]
+__all__ = ["TargetMask", "merge_by_confidence", "merge_into"]
 
 
 @dataclass
@@ -49,3 +49,26 @@ def merge_by_confidence(
         labels[wins] = target.value
         best[wins] = score[wins]
     return labels
+
+
+def merge_into(
+    labels: np.ndarray, confidence: dict[int, float], target: TargetMask
+) -> np.ndarray:
+    """``labels`` with ``target`` written in by the same rule; the input is not changed.
+
+    The target's old voxels are cleared first (a re-run replaces only its own label).
+    It then takes every voxel of its mask that is background or belongs to a less
+    confident label. Labels missing from ``confidence`` (drawn by hand, or from a
+    file) count as certain and are never overwritten.
+    """
+    labels = np.asarray(labels)
+    mask = np.asarray(target.mask, dtype=bool)
+    if mask.shape != labels.shape:
+        raise ValueError(f"{target.name}: mask shape {mask.shape} is not the label map's {labels.shape}")
+    if target.value <= 0 or target.value > np.iinfo(labels.dtype).max:
+        raise ValueError(f"label value {target.value} does not fit a {labels.dtype} label map")
+    out = np.where(labels == target.value, 0, labels).astype(labels.dtype, copy=False)
+    values = [int(v) for v in np.unique(out[mask]) if v != 0]
+    beaten = [v for v in values if v in confidence and float(confidence[v]) < float(target.confidence)]
+    out[mask & np.isin(out, [0, *beaten])] = target.value
+    return out

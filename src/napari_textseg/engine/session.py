@@ -110,6 +110,11 @@ class SegmentationSession:
         return self._normalised
 
     @property
+    def frames(self) -> np.ndarray:
+        """The model-ready volume (0-255, the window applied), slicing axis first."""
+        return self._model_input
+
+    @property
     def _work(self) -> np.ndarray:
         """What the model sees: the ROI crop in ROI mode, else the whole volume."""
         return self._roi_work if self._roi_work is not None else self._model_input

@@ -1,43 +1,96 @@
-"""The text-labelling dock widget: an announcement until the text engine lands."""
+"""The Text labelling dock widget: organ names in, one named label map out."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_textseg._napari.controller import ModelChoice
+from napari_textseg._napari.text_controller import text_controller_for
+from napari_textseg._napari.widgets._common import fill_labels_combo, safely
+from napari_textseg.models.registry import CARDS
 
 if TYPE_CHECKING:
     import napari
 
 __all__ = ["TextLabellingWidget"]
 
+_NEW_LAYER = "<new Labels layer>"
+_LOCAL = "local open_clip file ..."
 
-class _PlannedWidget(QWidget):
-    title = ""
-    plan = ""
 
-    def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
+class TextLabellingWidget(QWidget):
+    """Type "liver, spleen, left kidney"; get one named, non-overlapping Labels layer."""
+
+    def __init__(self, napari_viewer: napari.Viewer):
         super().__init__()
         self.viewer = napari_viewer
-        self.setMaximumWidth(360)
+        self.controller = text_controller_for(napari_viewer)
+        self.setMaximumWidth(380)
+
+        self.text = QPlainTextEdit()
+        self.text.setPlaceholderText("liver, spleen, left kidney\n(commas or one per line)")
+        self.text.setMaximumHeight(80)
+        self.clip = QComboBox()
+        for card in CARDS.values():
+            if card.family == "clip":
+                self.clip.addItem(card.id, card.id)
+        self.clip.addItem(_LOCAL, None)
+        self.clip_file = QLineEdit()
+        self.clip_file.setPlaceholderText("optional: a local open_clip checkpoint")
+        self.target = QComboBox()
+        self.use_clicks = QCheckBox("use my clicks (text + click: the click says where)")
+        self.run = QPushButton("Label")
+        self.cancel = QPushButton("Cancel")
+        self.status = QLabel("Load a SAM/SAM2 model in Point prompts, type organ names, press Label.")
+        self.status.setWordWrap(True)
+        self.status.setObjectName("status")
+        note = QLabel("<i>Text alone with natural-image weights is unreliable on medical images; "
+                      "a click (or medical weights) is the dependable path.</i>")
+        note.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("targets", self.text)
+        form.addRow("CLIP model", self.clip)
+        form.addRow("CLIP file", self.clip_file)
+        form.addRow("write to", self.target)
+        form.addRow(self.use_clicks)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run)
+        buttons.addWidget(self.cancel)
+        form.addRow(buttons)
         layout = QVBoxLayout(self)
-        heading = QLabel(f"<b>{self.title}</b>")
-        body = QLabel(self.plan)
-        body.setWordWrap(True)
-        body.setObjectName("plan")
-        notice = QLabel("<i>Not available yet: this panel describes what it will do.</i>")
-        notice.setWordWrap(True)
-        for widget in (heading, body, notice):
-            layout.addWidget(widget)
+        layout.addLayout(form)
+        layout.addWidget(self.status)
+        layout.addWidget(note)
         layout.addStretch(1)
 
+        self.run.clicked.connect(safely(self._label))
+        self.cancel.clicked.connect(self.controller.cancel)
+        self.controller.status.connect(lambda message: self.status.setText(message))
+        self.controller.points.busy.connect(lambda busy: self.run.setEnabled(not busy))
+        self.viewer.layers.events.inserted.connect(self._refresh_targets)
+        self.viewer.layers.events.removed.connect(self._refresh_targets)
+        self._refresh_targets()
 
-class TextLabellingWidget(_PlannedWidget):
-    """Name organs, get a label map."""
+    def _label(self) -> None:
+        target = self.target.currentText()
+        clip_file = self.clip_file.text().strip() or None
+        clip = ModelChoice(self.clip.currentData(), clip_file)
+        self.controller.label(self.text.toPlainText(), None if target == _NEW_LAYER else target, clip,
+                              use_clicks=self.use_clicks.isChecked())
 
-    title = "Text labelling"
-    plan = (
-        "Type organ names ('liver, spleen, left kidney') to get one named, non-overlapping "
-        "label map: CLIP prompt ensembles find each organ, SAM/SAM2 segment and propagate "
-        "it. Re-running one organ replaces only that organ."
-    )
+    def _refresh_targets(self, *_args: object) -> None:
+        fill_labels_combo(self.target, self.viewer, _NEW_LAYER)

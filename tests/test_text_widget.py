@@ -1,0 +1,133 @@
+"""The Text labelling panel in a real viewer: organs arrive one by one into a named layer.
+
+A tiny SAM2 (random weights) segments and a tiny CLIP (random weights) locates, so the
+masks mean nothing; what is checked is what a user sees: names, values, colours, undo,
+re-running one organ, cancel, and refusals that change nothing.
+"""
+
+import numpy as np
+import pytest
+
+from napari_textseg._napari.text_controller import CONFIDENCE_KEY, text_controller_for
+from tiny_models import (
+    TINY_DENSE_CLIP_ARCH,
+    TINY_SAM2_ARCH,
+    save_tiny_clip,
+    save_tiny_sam2,
+    tiny_card,
+)
+from viewer_setup import viewer_with_model
+
+pytestmark = pytest.mark.viewer
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ckpt")
+    tiny_card("sam2", TINY_SAM2_ARCH, "test_text_widget_sam2", "tiny_sam2.pt")
+    tiny_card("clip", TINY_DENSE_CLIP_ARCH, "test_text_widget_clip", "dense_clip.bin")
+    save_tiny_sam2(folder / "tiny_sam2.pt")
+    save_tiny_clip(folder / "dense_clip.bin", TINY_DENSE_CLIP_ARCH)
+    return folder
+
+
+@pytest.fixture
+def ready(make_napari_viewer_proxy, qtbot, ct_path, checkpoints):
+    viewer, _, (widget,) = viewer_with_model(make_napari_viewer_proxy, qtbot, ct_path, ("Text labelling",),
+                                             "test_text_widget_sam2", checkpoints / "tiny_sam2.pt")
+    widget.clip.addItem("test clip", "test_text_widget_clip")
+    widget.clip.setCurrentIndex(widget.clip.count() - 1)
+    widget.clip_file.setText(str(checkpoints / "dense_clip.bin"))
+    return viewer, widget, text_controller_for(viewer)
+
+
+def _wait_idle(qtbot, controller, timeout=120_000):
+    qtbot.waitUntil(lambda: not controller.points._state.workers, timeout=timeout)
+
+
+def _names(layer):
+    return {int(v): str(n) for v, n in zip(layer.features["index"], layer.features["name"], strict=True) if v}
+
+
+def test_organs_arrive_named_with_their_own_colours_and_undo_one_at_a_time(ready, qtbot):
+    viewer, widget, controller = ready
+    widget.text.setPlainText("liver\nL kidney")
+    widget._label()
+    _wait_idle(qtbot, controller)
+    layer = viewer.layers["organs"]
+    assert _names(layer) == {1: "liver", 2: "left kidney"}
+    assert set(layer.metadata[CONFIDENCE_KEY]) == {1, 2}
+    assert layer.data.shape == viewer.layers[0].data.shape
+    np.testing.assert_allclose(layer.scale, viewer.layers[0].scale)
+    colours = layer.colormap.map(np.array([1, 2], dtype=layer.data.dtype))
+    assert not np.allclose(colours[0], colours[1])
+    before_undo = layer.data.copy()
+    layer.undo()  # one Undo removes the last organ only, and gives back what it had taken
+    assert not (layer.data == 2).any()
+    assert (layer.data[before_undo == 1] == 1).all()
+    assert set(np.unique(layer.data[before_undo == 2])) <= {0, 1}
+
+
+def test_rerunning_one_organ_replaces_only_that_organ(ready, qtbot):
+    viewer, widget, controller = ready
+    existing = viewer.add_labels(np.zeros(viewer.layers[0].data.shape, np.uint16), name="atlas",
+                                 scale=viewer.layers[0].scale, translate=viewer.layers[0].translate)
+    existing.data[5:25, 20:60, 20:60] = 4
+    existing.features = {"index": [0, 4], "name": ["background", "spleen"]}
+    existing.data[0, 0, 0] = 9  # a hand-drawn label
+    widget._refresh_targets()
+    widget.target.setCurrentText("atlas")
+    widget.text.setPlainText("spleen, liver")
+    widget._label()
+    _wait_idle(qtbot, controller)
+    names = _names(existing)
+    assert names[4] == "spleen" and names[10] == "liver"  # the same name keeps its value
+    first = existing.data.copy()
+    assert first[0, 0, 0] == 9
+    widget.text.setPlainText("spleen")
+    controller.points.prompts_layer().add(np.array([15, 40, 40]))
+    widget.use_clicks.setChecked(True)
+    widget._label()
+    _wait_idle(qtbot, controller)
+    after = existing.data
+    np.testing.assert_array_equal(after == 10, (first == 10) & (after != 4))  # liver only loses what spleen won
+    assert after[0, 0, 0] == 9
+
+
+def test_cancel_keeps_finished_organs_and_leaves_no_trace_of_the_next(ready, qtbot):
+    viewer, widget, controller = ready
+    cancelled = []
+
+    def cancel_after_first(message: str) -> None:
+        if message.startswith("liver:") and not cancelled:
+            cancelled.append(message)
+            controller.cancel()
+
+    controller.status.connect(cancel_after_first)
+    widget.text.setPlainText("liver, spleen, pancreas")
+    widget._label()
+    _wait_idle(qtbot, controller)
+    layer = viewer.layers["organs"]
+    assert cancelled
+    assert _names(layer) == {1: "liver"}
+    assert set(np.unique(layer.data)) <= {0, 1}
+
+
+@pytest.mark.parametrize("text, message", [("", "at least one target"), ("liver, hepar", "same target")])
+def test_bad_text_is_refused_before_any_work(ready, text, message):
+    viewer, widget, controller = ready
+    widget.text.setPlainText(text)
+    with pytest.raises(Exception, match=message):
+        widget._label()
+    assert not controller.points._state.workers and "organs" not in viewer.layers
+
+
+def test_a_target_layer_of_another_shape_is_refused_and_left_as_it_was(ready):
+    viewer, widget, controller = ready
+    other = viewer.add_labels(np.ones((4, 5, 6), np.uint8), name="other")
+    widget._refresh_targets()
+    widget.target.setCurrentText("other")
+    widget.text.setPlainText("liver")
+    with pytest.raises(Exception, match="shape"):
+        widget._label()
+    assert (other.data == 1).all()
