@@ -47,15 +47,15 @@ class PeakSampler(threading.Thread):
     def __init__(self):
         super().__init__(daemon=True)
         self.peak = _rss()
-        self._stop = threading.Event()
+        self._halt = threading.Event()  # not _stop: threading.Thread has a method of that name
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             self.peak = max(self.peak, _rss())
             time.sleep(0.02)
 
     def stop(self) -> int:
-        self._stop.set()
+        self._halt.set()
         self.join()
         return max(self.peak, _rss())
 
@@ -83,7 +83,12 @@ def main(argv=None) -> int:
     session = SegmentationSession(volume, (1.0, 0.7, 0.7), "CT", backend)
     z0 = args.slices // 2
     session.set_prompts(np.array([[z0, args.size // 2, args.size // 3]]), np.array([1]))
-    session.propagate(PropagationSettings(empty_stop=0))
+    def report(done: int, total: int) -> None:
+        if done % 20 == 0 or done == total:
+            print(f"  {done}/{total} slices, {time.perf_counter() - start:.0f} s, "
+                  f"peak added so far {(sampler.peak - baseline) / GIB:.2f} GiB", flush=True)
+
+    session.propagate(PropagationSettings(empty_stop=0), progress=report)
     elapsed = time.perf_counter() - start
     peak = sampler.stop()
     added = peak - baseline

@@ -66,7 +66,7 @@ def train_sam(arch: dict, minutes: float, bank, *, seed: int = 0, batch: int = 1
         points = (xy, labels) if (labels >= 0).any() else None
         low, ious = _decode_batch(model, embeds, points, boxes, None, mode == "click")
         logits = F.interpolate(low, size=(size, size), mode="bilinear", align_corners=False)
-        loss = sam_loss(logits, ious, targets, best_of=True)
+        loss = sam_loss(logits, ious, targets, best_of=False)
 
         best = ious.argmax(dim=1)
         rows = torch.arange(batch)

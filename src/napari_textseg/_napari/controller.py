@@ -121,11 +121,22 @@ class SegmentationController:
         self._state.backend = None
         self._loading = True
         self.status.emit("loading the model ...")
-        self._start(work, done, "Loading model")
+        self.start_worker(work, done, "Loading model")
 
     # -- helpers ----------------------------------------------------------------------
 
-    def _image(self) -> napari.layers.Image:
+    @property
+    def backend(self):
+        """The loaded model's slice backend (None until a model is loaded)."""
+        return self._state.backend
+
+    @property
+    def model_choice(self) -> ModelChoice | None:
+        """Which model is loaded (None until one is)."""
+        return self._state.choice
+
+    def current_image(self) -> napari.layers.Image:
+        """The active 3-D image layer, else the last one added."""
         from napari.layers import Image
 
         active = self.viewer.layers.selection.active
@@ -136,7 +147,8 @@ class SegmentationController:
             raise ValueError("open a 3-D image first (File > Open)")
         return images[-1]
 
-    def _require_model(self) -> None:
+    def require_model(self) -> None:
+        """Refuse (with a message) while a model loads, none is loaded, or work is running."""
         if self._loading:
             raise ValueError("the model is still loading; try again in a moment")
         if self._state.backend is None:
@@ -183,7 +195,8 @@ class SegmentationController:
         if PROMPT_LAYER in self.viewer.layers:
             self.viewer.layers.selection.active = self.viewer.layers[PROMPT_LAYER]
 
-    def _start(self, work, done, description: str, generator: bool = False, total: int = 0, on_yield=None):
+    def start_worker(self, work, done, description: str, generator: bool = False, total: int = 0, on_yield=None):
+        """Run ``work`` in a napari thread worker with a progress bar; ``done`` gets its result."""
         worker = create_worker(work, _start_thread=False)
         bar = progress(total=total or 0, desc=description)
         self._state.workers.append(worker)
@@ -226,12 +239,12 @@ class SegmentationController:
 
     def prompts_layer(self) -> napari.layers.Points:
         """The prompts layer for the current image (created on first use)."""
-        return prompt_layer(self.viewer, self._image())
+        return prompt_layer(self.viewer, self.current_image())
 
     def segment_slice(self) -> None:
         """Segment the slice holding the most recent click (S)."""
-        self._require_model()
-        image = self._image()
+        self.require_model()
+        image = self.current_image()
         points, labels = prompts_of(self.prompts_layer(), image)
         group_by_slice(points, labels, image.data.shape)  # instant errors, before any work
         session = self._session(image)
@@ -242,12 +255,12 @@ class SegmentationController:
             session.segment_slice(z)
             return session.mask(self.post)
 
-        self._start(work, lambda mask: self._show(mask, image), "Segmenting slice")
+        self.start_worker(work, lambda mask: self._show(mask, image), "Segmenting slice")
 
     def propagate(self, from_slice: int | None = None) -> None:
         """Propagate through the volume (Shift+S) in the background, with progress and Cancel."""
-        self._require_model()
-        image = self._image()
+        self.require_model()
+        image = self.current_image()
         points, labels = prompts_of(self.prompts_layer(), image)
         group_by_slice(points, labels, image.data.shape)
         session = self._session(image)
@@ -260,7 +273,7 @@ class SegmentationController:
             session.set_prompts(points, labels)
             return (yield from session.propagate_steps(self.settings, from_slice=from_slice, post=self.post))
 
-        self._start(work, done, "Propagating", generator=True)
+        self.start_worker(work, done, "Propagating", generator=True)
 
     def cancel(self) -> None:
         """Stop the running work; layers stay as they were."""
@@ -274,7 +287,7 @@ class SegmentationController:
         if mask is None or not mask.any():
             self.status.emit("nothing to commit: segment an object first")
             return None
-        image = self._image()
+        image = self.current_image()
         target = self.target
         if target.layer and target.layer in self.viewer.layers:
             layer = self.viewer.layers[target.layer]

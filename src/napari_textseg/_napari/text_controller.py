@@ -21,6 +21,7 @@ from napari_textseg._napari.prompt_layer import PROMPT_LAYER, prompts_of
 from napari_textseg.core.errors import InputError
 from napari_textseg.core.text_prompts import parse_targets
 from napari_textseg.engine.merge import merge_into
+from napari_textseg.engine.prompts import group_by_slice
 from napari_textseg.engine.session import SegmentationSession
 from napari_textseg.engine.text_labelling import OrganResult, Progress, TextLabeller, assign_values
 
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
 __all__ = ["CONFIDENCE_KEY", "TextController", "text_controller_for"]
 
 CONFIDENCE_KEY = "napari_textseg_confidence"  # label value -> confidence, in a Labels layer's metadata
+
+
+def _modality(image: napari.layers.Image) -> str:
+    return (image.metadata.get(METADATA_KEY) or {}).get("modality", "unknown")
 
 
 @dataclass
@@ -51,13 +56,12 @@ class TextController:
         self._session_key: tuple | None = None
 
     def _text_session(self, image: napari.layers.Image) -> SegmentationSession:
-        state = self.points._state
-        key = (id(image), state.choice)
+        key = (id(image), self.points.model_choice)
         if self._session is None or self._session_key != key:
             if self._session is not None:
                 self._session.close()
-            modality = (image.metadata.get(METADATA_KEY) or {}).get("modality", "unknown")
-            self._session = SegmentationSession(np.asarray(image.data), tuple(image.scale), modality, state.backend)
+            self._session = SegmentationSession(np.asarray(image.data), tuple(image.scale), _modality(image),
+                                                self.points.backend)
             self._session_key = key
         return self._session
 
@@ -82,8 +86,8 @@ class TextController:
         target is and CLIP is not needed.
         """
         targets = parse_targets(text)
-        self.points._require_model()
-        image = self.points._image()
+        self.points.require_model()
+        image = self.points.current_image()
         existing: dict[int, str] = {}
         if layer is not None:
             if layer not in self.viewer.layers:
@@ -102,16 +106,13 @@ class TextController:
             if PROMPT_LAYER not in self.viewer.layers or not len(self.viewer.layers[PROMPT_LAYER].data):
                 raise InputError("text + click: click the organ first (Point prompts panel)")
             points, signs = prompts_of(self.viewer.layers[PROMPT_LAYER], image)
-            from napari_textseg.engine.prompts import group_by_slice
-
             group_by_slice(points, signs, image.data.shape)
             clicks = {targets[0].name: (points, signs)}
         elif clip is None or (clip.model_id is None and clip.checkpoint is None):
             raise InputError("choose a CLIP model (or tick 'use my clicks' and click the organ)")
         values = assign_values(targets, existing)
         session = self._text_session(image)
-        modality = (image.metadata.get(METADATA_KEY) or {}).get("modality", "unknown")
-        raw = np.asarray(image.data) if modality == "CT" else None  # the HU priors are CT-only
+        raw = np.asarray(image.data) if _modality(image) == "CT" else None  # the HU priors are CT-only
         run = _Run(image, layer, [])
 
         def work():
@@ -135,7 +136,7 @@ class TextController:
             self.status.emit(f"labelled {', '.join(finished)}" if finished else "nothing labelled")
 
         self.status.emit(f"labelling {', '.join(t.name for t in targets)} ...")
-        self.points._start(work, done, "Text labelling", generator=True, on_yield=on_event)
+        self.points.start_worker(work, done, "Text labelling", generator=True, on_yield=on_event)
 
     def _write(self, result: OrganResult, run: _Run) -> None:
         """Merge one organ into the target layer: one undoable step."""
@@ -161,8 +162,9 @@ class TextController:
                          f"confidence {result.confidence:.2f}")
 
     def cancel(self) -> None:
-        """Stop after the organ in progress is dropped; finished organs stay."""
+        """Stop now: the organ in progress is dropped, finished organs stay."""
         self.points.cancel()
+        self.status.emit("cancelled; the organs already labelled are kept, the one in progress is not")
 
 
 _CONTROLLERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
