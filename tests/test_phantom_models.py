@@ -13,7 +13,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from scipy import ndimage
 
 from napari_textseg.core.io import read_volume
 from napari_textseg.core.metrics import dice
@@ -51,24 +50,13 @@ def _session(volume, phantom: Phantom, backend, **kwargs) -> SegmentationSession
     return SegmentationSession(volume.data, volume.spacing, phantom.modality, backend, **kwargs)
 
 
-def _deepest(mask2d: np.ndarray) -> tuple[int, int]:
-    dist = ndimage.distance_transform_edt(np.pad(mask2d, 1))[1:-1, 1:-1]
-    y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
-    return int(y), int(x)
-
-
-def _largest_slice(mask: np.ndarray) -> int:
-    return int(np.argmax(mask.sum(axis=(1, 2))))
-
-
 def _organs(phantom: Phantom) -> list[int]:
     return [o.value for o in phantom.objects if o.name.startswith("organ")]
 
 
 def _click_dice(session, phantom, value, swap=False) -> float:
     mask = phantom.mask(value)
-    z = _largest_slice(mask)
-    y, x = _deepest(mask[z])
+    z, y, x = phantom.centre_click(value)
     if swap:
         y, x = x, y
     session.reset()
@@ -102,8 +90,7 @@ def test_a_click_on_the_organ_beats_the_same_click_with_x_and_y_swapped(phantom_
         session = _session(volume, phantom, backends[family])
         for value in _organs(phantom):
             mask = phantom.mask(value)
-            z = _largest_slice(mask)
-            y, x = _deepest(mask[z])
+            z, y, x = phantom.centre_click(value)
             if mask[z, x, y]:  # the swapped click still lands on the organ: not a test of anything
                 continue
             right.append(_click_dice(session, phantom, value))
@@ -121,8 +108,7 @@ def test_segment_command_with_the_phantom_model_offline(phantom_files, tmp_path,
     phantom, volume = phantom_files[0]
     value = _organs(phantom)[0]
     mask = phantom.mask(value)
-    z = _largest_slice(mask)
-    y, x = _deepest(mask[z])
+    z, y, x = phantom.centre_click(value)
     out = tmp_path / "organ.nii.gz"
     code = main(["segment", str(volume.geometry.path), "--point", f"{z},{y},{x}", "--propagate",
                  "--model", "phantom_sam", "--name", "organ", "-o", str(out)])

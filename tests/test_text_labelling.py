@@ -63,13 +63,7 @@ def labeller(phantom_file, clip_file):
 
 
 def _click(phantom, value):
-    from scipy import ndimage
-
-    mask = phantom.mask(value)
-    z = int(np.argmax(mask.sum(axis=(1, 2))))
-    dist = ndimage.distance_transform_edt(mask[z])
-    y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
-    return np.array([[z, y, x]], dtype=float), np.array([1])
+    return np.array([phantom.centre_click(value)], dtype=float), np.array([1])
 
 
 def _results(events):

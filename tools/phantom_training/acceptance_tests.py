@@ -64,18 +64,13 @@ def _deepest(mask2d: np.ndarray) -> tuple[int, int]:
     return int(y), int(x)
 
 
-def _largest_slice(mask: np.ndarray) -> int:
-    return int(np.argmax(mask.sum(axis=(1, 2))))
-
-
 def _organs(phantom: Phantom) -> list[int]:
     return [o.value for o in phantom.objects if o.name.startswith("organ")]
 
 
 def _click_dice(session, phantom, value, swap=False) -> float:
     mask = phantom.mask(value)
-    z = _largest_slice(mask)
-    y, x = _deepest(mask[z])
+    z, y, x = phantom.centre_click(value)
     if swap:
         y, x = x, y
     session.reset()
@@ -132,8 +127,7 @@ def test_the_same_click_with_x_and_y_swapped_does_not_segment_the_organ(phantom_
         session = _session(volume, phantom, backends[family])
         for value in _organs(phantom):
             mask = phantom.mask(value)
-            z = _largest_slice(mask)
-            y, x = _deepest(mask[z])
+            z, y, x = phantom.centre_click(value)
             if mask[z, x, y]:  # the swapped click still lands on the organ: not a test of anything
                 continue
             right.append(_click_dice(session, phantom, value))
@@ -154,9 +148,8 @@ def test_propagation_from_one_slice_recovers_the_3d_organ(phantom_files, backend
         session = _session(volume, phantom, backends["sam2"])
         for value in _organs(phantom):
             mask = phantom.mask(value)
-            z = _largest_slice(mask)
             session.reset()
-            session.set_prompts(np.array([[z, *_deepest(mask[z])]]), np.array([1]))
+            session.set_prompts(np.array([phantom.centre_click(value)]), np.array([1]))
             result = session.propagate(PropagationSettings(policy=policy))
             scores.append(dice(result, mask))
         session.close()
@@ -171,9 +164,8 @@ def test_sam_prompt_projection_propagates_through_the_organ(phantom_files, backe
         session = _session(volume, phantom, backends["sam"])
         for value in _organs(phantom):
             mask = phantom.mask(value)
-            z = _largest_slice(mask)
             session.reset()
-            session.set_prompts(np.array([[z, *_deepest(mask[z])]]), np.array([1]))
+            session.set_prompts(np.array([phantom.centre_click(value)]), np.array([1]))
             scores.append(dice(session.propagate(), mask))
         session.close()
     assert np.mean(scores) >= 0.70, scores
@@ -204,9 +196,9 @@ def test_a_correction_click_on_a_wrong_slice_improves_it(phantom_files, backends
         session = _session(volume, phantom, backends["sam2"])
         for value in _organs(phantom):
             mask = phantom.mask(value)
-            z0 = _largest_slice(mask)
+            first = [list(phantom.centre_click(value))]
+            z0 = first[0][0]
             session.reset()
-            first = [[z0, *_deepest(mask[z0])]]
             session.set_prompts(np.array(first), np.array([1]))
             result = session.propagate()
             per_slice = {z: dice(result[z], mask[z]) for z in range(mask.shape[0]) if mask[z].any() and z != z0}
@@ -232,8 +224,7 @@ def test_segment_command_with_the_phantom_model_offline(phantom_files, tmp_path,
     phantom, volume = phantom_files[0]
     value = _organs(phantom)[0]
     mask = phantom.mask(value)
-    z = _largest_slice(mask)
-    y, x = _deepest(mask[z])
+    z, y, x = phantom.centre_click(value)
     out = tmp_path / "organ.nii.gz"
     code = main(["segment", str(volume.geometry.path), "--point", f"{z},{y},{x}", "--propagate",
                  "--model", "phantom_sam2", "--name", "organ", "-o", str(out)])

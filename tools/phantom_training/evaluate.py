@@ -25,16 +25,6 @@ def _roundtrip(phantom: Phantom, folder: Path, name: str):
     return read_volume(phantom.save(folder, name)[0])
 
 
-def centre_click(mask: np.ndarray) -> tuple[int, np.ndarray]:
-    """The slice where the object is largest and its deepest point there."""
-    from scipy import ndimage
-
-    z = int(np.argmax(mask.sum(axis=(1, 2))))
-    dist = ndimage.distance_transform_edt(np.pad(mask[z], 1))[1:-1, 1:-1]
-    y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
-    return z, np.array([[z, y, x]], dtype=float)
-
-
 def evaluate(model_id: str, checkpoint: Path, seeds=range(1, 6), log=print) -> dict[str, float]:
     """Mean Dice of one click (slice), propagation (3-D, fifo and ranked) and ROI vs full slice."""
     loaded = load_model(model_id, checkpoint, device="cpu")
@@ -49,7 +39,8 @@ def evaluate(model_id: str, checkpoint: Path, seeds=range(1, 6), log=print) -> d
                 session = SegmentationSession(volume.data, volume.spacing, phantom.modality, backend)
                 for obj in phantom.objects:
                     mask = phantom.mask(obj.value)
-                    z, click = centre_click(mask)
+                    z, y, x = phantom.centre_click(obj.value)
+                    click = np.array([[z, y, x]], dtype=float)
                     session.reset()
                     session.set_prompts(click, np.array([1]))
                     pred = session.segment_slice()

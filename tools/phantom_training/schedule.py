@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import time
 
+import torch
+
 
 class TimeBudget:
     """Learning rate as a function of elapsed time, so training ends on time on any machine."""
@@ -33,4 +35,13 @@ class TimeBudget:
         lr = self.lr()
         for group in optimizer.param_groups:
             group["lr"] = lr
+        return lr
+
+    def optimise(self, optimizer, model, loss) -> float:
+        """One step at the scheduled rate, gradients clipped to norm 1; returns the rate."""
+        lr = self.apply(optimizer)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
         return lr

@@ -77,11 +77,7 @@ def train_sam(arch: dict, minutes: float, bank, *, seed: int = 0, batch: int = 1
         logits2 = F.interpolate(low2, size=(size, size), mode="bilinear", align_corners=False)
         loss = loss + sam_loss(logits2, ious2, targets)
 
-        lr_now = budget.apply(optimizer)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+        lr_now = budget.optimise(optimizer, model, loss)
         seen += batch
         running.append(loss.item())
         if budget.step % 50 == 0:

@@ -108,11 +108,7 @@ def train_sam2(arch: dict, minutes: float, bank, *, seed: int = 0, batch: int = 
             kind = "cond_frame_outputs" if t == 0 else "non_cond_frame_outputs"
             output_dict[kind][t] = out
         loss = torch.stack(losses).mean()
-        lr_now = budget.apply(optimizer)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+        lr_now = budget.optimise(optimizer, model, loss)
         seen += batch
         running.append(loss.item())
         if budget.step % 25 == 0:

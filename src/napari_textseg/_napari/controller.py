@@ -20,7 +20,7 @@ from napari_textseg._napari._triton import keep_triton_out_without_cuda
 
 keep_triton_out_without_cuda()  # before the engine imports torchvision (see _triton.py)
 
-from napari_textseg._napari.layers import METADATA_KEY  # noqa: E402
+from napari_textseg._napari.layers import layer_modality  # noqa: E402
 from napari_textseg._napari.prompt_layer import prompt_layer, prompts_of  # noqa: E402
 from napari_textseg.engine.prompts import group_by_slice  # noqa: E402
 from napari_textseg.engine.propagate import PropagationSettings  # noqa: E402
@@ -166,7 +166,7 @@ class SegmentationController:
                 organ = np.asarray(self.viewer.layers[self.options.confine_layer].data)
                 values = list(self.options.confine_values)
                 confine = np.isin(organ, values) if values else organ > 0
-            modality = (image.metadata.get(METADATA_KEY) or {}).get("modality", "unknown")
+            modality = layer_modality({"metadata": image.metadata})
             self._state.session = SegmentationSession(
                 np.asarray(image.data), tuple(image.scale), modality, self._state.backend,
                 roi_mm=self.options.roi_mm, confine=confine, axis=self.options.axis,

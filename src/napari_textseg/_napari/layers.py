@@ -9,7 +9,7 @@ import numpy as np
 from napari_textseg.core.intensity import contrast_limits
 from napari_textseg.core.volume import SourceGeometry, Volume
 
-__all__ = ["METADATA_KEY", "label_table", "layer_geometry", "volume_to_layer_data"]
+__all__ = ["METADATA_KEY", "label_table", "layer_geometry", "layer_modality", "volume_to_layer_data"]
 
 METADATA_KEY = "napari_textseg"
 LayerData = tuple[Any, dict[str, Any], str]
@@ -55,6 +55,11 @@ def volume_to_layer_data(volume: Volume) -> LayerData:
         kwargs["colormap"] = None  # napari picks one colour per channel
         kwargs.pop("contrast_limits")
     return (volume.data, kwargs, "image")
+
+
+def layer_modality(attributes: dict[str, Any]) -> str:
+    """The modality ("CT", "MR", ...) a layer's metadata records, or "unknown"."""
+    return ((attributes.get("metadata") or {}).get(METADATA_KEY) or {}).get("modality", "unknown")
 
 
 def layer_geometry(attributes: dict[str, Any]) -> SourceGeometry | None:

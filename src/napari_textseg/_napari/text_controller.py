@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from napari_textseg._napari.controller import ModelChoice, controller_for, name_label
-from napari_textseg._napari.layers import METADATA_KEY, label_table
+from napari_textseg._napari.layers import label_table, layer_modality
 from napari_textseg._napari.prompt_layer import PROMPT_LAYER, prompts_of
 from napari_textseg.core.errors import InputError
 from napari_textseg.core.text_prompts import parse_targets
@@ -34,7 +34,7 @@ CONFIDENCE_KEY = "napari_textseg_confidence"  # label value -> confidence, in a 
 
 
 def _modality(image: napari.layers.Image) -> str:
-    return (image.metadata.get(METADATA_KEY) or {}).get("modality", "unknown")
+    return layer_modality({"metadata": image.metadata})
 
 
 @dataclass

@@ -51,6 +51,14 @@ class Phantom:
         values = [value] + [o.value for o in self.objects if o.parent == value]
         return np.isin(self.labels, values)
 
+    def centre_click(self, value: int) -> tuple[int, int, int]:
+        """(z, y, x) of a centre click on object ``value``: its largest slice, deepest point there."""
+        mask = self.mask(value)
+        z = int(np.argmax(mask.sum(axis=(1, 2))))
+        depth = ndimage.distance_transform_edt(np.pad(mask[z], 1))[1:-1, 1:-1]
+        y, x = np.unravel_index(int(np.argmax(depth)), depth.shape)
+        return z, int(y), int(x)
+
     def object(self, value: int) -> PhantomObject:
         return next(o for o in self.objects if o.value == value)
 

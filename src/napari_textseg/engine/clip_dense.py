@@ -18,10 +18,6 @@ from napari_textseg.models.device import autocast
 
 __all__ = ["DenseClip"]
 
-_OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
-_OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
 class DenseClip:
     """Per-patch CLIP embeddings of model-ready slices (values 0-255).
 
@@ -37,6 +33,7 @@ class DenseClip:
     """
 
     def __init__(self, model: torch.nn.Module, *, resolution: int | None = None, batch: int = 8):
+        from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
         from open_clip.transformer import VisionTransformer
 
         visual = getattr(model, "visual", None)
@@ -57,8 +54,8 @@ class DenseClip:
             raise ValueError(f"resolution {self.resolution} is not a multiple of the patch size {self.patch}")
         self.grid = self.resolution // self.patch
         cfg = getattr(visual, "preprocess_cfg", {}) or {}
-        self._mean = torch.tensor(cfg.get("mean", _OPENAI_MEAN), device=self.device).view(1, 3, 1, 1)
-        self._std = torch.tensor(cfg.get("std", _OPENAI_STD), device=self.device).view(1, 3, 1, 1)
+        self._mean = torch.tensor(cfg.get("mean", OPENAI_DATASET_MEAN), device=self.device).view(1, 3, 1, 1)
+        self._std = torch.tensor(cfg.get("std", OPENAI_DATASET_STD), device=self.device).view(1, 3, 1, 1)
         self.batch = batch
 
     @property
