@@ -28,6 +28,7 @@ from scipy import ndimage
 
 from napari_textseg.engine.backends import Sam2Backend, SliceBackend, SliceMask
 from napari_textseg.engine.features import Features
+from napari_textseg.engine.heap import release_free_memory
 from napari_textseg.engine.memory import MemoryEntry, make_bank
 from napari_textseg.engine.prompts import PromptError, SlicePrompts
 
@@ -198,6 +199,7 @@ class _Propagator:
             empty_run = 0
             for z in range(start + step, end + step, step):
                 current = self._segment(z, previous, start, step)
+                release_free_memory()
                 done += 1
                 yield done, total
                 if current is None:
