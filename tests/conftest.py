@@ -57,3 +57,11 @@ def isolated_model_cache(tmp_path_factory, monkeypatch) -> Path:
     cache = tmp_path_factory.mktemp("model-cache")
     monkeypatch.setenv("NAPARI_TEXTSEG_CACHE", str(cache))
     return cache
+
+
+@pytest.fixture(autouse=True)
+def isolated_recovery_dir(tmp_path_factory, monkeypatch) -> Path:
+    """Autosaves go to a fresh folder per test, never the user's cache."""
+    folder = tmp_path_factory.mktemp("recovery")
+    monkeypatch.setenv("NAPARI_TEXTSEG_RECOVERY_DIR", str(folder))
+    return folder

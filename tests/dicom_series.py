@@ -29,6 +29,10 @@ def write_ct_series(nifti: Path, folder: Path, *, series_uid: str | None = None,
         ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
         ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
         ds.Modality, ds.SeriesDescription, ds.PatientName = "CT", description, "Phantom^Test"
+        # Type 2 patient and study attributes every real series carries (DICOM-SEG copies them).
+        ds.PatientID, ds.PatientBirthDate, ds.PatientSex = "TEXTSEG-001", "", "O"
+        ds.StudyDate, ds.StudyTime, ds.StudyID, ds.AccessionNumber = "20260101", "120000", "1", ""
+        ds.ReferringPhysicianName, ds.SeriesNumber, ds.Manufacturer = "", 1, "test"
         ds.InstanceNumber = int(n + 1)
         ds.ImagePositionPatient = [float(v) for v in (lps @ np.array([0, 0, k, 1]))[:3]]
         ds.ImageOrientationPatient = [float(v) for v in (*row_dir, *col_dir)]

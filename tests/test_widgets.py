@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from qtpy.QtCore import QTimer
 
+from napari_textseg._napari.autosave import autosaver_for
 from napari_textseg._napari.controller import PREVIEW_LAYER, ModelChoice, controller_for
 from napari_textseg._napari.prompt_layer import PROMPT_LAYER, toggle_sign
 from tiny_models import TINY_SAM2_ARCH, save_tiny_sam2, tiny_card
@@ -81,6 +82,10 @@ def test_segment_propagate_commit_and_undo(ready, qtbot):
     assert labels.data.max() == 9
     assert "tumour" in list(labels.features["name"])
     assert len(viewer.layers[PROMPT_LAYER].data) == 0  # ready for the next object
+    autosaver = autosaver_for(viewer)
+    autosaver.wait()  # the commit was autosaved, named
+    (saved,) = autosaver.store.entries(autosaver.key(viewer.layers["abdomen_ct"]))
+    assert saved.names == {9: "tumour"} and np.array_equal(saved.load(), labels.data)
     labels.undo()
     assert labels.data.max() == 0  # one Undo reverts the whole commit
 

@@ -9,6 +9,13 @@ demo [--phantom]        open the sample abdominal CT (or a synthetic phantom wit
 info FILE               shape, spacing, orientation, modality and intensity range
 segment IMAGE ...       click-prompted 3D segmentation, written with the source geometry
 label IMAGE --text ...  text-prompted organ labelling: one named, non-overlapping label map
+batch SOURCE ... -o DIR  label a cohort (manifest CSV or glob) on Dask: resumable, per-case errors
+evaluate PRED REF       Dice, IoU, HD95 and NSD per label (or instance F1) against a reference
+volumes LABELS          volume of every label (mL), optionally as CSV
+export-seg LABELS --source DICOM_DIR -o OUT.dcm
+                        a DICOM-SEG referencing the series the labels were drawn on
+export-nnunet --case IMAGE LABELS ... -o ROOT --id N --name NAME
+                        an nnU-Net v2 raw dataset (imagesTr, labelsTr, dataset.json)
 models list             the model cards, and which checkpoints are downloaded
 models download ID      fetch, verify and cache a checkpoint
 models path [ID]        the cache folder, or where ID's checkpoint lives
@@ -30,7 +37,7 @@ from napari_textseg.core.errors import NapariTextsegError
 
 __all__ = ["main"]
 
-_WIDGETS = ("Point prompts", "Propagation", "Text labelling")
+_WIDGETS = ("Point prompts", "Propagation", "Text labelling", "Compare with reference")
 
 
 def _viewer(
@@ -136,22 +143,23 @@ def _coords(text: str, n: int, what: str) -> tuple[float, ...]:
 
 def _cmd_segment(args: argparse.Namespace) -> int:
     from napari_textseg.core.io import read_volume, write_labels
-    from napari_textseg.engine.backends import make_backend
+    from napari_textseg.engine.pipelines import segment_clicks
+    from napari_textseg.engine.prompts import group_by_slice
     from napari_textseg.engine.propagate import PropagationSettings
-    from napari_textseg.engine.session import PostProcessing, SegmentationSession
+    from napari_textseg.engine.session import PostProcessing
     from napari_textseg.models.loader import load_model
 
     volume = read_volume(args.image)
     if volume.channel_axis is not None:
         raise ValueError(f"{args.image} has {volume.data.shape[0]} channels; segment one channel at a time")
+    if not 1 <= args.value < 2**32:
+        raise ValueError(f"--value must be a label value from 1 to {2**32 - 1}, got {args.value}")
     points = [_coords(p, 3, "--point") for p in args.point] + [_coords(p, 3, "--negative") for p in args.negative]
     labels = [1] * len(args.point) + [0] * len(args.negative)
     boxes = {}
     for text in args.box:
         z, y0, x0, y1, x1 = _coords(text, 5, "--box")
         boxes[int(round(z))] = (y0, x0, y1, x1)
-    from napari_textseg.engine.prompts import group_by_slice
-
     # Check the clicks before the (slow) model load.
     group_by_slice(np.array(points).reshape(-1, 3), np.array(labels), volume.spatial_shape, boxes or None)
     confine = None
@@ -159,24 +167,16 @@ def _cmd_segment(args: argparse.Namespace) -> int:
         organ = read_volume(args.confine)
         values = [int(v) for v in args.confine_label] or None
         confine = np.isin(organ.data, values) if values else organ.data > 0
-    loaded = load_model(args.model, args.checkpoint, device=args.device)
-    backend = make_backend(loaded.model, loaded.card.family, loaded.device)
-    session = SegmentationSession(volume.data, volume.spacing, volume.modality, backend,
-                                  roi_mm=args.roi_mm, confine=confine)
-    session.set_prompts(np.array(points).reshape(-1, 3), np.array(labels), boxes or None)
-    post = PostProcessing(fill_holes=args.fill_holes, keep_clicked=args.keep_clicked)
+    settings = None
     if args.propagate:
         lo_hi = tuple(int(v) for v in _coords(args.slice_range, 2, "--slice-range")) if args.slice_range else None
         settings = PropagationSettings(direction=args.direction, memory_size=args.memory_size,
                                        policy=args.memory, empty_stop=args.stop_empty,
                                        slice_range=lo_hi, offload=args.offload)  # type: ignore[arg-type]
-        mask = session.propagate(settings, post=post)
-    else:
-        for z in session.prompts:
-            session.segment_slice(z)
-        mask = session.mask(post)
-    if not 1 <= args.value < 2**32:
-        raise ValueError(f"--value must be a label value from 1 to {2**32 - 1}, got {args.value}")
+    loaded = load_model(args.model, args.checkpoint, device=args.device)
+    mask = segment_clicks(volume, loaded, np.array(points), np.array(labels), boxes, propagate=settings,
+                          post=PostProcessing(fill_holes=args.fill_holes, keep_clicked=args.keep_clicked),
+                          roi_mm=args.roi_mm, confine=confine)
     labels_out = mask.astype(np.uint32) * np.uint32(args.value)
     written = write_labels(args.output, labels_out, geometry=volume.geometry, scale=volume.spacing,
                            translate=volume.origin, label_names={args.value: args.name})
@@ -187,17 +187,8 @@ def _cmd_segment(args: argparse.Namespace) -> int:
 def _cmd_label(args: argparse.Namespace) -> int:
     from napari_textseg.core.io import read_volume, write_labels
     from napari_textseg.core.text_prompts import parse_targets
-    from napari_textseg.engine.backends import make_backend
-    from napari_textseg.engine.clip_dense import DenseClip
+    from napari_textseg.engine.pipelines import label_text, needs_clip
     from napari_textseg.engine.prompts import group_by_slice
-    from napari_textseg.engine.session import SegmentationSession
-    from napari_textseg.engine.text_encoder import TextEncoder
-    from napari_textseg.engine.text_labelling import (
-        OrganResult,
-        TextLabeller,
-        assign_values,
-        merge_results,
-    )
     from napari_textseg.models.loader import load_model
 
     targets = parse_targets("\n".join(args.text))
@@ -215,44 +206,124 @@ def _cmd_label(args: argparse.Namespace) -> int:
         clicks[name][1].append(1)
     for points, signs in clicks.values():  # check the clicks before the (slow) model load
         group_by_slice(np.array(points), np.array(signs), volume.spatial_shape)
-    need_clip = any(t.name not in clicks for t in targets)
     sam3 = args.model in ("sam3", "medical_sam3")
-    if need_clip and not sam3 and not (args.clip or args.clip_checkpoint):
+    need_clip = needs_clip(targets, clicks) and not sam3
+    if need_clip and not (args.clip or args.clip_checkpoint):
         raise ValueError("targets without --point need a CLIP model: --clip ID or --clip-checkpoint FILE")
     if sam3 and clicks:
         raise ValueError("SAM3 takes the text itself: drop --point, or use a SAM/SAM2 model for text + click")
     loaded = load_model(args.model, args.checkpoint, device=args.device)
-    values = assign_values(targets)
-    if loaded.card.family == "sam3":
-        from napari_textseg.core.intensity import normalize_for_model
-        from napari_textseg.engine.sam3_text import Sam3Labeller
+    clip = load_model(args.clip, args.clip_checkpoint, device=args.device) if need_clip else None
+    given = {k: (np.array(p, dtype=float), np.array(s)) for k, (p, s) in clicks.items()}
+    result = label_text(volume, targets, loaded, clip, given, report=lambda line: print(line, file=sys.stderr))
+    written = write_labels(args.output, result.labels, geometry=volume.geometry, scale=volume.spacing,
+                           translate=volume.origin, label_names=result.names)
+    print(f"{len(result.names)} targets -> {', '.join(written)}")
+    return 0
 
-        frames = normalize_for_model(volume.data, volume.modality, "soft_tissue")
-        events = Sam3Labeller(loaded.model, frames, loaded.device).run(targets, values)
-    else:
-        backend = make_backend(loaded.model, loaded.card.family, loaded.device)
-        dense = encoder = None
-        if need_clip:
-            clip = load_model(args.clip, args.clip_checkpoint, device=args.device)
-            if clip.card.family != "clip":
-                raise ValueError(f"{clip.card.title} is not a CLIP model")
-            dense = DenseClip(clip.model)
-            encoder = TextEncoder(clip.model, str(clip.checkpoint), clip.card.arch["model_name"])
-        session = SegmentationSession(volume.data, volume.spacing, volume.modality, backend)
-        labeller = TextLabeller(session, raw=volume.data if volume.modality == "CT" else None, clip=dense,
-                                encoder=encoder)
-        given = {k: (np.array(p, dtype=float), np.array(s)) for k, (p, s) in clicks.items()}
-        events = labeller.run(targets, values, given)
-    results = []
-    for event in events:
-        if isinstance(event, OrganResult):
-            results.append(event)
-            print(f"{event.target.name}: label {event.value}, {int(event.mask.sum())} voxels, "
-                  f"confidence {event.confidence:.2f}", file=sys.stderr)
-    labels, _ = merge_results(results, volume.spatial_shape)
-    written = write_labels(args.output, labels, geometry=volume.geometry, scale=volume.spacing,
-                           translate=volume.origin, label_names={r.value: r.target.name for r in results})
-    print(f"{len(results)} targets -> {', '.join(written)}")
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from napari_textseg.engine.batch import BatchJob, connect, find_cases, run_batch, write_results
+
+    prompts = {}
+    if args.prompts:
+        try:
+            prompts = json.loads(Path(args.prompts).read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"cannot read the prompts file {args.prompts}: {err}") from err
+        if not isinstance(prompts, dict):
+            raise ValueError(f"{args.prompts}: expected {{case id: [{{name, points, negative}}, ...]}}")
+    job = BatchJob(text=tuple(args.text), prompts=prompts, model=args.model, checkpoint=args.checkpoint,
+                   clip=args.clip, clip_checkpoint=args.clip_checkpoint, device=args.device,
+                   tolerance_mm=args.tolerance_mm)
+    cases = find_cases(args.source, args.output)
+    Path(args.output).mkdir(parents=True, exist_ok=True)
+    client = connect(args.scheduler, args.workers)
+    try:
+        with tqdm(total=len(cases), desc="cases", unit="case", file=sys.stderr) as bar:
+            def progress(result, done, total) -> None:
+                bar.n = done
+                bar.set_postfix_str(f"{result.case_id}: {result.status}")
+                if result.status == "error":
+                    tqdm.write(f"{result.case_id}: error: {result.message}", file=sys.stderr)
+
+            results = run_batch(cases, job, client, progress=progress)
+    finally:
+        client.close()
+    table, _ = write_results(results, args.output)
+    for r in results:
+        scores = ", ".join(f"{n} Dice {m['dice']:.3f}" for n, m in r.metrics.items())
+        print(f"{r.case_id:<24} {r.status:<8} {r.seconds:7.1f} s  {scores or r.message}")
+    failed = sum(r.status == "error" for r in results)
+    print(f"{len(results) - failed} of {len(results)} cases ok -> {table}")
+    return 1 if failed else 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from napari_textseg.core.evaluation import evaluate_volumes, resolve_labels
+    from napari_textseg.core.io import read_volume
+
+    pred, ref = read_volume(args.prediction), read_volume(args.reference)
+    labels = None
+    if args.labels:
+        labels = resolve_labels(args.labels, {**(pred.label_names or {}), **(ref.label_names or {})})
+    report = evaluate_volumes(pred, ref, labels=labels, tolerance_mm=args.tolerance_mm,
+                              instances=args.instances, iou_threshold=args.iou)
+    print(report.table())
+    if args.json or args.csv:
+        print(f"-> {report.write(args.json or args.csv)}", file=sys.stderr)
+    return 0
+
+
+def _cmd_volumes(args: argparse.Namespace) -> int:
+    from napari_textseg.core.evaluation import label_volumes, write_csv
+    from napari_textseg.core.io import read_volume
+
+    rows = label_volumes(read_volume(args.labels))
+    unit = next((k for k in (rows[0] if rows else {}) if k.startswith("volume_")), "volume_mL")
+    print(f"{'value':>5}  {'name':<24} {'voxels':>10} {unit.removeprefix('volume_'):>12}")
+    for row in rows:
+        print(f"{row['value']:>5}  {row['name'][:24]:<24} {row['voxels']:>10} {row[unit]:12.3f}")
+    if args.csv:
+        print(f"-> {write_csv(args.csv, rows)}", file=sys.stderr)
+    return 0
+
+
+def _cmd_export_seg(args: argparse.Namespace) -> int:
+    from napari_textseg.core.evaluation import check_same_grid, label_map
+    from napari_textseg.core.io import read_volume
+    from napari_textseg.core.io.dicom_seg import write_dicom_seg
+
+    labels, source = read_volume(args.labels), read_volume(args.source)
+    check_same_grid(labels, source)
+    path = write_dicom_seg(args.output, label_map(labels, "label map"), source.geometry, labels.label_names)
+    print(f"{len([v for v in np.unique(labels.data) if v])} segments -> {path}")
+    return 0
+
+
+def _cmd_export_nnunet(args: argparse.Namespace) -> int:
+    import re
+
+    from napari_textseg.core.io import read_volume
+    from napari_textseg.core.io.atomic import split_suffix
+    from napari_textseg.core.io.nnunet import NnunetCase, export_nnunet
+
+    cases, seen = [], set()
+    for image_path, labels_path in args.case:
+        stem = re.sub(r"[^A-Za-z0-9_\-]", "_", split_suffix(image_path)[0]) or "case"
+        case_id, n = stem, 1
+        while case_id in seen:
+            n += 1
+            case_id = f"{stem}_{n}"
+        seen.add(case_id)
+        cases.append(NnunetCase(read_volume(image_path), read_volume(labels_path), case_id))
+    folder = export_nnunet(cases, args.output, args.id, args.name, overwrite=args.overwrite)
+    print(f"{len(cases)} cases -> {folder}")
     return 0
 
 
@@ -361,6 +432,57 @@ def _parser() -> argparse.ArgumentParser:
     lab.add_argument("--device", default=None, help="auto, cuda, mps or cpu")
     lab.add_argument("-o", "--output", required=True, metavar="OUT", help=".nii.gz, .nii, .tif or .tiff")
     lab.set_defaults(func=_cmd_label)
+
+    bat = sub.add_parser("batch", help="label a cohort on Dask distributed (resumable)")
+    bat.add_argument("source", help="manifest .csv (columns image[, reference, case]) or a glob such as 'scans/*.nii.gz'")
+    what = bat.add_mutually_exclusive_group(required=True)
+    what.add_argument("--text", action="append", default=[], metavar="NAME", help="targets (repeat or comma-separate)")
+    what.add_argument("--prompts", metavar="FILE",
+                      help='JSON: {"case": [{"name": "tumour", "points": [[z,y,x]], "negative": [], "propagate": true}]}')
+    bat.add_argument("-o", "--output", required=True, metavar="DIR", help="one <case>.nii.gz each, results.csv")
+    bat.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler (default: a LocalCluster)")
+    bat.add_argument("--workers", type=int, metavar="N", help="LocalCluster worker processes")
+    bat.add_argument("--model", help="SAM/SAM2 model id (see 'models list')")
+    bat.add_argument("--checkpoint", metavar="FILE", help="a local SAM/SAM2 checkpoint file")
+    bat.add_argument("--clip", help="CLIP model id, for --text")
+    bat.add_argument("--clip-checkpoint", metavar="FILE", help="a local open_clip checkpoint file")
+    bat.add_argument("--device", default=None, help="auto, cuda, mps or cpu")
+    bat.add_argument("--tolerance-mm", type=float, default=2.0, metavar="T", help="NSD tolerance with references")
+    bat.set_defaults(func=_cmd_batch)
+
+    ev = sub.add_parser("evaluate", help="Dice, IoU, HD95, NSD per label (or instance F1) vs a reference")
+    ev.add_argument("prediction", help="predicted label map (NIfTI, TIFF)")
+    ev.add_argument("reference", help="reference label map on the same grid")
+    ev.add_argument("--labels", action="append", default=[], metavar="V|NAME",
+                    help="labels to score (repeat or comma-separate; values or names); default: all")
+    ev.add_argument("--tolerance-mm", type=float, default=2.0, metavar="T", help="NSD tolerance (default 2 mm)")
+    ev.add_argument("--instances", action="store_true",
+                    help="label values are instances (microscopy): report F1 at --iou and true-positive Dice")
+    ev.add_argument("--iou", type=float, default=0.5, help="instance match threshold (default 0.5)")
+    out = ev.add_mutually_exclusive_group()
+    out.add_argument("--json", metavar="OUT", help="also write the report as JSON")
+    out.add_argument("--csv", metavar="OUT", help="also write the report as CSV")
+    ev.set_defaults(func=_cmd_evaluate)
+
+    vol = sub.add_parser("volumes", help="volume of every label (mL for mm grids)")
+    vol.add_argument("labels", help="label map (NIfTI, TIFF)")
+    vol.add_argument("--csv", metavar="OUT", help="also write the table as CSV")
+    vol.set_defaults(func=_cmd_volumes)
+
+    dseg = sub.add_parser("export-seg", help="write a label map as DICOM-SEG for its DICOM source series")
+    dseg.add_argument("labels", help="label map on the series' grid (NIfTI, TIFF)")
+    dseg.add_argument("--source", required=True, metavar="DICOM_DIR", help="the DICOM series folder")
+    dseg.add_argument("-o", "--output", required=True, metavar="OUT.dcm")
+    dseg.set_defaults(func=_cmd_export_seg)
+
+    nn = sub.add_parser("export-nnunet", help="write annotated volumes as an nnU-Net v2 raw dataset")
+    nn.add_argument("--case", nargs=2, action="append", required=True, metavar=("IMAGE", "LABELS"),
+                    help="an image and its label map (repeat for more cases)")
+    nn.add_argument("-o", "--output", required=True, metavar="ROOT", help="nnUNet_raw folder")
+    nn.add_argument("--id", type=int, required=True, help="dataset id, 1..999")
+    nn.add_argument("--name", required=True, help="dataset name (letters, digits, _ and -)")
+    nn.add_argument("--overwrite", action="store_true", help="replace an existing dataset folder")
+    nn.set_defaults(func=_cmd_export_nnunet)
 
     models = sub.add_parser("models", help="list, download and locate model checkpoints")
     msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)

@@ -20,6 +20,7 @@ from napari_textseg._napari._triton import keep_triton_out_without_cuda
 
 keep_triton_out_without_cuda()  # before the engine imports torchvision (see _triton.py)
 
+from napari_textseg._napari.autosave import autosaver_for  # noqa: E402
 from napari_textseg._napari.layers import layer_modality  # noqa: E402
 from napari_textseg._napari.prompt_layer import prompt_layer, prompts_of  # noqa: E402
 from napari_textseg.engine.prompts import group_by_slice  # noqa: E402
@@ -303,6 +304,7 @@ class SegmentationController:
         with layer.block_history():
             layer.data_setitem(np.nonzero(where), value)
         name_label(layer, value, target.name)
+        autosaver_for(self.viewer).save(layer, image)
         self.new_object()
         self.status.emit(f"committed {target.name!r} as label {value} in {layer.name!r}")
         return layer
@@ -340,4 +342,5 @@ def controller_for(viewer: napari.Viewer) -> SegmentationController:
     """The one controller of ``viewer``, shared by its dock widgets."""
     if viewer not in _CONTROLLERS:
         _CONTROLLERS[viewer] = SegmentationController(viewer)
+        autosaver_for(viewer)  # from now on commits are autosaved, and reopened images offered back
     return _CONTROLLERS[viewer]

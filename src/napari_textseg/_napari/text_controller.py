@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from napari_textseg._napari.autosave import autosaver_for
 from napari_textseg._napari.controller import ModelChoice, controller_for, name_label
 from napari_textseg._napari.layers import label_table, layer_modality
 from napari_textseg._napari.prompt_layer import PROMPT_LAYER, prompts_of
@@ -156,6 +157,7 @@ class TextController:
         confidence[result.value] = result.confidence
         layer.metadata = {**layer.metadata, CONFIDENCE_KEY: confidence}
         name_label(layer, result.value, result.target.name)
+        autosaver_for(self.viewer).save(layer, image)
         run.finished.append(result.target.name)
         voxels = int((new == result.value).sum())
         self.status.emit(f"{result.target.name}: label {result.value}, {voxels} voxels, "

@@ -1,4 +1,4 @@
-"""npe2 writers for Labels layers: NIfTI on the source grid and TIFF with voxel size."""
+"""npe2 writers for Labels layers: NIfTI on the source grid, TIFF with voxel size, DICOM-SEG."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 from napari_textseg._napari.layers import label_table, layer_geometry
 from napari_textseg.core.io import write_labels
 
-__all__ = ["write_labels_nifti", "write_labels_tiff"]
+__all__ = ["write_labels_dicom_seg", "write_labels_nifti", "write_labels_tiff"]
 
 
 def _write(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
@@ -34,3 +34,16 @@ def write_labels_nifti(path: str, data: Any, attributes: dict[str, Any]) -> list
 def write_labels_tiff(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
     """Write a Labels layer as a compressed ImageJ/OME TIFF plus its sidecar."""
     return _write(path, data, attributes)
+
+
+def write_labels_dicom_seg(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
+    """Write a Labels layer drawn on a DICOM series as a DICOM-SEG (one segment per label)."""
+    from napari_textseg.core.errors import InputError
+    from napari_textseg.core.io.dicom_seg import write_dicom_seg
+
+    geometry = layer_geometry(attributes)
+    if geometry is None:
+        raise InputError("DICOM-SEG needs labels made on an image opened from a DICOM series folder")
+    data = np.asarray(data)
+    names, _ = label_table(data, attributes)
+    return [str(write_dicom_seg(path, data, geometry, names))]

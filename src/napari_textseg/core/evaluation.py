@@ -1,0 +1,250 @@
+"""Compare a predicted label map with a reference: grid checks, per-label table, reports."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from napari_textseg.core.errors import InputError
+from napari_textseg.core.io.atomic import atomic_target
+from napari_textseg.core.metrics import (
+    InstanceScores,
+    LabelScores,
+    evaluate_labels,
+    instance_f1,
+    label_volumes_ml,
+)
+from napari_textseg.core.volume import Volume
+
+__all__ = [
+    "Evaluation",
+    "GridMismatch",
+    "check_same_grid",
+    "evaluate_volumes",
+    "iter_evaluate",
+    "label_map",
+    "label_volumes",
+    "resolve_labels",
+    "write_csv",
+]
+
+_MM_PER_UNIT = {"mm": 1.0, "um": 1e-3}
+_VOLUME_UNIT = {"mm": "mL", "um": "um3"}
+_VOLUME_FACTOR = {"mm": 1e-3, "um": 1.0}  # unit3 -> the volume unit above
+
+
+class GridMismatch(InputError):
+    """Two label maps are not on the same voxel grid; nothing is resampled silently."""
+
+
+def label_map(volume: Volume, role: str) -> np.ndarray:
+    """The integer (z, y, x) array of a label volume, or a clear error."""
+    data = np.asarray(volume.data)
+    if volume.channel_axis is not None or data.ndim != 3:
+        raise InputError(f"the {role} ({volume.name or 'volume'}) must be one 3-D label map, got shape {data.shape}")
+    if not np.issubdtype(data.dtype, np.integer):
+        if not np.issubdtype(data.dtype, np.floating) or not np.all(np.isfinite(data)) or np.any(data % 1):
+            raise InputError(f"the {role} ({volume.name or 'volume'}) is not a label map: "
+                             f"its values are {data.dtype}, not whole numbers")
+        data = data.astype(np.int64)
+    return data
+
+
+def check_same_grid(pred: Volume, reference: Volume, atol_mm: float = 1e-3) -> None:
+    """Raise :class:`GridMismatch` unless both volumes share shape, spacing, origin and axes."""
+    if pred.spatial_shape != reference.spatial_shape:
+        raise GridMismatch(
+            f"the prediction is {pred.spatial_shape} voxels and the reference {reference.spatial_shape}; "
+            "evaluation never resamples: put both on the same grid first"
+        )
+    units = (pred.geometry.unit, reference.geometry.unit)
+    if units[0] != units[1]:
+        raise GridMismatch(f"the prediction is in {units[0]} and the reference in {units[1]}")
+    pa, ra = pred.geometry.affine, reference.geometry.affine
+    if pa is not None and ra is not None:
+        diff = np.abs(pred.geometry.display_affine_ras() - reference.geometry.display_affine_ras()).max()
+        if diff > atol_mm:
+            raise GridMismatch(
+                f"the prediction and the reference lie differently in space (affines differ by up to "
+                f"{diff:.3g} mm: spacing {tuple(round(s, 4) for s in pred.spacing)} vs "
+                f"{tuple(round(s, 4) for s in reference.spacing)}, origin {tuple(round(o, 2) for o in pred.origin)} "
+                f"vs {tuple(round(o, 2) for o in reference.origin)}); evaluation never resamples"
+            )
+    elif not np.allclose(pred.spacing, reference.spacing, rtol=1e-4, atol=0):
+        raise GridMismatch(f"voxel sizes differ: prediction {pred.spacing} vs reference {reference.spacing} "
+                           f"{units[0]}; evaluation never resamples")
+
+
+@dataclass
+class Evaluation:
+    """Per-label (or instance) scores of one prediction against one reference."""
+
+    prediction: str
+    reference: str
+    spacing: tuple[float, float, float]
+    unit: str
+    tolerance: float  # in ``unit``
+    rows: list[LabelScores] = field(default_factory=list)
+    instances: InstanceScores | None = None
+
+    @property
+    def volume_unit(self) -> str:
+        return _VOLUME_UNIT.get(self.unit, f"{self.unit}3")
+
+    def mean(self) -> dict[str, float]:
+        """Mean Dice, IoU and NSD over the evaluated labels (a missing label scores 0)."""
+        if not self.rows:
+            return {}
+        return {k: float(np.mean([getattr(r, k) for r in self.rows])) for k in ("dice", "iou", "nsd")}
+
+    def table(self) -> str:
+        """The report as an aligned text table."""
+        head = f"{self.prediction} vs {self.reference} (spacing {self.spacing} {self.unit})"
+        if self.instances is not None:
+            s = self.instances
+            dice_tp = "n/a" if not np.isfinite(s.mean_true_positive_dice) else f"{s.mean_true_positive_dice:.4f}"
+            return (f"{head}\ninstances at IoU >= {s.threshold:g}: TP {s.true_positives}, FP {s.false_positives}, "
+                    f"FN {s.false_negatives}; precision {s.precision:.4f}, recall {s.recall:.4f}, "
+                    f"F1 {s.f1:.4f}; mean Dice of true positives {dice_tp}")
+        tol = f"NSD@{self.tolerance:g}{self.unit}"
+        vu = self.volume_unit
+        lines = [head, f"{'value':>5}  {'name':<24} {'Dice':>7} {'IoU':>7} {'HD95':>8} {tol:>10} "
+                       f"{'pred ' + vu:>11} {'ref ' + vu:>11}  note"]
+        for r in self.rows:
+            hd = f"{r.hd95:8.2f}" if np.isfinite(r.hd95) else f"{'inf':>8}"
+            note = "" if r.present == "both" else r.present
+            lines.append(f"{r.value:>5}  {r.name[:24]:<24} {r.dice:7.4f} {r.iou:7.4f} {hd} {r.nsd:10.4f} "
+                         f"{r.pred_volume:11.3f} {r.ref_volume:11.3f}  {note}")
+        m = self.mean()
+        if m:
+            lines.append(f"{'':>5}  {'mean':<24} {m['dice']:7.4f} {m['iou']:7.4f} {'':>8} {m['nsd']:10.4f}")
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict:
+        """JSON-ready: infinite or undefined values become ``null``."""
+        out = {
+            "prediction": self.prediction, "reference": self.reference, "spacing": list(self.spacing),
+            "unit": self.unit, "tolerance": self.tolerance, "volume_unit": self.volume_unit,
+        }
+        if self.instances is not None:
+            out["instances"] = self.instances.as_dict()
+        else:
+            out["labels"] = [r.as_dict() for r in self.rows]
+            out["mean"] = self.mean()
+        return out
+
+    def write(self, path: str | os.PathLike) -> Path:
+        """Write the report as ``.json`` or ``.csv`` (chosen by the suffix); atomic."""
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix not in (".json", ".csv"):
+            raise InputError(f"{path.name}: write the report as .json or .csv")
+        if suffix == ".csv":
+            rows = [self.instances.as_dict()] if self.instances is not None else [
+                r.as_dict() | {"hd95": r.hd95} for r in self.rows]
+            return write_csv(path, rows)
+        with atomic_target(path) as tmp:
+            tmp.write_text(json.dumps(self.as_dict(), indent=1))
+        return path
+
+
+def write_csv(path: str | os.PathLike, rows: list[dict]) -> Path:
+    """Write dict rows as CSV (columns from the first row), atomically."""
+    path = Path(path)
+    with atomic_target(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["value"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def resolve_labels(items: list[str], names: dict[int, str]) -> list[int]:
+    """Label values from ``--labels`` items: numbers, or names from the sidecars (any case)."""
+    by_name = {name.casefold(): value for value, name in names.items()}
+    values = []
+    for item in (part.strip() for text in items for part in text.split(",")):
+        if not item:
+            continue
+        if item.lstrip("-").isdigit():
+            values.append(int(item))
+        elif item.casefold() in by_name:
+            values.append(by_name[item.casefold()])
+        else:
+            known = ", ".join(sorted(names.values())) or "none (no names sidecar)"
+            raise InputError(f"unknown label {item!r}: give a value or one of the names: {known}")
+    return values
+
+
+def label_volumes(volume: Volume) -> list[dict]:
+    """One row per label value: name, voxel count and volume (mL for mm grids)."""
+    data = label_map(volume, "label map")
+    unit = volume.geometry.unit
+    factor = _VOLUME_FACTOR.get(unit, 1.0) / 1e-3  # label_volumes_ml gives mm3 / 1000
+    counts = dict(zip(*np.unique(data[data != 0], return_counts=True), strict=True))
+    names = volume.label_names or {}
+    column = f"volume_{_VOLUME_UNIT.get(unit, unit + '3')}"
+    return [
+        {"value": int(v), "name": names.get(int(v), ""), "voxels": int(counts[v]), column: ml * factor}
+        for v, ml in label_volumes_ml(data, volume.spacing).items()
+    ]
+
+
+def iter_evaluate(
+    pred: np.ndarray,
+    reference: np.ndarray,
+    spacing: tuple[float, float, float],
+    unit: str = "mm",
+    *,
+    names: dict[int, str] | None = None,
+    labels: list[int] | None = None,
+    tolerance_mm: float = 2.0,
+    instances: bool = False,
+    iou_threshold: float = 0.5,
+    prediction: str = "prediction",
+    reference_name: str = "reference",
+) -> Generator[tuple[int, int], None, Evaluation]:
+    """Score two label arrays on one grid, yielding ``(done, total)`` after each label.
+
+    ``tolerance_mm`` is converted to ``unit`` (micrometres for microscopy). With
+    ``instances``, label values are instance ids and the result is instance F1.
+    """
+    if pred.shape != reference.shape:
+        raise GridMismatch(f"the prediction is {pred.shape} voxels and the reference {reference.shape}; "
+                           "evaluation never resamples: put both on the same grid first")
+    tolerance = tolerance_mm / _MM_PER_UNIT.get(unit, 1.0)
+    report = Evaluation(prediction=prediction, reference=reference_name, spacing=tuple(spacing),  # type: ignore[arg-type]
+                        unit=unit, tolerance=tolerance)
+    if instances:
+        report.instances = instance_f1(pred, reference, iou_threshold)
+        yield 1, 1
+        return report
+    present = set(np.unique(pred).tolist()) | set(np.unique(reference).tolist())
+    if labels is None:
+        labels = sorted(present - {0})
+    elif not present & set(labels):
+        raise InputError(f"label value(s) {labels} occur in neither the prediction nor the reference")
+    for done, value in enumerate(labels, start=1):
+        report.rows += evaluate_labels(pred, reference, spacing, labels=[value], tolerance=tolerance, names=names,
+                                       volume_per_unit3=_VOLUME_FACTOR.get(unit, 1.0))
+        yield done, len(labels)
+    return report
+
+
+def evaluate_volumes(pred: Volume, reference: Volume, **options) -> Evaluation:
+    """Check that two label volumes share a grid, then score them (options of :func:`iter_evaluate`)."""
+    p, r = label_map(pred, "prediction"), label_map(reference, "reference")
+    check_same_grid(pred, reference)
+    names = {**(pred.label_names or {}), **(reference.label_names or {})}
+    steps = iter_evaluate(p, r, reference.spacing, reference.geometry.unit, names=names,
+                          prediction=pred.name, reference_name=reference.name, **options)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value

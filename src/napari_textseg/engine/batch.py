@@ -1,0 +1,313 @@
+"""Batch labelling of a cohort on Dask distributed: one task per volume, resumable.
+
+- Cases come from a manifest CSV (columns ``image``, optional ``reference`` and
+  ``case``) or a glob of image files.
+- Each case is one task. A worker loads each model once and keeps it for every later
+  case it runs (the cache lives in the worker process).
+- A case whose output already exists is skipped, so a re-run resumes a stopped batch.
+  Outputs are written atomically: an output that exists is complete.
+- A failing case (unreadable file, bad prompts, a worker that died under it) is
+  recorded with its reason; the other cases go on.
+- With references, each output label is scored against the reference label of the
+  same name (Dice, NSD).
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import os
+import re
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from napari_textseg.core.errors import InputError
+
+__all__ = [
+    "BatchCase",
+    "BatchJob",
+    "CaseResult",
+    "connect",
+    "find_cases",
+    "run_batch",
+    "run_case",
+    "write_results",
+]
+
+OUTPUT_SUFFIX = ".nii.gz"
+
+
+@dataclass(frozen=True)
+class BatchCase:
+    """One volume to label, where its result goes, and an optional reference."""
+
+    case_id: str
+    image: str
+    output: str
+    reference: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """What every case runs: text targets, or per-case clicks from a prompts file."""
+
+    text: tuple[str, ...] = ()
+    prompts: dict = field(default_factory=dict)  # case id -> [{"name", "points", "negative", "propagate"}]
+    model: str | None = None
+    checkpoint: str | None = None
+    clip: str | None = None
+    clip_checkpoint: str | None = None
+    device: str | None = None
+    tolerance_mm: float = 2.0
+
+    def __post_init__(self) -> None:
+        if bool(self.text) == bool(self.prompts):
+            raise InputError("a batch runs either --text targets or a --prompts file (exactly one of them)")
+        if not (self.model or self.checkpoint):
+            raise InputError("a batch needs a SAM/SAM2 model: --model ID or --checkpoint FILE")
+
+
+@dataclass
+class CaseResult:
+    """What happened to one case; ``metrics`` maps label name -> {dice, nsd}."""
+
+    case_id: str
+    status: str  # "done", "skipped", "error"
+    output: str = ""
+    message: str = ""
+    seconds: float = 0.0
+    worker: str = ""
+    model_loads: int = 0
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def _case_id(path: str) -> str:
+    from napari_textseg.core.io.atomic import split_suffix
+
+    return re.sub(r"[^A-Za-z0-9_.\-]", "_", split_suffix(path)[0]) or "case"
+
+
+def find_cases(source: str, out_dir: str | os.PathLike) -> list[BatchCase]:
+    """Cases from a manifest ``.csv`` (relative paths are relative to it) or a glob pattern."""
+    out = Path(out_dir)
+    if source.lower().endswith(".csv"):
+        manifest = Path(source)
+        if not manifest.is_file():
+            raise InputError(f"the manifest {manifest} does not exist")
+        with open(manifest, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        if not rows or "image" not in rows[0]:
+            raise InputError(f"{manifest.name} needs a header with an 'image' column (optional: reference, case)")
+        base = manifest.parent
+
+        def resolve(value: str | None) -> str | None:
+            return str(base / value) if value and not Path(value).is_absolute() else (value or None)
+
+        items = [(resolve(r["image"]), resolve(r.get("reference")), (r.get("case") or "").strip()) for r in rows]
+    else:
+        paths = sorted(glob.glob(source))
+        if not paths:
+            raise InputError(f"no file matches {source!r}")
+        items = [(p, None, "") for p in paths]
+    cases, seen = [], set()
+    for image, reference, case in items:
+        if not image:
+            raise InputError("a manifest row has an empty 'image' cell")
+        case_id = case or _case_id(image)
+        if case_id in seen:
+            raise InputError(f"two cases are called {case_id!r}; give them a 'case' column in the manifest")
+        seen.add(case_id)
+        cases.append(BatchCase(case_id, image, str(out / f"{case_id}{OUTPUT_SUFFIX}"), reference))
+    return cases
+
+
+# -- on the worker ----------------------------------------------------------------------
+
+_MODELS: dict[tuple, object] = {}
+_LOADS = {"count": 0}
+
+
+def _model(model_id: str | None, checkpoint: str | None, device: str | None):
+    """Load a model once per worker process and keep it for the next cases."""
+    from napari_textseg.models.loader import load_model
+
+    key = (model_id, checkpoint, device)
+    if key not in _MODELS:
+        _MODELS[key] = load_model(model_id, checkpoint, device=device)
+        _LOADS["count"] += 1
+    return _MODELS[key]
+
+
+def _segment_prompts(volume, job: BatchJob, case: BatchCase) -> tuple[np.ndarray, dict[int, str]]:
+    from napari_textseg.engine.pipelines import segment_clicks
+    from napari_textseg.engine.propagate import PropagationSettings
+
+    objects = job.prompts.get(case.case_id)
+    if not objects:
+        raise InputError(f"the prompts file has no clicks for case {case.case_id!r}")
+    sam = _model(job.model, job.checkpoint, job.device)
+    labels = np.zeros(volume.spatial_shape, dtype=np.uint16)
+    names = {}
+    for value, obj in enumerate(objects, start=1):
+        positive = np.asarray(obj.get("points", []), dtype=float).reshape(-1, 3)
+        negative = np.asarray(obj.get("negative", []), dtype=float).reshape(-1, 3)
+        signs = np.r_[np.ones(len(positive)), np.zeros(len(negative))].astype(int)
+        settings = PropagationSettings() if obj.get("propagate", True) else None
+        mask = segment_clicks(volume, sam, np.vstack([positive, negative]), signs, propagate=settings)
+        labels[mask & (labels == 0)] = value  # earlier objects keep their voxels
+        names[value] = str(obj.get("name") or f"object {value}")
+    return labels, names
+
+
+def _score(labels: np.ndarray, names: dict[int, str], reference: str, tolerance_mm: float) -> dict:
+    from napari_textseg.core.io import read_volume
+    from napari_textseg.core.metrics import dice, nsd
+
+    ref = read_volume(reference)
+    if ref.spatial_shape != labels.shape:
+        raise InputError(f"the reference is {ref.spatial_shape} voxels, the image {labels.shape}")
+    by_name = {n.casefold(): v for v, n in (ref.label_names or {}).items()}
+    scores = {}
+    for value, name in names.items():
+        ref_value = by_name.get(name.casefold())
+        if ref_value is None:
+            continue
+        p, r = labels == value, ref.data == ref_value
+        scores[name] = {"dice": dice(p, r), "nsd": nsd(p, r, ref.spacing, tolerance_mm)}
+    return scores
+
+
+def run_case(case: BatchCase, job: BatchJob) -> CaseResult:
+    """Label one case (on a worker); never raises: errors come back in the result."""
+    import socket
+
+    from napari_textseg.core.io import read_volume, write_labels
+
+    start = time.perf_counter()
+    result = CaseResult(case.case_id, "done", output=case.output, worker=f"{socket.gethostname()}:{os.getpid()}")
+    if Path(case.output).exists():
+        result.status, result.message = "skipped", "output exists"
+        return result
+    try:
+        volume = read_volume(case.image)
+        if job.text:
+            from napari_textseg.core.text_prompts import parse_targets
+            from napari_textseg.engine.pipelines import label_text, needs_clip
+
+            targets = parse_targets("\n".join(job.text))
+            sam = _model(job.model, job.checkpoint, job.device)
+            clip = _model(job.clip, job.clip_checkpoint, job.device) if needs_clip(targets, {}) else None
+            made = label_text(volume, targets, sam, clip)  # type: ignore[arg-type]
+            labels, names = made.labels, made.names
+        else:
+            labels, names = _segment_prompts(volume, job, case)
+        Path(case.output).parent.mkdir(parents=True, exist_ok=True)
+        write_labels(case.output, labels, geometry=volume.geometry, scale=volume.spacing,
+                     translate=volume.origin, label_names=names)
+        if case.reference:
+            result.metrics = _score(labels, names, case.reference, job.tolerance_mm)
+    except Exception as err:  # one bad case must not stop the cohort
+        result.status = "error"
+        result.message = f"{type(err).__name__}: {err}" if str(err) else traceback.format_exc(limit=2)
+    result.seconds = time.perf_counter() - start
+    result.model_loads = _LOADS["count"]
+    return result
+
+
+# -- on the client ----------------------------------------------------------------------
+
+def connect(scheduler: str | None = None, n_workers: int | None = None, timeout_s: float = 10.0):
+    """A Dask client: to ``scheduler`` (an address), or to a new LocalCluster of processes."""
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            return Client(scheduler, timeout=f"{timeout_s}s")
+        except (OSError, TimeoutError) as err:
+            raise InputError(f"cannot reach the Dask scheduler at {scheduler} ({err}); "
+                             "check the address, or leave --scheduler out to run on this machine") from err
+    workers = n_workers or max(1, min(4, (os.cpu_count() or 2) // 2))
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    return Client(cluster)
+
+
+def run_batch(
+    cases: Iterable[BatchCase],
+    job: BatchJob,
+    client,
+    *,
+    runner: Callable[[BatchCase, BatchJob], CaseResult] = run_case,
+    progress: Callable[[CaseResult, int, int], None] | None = None,
+) -> list[CaseResult]:
+    """Run every case as one task on ``client``; results in case order.
+
+    Missing inputs are reported without a task. When a worker dies, Dask may give up on
+    every task it held, not only the one that killed it; so cases lost that way run
+    once more, one at a time, and only a case that fails alone is reported as an error.
+    """
+    from distributed import as_completed
+
+    cases = list(cases)
+    results: dict[str, CaseResult] = {}
+    futures = {}
+    for case in cases:
+        missing = [p for p in (case.image, case.reference) if p and not Path(p).exists()]
+        if missing:
+            results[case.case_id] = CaseResult(case.case_id, "error", message=f"missing file: {', '.join(missing)}")
+        elif Path(case.output).exists():
+            results[case.case_id] = CaseResult(case.case_id, "skipped", output=case.output, message="output exists")
+        else:
+            futures[client.submit(runner, case, job, key=f"textseg-{case.case_id}-{time.time_ns()}", pure=False)] = case
+    done = len(results)
+    if progress is not None:
+        for result in results.values():
+            progress(result, 0, len(cases))
+    lost = []
+    for future in as_completed(futures):
+        try:
+            result = future.result()
+        except Exception:  # KilledWorker, a lost connection, ...: try again alone below
+            lost.append(futures[future])
+            continue
+        results[result.case_id] = result
+        done += 1
+        if progress is not None:
+            progress(result, done, len(cases))
+    for case in lost:
+        future = client.submit(runner, case, job, key=f"textseg-{case.case_id}-retry-{time.time_ns()}", pure=False)
+        try:
+            result = future.result()
+        except Exception as err:
+            result = CaseResult(case.case_id, "error",
+                                message=f"the task failed on the cluster: {type(err).__name__}: {err}")
+        results[case.case_id] = result
+        done += 1
+        if progress is not None:
+            progress(result, done, len(cases))
+    return [results[c.case_id] for c in cases]
+
+
+def write_results(results: list[CaseResult], out_dir: str | os.PathLike) -> tuple[Path, Path]:
+    """``results.csv`` (one row per case, Dice and NSD per label name) and ``results.json``."""
+    from napari_textseg.core.evaluation import write_csv
+    from napari_textseg.core.io.atomic import atomic_target
+
+    out = Path(out_dir)
+    names = sorted({n for r in results for n in r.metrics})
+    rows = []
+    for r in results:
+        row = {k: v for k, v in asdict(r).items() if k != "metrics"}
+        for name in names:
+            row[f"dice_{name}"] = r.metrics.get(name, {}).get("dice", "")
+            row[f"nsd_{name}"] = r.metrics.get(name, {}).get("nsd", "")
+        rows.append(row)
+    table = write_csv(out / "results.csv", rows)
+    with atomic_target(out / "results.json") as tmp:
+        tmp.write_text(json.dumps([asdict(r) for r in results], indent=1))
+    return table, out / "results.json"

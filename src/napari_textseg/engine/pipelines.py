@@ -1,0 +1,123 @@
+"""Whole-volume jobs without a GUI, shared by the command line and the batch runner.
+
+- :func:`segment_clicks`: clicks (and boxes) -> one object's 3-D mask, optionally propagated.
+- :func:`label_text`: organ names (with optional clicks) -> one named, non-overlapping label map.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from napari_textseg.core.text_prompts import TextTarget
+from napari_textseg.core.volume import Volume
+from napari_textseg.engine.propagate import PropagationSettings
+from napari_textseg.engine.session import PostProcessing, SegmentationSession
+from napari_textseg.models.loader import LoadedModel
+
+__all__ = ["LabelMap", "label_text", "needs_clip", "segment_clicks"]
+
+
+def _single_channel(volume: Volume, what: str) -> None:
+    if volume.channel_axis is not None:
+        raise ValueError(f"{volume.name or 'the image'} has {volume.data.shape[0]} channels; "
+                         f"{what} one channel at a time")
+
+
+def segment_clicks(
+    volume: Volume,
+    sam: LoadedModel,
+    points: np.ndarray,
+    labels: np.ndarray,
+    boxes: dict[int, tuple[float, float, float, float]] | None = None,
+    *,
+    propagate: PropagationSettings | None = None,
+    post: PostProcessing | None = None,
+    roi_mm: float | None = None,
+    confine: np.ndarray | None = None,
+) -> np.ndarray:
+    """The boolean (z, y, x) mask of the clicked object; ``propagate`` runs it through the volume."""
+    from napari_textseg.engine.backends import make_backend
+
+    _single_channel(volume, "segment")
+    backend = make_backend(sam.model, sam.card.family, sam.device)
+    session = SegmentationSession(volume.data, volume.spacing, volume.modality, backend,
+                                  roi_mm=roi_mm, confine=confine)
+    try:
+        session.set_prompts(np.asarray(points, dtype=float).reshape(-1, 3), np.asarray(labels), boxes or None)
+        if propagate is not None:
+            return session.propagate(propagate, post=post or PostProcessing())
+        for z in session.prompts:
+            session.segment_slice(z)
+        return session.mask(post or PostProcessing())
+    finally:
+        session.close()
+
+
+@dataclass
+class LabelMap:
+    """A merged label map, the name of each value, and each target's confidence."""
+
+    labels: np.ndarray
+    names: dict[int, str]
+    confidence: dict[int, float]
+
+
+def needs_clip(targets: list[TextTarget], clicks: dict[str, tuple[list, list]]) -> bool:
+    """Whether some target has no click, so CLIP must find it."""
+    return any(t.name not in clicks for t in targets)
+
+
+def label_text(
+    volume: Volume,
+    targets: list[TextTarget],
+    sam: LoadedModel,
+    clip: LoadedModel | None = None,
+    clicks: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    *,
+    report: Callable[[str], None] | None = None,
+) -> LabelMap:
+    """Label every target: SAM3 from the text itself, else CLIP locates and SAM/SAM2 segments."""
+    from napari_textseg.engine.text_labelling import OrganResult, assign_values, merge_results
+
+    _single_channel(volume, "label")
+    clicks = clicks or {}
+    values = assign_values(targets)
+    if sam.card.family == "sam3":
+        from napari_textseg.core.intensity import normalize_for_model
+        from napari_textseg.engine.sam3_text import Sam3Labeller
+
+        if clicks:
+            raise ValueError("SAM3 takes the text itself: drop the clicks, or use a SAM/SAM2 model for text + click")
+        frames = normalize_for_model(volume.data, volume.modality, "soft_tissue")
+        events = Sam3Labeller(sam.model, frames, sam.device).run(targets, values)
+    else:
+        from napari_textseg.engine.backends import make_backend
+        from napari_textseg.engine.clip_dense import DenseClip
+        from napari_textseg.engine.text_encoder import TextEncoder
+        from napari_textseg.engine.text_labelling import TextLabeller
+
+        dense = encoder = None
+        if needs_clip(targets, clicks):
+            if clip is None:
+                raise ValueError("targets without a click need a CLIP model")
+            if clip.card.family != "clip":
+                raise ValueError(f"{clip.card.title} is not a CLIP model")
+            dense = DenseClip(clip.model)
+            encoder = TextEncoder(clip.model, str(clip.checkpoint), clip.card.arch["model_name"])
+        backend = make_backend(sam.model, sam.card.family, sam.device)
+        session = SegmentationSession(volume.data, volume.spacing, volume.modality, backend)
+        labeller = TextLabeller(session, raw=volume.data if volume.modality == "CT" else None, clip=dense,
+                                encoder=encoder)
+        events = labeller.run(targets, values, clicks)
+    results = []
+    for event in events:
+        if isinstance(event, OrganResult):
+            results.append(event)
+            if report is not None:
+                report(f"{event.target.name}: label {event.value}, {int(event.mask.sum())} voxels, "
+                       f"confidence {event.confidence:.2f}")
+    labels, confidence = merge_results(results, volume.spatial_shape)
+    return LabelMap(labels, {r.value: r.target.name for r in results}, confidence)

@@ -1,0 +1,121 @@
+"""Batch mode on a Dask LocalCluster with the shared volumes: outputs, resume, per-case errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+
+import cloudpickle
+import numpy as np
+import pytest
+from conftest import data_file
+from scipy import ndimage
+
+from napari_textseg.cli import main
+from napari_textseg.core.errors import InputError
+from napari_textseg.core.io import read_volume
+from napari_textseg.engine.batch import BatchJob, connect, find_cases, run_batch, run_case
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def _liver_click(organs) -> list[float]:
+    liver = organs.data == next(v for v, n in organs.label_names.items() if n == "liver")
+    z = int(np.argmax(liver.sum(axis=(1, 2))))
+    depth = ndimage.distance_transform_edt(liver[z])
+    y, x = np.unravel_index(int(np.argmax(depth)), depth.shape)
+    return [float(z), float(y), float(x)]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    client = connect(n_workers=2)
+    yield client
+    client.close()
+    client.cluster.close()
+
+
+@pytest.fixture
+def cohort(tmp_path):
+    """A manifest: the CT (with its reference) twice under two case ids, the MRI, and a missing scan."""
+    ct, organs = data_file("abdomen_ct.nii.gz"), data_file("abdomen_ct_organs.nii.gz")
+    manifest = tmp_path / "cohort.csv"
+    manifest.write_text(
+        "case,image,reference\n"
+        f"ct_a,{ct},{organs}\n"
+        f"ct_b,{ct},{organs}\n"
+        f"mr,{data_file('abdomen_mr.nii.gz')},\n"
+        "lost,scans/missing.nii.gz,\n"
+    )
+    click = _liver_click(read_volume(organs))
+    mr = read_volume(data_file("abdomen_mr.nii.gz"))
+    centre = [s // 2 for s in mr.spatial_shape]
+    prompts = {case: [{"name": "liver", "points": [click]}] for case in ("ct_a", "ct_b")}
+    prompts["mr"] = [{"name": "kidney", "points": [centre], "propagate": False}]
+    prompts_file = tmp_path / "prompts.json"
+    prompts_file.write_text(json.dumps(prompts))
+    return manifest, prompts_file, tmp_path / "out"
+
+
+def test_cohort_runs_resumes_and_reports_missing_files(cluster, cohort, monkeypatch):
+    manifest, prompts_file, out = cohort
+    job = BatchJob(prompts=json.loads(prompts_file.read_text()), model="phantom_sam")
+    cases = find_cases(str(manifest), out)
+    results = {r.case_id: r for r in run_batch(cases, job, cluster)}
+    assert results["lost"].status == "error" and "missing.nii.gz" in results["lost"].message
+    for case in ("ct_a", "ct_b", "mr"):
+        assert results[case].status == "done", results[case].message
+    # Outputs lie on the source grid, named.
+    ct = read_volume(data_file("abdomen_ct.nii.gz"))
+    written = read_volume(out / "ct_a.nii.gz")
+    assert written.data.shape == ct.data.shape and written.label_names == {1: "liver"}
+    np.testing.assert_allclose(written.geometry.affine, ct.geometry.affine)
+    assert written.data.any()
+    # Scored against the reference label of the same name.
+    assert 0.0 <= results["ct_a"].metrics["liver"]["dice"] <= 1.0
+    # Each worker loaded the model once however many cases it ran.
+    assert all(r.model_loads == 1 for r in results.values() if r.status == "done")
+    # A second run skips finished cases: nothing is recomputed.
+    again = {r.case_id: r for r in run_batch(cases, job, cluster)}
+    assert [again[c].status for c in ("ct_a", "ct_b", "mr")] == ["skipped"] * 3
+
+
+def _dying_runner(case, job):
+    if case.case_id == "ct_b":
+        os._exit(1)  # the worker process dies mid-task
+    return run_case(case, job)
+
+
+def test_a_worker_dying_mid_batch_fails_only_its_case(cluster, cohort):
+    manifest, prompts_file, out = cohort
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    job = BatchJob(prompts=json.loads(prompts_file.read_text()), model="phantom_sam")
+    cases = [c for c in find_cases(str(manifest), out) if c.case_id != "lost"]
+    results = {r.case_id: r for r in run_batch(cases, job, cluster, runner=_dying_runner)}
+    assert results["ct_b"].status == "error" and "KilledWorker" in results["ct_b"].message
+    # The others finish (a result lost with a dying worker is found again as its written output).
+    for case in ("ct_a", "mr"):
+        assert results[case].status in ("done", "skipped") and (out / f"{case}.nii.gz").exists()
+    assert not (out / "ct_b.nii.gz").exists()
+
+
+def test_batch_command_writes_the_results_table(cohort, capsys):
+    manifest, prompts_file, out = cohort
+    code = main(["batch", str(manifest), "--prompts", str(prompts_file), "--model", "phantom_sam",
+                 "-o", str(out), "--workers", "1"])
+    assert code == 1  # one case (the missing scan) failed; the others are done
+    rows = {r["case_id"]: r for r in csv.DictReader((out / "results.csv").open())}
+    assert rows["ct_a"]["status"] == "done" and rows["lost"]["status"] == "error"
+    assert float(rows["ct_a"]["dice_liver"]) >= 0.0
+    assert "3 of 4 cases ok" in capsys.readouterr().out
+
+
+def test_unreachable_scheduler_and_bad_jobs_are_refused():
+    with pytest.raises(InputError, match="cannot reach the Dask scheduler"):
+        connect("tcp://127.0.0.1:9", timeout_s=2)
+    with pytest.raises(InputError, match="exactly one"):
+        BatchJob(text=("liver",), prompts={"a": []}, model="phantom_sam")
+    with pytest.raises(InputError, match="no file matches"):
+        find_cases("/nonexistent/*.nii.gz", "out")
