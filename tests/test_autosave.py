@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import data_file
 
+from conftest import data_file
 from napari_textseg._napari.autosave import Autosaver
 from napari_textseg.core.recovery import RecoveryStore, image_key
 
@@ -53,7 +53,7 @@ def test_reopening_the_image_offers_and_restores_its_labels(make_napari_viewer_p
 
     # "After a crash": a new viewer opens the same file.
     second = make_napari_viewer_proxy()
-    saver2 = Autosaver(second)
+    Autosaver(second)  # listening before the image opens, as when a panel is already docked
     (again,) = second.open(str(data_file("abdomen_ct.nii.gz")), plugin="napari-textseg")
     (offer,) = offered()
     assert "tumours" in offer.message

@@ -10,9 +10,9 @@ import sys
 import cloudpickle
 import numpy as np
 import pytest
-from conftest import data_file
 from scipy import ndimage
 
+from conftest import data_file
 from napari_textseg.cli import main
 from napari_textseg.core.errors import InputError
 from napari_textseg.core.io import read_volume
@@ -119,3 +119,25 @@ def test_unreachable_scheduler_and_bad_jobs_are_refused():
         BatchJob(text=("liver",), prompts={"a": []}, model="phantom_sam")
     with pytest.raises(InputError, match="no file matches"):
         find_cases("/nonexistent/*.nii.gz", "out")
+
+
+def test_text_targets_on_a_threaded_cluster_are_named_and_scored(tmp_path):
+    from distributed import Client
+
+    from tiny_models import TINY_DENSE_CLIP_ARCH, save_tiny_clip, tiny_card
+
+    # Threads, so the tiny CLIP card registered here is visible to the worker.
+    tiny_card("clip", TINY_DENSE_CLIP_ARCH, "test_batch_clip", "dense_clip.bin")
+    clip_file = tmp_path / "dense_clip.bin"
+    save_tiny_clip(clip_file, TINY_DENSE_CLIP_ARCH)
+    manifest = tmp_path / "cohort.csv"
+    manifest.write_text(f"image,reference\n{data_file('abdomen_ct.nii.gz')},{data_file('abdomen_ct_organs.nii.gz')}\n")
+    job = BatchJob(text=("liver",), model="phantom_sam", clip="test_batch_clip", clip_checkpoint=str(clip_file))
+    with Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None) as client:
+        (result,) = run_batch(find_cases(str(manifest), tmp_path / "out"), job, client)
+    assert result.status == "done", result.message
+    assert list(read_volume(result.output).label_names.values()) == ["liver"]
+    assert set(result.metrics) == {"liver"} and 0.0 <= result.metrics["liver"]["nsd"] <= 1.0
+    no_clip = BatchJob(text=("liver",), model="phantom_sam")
+    (refused,) = [run_case(c, no_clip) for c in find_cases(str(manifest), tmp_path / "other")]
+    assert refused.status == "error" and "need a CLIP model" in refused.message

@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from napari.layers import Image, Labels
-from napari.utils.notifications import Notification, NotificationSeverity, notification_manager, show_warning
+from napari.utils.notifications import (
+    Notification,
+    NotificationSeverity,
+    notification_manager,
+    show_warning,
+)
 
 from napari_textseg._napari.layers import label_table, layer_geometry
 from napari_textseg.core.recovery import RecoveryStore, image_key

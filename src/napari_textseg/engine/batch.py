@@ -202,7 +202,10 @@ def run_case(case: BatchCase, job: BatchJob) -> CaseResult:
 
             targets = parse_targets("\n".join(job.text))
             sam = _model(job.model, job.checkpoint, job.device)
-            clip = _model(job.clip, job.clip_checkpoint, job.device) if needs_clip(targets, {}) else None
+            wants_clip = sam.card.family != "sam3" and needs_clip(targets, {})  # SAM3 reads the text itself
+            if wants_clip and not (job.clip or job.clip_checkpoint):
+                raise InputError("text targets need a CLIP model (--clip or --clip-checkpoint), or a SAM3 model")
+            clip = _model(job.clip, job.clip_checkpoint, job.device) if wants_clip else None
             made = label_text(volume, targets, sam, clip)  # type: ignore[arg-type]
             labels, names = made.labels, made.names
         else:
