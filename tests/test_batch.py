@@ -8,6 +8,8 @@ import os
 import sys
 
 import cloudpickle
+import dask
+import distributed  # noqa: F401  (loads its config defaults before the fixture reads them)
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -31,10 +33,15 @@ def _liver_click(organs) -> list[float]:
 
 @pytest.fixture(scope="module")
 def cluster():
+    # A task that kills its worker is given up at once (Dask's default retries it 3 times,
+    # restarting a worker each time); run_batch's own retry pass still re-runs it once.
+    previous = dask.config.get("distributed.scheduler.allowed-failures")
+    dask.config.set({"distributed.scheduler.allowed-failures": 0})
     client = connect(n_workers=2)
     yield client
     client.close()
     client.cluster.close()
+    dask.config.set({"distributed.scheduler.allowed-failures": previous})
 
 
 @pytest.fixture
