@@ -15,12 +15,12 @@ from napari_textseg.core.io.sidecar import write_sidecar
 from napari_textseg.core.io.tiff import write_tiff
 from napari_textseg.core.volume import SourceGeometry, affine_from_display
 
-__all__ = ["LABEL_SUFFIXES", "write_labels"]
+__all__ = ["LABEL_SUFFIXES", "nifti_affine", "write_labels"]
 
 LABEL_SUFFIXES = (".nii.gz", ".nii", ".tif", ".tiff")
 
 
-def _nifti_affine(
+def nifti_affine(
     geometry: SourceGeometry | None, scale: tuple[float, ...], translate: tuple[float, ...]
 ) -> np.ndarray:
     """Affine for a display-ordered array written without reorientation."""
@@ -73,7 +73,7 @@ def write_labels(
     expected = geometry.display_shape() if geometry is not None else None
     data = validate_labels(labels, expected)
     if suffix in (".nii", ".nii.gz"):
-        write_nifti(path, data, geometry, _nifti_affine(geometry, scale, translate))
+        write_nifti(path, data, geometry, nifti_affine(geometry, scale, translate))
     else:
         unit = geometry.unit if geometry is not None else "mm"
         write_tiff(path, data, tuple(scale[-3:]), unit)  # type: ignore[arg-type]

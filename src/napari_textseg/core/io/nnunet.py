@@ -25,7 +25,7 @@ import numpy as np
 
 from napari_textseg.core.errors import InputError, WriteError
 from napari_textseg.core.io.atomic import atomic_target
-from napari_textseg.core.io.export import _nifti_affine
+from napari_textseg.core.io.export import nifti_affine
 from napari_textseg.core.io.nifti import write_nifti
 from napari_textseg.core.volume import Volume
 
@@ -114,7 +114,7 @@ def export_nnunet(
         for value in (int(v) for v in values if v != 0):
             lut[value] = table[names.get(value, f"label_{value}")]
         geometry = case.image.geometry
-        affine = _nifti_affine(geometry, case.image.spacing, case.image.origin)
+        affine = nifti_affine(geometry, case.image.spacing, case.image.origin)
         write_nifti(folder / "imagesTr" / f"{case.case_id}_0000.nii.gz", case.image.data, geometry, affine)
         write_nifti(folder / "labelsTr" / f"{case.case_id}.nii.gz", lut[case.labels.data], geometry, affine)
     modality = modalities.pop()
