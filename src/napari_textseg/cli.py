@@ -307,15 +307,13 @@ def _cmd_export_seg(args: argparse.Namespace) -> int:
 
 
 def _cmd_export_nnunet(args: argparse.Namespace) -> int:
-    import re
-
     from napari_textseg.core.io import read_volume
-    from napari_textseg.core.io.atomic import split_suffix
+    from napari_textseg.core.io.atomic import safe_stem
     from napari_textseg.core.io.nnunet import NnunetCase, export_nnunet
 
     cases, seen = [], set()
     for image_path, labels_path in args.case:
-        stem = re.sub(r"[^A-Za-z0-9_\-]", "_", split_suffix(image_path)[0]) or "case"
+        stem = safe_stem(image_path)
         case_id, n = stem, 1
         while case_id in seen:
             n += 1

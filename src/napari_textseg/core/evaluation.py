@@ -18,11 +18,11 @@ from napari_textseg.core.metrics import (
     LabelScores,
     evaluate_labels,
     instance_f1,
-    label_volumes_ml,
 )
 from napari_textseg.core.volume import Volume
 
 __all__ = [
+    "MM_PER_UNIT",
     "Evaluation",
     "GridMismatch",
     "check_same_grid",
@@ -34,7 +34,7 @@ __all__ = [
     "write_csv",
 ]
 
-_MM_PER_UNIT = {"mm": 1.0, "um": 1e-3}
+MM_PER_UNIT = {"mm": 1.0, "um": 1e-3}  # the units volumes come in
 _VOLUME_UNIT = {"mm": "mL", "um": "um3"}
 _VOLUME_FACTOR = {"mm": 1e-3, "um": 1.0}  # unit3 -> the volume unit above
 
@@ -185,13 +185,13 @@ def label_volumes(volume: Volume) -> list[dict]:
     """One row per label value: name, voxel count and volume (mL for mm grids)."""
     data = label_map(volume, "label map")
     unit = volume.geometry.unit
-    factor = _VOLUME_FACTOR.get(unit, 1.0) / 1e-3  # label_volumes_ml gives mm3 / 1000
-    counts = dict(zip(*np.unique(data[data != 0], return_counts=True), strict=True))
+    voxel = float(np.prod(volume.spacing)) * _VOLUME_FACTOR.get(unit, 1.0)
+    values, counts = np.unique(data[data != 0], return_counts=True)
     names = volume.label_names or {}
     column = f"volume_{_VOLUME_UNIT.get(unit, unit + '3')}"
     return [
-        {"value": int(v), "name": names.get(int(v), ""), "voxels": int(counts[v]), column: ml * factor}
-        for v, ml in label_volumes_ml(data, volume.spacing).items()
+        {"value": int(v), "name": names.get(int(v), ""), "voxels": int(c), column: int(c) * voxel}
+        for v, c in zip(values, counts, strict=True)
     ]
 
 
@@ -217,7 +217,7 @@ def iter_evaluate(
     if pred.shape != reference.shape:
         raise GridMismatch(f"the prediction is {pred.shape} voxels and the reference {reference.shape}; "
                            "evaluation never resamples: put both on the same grid first")
-    tolerance = tolerance_mm / _MM_PER_UNIT.get(unit, 1.0)
+    tolerance = tolerance_mm / MM_PER_UNIT.get(unit, 1.0)
     report = Evaluation(prediction=prediction, reference=reference_name, spacing=tuple(spacing),  # type: ignore[arg-type]
                         unit=unit, tolerance=tolerance)
     if instances:

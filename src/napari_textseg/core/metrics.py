@@ -99,29 +99,31 @@ def surface_distances(
     return to_ref[pred_surface], to_pred[ref_surface]
 
 
-def hd95(pred: np.ndarray, reference: np.ndarray, spacing: Spacing) -> float:
-    """95th-percentile symmetric Hausdorff distance in physical units (see module docs)."""
-    pred, reference = _pair(pred, reference)
-    if not pred.any() and not reference.any():
-        return 0.0
-    if not pred.any() or not reference.any():
-        return float("inf")
-    forward, backward = surface_distances(pred, reference, spacing)
-    return float(max(np.percentile(forward, 95), np.percentile(backward, 95)))
-
-
-def nsd(pred: np.ndarray, reference: np.ndarray, spacing: Spacing, tolerance: float) -> float:
-    """Normalised surface Dice at ``tolerance`` (physical units; see module docs)."""
+def _surface_scores(
+    pred: np.ndarray, reference: np.ndarray, spacing: Spacing, tolerance: float
+) -> tuple[float, float]:
+    """(HD95, NSD at ``tolerance``) from one computation of the surface distances."""
     if tolerance < 0 or not np.isfinite(tolerance):
         raise ValueError(f"the NSD tolerance must be a finite distance >= 0, got {tolerance}")
     pred, reference = _pair(pred, reference)
     if not pred.any() and not reference.any():
-        return 1.0
+        return 0.0, 1.0
     if not pred.any() or not reference.any():
-        return 0.0
+        return float("inf"), 0.0
     forward, backward = surface_distances(pred, reference, spacing)
     within = int((forward <= tolerance).sum()) + int((backward <= tolerance).sum())
-    return within / (forward.size + backward.size)
+    hd = float(max(np.percentile(forward, 95), np.percentile(backward, 95)))
+    return hd, within / (forward.size + backward.size)
+
+
+def hd95(pred: np.ndarray, reference: np.ndarray, spacing: Spacing) -> float:
+    """95th-percentile symmetric Hausdorff distance in physical units (see module docs)."""
+    return _surface_scores(pred, reference, spacing, 0.0)[0]
+
+
+def nsd(pred: np.ndarray, reference: np.ndarray, spacing: Spacing, tolerance: float) -> float:
+    """Normalised surface Dice at ``tolerance`` (physical units; see module docs)."""
+    return _surface_scores(pred, reference, spacing, tolerance)[1]
 
 
 def label_volumes_ml(labels: np.ndarray, spacing_mm: Spacing) -> dict[int, float]:
@@ -195,9 +197,10 @@ def evaluate_labels(
             box = _bounding_box(p, r)
             grown = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in box)
             p, r = p[grown], r[grown]
+        hd, surface_dice = _surface_scores(p, r, spacing, tolerance)
         rows.append(LabelScores(
             value=int(value), name=names.get(int(value), ""), present=present,
-            dice=dice(p, r), iou=iou(p, r), hd95=hd95(p, r, spacing), nsd=nsd(p, r, spacing, tolerance),
+            dice=dice(p, r), iou=iou(p, r), hd95=hd, nsd=surface_dice,
             pred_volume=float(p.sum()) * voxel, ref_volume=float(r.sum()) * voxel,
         ))
     return rows

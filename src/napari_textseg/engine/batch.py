@@ -18,7 +18,6 @@ import csv
 import glob
 import json
 import os
-import re
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -28,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_textseg.core.errors import InputError
+from napari_textseg.core.io.atomic import safe_stem
 
 __all__ = [
     "BatchCase",
@@ -87,12 +87,6 @@ class CaseResult:
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-def _case_id(path: str) -> str:
-    from napari_textseg.core.io.atomic import split_suffix
-
-    return re.sub(r"[^A-Za-z0-9_.\-]", "_", split_suffix(path)[0]) or "case"
-
-
 def find_cases(source: str, out_dir: str | os.PathLike) -> list[BatchCase]:
     """Cases from a manifest ``.csv`` (relative paths are relative to it) or a glob pattern."""
     out = Path(out_dir)
@@ -119,7 +113,7 @@ def find_cases(source: str, out_dir: str | os.PathLike) -> list[BatchCase]:
     for image, reference, case in items:
         if not image:
             raise InputError("a manifest row has an empty 'image' cell")
-        case_id = case or _case_id(image)
+        case_id = case or safe_stem(image, also=".")
         if case_id in seen:
             raise InputError(f"two cases are called {case_id!r}; give them a 'case' column in the manifest")
         seen.add(case_id)
@@ -258,19 +252,24 @@ def run_batch(
 
     cases = list(cases)
     results: dict[str, CaseResult] = {}
+
+    def record(result: CaseResult) -> None:
+        results[result.case_id] = result
+        if progress is not None:
+            progress(result, len(results), len(cases))
+
+    def submit(case: BatchCase, attempt: str):
+        return client.submit(runner, case, job, key=f"textseg-{case.case_id}-{attempt}{time.time_ns()}", pure=False)
+
     futures = {}
     for case in cases:
         missing = [p for p in (case.image, case.reference) if p and not Path(p).exists()]
         if missing:
-            results[case.case_id] = CaseResult(case.case_id, "error", message=f"missing file: {', '.join(missing)}")
+            record(CaseResult(case.case_id, "error", message=f"missing file: {', '.join(missing)}"))
         elif Path(case.output).exists():
-            results[case.case_id] = CaseResult(case.case_id, "skipped", output=case.output, message="output exists")
+            record(CaseResult(case.case_id, "skipped", output=case.output, message="output exists"))
         else:
-            futures[client.submit(runner, case, job, key=f"textseg-{case.case_id}-{time.time_ns()}", pure=False)] = case
-    done = len(results)
-    if progress is not None:
-        for result in results.values():
-            progress(result, 0, len(cases))
+            futures[submit(case, "")] = case
     lost = []
     for future in as_completed(futures):
         try:
@@ -278,21 +277,14 @@ def run_batch(
         except Exception:  # KilledWorker, a lost connection, ...: try again alone below
             lost.append(futures[future])
             continue
-        results[result.case_id] = result
-        done += 1
-        if progress is not None:
-            progress(result, done, len(cases))
+        record(result)
     for case in lost:
-        future = client.submit(runner, case, job, key=f"textseg-{case.case_id}-retry-{time.time_ns()}", pure=False)
         try:
-            result = future.result()
+            result = submit(case, "retry-").result()
         except Exception as err:
             result = CaseResult(case.case_id, "error",
                                 message=f"the task failed on the cluster: {type(err).__name__}: {err}")
-        results[case.case_id] = result
-        done += 1
-        if progress is not None:
-            progress(result, done, len(cases))
+        record(result)
     return [results[c.case_id] for c in cases]
 
 

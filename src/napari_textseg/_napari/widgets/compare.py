@@ -25,7 +25,7 @@ from qtpy.QtWidgets import (
 from napari_textseg._napari.layers import METADATA_KEY, label_table
 from napari_textseg._napari.widgets._common import fill_labels_combo, safely
 from napari_textseg.core.errors import InputError
-from napari_textseg.core.evaluation import Evaluation, GridMismatch, iter_evaluate
+from napari_textseg.core.evaluation import MM_PER_UNIT, Evaluation, GridMismatch, iter_evaluate
 
 if TYPE_CHECKING:
     import napari
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 __all__ = ["CompareWidget", "layer_grid_mismatch"]
 
 _PICK = "<choose a Labels layer>"
-_MM_PER = {"mm": 1.0, "um": 1e-3}  # the tolerance box is in the reference layer's unit
 
 
 def layer_grid_mismatch(pred: napari.layers.Labels, ref: napari.layers.Labels) -> str | None:
@@ -49,7 +48,7 @@ def layer_grid_mismatch(pred: napari.layers.Labels, ref: napari.layers.Labels) -
 
 def _unit(layer: napari.layers.Labels) -> str:
     unit = (layer.metadata.get(METADATA_KEY) or {}).get("unit", "mm")
-    return unit if unit in _MM_PER else "mm"
+    return unit if unit in MM_PER_UNIT else "mm"
 
 
 class CompareWidget(QWidget):
@@ -123,10 +122,11 @@ class CompareWidget(QWidget):
             raise GridMismatch(f"{why}; nothing is resampled: compare layers on the same grid")
         names = {**label_table(pred.data, {"features": pred.features})[0],
                  **label_table(ref.data, {"features": ref.features})[0]}
+        unit = _unit(ref)  # the tolerance box is in the reference layer's unit
         # Copies: the user may keep painting while the worker reads.
         steps = iter_evaluate(
-            np.array(pred.data), np.array(ref.data), tuple(float(s) for s in ref.scale[-3:]), _unit(ref),
-            names=names, tolerance_mm=self.tolerance.value() * _MM_PER[_unit(ref)], instances=self.instances.isChecked(),
+            np.array(pred.data), np.array(ref.data), tuple(float(s) for s in ref.scale[-3:]), unit,
+            names=names, tolerance_mm=self.tolerance.value() * MM_PER_UNIT[unit], instances=self.instances.isChecked(),
             prediction=pred.name, reference_name=ref.name,
         )
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 from napari_textseg.core.errors import WriteError
 
-__all__ = ["atomic_target", "split_suffix"]
+__all__ = ["atomic_target", "safe_stem", "split_suffix"]
 
 _MULTI_SUFFIXES = (".nii.gz", ".labels.json", ".ome.tiff", ".ome.tif")
 
@@ -25,6 +26,12 @@ def split_suffix(path: str | os.PathLike) -> tuple[str, str]:
             return name[: -len(suffix)], name[-len(suffix) :]
     stem, dot, ext = name.rpartition(".")
     return (stem, dot + ext) if stem else (name, "")
+
+
+def safe_stem(path: str | os.PathLike, also: str = "", default: str = "case") -> str:
+    """The file name without its suffix, anything but letters, digits, ``_``, ``-`` (and the
+    characters in ``also``) made ``_``: a case id nnU-Net accepts, and a safe file name."""
+    return re.sub(rf"[^A-Za-z0-9_\-{re.escape(also)}]", "_", split_suffix(path)[0]) or default
 
 
 def _explain(err: OSError, target: Path) -> str:

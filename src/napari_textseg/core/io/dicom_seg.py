@@ -20,18 +20,19 @@ from napari_textseg.core.volume import SourceGeometry
 __all__ = ["write_dicom_seg"]
 
 
-def _property(name: str) -> tuple:
-    """(category, type) SNOMED codes: Organ and the organ's own concept when pydicom knows
-    the name (liver, spleen, kidney_left -> Kidney, ...), else Tissue and Tissue."""
+def _property(name: str) -> dict:
+    """The segmented property's SNOMED category and type: Organ and the organ's own concept
+    when pydicom knows the name (liver, spleen, kidney_left -> Kidney, ...), else Tissue."""
     from pydicom.sr.codedict import codes
 
     words = name.replace("_", " ").replace("-", " ").split()
     for candidate in ("".join(w.capitalize() for w in words), *(w.capitalize() for w in words)):
         try:
-            return codes.SCT.Organ, getattr(codes.SCT, candidate)
+            kind = getattr(codes.SCT, candidate)
         except AttributeError:
             continue
-    return codes.SCT.Tissue, codes.SCT.Tissue
+        return {"segmented_property_category": codes.SCT.Organ, "segmented_property_type": kind}
+    return {"segmented_property_category": codes.SCT.Tissue, "segmented_property_type": codes.SCT.Tissue}
 
 
 def _source_datasets(geometry: SourceGeometry) -> list:
@@ -93,8 +94,7 @@ def write_dicom_seg(
     segments = [
         hd.seg.SegmentDescription(
             segment_number=number, segment_label=names.get(value, f"label {value}")[:64],
-            segmented_property_category=_property(names.get(value, ""))[0],
-            segmented_property_type=_property(names.get(value, ""))[1],
+            **_property(names.get(value, "")),
             algorithm_type=algorithm_type, algorithm_identification=algorithm,
         )
         for number, value in enumerate(values, start=1)

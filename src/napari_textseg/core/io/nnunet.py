@@ -52,13 +52,15 @@ def dataset_folder(root: str | os.PathLike, dataset_id: int, name: str) -> Path:
     return Path(root) / f"Dataset{dataset_id:03d}_{name}"
 
 
-def _label_table(cases: list[NnunetCase]) -> dict[str, int]:
+def _label_name(case: NnunetCase, value: int) -> str:
+    return (case.labels.label_names or {}).get(value, f"label_{value}")
+
+
+def _label_table(cases: list[NnunetCase], present: list[list[int]]) -> dict[str, int]:
     table: dict[str, int] = {"background": 0}
-    for case in cases:
-        names = case.labels.label_names or {}
-        for value in (int(v) for v in np.unique(case.labels.data) if v != 0):
-            name = names.get(value, f"label_{value}")
-            table.setdefault(name, len(table))
+    for case, values in zip(cases, present, strict=True):
+        for value in values:
+            table.setdefault(_label_name(case, value), len(table))
     return table
 
 
@@ -101,18 +103,17 @@ def export_nnunet(
     folder = dataset_folder(root, dataset_id, name)
     if folder.exists() and not overwrite:
         raise WriteError(f"{folder} exists; choose another id or name, or overwrite it")
-    table = _label_table(cases)
+    present = [[int(v) for v in np.unique(case.labels.data) if v != 0] for case in cases]
+    table = _label_table(cases, present)
     modalities = {c.image.modality for c in cases}
     if len(modalities) > 1:
         raise InputError(f"cases mix modalities {sorted(modalities)}; one dataset holds one kind of image")
     (folder / "imagesTr").mkdir(parents=True, exist_ok=True)
     (folder / "labelsTr").mkdir(exist_ok=True)
-    for case in cases:
-        names = case.labels.label_names or {}
-        values = np.unique(case.labels.data)
-        lut = np.zeros(int(values.max()) + 1, dtype=np.uint8 if len(table) < 256 else np.uint16)
-        for value in (int(v) for v in values if v != 0):
-            lut[value] = table[names.get(value, f"label_{value}")]
+    for case, values in zip(cases, present, strict=True):
+        lut = np.zeros(max(values, default=0) + 1, dtype=np.uint8 if len(table) < 256 else np.uint16)
+        for value in values:
+            lut[value] = table[_label_name(case, value)]
         geometry = case.image.geometry
         affine = nifti_affine(geometry, case.image.spacing, case.image.origin)
         write_nifti(folder / "imagesTr" / f"{case.case_id}_0000.nii.gz", case.image.data, geometry, affine)
