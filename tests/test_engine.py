@@ -33,6 +33,18 @@ def test_one_click_propagates_both_ways_and_stops_after_the_object():
     assert min(visited) == 9 and max(visited) == 21  # the sphere's extent, both directions
 
 
+def test_progress_ends_at_its_total_when_the_object_ends_early():
+    volume, _ = spheres()  # 40 slices, the object on 13 of them
+    session = _session(volume)
+    _click(session, (15, 32, 32))
+    steps, events = session.propagate_steps(), []
+    with pytest.raises(StopIteration):
+        while True:
+            events.append(next(steps))
+    done = [d for d, _ in events]
+    assert done == sorted(done) and events[-1] == (40, 40)  # a bar that fills, not one left part-way
+
+
 def test_empty_slice_stop_rule_with_the_sam2_pass_structure():
     volume, [sphere] = spheres()
     session = _session(volume)
@@ -83,6 +95,22 @@ def test_correction_repropagates_from_its_slice():
     visited = session.visited_slices()
     assert len(visited) == len(set(visited))  # each slice listed once
     assert all(session.result.source[z] == 26 for z in range(27, 33))
+
+
+def test_a_negative_click_alone_corrects_a_propagated_slice():
+    """A slice that holds a propagated mask takes a negative click alone (the user says
+    "not here"); on a slice with nothing to correct it is refused."""
+    volume, [cylinder] = spheres()
+    session = _session(volume)
+    _click(session, (15, 32, 32))
+    session.propagate()
+    assert session.mask()[20].any()
+    _click(session, (15, 32, 32), negative=[(20, 32, 32)])  # slice 20: no positive click
+    assert not session.segment_slice(20)[20].any()
+    assert session.mask()[19].any()  # the rest is kept
+    session.reset()
+    with pytest.raises(PromptError, match="slice 20 has only negative points"):
+        _click(session, (15, 32, 32), negative=[(20, 32, 32)])
 
 
 def test_clicks_on_a_cached_slice_do_not_re_encode_and_neighbours_are_prefetched():

@@ -2,7 +2,8 @@
 
 It implements the engine's slice protocol without a neural network: the mask is the
 connected region above a threshold that holds the positive points (minus regions
-holding negative points), inside the box if one is given. On synthetic volumes with
+holding negative points), inside the box if one is given; negative points alone trim
+the slice's previous mask. On synthetic volumes with
 known objects its masks are exact, so pass order, stop rules, slice ranges,
 corrections and ROI paste-back can be checked voxel for voxel.
 """
@@ -32,6 +33,8 @@ class ThresholdBackend:
         frame = features["frame"].float().numpy()
         regions, _ = ndimage.label(frame > self.threshold)
         keep = np.zeros(frame.shape, dtype=bool)
+        if mask_logits is not None and not prompts.has_positive:
+            keep = mask_logits[0, 0].numpy() > 0  # a correction: trim the previous mask
         for (y, x), label in zip(np.rint(prompts.points_yx).astype(int), prompts.labels, strict=True):
             if 0 <= y < frame.shape[0] and 0 <= x < frame.shape[1] and regions[y, x]:
                 region = regions == regions[y, x]

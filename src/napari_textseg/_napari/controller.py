@@ -23,7 +23,6 @@ keep_triton_out_without_cuda()  # before the engine imports torchvision (see _tr
 from napari_textseg._napari.autosave import autosaver_for  # noqa: E402
 from napari_textseg._napari.layers import layer_modality  # noqa: E402
 from napari_textseg._napari.prompt_layer import prompt_layer, prompts_of  # noqa: E402
-from napari_textseg.engine.prompts import group_by_slice  # noqa: E402
 from napari_textseg.engine.propagate import PropagationSettings  # noqa: E402
 from napari_textseg.engine.session import PostProcessing, SegmentationSession  # noqa: E402
 
@@ -247,8 +246,8 @@ class SegmentationController:
         self.require_model()
         image = self.current_image()
         points, labels = prompts_of(self.prompts_layer(), image)
-        group_by_slice(points, labels, image.data.shape)  # instant errors, before any work
         session = self._session(image)
+        session.check_prompts(points, labels)  # instant errors, before any work
 
         def work():
             session.set_prompts(points, labels)
@@ -263,8 +262,8 @@ class SegmentationController:
         self.require_model()
         image = self.current_image()
         points, labels = prompts_of(self.prompts_layer(), image)
-        group_by_slice(points, labels, image.data.shape)
         session = self._session(image)
+        session.check_prompts(points, labels)
 
         def done(mask: np.ndarray) -> None:
             self._show(mask, image)

@@ -32,12 +32,15 @@ _IMAGENET_STD = (0.229, 0.224, 0.225)
 class SliceMask:
     """One slice's result: the mask, the model's predicted IoU, and low-res logits.
 
-    ``logits`` are fed back as ``mask_input`` when the user adds a correction click.
+    ``logits`` are fed back as ``mask_input`` when the user adds a correction click;
+    ``prompts`` are the ones the engine made for a propagated slice (SAM prompt
+    projection), which such a click adds to.
     """
 
     mask: np.ndarray
     score: float
     logits: torch.Tensor
+    prompts: SlicePrompts | None = None
 
 
 class SliceBackend(Protocol):

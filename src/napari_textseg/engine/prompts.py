@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from napari_textseg.core.errors import NapariTextsegError
 
-__all__ = ["PromptError", "SlicePrompts", "group_by_slice"]
+__all__ = ["PromptError", "SlicePrompts", "check_points", "group_by_slice"]
 
 
 class PromptError(NapariTextsegError, ValueError):
@@ -47,17 +48,11 @@ class SlicePrompts:
         return SlicePrompts(self.points_yx - np.array([dy, dx]), self.labels.copy(), box)
 
 
-def group_by_slice(
-    points_zyx: np.ndarray,
-    labels: np.ndarray,
-    shape: tuple[int, int, int],
-    boxes: dict[int, tuple[float, float, float, float]] | None = None,
-) -> dict[int, SlicePrompts]:
-    """Split volume points (z, y, x) into per-slice prompts, checking each against ``shape``.
-
-    Points are rounded to the nearest slice. A point outside the volume, a slice whose
-    only prompts are negative, and no prompt at all are errors.
-    """
+def check_points(
+    points_zyx: np.ndarray, labels: np.ndarray, shape: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Points (N, 3) and labels (N,) as arrays, checked: as many labels as points, labels
+    1 or 0, every point inside a volume of ``shape``."""
     points = np.asarray(points_zyx, dtype=float).reshape(-1, 3)
     labels = np.asarray(labels, dtype=int).reshape(-1)
     if len(points) != len(labels):
@@ -71,6 +66,23 @@ def group_by_slice(
                 f"the point (z, y, x) = ({point[0]:g}, {point[1]:g}, {point[2]:g}) lies outside "
                 f"the volume of shape {tuple(shape)}"
             )
+    return points, labels
+
+
+def group_by_slice(
+    points_zyx: np.ndarray,
+    labels: np.ndarray,
+    shape: tuple[int, int, int],
+    boxes: dict[int, tuple[float, float, float, float]] | None = None,
+    corrected: Collection[int] = (),
+) -> dict[int, SlicePrompts]:
+    """Split volume points (z, y, x) into per-slice prompts, checking each against ``shape``.
+
+    Points are rounded to the nearest slice. A point outside the volume and no prompt at
+    all are errors; so is a slice whose only prompts are negative, unless it is one of
+    the ``corrected`` slices, which already hold a mask that a negative click trims.
+    """
+    points, labels = check_points(points_zyx, labels, shape)
     grouped: dict[int, SlicePrompts] = {}
     for z in np.unique(np.rint(points[:, 0]).astype(int)) if len(points) else []:
         on_slice = np.rint(points[:, 0]).astype(int) == z
@@ -85,7 +97,7 @@ def group_by_slice(
     if not grouped:
         raise PromptError("no prompt given: click at least one positive point (or draw a box)")
     for z, prompts in grouped.items():
-        if not prompts.has_positive:
+        if not prompts.has_positive and z not in corrected:
             raise PromptError(
                 f"slice {z} has only negative points; add a positive point on the object first"
             )

@@ -96,6 +96,7 @@ class PropagationResult:
     scores: dict[int, float] = field(default_factory=dict)
     source: dict[int, int] = field(default_factory=dict)
     logits: dict[int, torch.Tensor] = field(default_factory=dict)
+    prompts: dict[int, SlicePrompts] = field(default_factory=dict)  # made by prompt projection
     visited: list[int] = field(default_factory=list)
     cancelled: bool = False
 
@@ -115,6 +116,8 @@ class PropagationResult:
         self.masks[z], self.scores[z], self.source[z], self.logits[z] = (
             result.mask, result.score, source, result.logits,
         )
+        if result.prompts is not None:
+            self.prompts[z] = result.prompts
 
 
 def plan_passes(
@@ -197,6 +200,7 @@ class _Propagator:
             self._start_pass(start, step)
             previous = self._anchors[start]
             empty_run = 0
+            pass_end = done + abs(end - start)
             for z in range(start + step, end + step, step):
                 current = self._segment(z, previous, start, step)
                 release_free_memory()
@@ -209,6 +213,9 @@ class _Propagator:
                 if self.settings.empty_stop and empty_run >= self.settings.empty_stop:
                     break
                 previous = current
+            if done < pass_end:  # the object ended early: the rest of the pass is done too
+                done = pass_end
+                yield done, total
         return result
 
     def run(
@@ -290,6 +297,7 @@ class SamProjectionPropagator(_Propagator):
         current = self.backend.decode(self.features(z), prompts)
         if _iou(previous.mask, current.mask) < self.min_iou:
             return None
+        current.prompts = prompts
         return current
 
 

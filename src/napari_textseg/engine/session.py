@@ -16,7 +16,7 @@ from napari_textseg.core.intensity import Window, normalize_for_model
 from napari_textseg.engine.backends import SliceBackend
 from napari_textseg.engine.features import FeatureCache
 from napari_textseg.engine.postprocess import fill_holes, keep_clicked_components
-from napari_textseg.engine.prompts import PromptError, SlicePrompts, group_by_slice
+from napari_textseg.engine.prompts import PromptError, SlicePrompts, check_points, group_by_slice
 from napari_textseg.engine.propagate import (
     PropagationResult,
     PropagationSettings,
@@ -168,11 +168,9 @@ class SegmentationSession:
         In ROI mode the ROI is placed around the positive clicks the first time and
         kept for corrections; a later click outside it is an error.
         """
-        points = np.asarray(points_zyx, dtype=float).reshape(-1, 3)
-        labels = np.asarray(labels, dtype=int).reshape(-1)
-        group_by_slice(points, labels, self.shape, None)  # validates against the volume
+        points, labels = self.check_prompts(points_zyx, labels)
+        order = [self.axis] + [a for a in range(3) if a != self.axis]
         if self.roi_mm is not None:
-            order = [self.axis] + [a for a in range(3) if a != self.axis]
             in_work = points[:, order]
             if self.roi is None:
                 spacing = tuple(self.spacing[a] for a in order)
@@ -182,10 +180,38 @@ class SegmentationSession:
             elif not self.roi.contains(in_work):
                 raise PromptError("a click lies outside the ROI; start a new object to move the ROI")
         work_points = self._to_work(points)
-        work_shape = tuple(self.roi.shape) if self.roi is not None else tuple(
-            self.shape[a] for a in [self.axis] + [a for a in range(3) if a != self.axis])
-        self.prompts = group_by_slice(work_points, labels, work_shape, boxes)  # type: ignore[arg-type]
+        work_shape = tuple(self.roi.shape) if self.roi is not None else tuple(self.shape[a] for a in order)
+        self.prompts = group_by_slice(  # type: ignore[arg-type]
+            work_points, labels, work_shape, boxes, corrected=self.result.logits)
         self._positive = points[labels == 1]
+
+    def check_prompts(self, points_zyx: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Raise :class:`PromptError` for clicks this session cannot use, before any work.
+
+        Points must lie in the volume and each slice (along the session's axis) needs a
+        positive click, except a slice that already holds a result: there a negative
+        click alone is a correction. Returns the points (N, 3) and labels (N,) as arrays.
+        """
+        points, labels = check_points(points_zyx, labels, self.shape)
+        order = [self.axis] + [a for a in range(3) if a != self.axis]
+        # set(): one snapshot of the keys, a worker may be adding slices
+        corrected = {z + self._slice_offset() for z in set(self.result.logits)}
+        shape = tuple(self.shape[a] for a in order)
+        group_by_slice(points[:, order], labels, shape, corrected=corrected)  # type: ignore[arg-type]
+        return points, labels
+
+    def _prompts_with_projection(self) -> dict[int, SlicePrompts]:
+        """The user's prompts, each slice's added to the prompt that propagation projected
+        onto it (SAM): a correction click refines what that slice was segmented from,
+        as SAM refines a mask from its prompts plus a new click."""
+        out = {}
+        for z, user in self.prompts.items():
+            made = self.result.prompts.get(z)
+            out[z] = user if made is None else SlicePrompts(
+                np.vstack([made.points_yx, user.points_yx]), np.concatenate([made.labels, user.labels]),
+                user.box if user.box is not None else made.box,
+            )
+        return out
 
     # -- segmentation ------------------------------------------------------------------
 
@@ -204,7 +230,8 @@ class SegmentationSession:
             z = next(iter(self.prompts))
         if z not in self.prompts:
             raise PromptError(f"slice {z} has no prompt")
-        result = self.backend.decode(self._features(z), self.prompts[z], self.result.logits.get(z))
+        prompts = self._prompts_with_projection()[z]
+        result = self.backend.decode(self._features(z), prompts, self.result.logits.get(z))
         self.result.masks[z], self.result.scores[z], self.result.logits[z] = result.mask, result.score, result.logits
         self.result.source[z] = z
         nearby = [z + d for d in range(1, _PREFETCH_RADIUS + 1)] + [z - d for d in range(1, _PREFETCH_RADIUS + 1)]
@@ -231,8 +258,12 @@ class SegmentationSession:
             raise PromptError("propagation needs a prompt: click the object on at least one slice first")
         settings = settings or PropagationSettings()
         propagator = make_propagator(self.backend, self._features, self.n_slices, settings)
-        run = yield from propagator.iter_run(self.prompts, self.result.logits, only_from=from_slice)
+        prompts = self._prompts_with_projection()
+        run = yield from propagator.iter_run(prompts, self.result.logits, only_from=from_slice)
         if from_slice is None:
+            for z in self.prompts:  # a corrected slice keeps the prompt its correction refines
+                if z in self.result.prompts:
+                    run.prompts.setdefault(z, self.result.prompts[z])
             self.result = run
         else:
             for z in run.visited:  # the new run's masks win on the slices it reached
@@ -240,6 +271,8 @@ class SegmentationSession:
                     self.result.visited.append(z)
                 self.result.masks[z], self.result.scores[z] = run.masks[z], run.scores[z]
                 self.result.logits[z], self.result.source[z] = run.logits[z], run.source[z]
+                if z in run.prompts:
+                    self.result.prompts[z] = run.prompts[z]
         return self.mask(post)
 
     def propagate(
