@@ -1,9 +1,17 @@
-"""The phantom models through the full pipeline, on held-out phantoms.
+"""The shipped phantom SAM through the full pipeline, on held-out phantoms.
 
 Phantoms are written as a scanner / microscope would (NIfTI, ImageJ TIFF) and read back
-with the plugin's reader; the committed checkpoints are resolved by the model store and
-loaded strictly; sessions do the windowing, caching, prompting and propagation. The
-phantom seeds here (1-3) are never used in training (seeds >= 10000).
+with the plugin's reader; the committed checkpoint is resolved by the model store and
+loaded strictly; sessions do the windowing, caching, prompting and propagation
+(``napari_textseg.engine.phantom_scores``). The phantom seeds here (1-3) are never used
+in training (seeds >= 10000).
+
+The thresholds sit a little below what the shipped checkpoint measures on these seeds
+(docs/models.md), so a pipeline bug a user would hit (a swapped axis, a transposed slice,
+a wrong window, an off-by-one paste-back, a propagation that drops its prompt) fails
+them. The issue's bars, which this checkpoint does not reach yet (one click >= 0.85,
+propagation >= 0.80, ROI beats the full slice by 0.10), wait in
+``tools/phantom_training/acceptance_tests.py``.
 """
 
 from __future__ import annotations
@@ -16,52 +24,36 @@ import torch
 
 from napari_textseg.core.io import read_volume
 from napari_textseg.core.metrics import dice
-from napari_textseg.core.phantoms import Phantom, ct_phantom, nuclei_phantom
 from napari_textseg.data import bundled_model_path
 from napari_textseg.engine.backends import make_backend
-from napari_textseg.engine.session import SegmentationSession
+from napari_textseg.engine.phantom_scores import (
+    click_scores,
+    correction_gains,
+    held_out_cases,
+    organs,
+    propagation_scores,
+    swapped_click_scores,
+)
 from napari_textseg.models.loader import load_model
 from napari_textseg.models.registry import get_card
 from napari_textseg.models.store import resolve_checkpoint
 
-SEEDS = (1, 2, 3)
+# The shipped checkpoint on seeds 1-3 (docs/models.md): organs 0.79, nuclei 0.78, prompt
+# projection 0.71; the guards sit below, the issue's bars are above.
+ORGAN, NUCLEUS, PROPAGATION = 0.75, 0.75, 0.65
 
 
 @pytest.fixture(scope="module")
-def phantom_files(tmp_path_factory):
-    """Held-out phantoms on disk, and the volumes the reader gives back."""
-    folder = tmp_path_factory.mktemp("phantoms")
-    out = []
-    for seed in SEEDS:
-        for phantom in (ct_phantom(seed), nuclei_phantom(seed)):
-            image, _ = phantom.save(folder, f"{phantom.modality}_{seed}")
-            out.append((phantom, read_volume(image)))
-    return out
+def cases(tmp_path_factory):
+    """Held-out phantoms on disk (seeds 1-3), and the volumes the reader gives back."""
+    return held_out_cases(tmp_path_factory.mktemp("phantoms"))
 
 
 @pytest.fixture(scope="module")
-def backends():
-    """The committed phantom checkpoints, resolved by the store with no model file given."""
-    loaded = {family: load_model(f"phantom_{family}", device="cpu") for family in ("sam",)}
-    return {family: make_backend(m.model, m.card.family, m.device) for family, m in loaded.items()}
-
-
-def _session(volume, phantom: Phantom, backend, **kwargs) -> SegmentationSession:
-    return SegmentationSession(volume.data, volume.spacing, phantom.modality, backend, **kwargs)
-
-
-def _organs(phantom: Phantom) -> list[int]:
-    return [o.value for o in phantom.objects if o.name.startswith("organ")]
-
-
-def _click_dice(session, phantom, value, swap=False) -> float:
-    mask = phantom.mask(value)
-    z, y, x = phantom.centre_click(value)
-    if swap:
-        y, x = x, y
-    session.reset()
-    session.set_prompts(np.array([[z, y, x]]), np.array([1]))
-    return dice(session.segment_slice()[z], mask[z])
+def backend():
+    """The committed phantom SAM, resolved by the store with no model file given."""
+    loaded = load_model("phantom_sam", device="cpu")
+    return make_backend(loaded.model, loaded.card.family, loaded.device)
 
 
 def test_phantom_checkpoint_is_a_small_official_format_file_resolved_by_the_store():
@@ -76,37 +68,45 @@ def test_phantom_checkpoint_is_a_small_official_format_file_resolved_by_the_stor
     assert record["phantom_sam"]["command"].startswith("python tools/train_phantom_models.py")
 
 
-@pytest.mark.parametrize("family", ["sam"])
-def test_a_click_on_the_organ_beats_the_same_click_with_x_and_y_swapped(phantom_files, backends, family):
-    """A transposed click or slice costs most of the Dice: these models can tell.
+@pytest.mark.parametrize(("kind", "at_least"), [("organ", ORGAN), ("nucleus", NUCLEUS)])
+def test_one_click_segments_the_clicked_object(cases, backend, kind, at_least):
+    scores = click_scores(cases, backend, kind)
+    assert len(scores) >= 6
+    assert np.mean(scores) >= at_least, scores
 
-    (The issue's acceptance bars, one click >= 0.85 and propagation >= 0.80, are not met
-    by the current phantom checkpoints; see docs/models.md.)
-    """
-    right, swapped = [], []
-    for phantom, volume in phantom_files:
-        if phantom.modality != "CT":
-            continue
-        session = _session(volume, phantom, backends[family])
-        for value in _organs(phantom):
-            mask = phantom.mask(value)
-            z, y, x = phantom.centre_click(value)
-            if mask[z, x, y]:  # the swapped click still lands on the organ: not a test of anything
-                continue
-            right.append(_click_dice(session, phantom, value))
-            swapped.append(_click_dice(session, phantom, value, swap=True))
-        session.close()
+
+def test_the_same_click_with_x_and_y_swapped_does_not_segment_the_organ(cases, backend):
+    """What a transposed click or slice would give: the test above can fail."""
+    right, swapped = swapped_click_scores(cases, backend)
     assert len(swapped) >= 4
-    assert np.mean(right) - np.mean(swapped) >= 0.3, (np.mean(right), np.mean(swapped))
+    assert np.mean(right) >= ORGAN, right
+    assert max(swapped) < ORGAN, swapped
+    assert np.mean(right) - np.mean(swapped) >= 0.5, (right, swapped)
 
 
-def test_segment_command_with_the_phantom_model_offline(phantom_files, tmp_path, capsys):
+def test_prompt_projection_from_one_slice_recovers_the_3d_organ(cases, backend):
+    """SAM propagation: each next slice prompted with the deepest point and the box of
+    its neighbour's mask."""
+    scores = propagation_scores(cases, backend)
+    assert np.mean(scores) >= PROPAGATION, scores
+
+
+def test_a_correction_click_on_a_propagated_slice_refines_it(cases, backend):
+    """A click on the worst propagated slice adds to the prompt propagation made there, so
+    even a negative click alone trims the mask instead of erasing it (it used to cost
+    0.24 Dice on average). The issue's bar (> 0.05 on average) waits in acceptance_tests."""
+    gains = correction_gains(cases, backend)
+    assert len(gains) >= 3, "too few slices needed a correction to tell"
+    assert np.mean(gains) > 0 and min(gains) > -0.05, gains
+
+
+def test_segment_command_with_the_phantom_model_offline(cases, tmp_path, capsys):
     """The command line picks the phantom model by id, offline, and writes labels on the
-    phantom's grid that overlap the clicked organ."""
+    phantom's grid that recover the clicked organ."""
     from napari_textseg.cli import main
 
-    phantom, volume = phantom_files[0]
-    value = _organs(phantom)[0]
+    phantom, volume = cases[0].phantom, cases[0].volume
+    value = organs(phantom)[0]
     mask = phantom.mask(value)
     z, y, x = phantom.centre_click(value)
     out = tmp_path / "organ.nii.gz"
@@ -116,4 +116,4 @@ def test_segment_command_with_the_phantom_model_offline(phantom_files, tmp_path,
     written = read_volume(out)
     assert written.data.shape == mask.shape and written.spacing == volume.spacing
     assert written.label_names == {1: "organ"}
-    assert (written.data[z] > 0)[y, x]
+    assert dice(written.data > 0, mask) >= PROPAGATION

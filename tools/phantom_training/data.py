@@ -25,15 +25,17 @@ class Volume:
     """A normalised phantom: model input in [0, 255] and the per-object masks."""
 
     image: np.ndarray  # (z, y, x) float32
-    masks: list[np.ndarray]  # one boolean (z, y, x) mask per object
+    masks: list[np.ndarray]  # one boolean (z, y, x) mask per object, its children included
     small: list[bool]  # lesions and nuclei: sampled more often in small crops
+    labels: np.ndarray  # (z, y, x) instance values; object i has value values[i]
+    values: list[int]
 
 
 def load_volume(phantom: Phantom) -> Volume:
     image = normalize_for_model(phantom.data, phantom.modality)
     masks = [phantom.mask(o.value) for o in phantom.objects]
     small = [o.parent != 0 or phantom.modality != "CT" for o in phantom.objects]
-    return Volume(image, masks, small)
+    return Volume(image, masks, small, phantom.labels, [o.value for o in phantom.objects])
 
 
 def make_bank(n_ct: int, n_nuclei: int, seed: int = TRAIN_SEED_BASE) -> list[Volume]:
@@ -49,6 +51,7 @@ class Crop:
 
     frames: np.ndarray
     targets: np.ndarray
+    own: np.ndarray | None = None  # (k, s, s) the targets' own pixels, children left out
 
 
 def _crop_box(mask2d: np.ndarray, shape: tuple[int, int], rng: np.random.Generator) -> tuple[int, int, int]:
@@ -111,6 +114,37 @@ def sample_crop(bank: list[Volume], rng: np.random.Generator, length: int = 1) -
     return Crop(frames, targets)
 
 
+def _in_view(vol: Volume, z: int, y0: int, x0: int, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every object's cut mask on slice ``z`` (children included) and its own pixels."""
+    targets = _cut(np.stack([m[z] for m in vol.masks]), y0, x0, side)
+    labels = _cut(vol.labels[z][None], y0, x0, side)[0]
+    return targets, labels[None] == np.asarray(vol.values)[:, None, None]
+
+
+def sample_targets(bank: list[Volume], rng: np.random.Generator, k: int) -> Crop:
+    """One crop of one slice and ``k`` objects in it: frames (1, s, s), targets (k, s, s).
+
+    Several targets share one encoded image, as SAM trains (many masks per image); the
+    first is the object the crop was drawn for, the rest are other objects in view
+    (drawn again when fewer are in view). ``own`` holds where a click on each may land.
+    """
+    while True:
+        vol, index = pick_object(bank, rng)
+        mask = vol.masks[index]
+        present = np.nonzero(mask.reshape(mask.shape[0], -1).sum(axis=1) >= 6)[0]
+        if len(present):
+            break
+    z = int(rng.choice(present))
+    box = _crop_box(mask[z], mask.shape[1:], rng)
+    targets, own = _in_view(vol, z, *box)
+    if own[index].sum() < 6:  # the object lies outside a random crop: use the whole slice
+        box = (0, 0, max(mask.shape[1:]))
+        targets, own = _in_view(vol, z, *box)
+    others = [i for i in range(len(vol.masks)) if i != index and own[i].sum() >= 6] or [index]
+    chosen = [index, *(int(i) for i in rng.choice(others, size=k - 1))]
+    return Crop(_cut(vol.image[z][None], *box), targets[chosen], own[chosen])
+
+
 def interior_point(region: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
     """A (y, x) pixel well inside ``region``: drawn among its most interior pixels."""
     dist = ndimage.distance_transform_edt(np.pad(region, 1))[1:-1, 1:-1]
@@ -130,10 +164,14 @@ def choose_mode(rng: np.random.Generator) -> str:
 
 
 def first_prompt(
-    target: np.ndarray, rng: np.random.Generator, mode: str = "click"
+    target: np.ndarray, rng: np.random.Generator, mode: str = "click", own: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Clicks (n, 2) as (y, x), labels (n,) and an optional box (y0, x0, y1, x1)."""
-    points = [interior_point(target, rng)]
+    """Clicks (n, 2) as (y, x), labels (n,) and an optional box (y0, x0, y1, x1).
+
+    Positive clicks land on ``own`` (the object's pixels without its children) when given.
+    """
+    region = target if own is None or not own.any() else own
+    points = [interior_point(region, rng)]
     labels = [1]
     box = None
     if mode in ("box", "box+click"):
@@ -145,7 +183,7 @@ def first_prompt(
             points, labels = [], []
     elif mode == "points":
         if rng.random() < 0.5:
-            points.append(interior_point(target, rng))
+            points.append(interior_point(region, rng))
             labels.append(1)
         ring = ndimage.binary_dilation(target, iterations=6) & ~ndimage.binary_dilation(target, iterations=1)
         if ring.any():

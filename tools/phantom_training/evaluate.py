@@ -1,9 +1,5 @@
-"""Held-out Dice of the phantom models through the plugin's own pipeline.
-
-Phantoms are written to NIfTI / TIFF and read back with the plugin's reader, models
-are loaded through the model store, and segmentation runs in a ``SegmentationSession``:
-the same path the widgets and the command line take.
-"""
+"""Held-out Dice of the phantom models through the plugin's own pipeline
+(``napari_textseg.engine.phantom_scores``: reader, model store, session)."""
 
 from __future__ import annotations
 
@@ -12,52 +8,38 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_textseg.core.io import read_volume
-from napari_textseg.core.metrics import dice
-from napari_textseg.core.phantoms import Phantom, ct_phantom, nuclei_phantom
 from napari_textseg.engine.backends import make_backend
+from napari_textseg.engine.phantom_scores import (
+    click_scores,
+    correction_gains,
+    held_out_cases,
+    propagation_scores,
+    swapped_click_scores,
+)
 from napari_textseg.engine.propagate import PropagationSettings
-from napari_textseg.engine.session import SegmentationSession
 from napari_textseg.models.loader import load_model
 
 
-def _roundtrip(phantom: Phantom, folder: Path, name: str):
-    return read_volume(phantom.save(folder, name)[0])
-
-
 def evaluate(model_id: str, checkpoint: Path, seeds=range(1, 6), log=print) -> dict[str, float]:
-    """Mean Dice of one click (slice), propagation (3-D, fifo and ranked) and ROI vs full slice."""
+    """Mean Dice of one click, propagation (fifo and ranked), ROI vs full slice and a correction."""
     loaded = load_model(model_id, checkpoint, device="cpu")
     backend = make_backend(loaded.model, loaded.card.family, loaded.device)
-    scores: dict[str, list[float]] = {"click_organ": [], "click_lesion": [], "click_nucleus": [],
-                                      "propagate_fifo": [], "propagate_ranked": [],
-                                      "lesion_full": [], "lesion_roi": []}
     with tempfile.TemporaryDirectory() as tmp:
-        for seed in seeds:
-            for phantom in (ct_phantom(seed), nuclei_phantom(seed)):
-                volume = _roundtrip(phantom, Path(tmp), f"p{seed}{phantom.modality}")
-                session = SegmentationSession(volume.data, volume.spacing, phantom.modality, backend)
-                for obj in phantom.objects:
-                    mask = phantom.mask(obj.value)
-                    z, y, x = phantom.centre_click(obj.value)
-                    click = np.array([[z, y, x]], dtype=float)
-                    session.reset()
-                    session.set_prompts(click, np.array([1]))
-                    pred = session.segment_slice()
-                    key = ("click_nucleus" if phantom.modality != "CT"
-                           else "click_lesion" if obj.parent else "click_organ")
-                    scores[key].append(dice(pred[z], mask[z]))
-                    if phantom.modality == "CT" and obj.parent == 0 and obj.name.startswith("organ"):
-                        for policy in ("fifo", "ranked"):
-                            pred3 = session.propagate(PropagationSettings(policy=policy))
-                            scores[f"propagate_{policy}"].append(dice(pred3, mask))
-                    if obj.parent:
-                        scores["lesion_full"].append(dice(pred[z], mask[z]))
-                        roi = SegmentationSession(volume.data, volume.spacing, "CT", backend, roi_mm=40.0)
-                        roi.set_prompts(click, np.array([1]))
-                        scores["lesion_roi"].append(dice(roi.segment_slice()[z], mask[z]))
-                        roi.close()
-                session.close()
+        cases = held_out_cases(Path(tmp), seeds)
+        _, swapped = swapped_click_scores(cases, backend)
+        scores = {
+            "click_organ": click_scores(cases, backend, "organ"),
+            "click_nucleus": click_scores(cases, backend, "nucleus"),
+            "lesion_full": click_scores(cases, backend, "lesion"),
+            "lesion_roi": click_scores(cases, backend, "lesion", roi_mm=40.0),
+            "swapped_click_organ": swapped,
+            "correction_gain": correction_gains(cases, backend),
+        }
+        if loaded.card.family == "sam":  # prompt projection: no memory bank, no policy
+            scores["propagate_projection"] = propagation_scores(cases, backend)
+        else:
+            for policy in ("fifo", "ranked"):
+                scores[f"propagate_{policy}"] = propagation_scores(cases, backend, PropagationSettings(policy=policy))
     summary = {k: float(np.mean(v)) for k, v in scores.items() if v}
     log(f"{model_id}: " + ", ".join(f"{k} {v:.3f} (n={len(scores[k])})" for k, v in summary.items()))
     return summary

@@ -25,23 +25,20 @@ def hard_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
 
 
-IOU_WEIGHT = 5.0
-
-
-def sam_loss(logits: torch.Tensor, ious: torch.Tensor, target: torch.Tensor, *, best_of: bool = True) -> torch.Tensor:
+def sam_loss(logits: torch.Tensor, ious: torch.Tensor, target: torch.Tensor, *, best_of: bool = True,
+             iou_weight: float = 1.0) -> torch.Tensor:
     """SAM's multimask loss: the best of the M masks, plus the IoU head against the true IoUs.
 
-    logits (B, M, H, W), ious (B, M), target (B, H, W); mean over the batch. The IoU
-    term weighs 5x SAM's 1x: at inference a lone click keeps the mask the IoU head
-    ranks first, and in a short schedule a weakly trained head picks the wrong one.
-    With ``best_of=False`` every mask learns the target: a phantom's target is never
+    logits (B, M, H, W), ious (B, M), target (B, H, W); mean over the batch; the IoU term
+    weighs ``iou_weight`` (1, as SAM's, for the shipped phantom SAM). With
+    ``best_of=False`` every mask learns the target: a phantom's target is never
     ambiguous (the innermost object under the click), so whichever mask the IoU head
-    ranks first is then right.
+    ranks first is right.
     """
     per_mask = mask_losses(logits, target)
     best = per_mask.min(dim=-1).values if best_of else per_mask.mean(dim=-1)
     iou_loss = F.mse_loss(ious.float(), hard_iou(logits.detach(), target), reduction="none").mean(dim=-1)
-    return (best + IOU_WEIGHT * iou_loss).mean()
+    return (best + iou_weight * iou_loss).mean()
 
 
 def resize_mask(mask: torch.Tensor, size: int) -> torch.Tensor:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from phantom_training.data import choose_mode, correction_click, first_prompt, sample_crop
+from phantom_training.data import choose_mode, correction_click, first_prompt, sample_targets
 from phantom_training.losses import resize_mask, sam_loss
 from phantom_training.prompts import add_clicks, batch_prompts
 from phantom_training.schedule import TimeBudget
@@ -39,9 +39,33 @@ def _decode_batch(model, embeds, points, boxes, masks, multimask: bool):
     return masks[:, keep], ious[:, keep]
 
 
-def train_sam(arch: dict, minutes: float, bank, *, seed: int = 0, batch: int = 16, lr: float = 1.5e-3,
+def _correction_loss(model, embeds, prompts, scales, low, logits, ious, targets, rng, iou_weight, alone: bool):
+    """A second round as a user corrects: a click in the larger error, the previous logits fed back.
+
+    With ``alone`` the click is the slice's only prompt, as on a propagated slice, where the
+    plugin has nothing but the propagated logits and the user's click.
+    """
+    size = logits.shape[-1]
+    rows = torch.arange(len(prompts))
+    best = ious.argmax(dim=1)
+    pred = (logits[rows, best] > 0).detach().numpy()
+    clicks = [correction_click(pred[i], targets[i].numpy(), rng) for i in range(len(prompts))]
+    if alone:
+        prompts = [(np.zeros((0, 2)), np.zeros(0, dtype=int), None) for _ in prompts]
+    xy, labels, boxes = batch_prompts(add_clicks(prompts, clicks, scales), scales, box_as_points=False)
+    low2, ious2 = _decode_batch(model, embeds, (xy, labels), boxes, low[rows, best][:, None].detach(), False)
+    logits2 = F.interpolate(low2, size=(size, size), mode="bilinear", align_corners=False)
+    return sam_loss(logits2, ious2, targets, best_of=False, iou_weight=iou_weight)
+
+
+def train_sam(arch: dict, minutes: float, bank, *, seed: int = 0, batch: int = 8, per_image: int = 4,
+              lr: float = 1.5e-3, correct: float = 0.5, alone: float = 0.0, iou_weight: float = 1.0,
               log=print) -> torch.nn.Module:
-    """Train a SAM of ``arch`` for ``minutes`` of wall-clock time on ``bank``; returns it (eval mode)."""
+    """Train a SAM of ``arch`` for ``minutes`` of wall-clock time on ``bank``; returns it (eval mode).
+
+    Each step encodes ``batch`` crops and decodes ``per_image`` objects in each: the
+    encoder, which dominates a step, is shared by several masks.
+    """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = build_sam(arch)
@@ -52,36 +76,30 @@ def train_sam(arch: dict, minutes: float, bank, *, seed: int = 0, batch: int = 1
     budget = TimeBudget(minutes, lr)
     seen, running = 0, []
     while budget.running():
-        crops = [sample_crop(bank, rng) for _ in range(batch)]
+        crops = [sample_targets(bank, rng, per_image) for _ in range(batch)]
         images = torch.cat([
-            backend.model_input(torch.from_numpy(c.frames[:1])[:, None].expand(1, 3, -1, -1)) for c in crops
+            backend.model_input(torch.from_numpy(c.frames)[:, None].expand(1, 3, -1, -1)) for c in crops
         ])
-        targets = torch.cat([resize_mask(torch.from_numpy(c.targets[:1]), size) for c in crops])
-        scales = [size / c.frames.shape[-1] for c in crops]
+        targets = torch.cat([resize_mask(torch.from_numpy(c.targets), size) for c in crops])
+        scales = [size / c.frames.shape[-1] for c in crops for _ in range(per_image)]
         mode = choose_mode(rng)
-        prompts = [first_prompt(c.targets[0], rng, mode) for c in crops]
-        embeds = model.image_encoder(images)
+        prompts = [first_prompt(t, rng, mode, own) for c in crops for t, own in zip(c.targets, c.own, strict=True)]
+        embeds = model.image_encoder(images).repeat_interleave(per_image, dim=0)
 
         xy, labels, boxes = batch_prompts(prompts, scales, box_as_points=False)
         points = (xy, labels) if (labels >= 0).any() else None
         low, ious = _decode_batch(model, embeds, points, boxes, None, mode == "click")
         logits = F.interpolate(low, size=(size, size), mode="bilinear", align_corners=False)
-        loss = sam_loss(logits, ious, targets, best_of=False)
-
-        best = ious.argmax(dim=1)
-        rows = torch.arange(batch)
-        pred = (logits[rows, best] > 0).detach().numpy()
-        clicks = [correction_click(pred[i], targets[i].numpy(), rng) for i in range(batch)]
-        xy, labels, boxes = batch_prompts(add_clicks(prompts, clicks, scales), scales, box_as_points=False)
-        low2, ious2 = _decode_batch(model, embeds, (xy, labels), boxes, low[rows, best][:, None].detach(), False)
-        logits2 = F.interpolate(low2, size=(size, size), mode="bilinear", align_corners=False)
-        loss = loss + sam_loss(logits2, ious2, targets)
+        loss = sam_loss(logits, ious, targets, best_of=False, iou_weight=iou_weight)
+        if rng.random() < correct:
+            loss = loss + _correction_loss(model, embeds, prompts, scales, low, logits, ious, targets, rng,
+                                           iou_weight, alone=rng.random() < alone)
 
         lr_now = budget.optimise(optimizer, model, loss)
-        seen += batch
+        seen += len(prompts)
         running.append(loss.item())
         if budget.step % 50 == 0:
-            log(f"sam  step {budget.step:5d}  {budget.elapsed / 60:5.1f} min  crops {seen:6d}  "
+            log(f"sam  step {budget.step:5d}  {budget.elapsed / 60:5.1f} min  masks {seen:6d}  "
                 f"loss {np.mean(running[-50:]):.3f}  lr {lr_now:.2e}")
-    log(f"sam  done: {budget.step} steps, {seen} crops, {budget.elapsed / 60:.1f} min")
+    log(f"sam  done: {budget.step} steps, {seen} masks, {budget.elapsed / 60:.1f} min")
     return model.eval()

@@ -14,7 +14,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from phantom_training.data import choose_mode, correction_click, first_prompt, sample_crop
+from phantom_training.data import (
+    choose_mode,
+    correction_click,
+    first_prompt,
+    sample_crop,
+    sample_targets,
+)
 from phantom_training.losses import resize_mask, sam_loss
 from phantom_training.prompts import add_clicks, batch_prompts
 from phantom_training.schedule import TimeBudget
@@ -49,70 +55,105 @@ def _frame_loss(model, multi_logits, ious, obj_score, target):
     return loss
 
 
+def _corrected(model, out, feats, pos, sizes, t, prompts, scales, targets, output_dict, length, rng):
+    """The prompted slice again with a correction click and its previous logits:
+    (output, correction points, loss)."""
+    best = out["pred_masks"].detach()
+    high = F.interpolate(best, size=targets.shape[-2:], mode="bilinear", align_corners=False)
+    clicks = [correction_click((high[i, 0] > 0).numpy(), targets[i].numpy(), rng) for i in range(len(prompts))]
+    points = _point_inputs(add_clicks(prompts, clicks, scales), scales)
+    out, multi, ious, obj = _step(model, feats, pos, sizes, t, points, output_dict, length, best)
+    return out, points, _frame_loss(model, multi, ious, obj, targets)
+
+
+def _image_loss(model, backend, bank, rng, batch: int, per_image: int) -> torch.Tensor:
+    """Prompted single slices, ``per_image`` objects per encoded crop, with a correction round
+    on half the steps: the image phase, where the tracker's first masks are learnt."""
+    size = backend.image_size
+    crops = [sample_targets(bank, rng, per_image) for _ in range(batch)]
+    images = torch.cat([backend.model_input(torch.from_numpy(c.frames)[:, None].expand(1, 3, -1, -1)) for c in crops])
+    targets = torch.cat([resize_mask(torch.from_numpy(c.targets), size) for c in crops])
+    _, feats, pos, sizes = model._prepare_backbone_features(model.forward_image(images))
+    feats = [f.repeat_interleave(per_image, dim=1) for f in feats]
+    pos = [p.repeat_interleave(per_image, dim=1) for p in pos]
+    scales = [size / c.frames.shape[-1] for c in crops for _ in range(per_image)]
+    mode = choose_mode(rng)
+    prompts = [first_prompt(t, rng, mode, own) for c in crops for t, own in zip(c.targets, c.own, strict=True)]
+    output_dict: dict[str, dict] = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
+    out, multi, ious, obj = _step(model, feats, pos, sizes, 0, _point_inputs(prompts, scales), output_dict, 1)
+    loss = _frame_loss(model, multi, ious, obj, targets)
+    if rng.random() < 0.5:
+        loss = loss + _corrected(model, out, feats, pos, sizes, 0, prompts, scales, targets, output_dict, 1, rng)[2]
+    return loss
+
+
+def _sequence_loss(model, backend, bank, rng, batch: int, length: int) -> torch.Tensor:
+    """``batch`` sequences of ``length`` slices: slice 0 prompted (and corrected on half the
+    steps), every later slice segmented from memory alone."""
+    size = backend.image_size
+    crops = [sample_crop(bank, rng, length) for _ in range(batch)]
+    # frames ordered (t, b) so that frame t of every sequence is one contiguous block
+    images = torch.cat([
+        backend.model_input(torch.from_numpy(crops[b].frames[t : t + 1])[:, None].expand(1, 3, -1, -1))
+        for t in range(length) for b in range(batch)
+    ])
+    targets = torch.stack([
+        resize_mask(torch.from_numpy(crops[b].targets[t : t + 1]), size)[0]
+        for t in range(length) for b in range(batch)
+    ]).view(length, batch, size, size)
+    backbone = model.forward_image(images)
+    _, feats, pos, sizes = model._prepare_backbone_features(backbone)
+    scales = [size / c.frames.shape[-1] for c in crops]
+    mode = choose_mode(rng)
+    prompts = [first_prompt(c.targets[0], rng, mode) for c in crops]
+    output_dict: dict[str, dict] = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
+    losses = []
+    for t in range(length):
+        block = slice(t * batch, (t + 1) * batch)
+        f_t = [f[:, block] for f in feats]
+        p_t = [p[:, block] for p in pos]
+        points = _point_inputs(prompts, scales) if t == 0 else None
+        out, multi, ious, obj = _step(model, f_t, p_t, sizes, t, points, output_dict, length)
+        losses.append(_frame_loss(model, multi, ious, obj, targets[t]))
+        if t == 0 and rng.random() < 0.5:
+            out, points, loss = _corrected(model, out, f_t, p_t, sizes, t, prompts, scales, targets[t],
+                                           output_dict, length, rng)
+            losses.append(loss)
+        model._encode_memory_in_output(f_t, sizes, points, True, out["pred_masks_high_res"],
+                                       out["object_score_logits"], out)
+        kind = "cond_frame_outputs" if t == 0 else "non_cond_frame_outputs"
+        output_dict[kind][t] = out
+    return torch.stack(losses).mean()
+
+
 def train_sam2(arch: dict, minutes: float, bank, *, seed: int = 0, batch: int = 4, length: int = 6,
-               image_fraction: float = 0.4, image_batch: int = 16, lr: float = 1e-3,
+               image_fraction: float = 0.4, image_batch: int = 32, per_image: int = 4, lr: float = 1e-3,
                log=print) -> torch.nn.Module:
     """Train a SAM2 of ``arch`` for ``minutes`` of wall-clock time on ``bank``; returns it (eval mode).
 
-    The first ``image_fraction`` of the time trains single prompted slices (batches of
-    ``image_batch``): tracking is only as good as the masks it starts from.
+    The first ``image_fraction`` of the time trains single prompted slices (``image_batch``
+    masks a step, ``per_image`` objects per encoded crop): tracking is only as good as the
+    masks it starts from.
     """
-    full_batch, full_length = batch, length
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = build_sam2_model(arch)
     backend = Sam2Backend(model, torch.device("cpu"))
     model.train()
-    size = backend.image_size
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     budget = TimeBudget(minutes, lr)
     seen, running = 0, []
     while budget.running():
-        images_only = budget.elapsed < image_fraction * budget.seconds
-        batch, length = (image_batch, 1) if images_only else (full_batch, full_length)
-        crops = [sample_crop(bank, rng, length) for _ in range(batch)]
-        # frames ordered (t, b) so that frame t of every sequence is one contiguous block
-        images = torch.cat([
-            backend.model_input(torch.from_numpy(crops[b].frames[t : t + 1])[:, None].expand(1, 3, -1, -1))
-            for t in range(length) for b in range(batch)
-        ])
-        targets = torch.stack([
-            resize_mask(torch.from_numpy(crops[b].targets[t : t + 1]), size)[0]
-            for t in range(length) for b in range(batch)
-        ]).view(length, batch, size, size)
-        backbone = model.forward_image(images)
-        _, feats, pos, sizes = model._prepare_backbone_features(backbone)
-        scales = [size / c.frames.shape[-1] for c in crops]
-        mode = choose_mode(rng)
-        prompts = [first_prompt(c.targets[0], rng, mode) for c in crops]
-        output_dict: dict[str, dict] = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
-        losses = []
-        for t in range(length):
-            block = slice(t * batch, (t + 1) * batch)
-            f_t = [f[:, block] for f in feats]
-            p_t = [p[:, block] for p in pos]
-            points = _point_inputs(prompts, scales) if t == 0 else None
-            out, multi, ious, obj = _step(model, f_t, p_t, sizes, t, points, output_dict, length)
-            losses.append(_frame_loss(model, multi, ious, obj, targets[t]))
-            if t == 0 and rng.random() < 0.5:
-                best = out["pred_masks"].detach()
-                high = F.interpolate(best, size=(size, size), mode="bilinear", align_corners=False)
-                clicks = [correction_click((high[b, 0] > 0).numpy(), targets[0, b].numpy(), rng)
-                          for b in range(batch)]
-                corrected = add_clicks(prompts, clicks, scales)
-                points = _point_inputs(corrected, scales)
-                out, multi, ious, obj = _step(model, f_t, p_t, sizes, t, points, output_dict, length, best)
-                losses.append(_frame_loss(model, multi, ious, obj, targets[t]))
-            model._encode_memory_in_output(f_t, sizes, points, True, out["pred_masks_high_res"],
-                                           out["object_score_logits"], out)
-            kind = "cond_frame_outputs" if t == 0 else "non_cond_frame_outputs"
-            output_dict[kind][t] = out
-        loss = torch.stack(losses).mean()
+        if budget.elapsed < image_fraction * budget.seconds:
+            loss = _image_loss(model, backend, bank, rng, image_batch // per_image, per_image)
+            seen += image_batch // per_image
+        else:
+            loss = _sequence_loss(model, backend, bank, rng, batch, length)
+            seen += batch
         lr_now = budget.optimise(optimizer, model, loss)
-        seen += batch
         running.append(loss.item())
         if budget.step % 25 == 0:
-            log(f"sam2 step {budget.step:5d}  {budget.elapsed / 60:5.1f} min  sequences {seen:6d} of {length}  "
+            log(f"sam2 step {budget.step:5d}  {budget.elapsed / 60:5.1f} min  crops and sequences {seen:6d}  "
                 f"loss {np.mean(running[-25:]):.3f}  lr {lr_now:.2e}")
-    log(f"sam2 done: {budget.step} steps, {seen} sequences, {budget.elapsed / 60:.1f} min")
+    log(f"sam2 done: {budget.step} steps, {seen} crops and sequences, {budget.elapsed / 60:.1f} min")
     return model.eval()

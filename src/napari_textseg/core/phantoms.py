@@ -52,10 +52,15 @@ class Phantom:
         return np.isin(self.labels, values)
 
     def centre_click(self, value: int) -> tuple[int, int, int]:
-        """(z, y, x) of a centre click on object ``value``: its largest slice, deepest point there."""
+        """(z, y, x) of a centre click on object ``value``: its largest slice, deepest point there.
+
+        The click lands on the object's own voxels, as a user clicks the organ's tissue and
+        not a lesion inside it (a click on the lesion asks for the lesion).
+        """
         mask = self.mask(value)
         z = int(np.argmax(mask.sum(axis=(1, 2))))
-        depth = ndimage.distance_transform_edt(np.pad(mask[z], 1))[1:-1, 1:-1]
+        own = self.labels[z] == value
+        depth = ndimage.distance_transform_edt(np.pad(own, 1))[1:-1, 1:-1]
         y, x = np.unravel_index(int(np.argmax(depth)), depth.shape)
         return z, int(y), int(x)
 

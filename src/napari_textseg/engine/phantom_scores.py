@@ -1,0 +1,172 @@
+"""Dice of a segmentation model on held-out phantoms, through the plugin's own pipeline.
+
+Phantoms are written as a scanner or microscope would (NIfTI, ImageJ TIFF) and read back
+with the plugin's reader; every mask comes from a :class:`SegmentationSession` (windowing,
+feature cache, prompts, ROI, propagation), the path the widgets and the command line
+take. The phantom training script records these numbers and the phantom-model tests
+assert them. Clicks land where :meth:`Phantom.centre_click` puts them: the deepest point
+of the object's own voxels on its largest slice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from napari_textseg.core.io import read_volume
+from napari_textseg.core.metrics import dice
+from napari_textseg.core.phantoms import Phantom, ct_phantom, nuclei_phantom
+from napari_textseg.core.volume import Volume
+from napari_textseg.engine.backends import SliceBackend
+from napari_textseg.engine.propagate import PropagationSettings
+from napari_textseg.engine.session import SegmentationSession
+
+__all__ = [
+    "PhantomCase", "click_scores", "correction_gains", "held_out_cases", "organs",
+    "propagation_scores", "swapped_click_scores",
+]
+
+
+@dataclass(frozen=True)
+class PhantomCase:
+    """A phantom and the volume the plugin's reader gives back for it."""
+
+    phantom: Phantom
+    volume: Volume
+
+    def session(self, backend: SliceBackend, **kwargs) -> SegmentationSession:
+        return SegmentationSession(self.volume.data, self.volume.spacing, self.phantom.modality, backend, **kwargs)
+
+
+def held_out_cases(folder: str | Path, seeds=(1, 2, 3)) -> list[PhantomCase]:
+    """A CT and a nuclei phantom per seed, written to ``folder`` and read back.
+
+    Training uses seeds >= 10000, so seeds below that are held out.
+    """
+    out = []
+    for seed in seeds:
+        for phantom in (ct_phantom(seed), nuclei_phantom(seed)):
+            image, _ = phantom.save(folder, f"{phantom.modality}_{seed}")
+            out.append(PhantomCase(phantom, read_volume(image)))
+    return out
+
+
+def organs(phantom: Phantom) -> list[int]:
+    """The label values of a CT phantom's organs (not its spine or lesions)."""
+    return [o.value for o in phantom.objects if o.name.startswith("organ")]
+
+
+def _targets(phantom: Phantom, kind: str) -> list[int]:
+    if kind == "organ":
+        return organs(phantom) if phantom.modality == "CT" else []
+    if kind == "lesion":
+        return [o.value for o in phantom.objects if o.parent] if phantom.modality == "CT" else []
+    if kind == "nucleus":
+        return [o.value for o in phantom.objects] if phantom.modality != "CT" else []
+    raise ValueError(f"kind must be 'organ', 'lesion' or 'nucleus', got {kind!r}")
+
+
+def _click_dice(session: SegmentationSession, phantom: Phantom, value: int, swap: bool = False) -> float:
+    """Slice Dice of one positive centre click (x and y swapped with ``swap``)."""
+    mask = phantom.mask(value)
+    z, y, x = phantom.centre_click(value)
+    if swap:
+        y, x = x, y
+    session.reset()
+    session.set_prompts(np.array([[z, y, x]]), np.array([1]))
+    return dice(session.segment_slice()[z], mask[z])
+
+
+def click_scores(cases: list[PhantomCase], backend: SliceBackend, kind: str, *,
+                 roi_mm: float | None = None) -> list[float]:
+    """Dice of one centre click on every ``kind`` object ("organ", "lesion", "nucleus").
+
+    With ``roi_mm`` each object gets its own session in tumour ROI mode, as a user
+    starts a new object there.
+    """
+    scores = []
+    for case in cases:
+        values = _targets(case.phantom, kind)
+        if roi_mm is None and values:
+            session = case.session(backend)
+            scores += [_click_dice(session, case.phantom, v) for v in values]
+            session.close()
+        for value in values if roi_mm is not None else ():
+            session = case.session(backend, roi_mm=roi_mm)
+            scores.append(_click_dice(session, case.phantom, value))
+            session.close()
+    return scores
+
+
+def swapped_click_scores(cases: list[PhantomCase], backend: SliceBackend) -> tuple[list[float], list[float]]:
+    """Organ click Dice, right and with x and y swapped, where the swapped click misses the organ."""
+    right, swapped = [], []
+    for case in cases:
+        session = case.session(backend)
+        for value in _targets(case.phantom, "organ"):
+            z, y, x = case.phantom.centre_click(value)
+            if case.phantom.mask(value)[z, x, y]:  # still on the organ: tells nothing
+                continue
+            right.append(_click_dice(session, case.phantom, value))
+            swapped.append(_click_dice(session, case.phantom, value, swap=True))
+        session.close()
+    return right, swapped
+
+
+def propagation_scores(cases: list[PhantomCase], backend: SliceBackend,
+                       settings: PropagationSettings | None = None) -> list[float]:
+    """3-D Dice of each organ propagated from one centre click."""
+    scores = []
+    for case in cases:
+        values = _targets(case.phantom, "organ")
+        session = case.session(backend) if values else None
+        for value in values:
+            session.reset()
+            session.set_prompts(np.array([case.phantom.centre_click(value)]), np.array([1]))
+            scores.append(dice(session.propagate(settings), case.phantom.mask(value)))
+        if session is not None:
+            session.close()
+    return scores
+
+
+def _deepest(mask2d: np.ndarray) -> tuple[int, int]:
+    dist = ndimage.distance_transform_edt(np.pad(mask2d, 1))[1:-1, 1:-1]
+    y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
+    return int(y), int(x)
+
+
+def correction_gains(cases: list[PhantomCase], backend: SliceBackend, good: float = 0.9) -> list[float]:
+    """Dice gained on the worst propagated slice of each organ by one correction click.
+
+    After propagation from a centre click, a user clicks the deepest point of the larger
+    error on the worst slice (positive on what was missed, negative on what leaked),
+    segments that slice and propagates again from it. Organs whose worst slice already
+    has Dice above ``good`` need no correction and are left out.
+    """
+    gains = []
+    for case in cases:
+        values = _targets(case.phantom, "organ")
+        session = case.session(backend) if values else None
+        for value in values:
+            mask = case.phantom.mask(value)
+            first = [list(case.phantom.centre_click(value))]
+            session.reset()
+            session.set_prompts(np.array(first), np.array([1]))
+            result = session.propagate()
+            per_slice = {z: dice(result[z], mask[z]) for z in range(mask.shape[0]) if mask[z].any() and z != first[0][0]}
+            worst = min(per_slice, key=per_slice.get)
+            if per_slice[worst] > good:
+                continue
+            missed, extra = mask[worst] & ~result[worst], result[worst] & ~mask[worst]
+            label = 1 if missed.sum() >= extra.sum() else 0
+            y, x = _deepest(missed if label else extra)
+            session.set_prompts(np.array([*first, [worst, y, x]]), np.array([1, label]))
+            session.segment_slice(worst)
+            corrected = session.propagate(from_slice=worst)
+            gains.append(dice(corrected[worst], mask[worst]) - per_slice[worst])
+        if session is not None:
+            session.close()
+    return gains
