@@ -1,9 +1,9 @@
 """Train the phantom SAM (v1): click / box -> mask, with a correction round.
 
-Each step encodes a batch of crops, decodes the whole batch at once (a batched copy of
-``MaskDecoder.predict_masks``, whose own version takes one image per call), then runs
-a second round that adds a correction click and feeds back the previous low-res
-logits, as the plugin does for a correction.
+Each step encodes a batch of crops, decodes several objects per crop at once (a batched
+copy of ``MaskDecoder.predict_masks``, whose own version takes one image per call), and
+on a share of the steps runs a second round that adds a correction click and feeds
+back the previous low-res logits, as the plugin does for a correction.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def train_sam(arch: dict, minutes: float, bank, *, seed: int = 0, batch: int = 8
         loss = sam_loss(logits, ious, targets, best_of=False, iou_weight=iou_weight)
         if rng.random() < correct:
             loss = loss + _correction_loss(model, embeds, prompts, scales, low, logits, ious, targets, rng,
-                                           iou_weight, alone=rng.random() < alone)
+                                           iou_weight, alone=alone > 0 and rng.random() < alone)
 
         lr_now = budget.optimise(optimizer, model, loss)
         seen += len(prompts)
