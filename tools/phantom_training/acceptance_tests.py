@@ -24,6 +24,7 @@ from napari_textseg.engine.phantom_scores import (
 )
 from napari_textseg.engine.propagate import PropagationSettings
 from napari_textseg.models.loader import load_model
+from napari_textseg.models.registry import phantom_card
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,7 @@ class _Shipped(dict):
     """Backends of the committed phantom checkpoints; a family not shipped yet is skipped."""
 
     def __missing__(self, family: str):
-        if not bundled_model_path(f"phantom_{family}.{'pth' if family == 'sam' else 'pt'}").is_file():
+        if not bundled_model_path(phantom_card(family).filename).is_file():
             pytest.skip(f"phantom_{family} is not shipped yet")
         loaded = load_model(f"phantom_{family}", device="cpu")
         self[family] = make_backend(loaded.model, loaded.card.family, loaded.device)

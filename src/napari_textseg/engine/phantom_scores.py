@@ -14,14 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 from napari_textseg.core.io import read_volume
 from napari_textseg.core.metrics import dice
 from napari_textseg.core.phantoms import Phantom, ct_phantom, nuclei_phantom
 from napari_textseg.core.volume import Volume
 from napari_textseg.engine.backends import SliceBackend
-from napari_textseg.engine.propagate import PropagationSettings
+from napari_textseg.engine.propagate import PropagationSettings, deepest_point
 from napari_textseg.engine.session import SegmentationSession
 
 __all__ = [
@@ -90,13 +89,14 @@ def click_scores(cases: list[PhantomCase], backend: SliceBackend, kind: str, *,
     scores = []
     for case in cases:
         values = _targets(case.phantom, kind)
-        if roi_mm is None and values:
+        if roi_mm is not None:
+            for value in values:
+                session = case.session(backend, roi_mm=roi_mm)
+                scores.append(_click_dice(session, case.phantom, value))
+                session.close()
+        elif values:
             session = case.session(backend)
             scores += [_click_dice(session, case.phantom, v) for v in values]
-            session.close()
-        for value in values if roi_mm is not None else ():
-            session = case.session(backend, roi_mm=roi_mm)
-            scores.append(_click_dice(session, case.phantom, value))
             session.close()
     return scores
 
@@ -105,6 +105,8 @@ def swapped_click_scores(cases: list[PhantomCase], backend: SliceBackend) -> tup
     """Organ click Dice, right and with x and y swapped, where the swapped click misses the organ."""
     right, swapped = [], []
     for case in cases:
+        if case.phantom.modality != "CT":
+            continue
         session = case.session(backend)
         for value in _targets(case.phantom, "organ"):
             z, y, x = case.phantom.centre_click(value)
@@ -121,21 +123,15 @@ def propagation_scores(cases: list[PhantomCase], backend: SliceBackend,
     """3-D Dice of each organ propagated from one centre click."""
     scores = []
     for case in cases:
-        values = _targets(case.phantom, "organ")
-        session = case.session(backend) if values else None
-        for value in values:
+        if case.phantom.modality != "CT":
+            continue
+        session = case.session(backend)
+        for value in _targets(case.phantom, "organ"):
             session.reset()
             session.set_prompts(np.array([case.phantom.centre_click(value)]), np.array([1]))
             scores.append(dice(session.propagate(settings), case.phantom.mask(value)))
-        if session is not None:
-            session.close()
+        session.close()
     return scores
-
-
-def _deepest(mask2d: np.ndarray) -> tuple[int, int]:
-    dist = ndimage.distance_transform_edt(np.pad(mask2d, 1))[1:-1, 1:-1]
-    y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
-    return int(y), int(x)
 
 
 def correction_gains(cases: list[PhantomCase], backend: SliceBackend, good: float = 0.9) -> list[float]:
@@ -148,9 +144,10 @@ def correction_gains(cases: list[PhantomCase], backend: SliceBackend, good: floa
     """
     gains = []
     for case in cases:
-        values = _targets(case.phantom, "organ")
-        session = case.session(backend) if values else None
-        for value in values:
+        if case.phantom.modality != "CT":
+            continue
+        session = case.session(backend)
+        for value in _targets(case.phantom, "organ"):
             mask = case.phantom.mask(value)
             first = [list(case.phantom.centre_click(value))]
             session.reset()
@@ -162,11 +159,10 @@ def correction_gains(cases: list[PhantomCase], backend: SliceBackend, good: floa
                 continue
             missed, extra = mask[worst] & ~result[worst], result[worst] & ~mask[worst]
             label = 1 if missed.sum() >= extra.sum() else 0
-            y, x = _deepest(missed if label else extra)
+            y, x = deepest_point(missed if label else extra)
             session.set_prompts(np.array([*first, [worst, y, x]]), np.array([1, label]))
             session.segment_slice(worst)
             corrected = session.propagate(from_slice=worst)
             gains.append(dice(corrected[worst], mask[worst]) - per_slice[worst])
-        if session is not None:
-            session.close()
+        session.close()
     return gains

@@ -34,6 +34,7 @@ from napari_textseg.engine.prompts import PromptError, SlicePrompts
 
 __all__ = [
     "DIRECTIONS",
+    "deepest_point",
     "PropagationResult",
     "PropagationSettings",
     "Sam2Propagator",
@@ -270,7 +271,8 @@ class Sam2Propagator(_Propagator):
         return result
 
 
-def _deepest_point(mask: np.ndarray) -> np.ndarray:
+def deepest_point(mask: np.ndarray) -> np.ndarray:
+    """(y, x) of the pixel farthest inside ``mask`` (the border counts as outside)."""
     distance = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
     return np.array(np.unravel_index(int(np.argmax(distance)), mask.shape), dtype=float)
 
@@ -290,7 +292,7 @@ class SamProjectionPropagator(_Propagator):
             return None
         ys, xs = np.nonzero(previous.mask)
         prompts = SlicePrompts(
-            points_yx=_deepest_point(previous.mask)[None],
+            points_yx=deepest_point(previous.mask)[None],
             labels=np.array([1]),
             box=(float(ys.min()), float(xs.min()), float(ys.max() + 1), float(xs.max() + 1)),
         )

@@ -85,6 +85,7 @@ class SegmentationSession:
             )
         self.shape = tuple(int(s) for s in np.shape(data))
         self.axis = axis
+        self._order = [axis] + [a for a in range(3) if a != axis]  # volume axes in working order
         self.spacing = tuple(float(s) for s in spacing)
         self.backend = backend
         self.roi_mm = roi_mm
@@ -121,8 +122,7 @@ class SegmentationSession:
 
     def _to_work(self, points_zyx: np.ndarray) -> np.ndarray:
         """Volume (z, y, x) -> working frame: slicing axis first, then the ROI origin."""
-        order = [self.axis] + [a for a in range(3) if a != self.axis]
-        points = np.asarray(points_zyx, dtype=float).reshape(-1, 3)[:, order]
+        points = np.asarray(points_zyx, dtype=float).reshape(-1, 3)[:, self._order]
         return self.roi.to_roi(points) if self.roi is not None else points
 
     def _from_work(self, mask: np.ndarray) -> np.ndarray:
@@ -169,7 +169,7 @@ class SegmentationSession:
         kept for corrections; a later click outside it is an error.
         """
         points, labels = self.check_prompts(points_zyx, labels)
-        order = [self.axis] + [a for a in range(3) if a != self.axis]
+        order = self._order
         if self.roi_mm is not None:
             in_work = points[:, order]
             if self.roi is None:
@@ -193,25 +193,23 @@ class SegmentationSession:
         click alone is a correction. Returns the points (N, 3) and labels (N,) as arrays.
         """
         points, labels = check_points(points_zyx, labels, self.shape)
-        order = [self.axis] + [a for a in range(3) if a != self.axis]
         # set(): one snapshot of the keys, a worker may be adding slices
         corrected = {z + self._slice_offset() for z in set(self.result.logits)}
-        shape = tuple(self.shape[a] for a in order)
-        group_by_slice(points[:, order], labels, shape, corrected=corrected)  # type: ignore[arg-type]
+        shape = tuple(self.shape[a] for a in self._order)
+        group_by_slice(points[:, self._order], labels, shape, corrected=corrected)  # type: ignore[arg-type]
         return points, labels
 
-    def _prompts_with_projection(self) -> dict[int, SlicePrompts]:
-        """The user's prompts, each slice's added to the prompt that propagation projected
-        onto it (SAM): a correction click refines what that slice was segmented from,
-        as SAM refines a mask from its prompts plus a new click."""
-        out = {}
-        for z, user in self.prompts.items():
-            made = self.result.prompts.get(z)
-            out[z] = user if made is None else SlicePrompts(
-                np.vstack([made.points_yx, user.points_yx]), np.concatenate([made.labels, user.labels]),
-                user.box if user.box is not None else made.box,
-            )
-        return out
+    def _slice_prompts(self, z: int) -> SlicePrompts:
+        """The user's prompts on slice ``z``, added to the prompt propagation projected onto
+        it (SAM): a correction click refines what that slice was segmented from, as SAM
+        refines a mask from its prompts plus a new click."""
+        user, made = self.prompts[z], self.result.prompts.get(z)
+        if made is None:
+            return user
+        return SlicePrompts(
+            np.vstack([made.points_yx, user.points_yx]), np.concatenate([made.labels, user.labels]),
+            user.box if user.box is not None else made.box,
+        )
 
     # -- segmentation ------------------------------------------------------------------
 
@@ -230,8 +228,7 @@ class SegmentationSession:
             z = next(iter(self.prompts))
         if z not in self.prompts:
             raise PromptError(f"slice {z} has no prompt")
-        prompts = self._prompts_with_projection()[z]
-        result = self.backend.decode(self._features(z), prompts, self.result.logits.get(z))
+        result = self.backend.decode(self._features(z), self._slice_prompts(z), self.result.logits.get(z))
         self.result.masks[z], self.result.scores[z], self.result.logits[z] = result.mask, result.score, result.logits
         self.result.source[z] = z
         nearby = [z + d for d in range(1, _PREFETCH_RADIUS + 1)] + [z - d for d in range(1, _PREFETCH_RADIUS + 1)]
@@ -258,7 +255,7 @@ class SegmentationSession:
             raise PromptError("propagation needs a prompt: click the object on at least one slice first")
         settings = settings or PropagationSettings()
         propagator = make_propagator(self.backend, self._features, self.n_slices, settings)
-        prompts = self._prompts_with_projection()
+        prompts = {z: self._slice_prompts(z) for z in self.prompts}
         run = yield from propagator.iter_run(prompts, self.result.logits, only_from=from_slice)
         if from_slice is None:
             for z in self.prompts:  # a corrected slice keeps the prompt its correction refines

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from napari.utils.notifications import show_error
+from qtpy.QtWidgets import QHBoxLayout, QWidget
 
 from napari_textseg.core.errors import NapariTextsegError
 
@@ -24,6 +25,14 @@ def safely(action: Callable[[], object]) -> Callable[..., None]:
             show_error(str(err))
 
     return run
+
+
+def hbox(*widgets: QWidget) -> QHBoxLayout:
+    """The widgets side by side, for one form row."""
+    layout = QHBoxLayout()
+    for widget in widgets:
+        layout.addWidget(widget)
+    return layout
 
 
 def fill_labels_combo(combo: QComboBox, viewer: napari.Viewer, first: str) -> None:

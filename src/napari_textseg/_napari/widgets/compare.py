@@ -13,7 +13,6 @@ from qtpy.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
-    QHBoxLayout,
     QLabel,
     QPushButton,
     QTableWidget,
@@ -23,7 +22,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_textseg._napari.layers import METADATA_KEY, label_table
-from napari_textseg._napari.widgets._common import fill_labels_combo, safely
+from napari_textseg._napari.widgets._common import fill_labels_combo, hbox, safely
 from napari_textseg.core.errors import InputError
 from napari_textseg.core.evaluation import MM_PER_UNIT, Evaluation, GridMismatch, iter_evaluate
 
@@ -81,10 +80,7 @@ class CompareWidget(QWidget):
         form.addRow("reference", self.reference)
         form.addRow("NSD tolerance", self.tolerance)
         form.addRow(self.instances)
-        buttons = QHBoxLayout()
-        for button in (self.run, self.cancel, self.save):
-            buttons.addWidget(button)
-        form.addRow(buttons)
+        form.addRow(hbox(self.run, self.cancel, self.save))
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.status)

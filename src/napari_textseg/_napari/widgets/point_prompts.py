@@ -9,7 +9,6 @@ from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -20,7 +19,7 @@ from qtpy.QtWidgets import (
 
 from napari_textseg._napari.controller import ModelChoice, controller_for
 from napari_textseg._napari.prompt_layer import toggle_sign
-from napari_textseg._napari.widgets._common import fill_labels_combo, safely
+from napari_textseg._napari.widgets._common import fill_labels_combo, hbox, safely
 from napari_textseg.models.registry import CARDS
 
 if TYPE_CHECKING:
@@ -76,26 +75,17 @@ class PointPromptsWidget(QWidget):
         self.status.setObjectName("status")
 
         form = QFormLayout()
-        file_row = QHBoxLayout()
-        file_row.addWidget(self.checkpoint)
-        file_row.addWidget(browse)
         form.addRow("model", self.model)
-        form.addRow("checkpoint", file_row)
+        form.addRow("checkpoint", hbox(self.checkpoint, browse))
         form.addRow("device", self.device)
         form.addRow(self.load)
         form.addRow(self.licence)
-        buttons = QHBoxLayout()
-        for button in (self.segment, self.toggle):
-            buttons.addWidget(button)
-        form.addRow(buttons)
+        form.addRow(hbox(self.segment, self.toggle))
         form.addRow("commit to", self.target)
         form.addRow("label value", self.value)
         form.addRow("label name", self.name)
         form.addRow(self.preserve)
-        actions = QHBoxLayout()
-        for button in (self.commit, self.new, self.cancel):
-            actions.addWidget(button)
-        form.addRow(actions)
+        form.addRow(hbox(self.commit, self.new, self.cancel))
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.status)

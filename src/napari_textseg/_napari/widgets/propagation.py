@@ -9,7 +9,6 @@ from qtpy.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -19,7 +18,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_textseg._napari.controller import controller_for
-from napari_textseg._napari.widgets._common import fill_labels_combo, safely
+from napari_textseg._napari.widgets._common import fill_labels_combo, hbox, safely
 from napari_textseg.engine.propagate import DIRECTIONS, PropagationSettings
 from napari_textseg.engine.session import PostProcessing
 
@@ -80,21 +79,15 @@ class PropagationWidget(QWidget):
         form.addRow(self.offload)
         form.addRow("direction", self.direction)
         form.addRow("stop after empty slices", self.empty_stop)
-        range_row = QHBoxLayout()
-        for widget in (self.use_range, self.lo, QLabel("to"), self.hi):
-            range_row.addWidget(widget)
-        form.addRow(range_row)
+        form.addRow(hbox(self.use_range, self.lo, QLabel("to"), self.hi))
         form.addRow("tumour ROI", self.roi_mm)
         form.addRow("confine to", self.confine)
         form.addRow("", self.confine_values)
         form.addRow(self.fill_holes)
         form.addRow(self.keep_clicked)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.run)
-        buttons.addWidget(self.cancel)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
-        layout.addLayout(buttons)
+        layout.addLayout(hbox(self.run, self.cancel))
         layout.addWidget(self.status)
         layout.addStretch(1)
 

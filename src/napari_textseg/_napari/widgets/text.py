@@ -8,7 +8,6 @@ from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFormLayout,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
@@ -19,7 +18,7 @@ from qtpy.QtWidgets import (
 
 from napari_textseg._napari.controller import ModelChoice
 from napari_textseg._napari.text_controller import text_controller_for
-from napari_textseg._napari.widgets._common import fill_labels_combo, safely
+from napari_textseg._napari.widgets._common import fill_labels_combo, hbox, safely
 from napari_textseg.models.registry import CARDS
 
 if TYPE_CHECKING:
@@ -67,10 +66,7 @@ class TextLabellingWidget(QWidget):
         form.addRow("CLIP file", self.clip_file)
         form.addRow("write to", self.target)
         form.addRow(self.use_clicks)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.run)
-        buttons.addWidget(self.cancel)
-        form.addRow(buttons)
+        form.addRow(hbox(self.run, self.cancel))
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.status)
