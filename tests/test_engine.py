@@ -257,3 +257,8 @@ def test_sam_projection_runs_on_the_ct(tiny_backends, ct_path):
     mask = session.propagate()
     assert mask.shape == ct.data.shape
     assert 15 in session.visited_slices()
+
+
+def test_an_unknown_projection_is_refused():
+    with pytest.raises(ValueError, match="unknown projection 'mask'"):
+        PropagationSettings(projection="mask")

@@ -70,7 +70,9 @@ def test_segment_propagate_commit_and_undo(ready, qtbot):
     propagation_widget.empty_stop.setValue(0)
     propagation_widget.memory_size.setValue(3)
     propagation_widget.policy.setCurrentText("ranked")
+    propagation_widget.projection.setCurrentText("point")
     assert controller.settings.policy == "ranked" and controller.settings.memory_size == 3
+    assert controller.settings.projection == "point"
     controller.propagate()
     _wait_idle(qtbot, controller)
     assert np.count_nonzero(preview.data.reshape(30, -1).any(axis=1)) > 1

@@ -172,7 +172,8 @@ def _cmd_segment(args: argparse.Namespace) -> int:
         lo_hi = tuple(int(v) for v in _coords(args.slice_range, 2, "--slice-range")) if args.slice_range else None
         settings = PropagationSettings(direction=args.direction, memory_size=args.memory_size,
                                        policy=args.memory, empty_stop=args.stop_empty,
-                                       slice_range=lo_hi, offload=args.offload)  # type: ignore[arg-type]
+                                       slice_range=lo_hi, offload=args.offload,  # type: ignore[arg-type]
+                                       projection=args.projection)
     loaded = load_model(args.model, args.checkpoint, device=args.device)
     mask = segment_clicks(volume, loaded, np.array(points), np.array(labels), boxes, propagate=settings,
                           post=PostProcessing(fill_holes=args.fill_holes, keep_clicked=args.keep_clicked),
@@ -398,6 +399,9 @@ def _parser() -> argparse.ArgumentParser:
     seg.add_argument("--box", action="append", default=[], metavar="Z,Y0,X0,Y1,X1", help="box on a slice")
     seg.add_argument("--propagate", action="store_true", help="propagate through the volume")
     seg.add_argument("--memory", choices=("fifo", "ranked"), default="fifo", help="memory-bank policy (SAM2)")
+    seg.add_argument("--projection", choices=("box", "point"), default="box",
+                     help="SAM propagation: prompt each slice with its neighbour's deepest point and box, "
+                          "or the point alone (no box to take in an adjacent organ)")
     seg.add_argument("--memory-size", type=int, default=6, metavar="N", help="memories kept (SAM2, at most 6)")
     seg.add_argument("--direction", choices=("both", "forward", "backward"), default="both")
     seg.add_argument("--stop-empty", type=int, default=2, metavar="N",

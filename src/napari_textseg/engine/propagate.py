@@ -9,8 +9,9 @@ prompted slice is kept.
 - SAM2 (:class:`Sam2Propagator`): each pass has its own memory bank (``fifo`` or
   ``ranked``, see :mod:`.memory`); every prompted slice is a conditioning memory.
 - SAM (:class:`SamProjectionPropagator`): no memory; each slice is prompted from its
-  neighbour's mask (its deepest interior point and its box), stopping when consecutive
-  masks overlap with IoU < 0.5 (micro-sam's rule).
+  neighbour's mask (its deepest interior point and its box, or with ``projection="point"``
+  the point alone, as micro-sam's ``single_point``), stopping when consecutive masks
+  overlap with IoU < 0.5 (micro-sam's rule).
 
 Image features come from a shared cache, so a second pass, a correction or a
 re-propagation reuses them instead of re-encoding slices.
@@ -34,6 +35,7 @@ from napari_textseg.engine.prompts import PromptError, SlicePrompts
 
 __all__ = [
     "DIRECTIONS",
+    "PROJECTIONS",
     "deepest_point",
     "PropagationResult",
     "PropagationSettings",
@@ -45,6 +47,7 @@ __all__ = [
 ]
 
 DIRECTIONS = ("both", "forward", "backward")
+PROJECTIONS = ("box", "point")  # what SAM prompt projection takes from the neighbour's mask
 _VIRTUAL_NOW = 1_000_000  # SAM2 frame index given to the slice being segmented
 T = TypeVar("T")
 
@@ -73,6 +76,9 @@ class PropagationSettings:
     """How far and with which memory a propagation runs.
 
     ``slice_range`` is inclusive; ``empty_stop`` = 0 disables the stop rule.
+    ``projection`` (SAM only) prompts each slice with its neighbour's deepest point and
+    box ("box"), or the point alone ("point"): a box drawn on the neighbour can take in
+    an adjacent organ where the two come close.
     """
 
     direction: str = "both"
@@ -81,10 +87,13 @@ class PropagationSettings:
     empty_stop: int = 2
     slice_range: tuple[int, int] | None = None
     offload: bool = False
+    projection: str = "box"
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
             raise ValueError(f"unknown direction {self.direction!r}; use one of {', '.join(DIRECTIONS)}")
+        if self.projection not in PROJECTIONS:
+            raise ValueError(f"unknown projection {self.projection!r}; use one of {', '.join(PROJECTIONS)}")
         if self.empty_stop < 0:
             raise ValueError("the empty-slice stop rule needs a count >= 0")
 
@@ -290,12 +299,11 @@ class SamProjectionPropagator(_Propagator):
     def _segment(self, z: int, previous: SliceMask, start: int, step: int) -> SliceMask | None:
         if not previous.mask.any():
             return None
-        ys, xs = np.nonzero(previous.mask)
-        prompts = SlicePrompts(
-            points_yx=deepest_point(previous.mask)[None],
-            labels=np.array([1]),
-            box=(float(ys.min()), float(xs.min()), float(ys.max() + 1), float(xs.max() + 1)),
-        )
+        box = None
+        if self.settings.projection == "box":
+            ys, xs = np.nonzero(previous.mask)
+            box = (float(ys.min()), float(xs.min()), float(ys.max() + 1), float(xs.max() + 1))
+        prompts = SlicePrompts(points_yx=deepest_point(previous.mask)[None], labels=np.array([1]), box=box)
         current = self.backend.decode(self.features(z), prompts)
         if _iou(previous.mask, current.mask) < self.min_iou:
             return None

@@ -19,7 +19,7 @@ from qtpy.QtWidgets import (
 
 from napari_textseg._napari.controller import controller_for
 from napari_textseg._napari.widgets._common import fill_labels_combo, hbox, safely
-from napari_textseg.engine.propagate import DIRECTIONS, PropagationSettings
+from napari_textseg.engine.propagate import DIRECTIONS, PROJECTIONS, PropagationSettings
 from napari_textseg.engine.session import PostProcessing
 
 if TYPE_CHECKING:
@@ -46,6 +46,10 @@ class PropagationWidget(QWidget):
         self.policy.addItems(["fifo", "ranked"])
         self.policy.setToolTip("fifo: SAM2's own (most recent). ranked: CRISP-SAM2 (IoU gate 0.6, "
                                "evict the least typical memory)")
+        self.projection = QComboBox()
+        self.projection.addItems(list(PROJECTIONS))
+        self.projection.setToolTip("SAM models: prompt each slice with its neighbour's deepest point and box, "
+                                   "or the point alone (no box to take in an adjacent organ)")
         self.offload = QCheckBox("keep memories in host RAM")
         self.direction = QComboBox()
         self.direction.addItems(list(DIRECTIONS))
@@ -77,6 +81,7 @@ class PropagationWidget(QWidget):
         form.addRow("memory bank size", self.memory_size)
         form.addRow("memory policy", self.policy)
         form.addRow(self.offload)
+        form.addRow("SAM projection", self.projection)
         form.addRow("direction", self.direction)
         form.addRow("stop after empty slices", self.empty_stop)
         form.addRow(hbox(self.use_range, self.lo, QLabel("to"), self.hi))
@@ -94,7 +99,7 @@ class PropagationWidget(QWidget):
         # Every change goes to the controller at once, so Shift+S uses what is shown.
         for spin in (self.memory_size, self.empty_stop, self.lo, self.hi, self.roi_mm):
             spin.valueChanged.connect(safely(self.apply))
-        for combo in (self.policy, self.direction, self.confine):
+        for combo in (self.policy, self.projection, self.direction, self.confine):
             combo.currentIndexChanged.connect(safely(self.apply))
         for check in (self.offload, self.use_range, self.fill_holes, self.keep_clicked):
             check.toggled.connect(safely(self.apply))
@@ -121,6 +126,7 @@ class PropagationWidget(QWidget):
             empty_stop=self.empty_stop.value(),
             slice_range=(self.lo.value(), self.hi.value()) if self.use_range.isChecked() else None,
             offload=self.offload.isChecked(),
+            projection=self.projection.currentText(),
         )
         self.controller.options.roi_mm = self.roi_mm.value() or None
         self.controller.options.confine_layer = None if confine in ("", _NONE) else confine
