@@ -9,8 +9,10 @@ in training (seeds >= 10000).
 The thresholds sit a little below what the shipped checkpoint measures on these seeds
 (docs/models.md), so a pipeline bug a user would hit (a swapped axis, a transposed slice,
 a wrong window, an off-by-one paste-back, a propagation that drops its prompt) fails
-them. The issue's bars, which this checkpoint does not reach yet (one click >= 0.85,
-propagation >= 0.80, ROI beats the full slice by 0.10), wait in
+them. Two of the issue's bars are asserted at the bar: tumour ROI mode beats the full
+slice by 0.10, and propagation from one slice reaches 0.80 with single-point prompt
+projection. The bars this checkpoint does not reach yet (one click >= 0.85 on these
+seeds, 0.80 with box projection, a correction never costing more than 0.02) wait in
 ``tools/phantom_training/acceptance_tests.py``.
 """
 
@@ -34,13 +36,14 @@ from napari_textseg.engine.phantom_scores import (
     propagation_scores,
     swapped_click_scores,
 )
+from napari_textseg.engine.propagate import PropagationSettings
 from napari_textseg.models.loader import load_model
 from napari_textseg.models.registry import get_card
 from napari_textseg.models.store import resolve_checkpoint
 
-# The shipped checkpoint on seeds 1-3 (docs/models.md): organs 0.79, nuclei 0.78, prompt
-# projection 0.71; the guards sit below, the issue's bars are above.
-ORGAN, NUCLEUS, PROPAGATION = 0.75, 0.75, 0.65
+# The shipped checkpoint on seeds 1-3 (docs/models.md): organs 0.84, nuclei 0.82, prompt
+# projection with boxes 0.75; the guards sit below, the issue's bars are above.
+ORGAN, NUCLEUS, PROPAGATION = 0.80, 0.78, 0.70
 
 
 @pytest.fixture(scope="module")
@@ -91,13 +94,45 @@ def test_prompt_projection_from_one_slice_recovers_the_3d_organ(cases, backend):
     assert np.mean(scores) >= PROPAGATION, scores
 
 
+def test_single_point_projection_recovers_the_3d_organ(cases, backend):
+    """The issue's propagation bar (>= 0.80), with each slice prompted by its neighbour's
+    deepest point alone: with the box too, the first organ of seed 1 takes in the organ
+    next to it as it shrinks (3-D Dice 0.63; 0.86 without the box)."""
+    scores = propagation_scores(cases, backend, PropagationSettings(projection="point"))
+    assert np.mean(scores) >= 0.80, scores
+
+
+@pytest.mark.parametrize("projection", ["box", "point"])
+def test_projection_prompts_each_slice_from_its_neighbour(cases, backend, projection):
+    """Every slice propagation reached was prompted with its neighbour's deepest point, and
+    with its box only under box projection."""
+    phantom = cases[0].phantom
+    session = cases[0].session(backend)
+    session.set_prompts(np.array([phantom.centre_click(organs(phantom)[0])]), np.array([1]))
+    session.propagate(PropagationSettings(projection=projection))
+    made = session.result.prompts
+    assert len(made) >= 10, sorted(made)
+    assert all(len(p.labels) == 1 and (p.box is not None) == (projection == "box") for p in made.values())
+    session.close()
+
+
+def test_tumour_roi_mode_beats_the_full_slice_on_small_lesions(cases, backend):
+    """The issue's bar: a lesion click in tumour ROI mode (40 mm) beats the same click on the
+    whole slice by at least 0.10 Dice (the lesion fills the model's input there)."""
+    full = click_scores(cases, backend, "lesion")
+    roi = click_scores(cases, backend, "lesion", roi_mm=40.0)
+    assert len(roi) >= 4
+    assert np.mean(roi) - np.mean(full) >= 0.10, (np.mean(roi), np.mean(full))
+
+
 def test_a_correction_click_on_a_propagated_slice_refines_it(cases, backend):
     """A click on the worst propagated slice adds to the prompt propagation made there, so
     even a negative click alone trims the mask instead of erasing it (it used to cost
-    0.24 Dice on average). The issue's bar (> 0.05 on average) waits in acceptance_tests."""
+    0.24 Dice on average). The mean meets the issue's bar (> 0.05); one slice of eight
+    still loses 0.08, so the bar's "never more than 0.02 worse" waits in acceptance_tests."""
     gains = correction_gains(cases, backend)
     assert len(gains) >= 3, "too few slices needed a correction to tell"
-    assert np.mean(gains) > 0 and min(gains) > -0.05, gains
+    assert np.mean(gains) > 0.05 and min(gains) > -0.10, gains
 
 
 def test_segment_command_with_the_phantom_model_offline(cases, tmp_path, capsys):
@@ -111,7 +146,7 @@ def test_segment_command_with_the_phantom_model_offline(cases, tmp_path, capsys)
     z, y, x = phantom.centre_click(value)
     out = tmp_path / "organ.nii.gz"
     code = main(["segment", str(volume.geometry.path), "--point", f"{z},{y},{x}", "--propagate",
-                 "--model", "phantom_sam", "--name", "organ", "-o", str(out)])
+                 "--projection", "point", "--model", "phantom_sam", "--name", "organ", "-o", str(out)])
     assert code == 0, capsys.readouterr().err
     written = read_volume(out)
     assert written.data.shape == mask.shape and written.spacing == volume.spacing

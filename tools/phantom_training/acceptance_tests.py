@@ -69,12 +69,14 @@ def test_memory_propagation_from_one_slice_recovers_the_3d_organ(cases, backends
     assert np.mean(scores) >= 0.80, scores
 
 
-def test_sam_prompt_projection_from_one_slice_recovers_the_3d_organ(cases, backends):
+# With single-point projection the SAM passes: asserted in tests/test_phantom_models.py.
+def test_sam_box_projection_from_one_slice_recovers_the_3d_organ(cases, backends):
     scores = propagation_scores(cases, backends["sam"])
     assert np.mean(scores) >= 0.80, scores
 
 
-@pytest.mark.parametrize("family", ["sam", "sam2"])
+# The SAM passes this one: it is asserted in tests/test_phantom_models.py.
+@pytest.mark.parametrize("family", ["sam2"])
 def test_tumour_roi_mode_beats_the_full_slice_on_small_lesions(cases, backends, family):
     full = click_scores(cases, backends[family], "lesion")
     roi = click_scores(cases, backends[family], "lesion", roi_mm=40.0)

@@ -29,13 +29,19 @@ class Volume:
     small: list[bool]  # lesions and nuclei: sampled more often in small crops
     labels: np.ndarray  # (z, y, x) instance values; object i has value values[i]
     values: list[int]
+    roi_px: tuple[int, int] | None = None  # tumour ROI sides (pixels) a user may pick; CT only
+
+
+# Tumour ROI sizes around the plugin's 40 mm default that training shows the model.
+ROI_MM = (30.0, 60.0)
 
 
 def load_volume(phantom: Phantom) -> Volume:
     image = normalize_for_model(phantom.data, phantom.modality)
     masks = [phantom.mask(o.value) for o in phantom.objects]
     small = [o.parent != 0 or phantom.modality != "CT" for o in phantom.objects]
-    return Volume(image, masks, small, phantom.labels, [o.value for o in phantom.objects])
+    roi_px = tuple(round(mm / phantom.spacing[1]) for mm in ROI_MM) if phantom.modality == "CT" else None
+    return Volume(image, masks, small, phantom.labels, [o.value for o in phantom.objects], roi_px)
 
 
 def make_bank(n_ct: int, n_nuclei: int, seed: int = TRAIN_SEED_BASE) -> list[Volume]:
@@ -54,11 +60,12 @@ class Crop:
     own: np.ndarray | None = None  # (k, s, s) the targets' own pixels, children left out
 
 
-def _crop_box(mask2d: np.ndarray, shape: tuple[int, int], rng: np.random.Generator) -> tuple[int, int, int]:
+def _crop_box(mask2d: np.ndarray, shape: tuple[int, int], rng: np.random.Generator,
+              full_share: float = 0.4) -> tuple[int, int, int]:
     """(y0, x0, side): the whole slice, or a square that holds the object with a margin."""
     h, w = shape
     full = max(h, w)
-    if rng.random() < 0.4:
+    if rng.random() < full_share:
         return 0, 0, full
     ys, xs = np.nonzero(mask2d)
     extent = max(ys.max() - ys.min() + 1, xs.max() - xs.min() + 1)
@@ -69,6 +76,16 @@ def _crop_box(mask2d: np.ndarray, shape: tuple[int, int], rng: np.random.Generat
     y0 = int(round(cy - side / 2 + rng.uniform(-slack, slack)))
     x0 = int(round(cx - side / 2 + rng.uniform(-slack, slack)))
     return y0, x0, side
+
+
+def _roi_box(mask2d: np.ndarray, sides: tuple[int, int], rng: np.random.Generator) -> tuple[int, int, int]:
+    """(y0, x0, side): a tumour-ROI window around a small object, as ROI mode cuts one
+    around a click on it (centred near the object, a side between ``sides``)."""
+    ys, xs = np.nonzero(mask2d)
+    side = int(rng.integers(sides[0], sides[1] + 1))
+    jitter = rng.uniform(-0.25, 0.25, size=2) * (np.ptp(ys) + 1, np.ptp(xs) + 1)
+    cy, cx = (ys.min() + ys.max()) / 2 + jitter[0], (xs.min() + xs.max()) / 2 + jitter[1]
+    return int(round(cy - side / 2)), int(round(cx - side / 2)), side
 
 
 def _cut(stack: np.ndarray, y0: int, x0: int, side: int) -> np.ndarray:
@@ -121,12 +138,15 @@ def _in_view(vol: Volume, z: int, y0: int, x0: int, side: int) -> tuple[np.ndarr
     return targets, labels[None] == np.asarray(vol.values)[:, None, None]
 
 
-def sample_targets(bank: list[Volume], rng: np.random.Generator, k: int) -> Crop:
+def sample_targets(bank: list[Volume], rng: np.random.Generator, k: int, *,
+                   full_share: float = 0.4, roi_share: float = 0.0) -> Crop:
     """One crop of one slice and ``k`` objects in it: frames (1, s, s), targets (k, s, s).
 
     Several targets share one encoded image, as SAM trains (many masks per image); the
     first is the object the crop was drawn for, the rest are other objects in view
     (drawn again when fewer are in view). ``own`` holds where a click on each may land.
+    The crop is the whole slice (``full_share``), a tumour-ROI window when the object is
+    a CT lesion (``roi_share`` of those), or else a random square holding the object.
     """
     while True:
         vol, index = pick_object(bank, rng)
@@ -135,7 +155,10 @@ def sample_targets(bank: list[Volume], rng: np.random.Generator, k: int) -> Crop
         if len(present):
             break
     z = int(rng.choice(present))
-    box = _crop_box(mask[z], mask.shape[1:], rng)
+    if vol.roi_px is not None and vol.small[index] and rng.random() < roi_share:
+        box = _roi_box(mask[z], vol.roi_px, rng)
+    else:
+        box = _crop_box(mask[z], mask.shape[1:], rng, full_share)
     targets, own = _in_view(vol, z, *box)
     if own[index].sum() < 6:  # the object lies outside a random crop: use the whole slice
         box = (0, 0, max(mask.shape[1:]))

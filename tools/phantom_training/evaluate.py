@@ -37,6 +37,8 @@ def evaluate(model_id: str, checkpoint: Path, seeds=range(1, 6), log=print) -> d
         }
         if loaded.card.family == "sam":  # prompt projection: no memory bank, no policy
             scores["propagate_projection"] = propagation_scores(cases, backend)
+            scores["propagate_point_projection"] = propagation_scores(
+                cases, backend, PropagationSettings(projection="point"))
         else:
             for policy in ("fifo", "ranked"):
                 scores[f"propagate_{policy}"] = propagation_scores(cases, backend, PropagationSettings(policy=policy))

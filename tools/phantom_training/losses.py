@@ -19,7 +19,7 @@ def mask_losses(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def hard_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """IoU of each thresholded mask (..., M, H, W) with the target (..., H, W)."""
     pred = logits > 0
-    target = target.unsqueeze(-3).bool()
+    target = target.unsqueeze(-3) > 0.5  # boolean, or area-averaged (soft) targets
     inter = (pred & target).sum(dim=(-1, -2)).float()
     union = (pred | target).sum(dim=(-1, -2)).float()
     return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))

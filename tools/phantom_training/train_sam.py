@@ -39,27 +39,39 @@ def _decode_batch(model, embeds, points, boxes, masks, multimask: bool):
     return masks[:, keep], ious[:, keep]
 
 
-def _correction_loss(model, embeds, prompts, scales, low, logits, ious, targets, rng, iou_weight, alone: bool):
+def _mask_loss(low, ious, targets, iou_weight: float, low_res: bool) -> torch.Tensor:
+    """SAM's loss on the decoder's masks, at their own (low) resolution against area-averaged
+    targets (as MedSAM trains), or upsampled to the targets' size (as SAM trains)."""
+    size = targets.shape[-1]
+    if low_res:
+        soft = F.avg_pool2d(targets[:, None].float(), size // low.shape[-1])[:, 0]
+        return sam_loss(low, ious, soft, best_of=False, iou_weight=iou_weight)
+    logits = F.interpolate(low, size=(size, size), mode="bilinear", align_corners=False)
+    return sam_loss(logits, ious, targets, best_of=False, iou_weight=iou_weight)
+
+
+def _correction_loss(model, embeds, prompts, scales, low, ious, targets, rng, iou_weight, alone: bool,
+                     low_res: bool):
     """A second round as a user corrects: a click in the larger error, the previous logits fed back.
 
     With ``alone`` the click is the slice's only prompt, as on a propagated slice, where the
     plugin has nothing but the propagated logits and the user's click.
     """
-    size = logits.shape[-1]
+    size = targets.shape[-1]
     rows = torch.arange(len(prompts))
-    best = ious.argmax(dim=1)
-    pred = (logits[rows, best] > 0).detach().numpy()
+    previous = low[rows, ious.argmax(dim=1)][:, None].detach()
+    pred = (F.interpolate(previous, size=(size, size), mode="bilinear", align_corners=False)[:, 0] > 0).numpy()
     clicks = [correction_click(pred[i], targets[i].numpy(), rng) for i in range(len(prompts))]
     if alone:
         prompts = [(np.zeros((0, 2)), np.zeros(0, dtype=int), None) for _ in prompts]
     xy, labels, boxes = batch_prompts(add_clicks(prompts, clicks, scales), scales, box_as_points=False)
-    low2, ious2 = _decode_batch(model, embeds, (xy, labels), boxes, low[rows, best][:, None].detach(), False)
-    logits2 = F.interpolate(low2, size=(size, size), mode="bilinear", align_corners=False)
-    return sam_loss(logits2, ious2, targets, best_of=False, iou_weight=iou_weight)
+    low2, ious2 = _decode_batch(model, embeds, (xy, labels), boxes, previous, False)
+    return _mask_loss(low2, ious2, targets, iou_weight, low_res)
 
 
 def train_sam(arch: dict, minutes: float, bank, *, seed: int = 0, batch: int = 8, per_image: int = 4,
               lr: float = 1.5e-3, correct: float = 0.5, alone: float = 0.0, iou_weight: float = 1.0,
+              full_share: float = 0.4, roi_share: float = 0.7, low_res: bool = True,
               log=print) -> torch.nn.Module:
     """Train a SAM of ``arch`` for ``minutes`` of wall-clock time on ``bank``; returns it (eval mode).
 
@@ -76,7 +88,8 @@ def train_sam(arch: dict, minutes: float, bank, *, seed: int = 0, batch: int = 8
     budget = TimeBudget(minutes, lr)
     seen, running = 0, []
     while budget.running():
-        crops = [sample_targets(bank, rng, per_image) for _ in range(batch)]
+        crops = [sample_targets(bank, rng, per_image, full_share=full_share, roi_share=roi_share)
+                 for _ in range(batch)]
         images = torch.cat([
             backend.model_input(torch.from_numpy(c.frames)[:, None].expand(1, 3, -1, -1)) for c in crops
         ])
@@ -89,11 +102,10 @@ def train_sam(arch: dict, minutes: float, bank, *, seed: int = 0, batch: int = 8
         xy, labels, boxes = batch_prompts(prompts, scales, box_as_points=False)
         points = (xy, labels) if (labels >= 0).any() else None
         low, ious = _decode_batch(model, embeds, points, boxes, None, mode == "click")
-        logits = F.interpolate(low, size=(size, size), mode="bilinear", align_corners=False)
-        loss = sam_loss(logits, ious, targets, best_of=False, iou_weight=iou_weight)
+        loss = _mask_loss(low, ious, targets, iou_weight, low_res)
         if rng.random() < correct:
-            loss = loss + _correction_loss(model, embeds, prompts, scales, low, logits, ious, targets, rng,
-                                           iou_weight, alone=alone > 0 and rng.random() < alone)
+            loss = loss + _correction_loss(model, embeds, prompts, scales, low, ious, targets, rng,
+                                           iou_weight, alone=alone > 0 and rng.random() < alone, low_res=low_res)
 
         lr_now = budget.optimise(optimizer, model, loss)
         seen += len(prompts)
