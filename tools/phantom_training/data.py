@@ -2,8 +2,8 @@
 
 Volumes are normalised with the plugin's own ``normalize_for_model`` and crops are
 resized by the backend's own ``model_input``, so the models learn on exactly what the
-plugin feeds them. Crops range from a lesion-sized box (what tumour ROI mode shows the
-model) to the whole slice.
+plugin feeds them. Crops are the whole slice, a random square holding the object, or a
+tumour-ROI window around a lesion (what ROI mode shows the model).
 """
 
 from __future__ import annotations

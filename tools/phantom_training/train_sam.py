@@ -3,7 +3,8 @@
 Each step encodes a batch of crops, decodes several objects per crop at once (a batched
 copy of ``MaskDecoder.predict_masks``, whose own version takes one image per call), and
 on a share of the steps runs a second round that adds a correction click and feeds
-back the previous low-res logits, as the plugin does for a correction.
+back the previous low-res logits, as the plugin does for a correction. The loss is taken
+on the decoder's low-res masks against area-averaged targets (``low_res``).
 """
 
 from __future__ import annotations
