@@ -10,6 +10,7 @@ of the object's own voxels on its largest slice.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +69,19 @@ def _targets(phantom: Phantom, kind: str) -> list[int]:
     raise ValueError(f"kind must be 'organ', 'lesion' or 'nucleus', got {kind!r}")
 
 
+def _organ_sessions(cases: list[PhantomCase], backend: SliceBackend) -> Iterator[tuple[Phantom, SegmentationSession, int]]:
+    """(phantom, session, organ value) for every organ of the CT cases, one session per case."""
+    for case in cases:
+        if case.phantom.modality != "CT":
+            continue
+        session = case.session(backend)
+        try:
+            for value in organs(case.phantom):
+                yield case.phantom, session, value
+        finally:
+            session.close()
+
+
 def _click_dice(session: SegmentationSession, phantom: Phantom, value: int, swap: bool = False) -> float:
     """Slice Dice of one positive centre click (x and y swapped with ``swap``)."""
     mask = phantom.mask(value)
@@ -104,17 +118,12 @@ def click_scores(cases: list[PhantomCase], backend: SliceBackend, kind: str, *,
 def swapped_click_scores(cases: list[PhantomCase], backend: SliceBackend) -> tuple[list[float], list[float]]:
     """Organ click Dice, right and with x and y swapped, where the swapped click misses the organ."""
     right, swapped = [], []
-    for case in cases:
-        if case.phantom.modality != "CT":
+    for phantom, session, value in _organ_sessions(cases, backend):
+        z, y, x = phantom.centre_click(value)
+        if phantom.mask(value)[z, x, y]:  # still on the organ: tells nothing
             continue
-        session = case.session(backend)
-        for value in _targets(case.phantom, "organ"):
-            z, y, x = case.phantom.centre_click(value)
-            if case.phantom.mask(value)[z, x, y]:  # still on the organ: tells nothing
-                continue
-            right.append(_click_dice(session, case.phantom, value))
-            swapped.append(_click_dice(session, case.phantom, value, swap=True))
-        session.close()
+        right.append(_click_dice(session, phantom, value))
+        swapped.append(_click_dice(session, phantom, value, swap=True))
     return right, swapped
 
 
@@ -122,15 +131,10 @@ def propagation_scores(cases: list[PhantomCase], backend: SliceBackend,
                        settings: PropagationSettings | None = None) -> list[float]:
     """3-D Dice of each organ propagated from one centre click."""
     scores = []
-    for case in cases:
-        if case.phantom.modality != "CT":
-            continue
-        session = case.session(backend)
-        for value in _targets(case.phantom, "organ"):
-            session.reset()
-            session.set_prompts(np.array([case.phantom.centre_click(value)]), np.array([1]))
-            scores.append(dice(session.propagate(settings), case.phantom.mask(value)))
-        session.close()
+    for phantom, session, value in _organ_sessions(cases, backend):
+        session.reset()
+        session.set_prompts(np.array([phantom.centre_click(value)]), np.array([1]))
+        scores.append(dice(session.propagate(settings), phantom.mask(value)))
     return scores
 
 
@@ -143,26 +147,21 @@ def correction_gains(cases: list[PhantomCase], backend: SliceBackend, good: floa
     has Dice above ``good`` need no correction and are left out.
     """
     gains = []
-    for case in cases:
-        if case.phantom.modality != "CT":
+    for phantom, session, value in _organ_sessions(cases, backend):
+        mask = phantom.mask(value)
+        first = [list(phantom.centre_click(value))]
+        session.reset()
+        session.set_prompts(np.array(first), np.array([1]))
+        result = session.propagate()
+        per_slice = {z: dice(result[z], mask[z]) for z in range(mask.shape[0]) if mask[z].any() and z != first[0][0]}
+        worst = min(per_slice, key=per_slice.get)
+        if per_slice[worst] > good:
             continue
-        session = case.session(backend)
-        for value in _targets(case.phantom, "organ"):
-            mask = case.phantom.mask(value)
-            first = [list(case.phantom.centre_click(value))]
-            session.reset()
-            session.set_prompts(np.array(first), np.array([1]))
-            result = session.propagate()
-            per_slice = {z: dice(result[z], mask[z]) for z in range(mask.shape[0]) if mask[z].any() and z != first[0][0]}
-            worst = min(per_slice, key=per_slice.get)
-            if per_slice[worst] > good:
-                continue
-            missed, extra = mask[worst] & ~result[worst], result[worst] & ~mask[worst]
-            label = 1 if missed.sum() >= extra.sum() else 0
-            y, x = deepest_point(missed if label else extra)
-            session.set_prompts(np.array([*first, [worst, y, x]]), np.array([1, label]))
-            session.segment_slice(worst)
-            corrected = session.propagate(from_slice=worst)
-            gains.append(dice(corrected[worst], mask[worst]) - per_slice[worst])
-        session.close()
+        missed, extra = mask[worst] & ~result[worst], result[worst] & ~mask[worst]
+        label = 1 if missed.sum() >= extra.sum() else 0
+        y, x = deepest_point(missed if label else extra)
+        session.set_prompts(np.array([*first, [worst, y, x]]), np.array([1, label]))
+        session.segment_slice(worst)
+        corrected = session.propagate(from_slice=worst)
+        gains.append(dice(corrected[worst], mask[worst]) - per_slice[worst])
     return gains
