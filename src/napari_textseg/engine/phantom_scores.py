@@ -25,7 +25,7 @@ from napari_textseg.engine.propagate import PropagationSettings, deepest_point
 from napari_textseg.engine.session import SegmentationSession
 
 __all__ = [
-    "PhantomCase", "click_scores", "correction_gains", "held_out_cases", "organs",
+    "PhantomCase", "click_masks", "click_scores", "correction_gains", "held_out_cases", "organs",
     "propagation_scores", "swapped_click_scores",
 ]
 
@@ -82,37 +82,52 @@ def _organ_sessions(cases: list[PhantomCase], backend: SliceBackend) -> Iterator
             session.close()
 
 
-def _click_dice(session: SegmentationSession, phantom: Phantom, value: int, swap: bool = False) -> float:
-    """Slice Dice of one positive centre click (x and y swapped with ``swap``)."""
-    mask = phantom.mask(value)
+def _click_masks(session: SegmentationSession, phantom: Phantom, value: int,
+                 swap: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted, true) masks on the clicked slice after one positive centre click
+    (x and y swapped with ``swap``)."""
     z, y, x = phantom.centre_click(value)
     if swap:
         y, x = x, y
     session.reset()
     session.set_prompts(np.array([[z, y, x]]), np.array([1]))
-    return dice(session.segment_slice()[z], mask[z])
+    return session.segment_slice()[z], phantom.mask(value)[z]
 
 
-def click_scores(cases: list[PhantomCase], backend: SliceBackend, kind: str, *,
-                 roi_mm: float | None = None) -> list[float]:
-    """Dice of one centre click on every ``kind`` object ("organ", "lesion", "nucleus").
+def _click_dice(session: SegmentationSession, phantom: Phantom, value: int, swap: bool = False) -> float:
+    return dice(*_click_masks(session, phantom, value, swap))
+
+
+def click_masks(cases: list[PhantomCase], backend: SliceBackend, kind: str, *,
+                roi_mm: float | None = None) -> Iterator[tuple[Phantom, int, np.ndarray, np.ndarray]]:
+    """(phantom, value, predicted, true) on the clicked slice, for one centre click on
+    every ``kind`` object ("organ", "lesion", "nucleus").
 
     With ``roi_mm`` each object gets its own session in tumour ROI mode, as a user
     starts a new object there.
     """
-    scores = []
     for case in cases:
         values = _targets(case.phantom, kind)
         if roi_mm is not None:
             for value in values:
                 session = case.session(backend, roi_mm=roi_mm)
-                scores.append(_click_dice(session, case.phantom, value))
-                session.close()
+                try:
+                    yield case.phantom, value, *_click_masks(session, case.phantom, value)
+                finally:
+                    session.close()
         elif values:
             session = case.session(backend)
-            scores += [_click_dice(session, case.phantom, v) for v in values]
-            session.close()
-    return scores
+            try:
+                for value in values:
+                    yield case.phantom, value, *_click_masks(session, case.phantom, value)
+            finally:
+                session.close()
+
+
+def click_scores(cases: list[PhantomCase], backend: SliceBackend, kind: str, *,
+                 roi_mm: float | None = None) -> list[float]:
+    """Dice of one centre click on every ``kind`` object (see :func:`click_masks`)."""
+    return [dice(pred, true) for _, _, pred, true in click_masks(cases, backend, kind, roi_mm=roi_mm)]
 
 
 def swapped_click_scores(cases: list[PhantomCase], backend: SliceBackend) -> tuple[list[float], list[float]]:
