@@ -9,11 +9,11 @@ in training (seeds >= 10000).
 The thresholds sit a little below what the shipped checkpoint measures on these seeds
 (docs/models.md), so a pipeline bug a user would hit (a swapped axis, a transposed slice,
 a wrong window, an off-by-one paste-back, a propagation that drops its prompt) fails
-them. Two of the issue's bars are asserted at the bar: tumour ROI mode beats the full
-slice by 0.10, and propagation from one slice reaches 0.80 with single-point prompt
-projection. The bars this checkpoint does not reach yet (one click >= 0.85 on these
-seeds, 0.80 with box projection, a correction never costing more than 0.02) wait in
-``tools/phantom_training/acceptance_tests.py``.
+them. Three of the issue's bars are asserted at the bar: tumour ROI mode beats the full
+slice by 0.10, propagation from one slice reaches 0.80 with single-point prompt
+projection, and a correction click gains more than 0.05 and never costs more than 0.02.
+The bars this checkpoint does not reach yet on these seeds (one click >= 0.85, 0.80 with
+box projection) wait in ``tools/phantom_training/acceptance_tests.py``.
 """
 
 from __future__ import annotations
@@ -41,9 +41,10 @@ from napari_textseg.models.loader import load_model
 from napari_textseg.models.registry import get_card
 from napari_textseg.models.store import resolve_checkpoint
 
-# The shipped checkpoint on seeds 1-3 (docs/models.md): organs 0.84, nuclei 0.82, prompt
-# projection with boxes 0.75; the guards sit below, the issue's bars are above.
-ORGAN, NUCLEUS, PROPAGATION = 0.80, 0.78, 0.70
+# The shipped checkpoint on seeds 1-3 (docs/models.md): organs 0.81 (0.79 where a swapped
+# click misses the organ), nuclei 0.85, prompt projection with boxes 0.77; the guards sit
+# below, the issue's bars at or above.
+ORGAN, NUCLEUS, PROPAGATION = 0.76, 0.80, 0.72
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +97,8 @@ def test_prompt_projection_from_one_slice_recovers_the_3d_organ(cases, backend):
 
 def test_single_point_projection_recovers_the_3d_organ(cases, backend):
     """The issue's propagation bar (>= 0.80), with each slice prompted by its neighbour's
-    deepest point alone: with the box too, the first organ of seed 1 takes in the organ
-    next to it as it shrinks (3-D Dice 0.63; 0.86 without the box)."""
+    deepest point alone: with the box too, an organ's box can take in the organ next to
+    it as it shrinks (the worst organ here: 3-D Dice 0.40 with the box, 0.61 without)."""
     scores = propagation_scores(cases, backend, PropagationSettings(projection="point"))
     assert np.mean(scores) >= 0.80, scores
 
@@ -128,11 +129,11 @@ def test_tumour_roi_mode_beats_the_full_slice_on_small_lesions(cases, backend):
 def test_a_correction_click_on_a_propagated_slice_refines_it(cases, backend):
     """A click on the worst propagated slice adds to the prompt propagation made there, so
     even a negative click alone trims the mask instead of erasing it (it used to cost
-    0.24 Dice on average). The mean meets the issue's bar (> 0.05); one slice of eight
-    still loses 0.08, so the bar's "never more than 0.02 worse" waits in acceptance_tests."""
+    0.24 Dice on average). The issue's bar: a gain of more than 0.05 on average, and no
+    slice more than 0.02 worse."""
     gains = correction_gains(cases, backend)
     assert len(gains) >= 3, "too few slices needed a correction to tell"
-    assert np.mean(gains) > 0.05 and min(gains) > -0.10, gains
+    assert np.mean(gains) > 0.05 and min(gains) > -0.02, gains
 
 
 def test_segment_command_with_the_phantom_model_offline(cases, tmp_path, capsys):

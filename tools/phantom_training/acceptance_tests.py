@@ -84,7 +84,8 @@ def test_tumour_roi_mode_beats_the_full_slice_on_small_lesions(cases, backends, 
     assert np.mean(roi) - np.mean(full) >= 0.10, (np.mean(roi), np.mean(full))
 
 
-@pytest.mark.parametrize("family", ["sam", "sam2"])
+# The SAM passes this one: it is asserted in tests/test_phantom_models.py.
+@pytest.mark.parametrize("family", ["sam2"])
 def test_a_correction_click_on_a_wrong_slice_improves_it(cases, backends, family):
     gains = correction_gains(cases, backends[family])
     assert gains, "no slice needed a correction"
