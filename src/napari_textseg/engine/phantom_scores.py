@@ -11,6 +11,7 @@ of the object's own voxels on its largest slice.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,12 +75,9 @@ def _organ_sessions(cases: list[PhantomCase], backend: SliceBackend) -> Iterator
     for case in cases:
         if case.phantom.modality != "CT":
             continue
-        session = case.session(backend)
-        try:
+        with closing(case.session(backend)) as session:
             for value in organs(case.phantom):
                 yield case.phantom, session, value
-        finally:
-            session.close()
 
 
 def _click_masks(session: SegmentationSession, phantom: Phantom, value: int,
@@ -110,18 +108,12 @@ def click_masks(cases: list[PhantomCase], backend: SliceBackend, kind: str, *,
         values = _targets(case.phantom, kind)
         if roi_mm is not None:
             for value in values:
-                session = case.session(backend, roi_mm=roi_mm)
-                try:
+                with closing(case.session(backend, roi_mm=roi_mm)) as session:
                     yield case.phantom, value, *_click_masks(session, case.phantom, value)
-                finally:
-                    session.close()
         elif values:
-            session = case.session(backend)
-            try:
+            with closing(case.session(backend)) as session:
                 for value in values:
                     yield case.phantom, value, *_click_masks(session, case.phantom, value)
-            finally:
-                session.close()
 
 
 def click_scores(cases: list[PhantomCase], backend: SliceBackend, kind: str, *,
