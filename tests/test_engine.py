@@ -130,7 +130,7 @@ def test_clicks_on_a_cached_slice_do_not_re_encode_and_neighbours_are_prefetched
 
 def test_cache_budget_evicts_least_recently_used():
     volume, _ = spheres()
-    session = _session(volume, cache_bytes=3 * 64 * 64 * 2 + 100)  # three float16 slices
+    session = _session(volume, cache_bytes=3 * 64 * 64 * 4 + 100)  # three float32 slices
     for z in range(6):
         session.cache.get((None, None, z))
     assert len(session.cache) == 3 and (None, None, 5) in session.cache and (None, None, 0) not in session.cache

@@ -55,7 +55,9 @@ def test_sam2_checkpoint_loads(cards, tmp_path):
     state = save_tiny_sam2(tmp_path / "tiny_sam2.pt")
     loaded = load_model("test_tiny_sam2", tmp_path / "tiny_sam2.pt", device="cpu")
     _same(loaded.model, state)
-    assert type(loaded.model).__name__ == "SAM2Base"
+    # built as build_sam2_video_predictor builds it: the video predictor's settings
+    assert type(loaded.model).__name__ == "SAM2VideoPredictor"
+    assert loaded.model.binarize_mask_from_pts_for_mem_enc and loaded.model.fill_hole_area == 8
     assert loaded.model.image_size == 128
 
 

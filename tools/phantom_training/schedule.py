@@ -1,4 +1,9 @@
-"""A wall-clock training budget: warm-up, then cosine decay to zero at the deadline."""
+"""Training budgets: warm-up, then cosine decay to zero at the end of the budget.
+
+A wall-clock budget ends on time on any machine but trains a different number of steps
+on a busy or a faster one; a step budget reproduces a run exactly (same seed, same
+steps) at whatever speed the machine has.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,13 @@ import torch
 
 
 class TimeBudget:
-    """Learning rate as a function of elapsed time, so training ends on time on any machine."""
+    """Learning rate as a function of progress through ``minutes`` or, if given, ``steps``."""
 
-    def __init__(self, minutes: float, base_lr: float, warmup_steps: int = 100):
+    def __init__(self, minutes: float, base_lr: float, warmup_steps: int = 100, steps: int | None = None):
+        if steps is not None and steps < 1:
+            raise ValueError(f"a step budget needs at least one step, got {steps}")
         self.seconds = minutes * 60
+        self.steps = steps
         self.base_lr = base_lr
         self.warmup_steps = warmup_steps
         self.start = time.perf_counter()
@@ -22,14 +30,21 @@ class TimeBudget:
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
 
+    @property
+    def progress(self) -> float:
+        """How much of the budget is spent, 0 to 1."""
+        if self.steps is not None:
+            return min(1.0, self.step / self.steps)
+        return min(1.0, self.elapsed / self.seconds)
+
     def running(self) -> bool:
-        return self.elapsed < self.seconds
+        return self.progress < 1.0
 
     def lr(self) -> float:
+        warm = min(1.0, (self.step + 1) / self.warmup_steps)
+        rate = self.base_lr * warm * 0.5 * (1 + math.cos(math.pi * self.progress))
         self.step += 1
-        warm = min(1.0, self.step / self.warmup_steps)
-        progress = min(1.0, self.elapsed / self.seconds)
-        return self.base_lr * warm * 0.5 * (1 + math.cos(math.pi * progress))
+        return rate
 
     def apply(self, optimizer) -> float:
         lr = self.lr()

@@ -70,11 +70,13 @@ def _correction_loss(model, embeds, prompts, scales, low, ious, targets, rng, io
     return _mask_loss(low2, ious2, targets, iou_weight, low_res)
 
 
-def train_sam(arch: dict, minutes: float, bank, *, seed: int = 0, batch: int = 8, per_image: int = 4,
+def train_sam(arch: dict, minutes: float, bank, *, steps: int | None = None, seed: int = 0,
+              batch: int = 8, per_image: int = 4,
               lr: float = 1.5e-3, correct: float = 0.5, alone: float = 0.0, iou_weight: float = 1.0,
               full_share: float = 0.4, roi_share: float = 0.7, low_res: bool = True,
               log=print) -> torch.nn.Module:
-    """Train a SAM of ``arch`` for ``minutes`` of wall-clock time on ``bank``; returns it (eval mode).
+    """Train a SAM of ``arch`` on ``bank`` for ``steps`` optimiser steps, or else ``minutes``
+    of wall-clock time; returns it (eval mode).
 
     Each step encodes ``batch`` crops and decodes ``per_image`` objects in each: the
     encoder, which dominates a step, is shared by several masks.
@@ -86,7 +88,7 @@ def train_sam(arch: dict, minutes: float, bank, *, seed: int = 0, batch: int = 8
     model.train()
     size = backend.image_size
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    budget = TimeBudget(minutes, lr)
+    budget = TimeBudget(minutes, lr, steps=steps)
     seen, running = 0, []
     while budget.running():
         crops = [sample_targets(bank, rng, per_image, full_share=full_share, roi_share=roi_share)

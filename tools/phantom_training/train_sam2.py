@@ -126,7 +126,8 @@ def _sequence_loss(model, backend, bank, rng, batch: int, length: int) -> torch.
     return torch.stack(losses).mean()
 
 
-def train_sam2(arch: dict, minutes: float, bank, *, seed: int = 0, batch: int = 4, length: int = 6,
+def train_sam2(arch: dict, minutes: float, bank, *, steps: int | None = None, seed: int = 0,
+               batch: int = 4, length: int = 6,
                image_fraction: float = 0.4, image_batch: int = 32, per_image: int = 4, lr: float = 1e-3,
                log=print) -> torch.nn.Module:
     """Train a SAM2 of ``arch`` for ``minutes`` of wall-clock time on ``bank``; returns it (eval mode).
@@ -141,10 +142,10 @@ def train_sam2(arch: dict, minutes: float, bank, *, seed: int = 0, batch: int = 
     backend = Sam2Backend(model, torch.device("cpu"))
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    budget = TimeBudget(minutes, lr)
+    budget = TimeBudget(minutes, lr, steps=steps)
     seen, running = 0, []
     while budget.running():
-        if budget.elapsed < image_fraction * budget.seconds:
+        if budget.progress < image_fraction:
             loss = _image_loss(model, backend, bank, rng, image_batch // per_image, per_image)
             seen += image_batch // per_image
         else:

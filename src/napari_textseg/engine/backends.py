@@ -6,7 +6,7 @@ resized on the model's device in floating point: no 8-bit rounding, no JPEG.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -19,10 +19,15 @@ import torch.nn.functional as F
 import torchvision  # noqa: F401
 
 from napari_textseg.engine.features import Features
+from napari_textseg.engine.memory_attention import MemoryView, memory_inputs
+from napari_textseg.engine.postprocess import fill_small_holes
 from napari_textseg.engine.prompts import SlicePrompts
 from napari_textseg.models.device import autocast
 
-__all__ = ["Sam2Backend", "SamBackend", "SliceBackend", "SliceMask", "make_backend"]
+__all__ = [
+    "Sam2Backend", "SamBackend", "SliceBackend", "SliceMask", "longest_side_shape", "make_backend",
+    "resize_longest_side",
+]
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -34,13 +39,15 @@ class SliceMask:
 
     ``logits`` are fed back as ``mask_input`` when the user adds a correction click;
     ``prompts`` are the ones the engine made for a propagated slice (SAM prompt
-    projection), which such a click adds to.
+    projection), which such a click adds to; ``state`` is SAM2's frame output (object
+    pointer, memory), which propagation reads.
     """
 
     mask: np.ndarray
     score: float
     logits: torch.Tensor
     prompts: SlicePrompts | None = None
+    state: dict[str, Any] | None = field(default=None, repr=False)  # SAM2's frame output
 
 
 class SliceBackend(Protocol):
@@ -58,6 +65,23 @@ class SliceBackend(Protocol):
     ) -> SliceMask:
         """The mask for ``prompts`` on an encoded slice: one decoder call."""
         ...
+
+
+def longest_side_shape(height: int, width: int, long_side: int) -> tuple[int, int]:
+    """(H, W) scaled so that the longer side is ``long_side``, rounded as SAM rounds."""
+    scale = long_side / max(height, width)
+    return int(height * scale + 0.5), int(width * scale + 0.5)
+
+
+def resize_longest_side(images: torch.Tensor, long_side: int) -> torch.Tensor:
+    """SAM's resize of (B, C, H, W) float images, sized from H and W.
+
+    segment-anything 1.0's ``ResizeLongestSide.apply_image_torch`` takes the size from
+    the batch and channel dimensions instead, squashing every slice; this is what its
+    later fix computes, so the result does not depend on the installed release.
+    """
+    size = longest_side_shape(int(images.shape[-2]), int(images.shape[-1]), long_side)
+    return F.interpolate(images, size, mode="bilinear", align_corners=False, antialias=True)
 
 
 def _grey_to_rgb(frame: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -84,6 +108,7 @@ class SamBackend:
         self.model = model.to(device).eval()
         self.device = device
         self.image_size = int(model.image_encoder.img_size)
+        # Used for prompt coordinates only, which every release maps from (H, W) correctly.
         self._transform = ResizeLongestSide(self.image_size)
 
     def model_input(self, images: torch.Tensor) -> torch.Tensor:
@@ -92,10 +117,10 @@ class SamBackend:
         The training script for the phantom models feeds its crops through this too, so
         a model learns on exactly what the plugin gives it.
         """
-        return self.model.preprocess(self._transform.apply_image_torch(images))
+        return self.model.preprocess(resize_longest_side(images, self.image_size))
 
     def encode(self, frame: np.ndarray) -> Features:
-        input_hw = self._transform.get_preprocess_shape(*frame.shape, self.image_size)
+        input_hw = longest_side_shape(*frame.shape, self.image_size)
         with torch.inference_mode(), autocast(self.device):
             embed = self.model.image_encoder(self.model_input(_grey_to_rgb(frame, self.device)))
         return {
@@ -143,18 +168,29 @@ class SamBackend:
 
 
 class Sam2Backend:
-    """SAM 2 / 2.1 and MedSAM2: the image path and the memory-conditioned video step."""
+    """SAM 2 / 2.1 and MedSAM2, as ``SAM2ImagePredictor`` (a click) and ``SAM2VideoPredictor``
+    (propagation) run them.
+
+    A prompted slice is decoded without memory, as ``add_new_points_or_box`` does on a
+    frame not yet tracked, and its memory is encoded only when a propagation starts
+    (:meth:`remember`). A tracked slice reads the memory it is handed
+    (:mod:`.memory_attention`). Stored memories are bfloat16 and the low-res logits of
+    every slice get SAM2's small-hole fill (``fill_hole_area``), as in the video predictor.
+    """
 
     family = "sam2"
 
-    def __init__(self, model: Any, device: torch.device):
+    def __init__(self, model: Any, device: torch.device, fill_hole_area: int | None = None):
         self.model = model.to(device).eval()
         self.device = device
         self.image_size = int(model.image_size)
+        # SAM2VideoPredictor's own setting when the model was built as one, else its default (8)
+        self.fill_hole_area = int(getattr(model, "fill_hole_area", 8) if fill_hole_area is None else fill_hole_area)
         self._mean = torch.tensor(_IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
         self._std = torch.tensor(_IMAGENET_STD, device=device).view(1, 3, 1, 1)
         self._pos_embeds: list[torch.Tensor] | None = None
         self._feat_sizes: list[tuple[int, int]] | None = None
+        self._maskmem_pos: list[torch.Tensor] | None = None
 
     def model_input(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) frames in [0, 255] -> the encoder's input: resized and normalised."""
@@ -184,56 +220,96 @@ class Sam2Backend:
         if not coords:
             return None
         xy = torch.tensor(coords, dtype=torch.float32, device=self.device)
-        xy = xy * torch.tensor([self.image_size / w, self.image_size / h], device=self.device)
+        xy = xy / torch.tensor([w, h], device=self.device) * self.image_size
         return {"point_coords": xy[None], "point_labels": torch.tensor([labels], dtype=torch.int32, device=self.device)}
 
-    def step(
-        self,
-        features: Features,
-        frame_index: int,
-        *,
-        prompts: SlicePrompts | None = None,
-        prev_logits: torch.Tensor | None = None,
-        output_dict: dict[str, dict[int, dict]] | None = None,
-        num_frames: int = 1,
-        is_cond: bool = False,
-        run_mem_encoder: bool = True,
-    ) -> tuple[dict[str, Any], SliceMask]:
-        """One ``SAM2Base`` tracking step on an encoded slice.
-
-        With ``is_cond`` the slice is a conditioning frame (prompts, no memory);
-        otherwise it attends to the memories in ``output_dict``. Returns SAM2's frame
-        output (memory features, object pointer, ...) and the slice mask.
-        """
+    def _vision(self, features: Features) -> list[torch.Tensor]:
         if self._pos_embeds is None:
-            raise RuntimeError("encode a slice before stepping")
-        orig = _orig_hw(features)
-        feats = [f.to(self.device, torch.float32) for f in features["feats"]]  # type: ignore[union-attr]
-        point_inputs = self._point_inputs(prompts, orig) if prompts is not None else None
-        if output_dict is None:
-            output_dict = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
-        if prev_logits is not None:
-            prev_logits = prev_logits.to(self.device, torch.float32)
-        with torch.inference_mode(), autocast(self.device):
-            out, sam_outputs, _, _ = self.model._track_step(
-                frame_index, is_cond, feats, self._pos_embeds, self._feat_sizes, point_inputs,
-                None, output_dict, num_frames, False, prev_logits,
-            )
-            _, _, ious, low_res, high_res, obj_ptr, object_score = sam_outputs
-            out.update(pred_masks=low_res, obj_ptr=obj_ptr, object_score_logits=object_score)
-            self.model._encode_memory_in_output(
-                feats, self._feat_sizes, point_inputs, run_mem_encoder, high_res, object_score, out
-            )
-            full = F.interpolate(low_res.float(), size=orig, mode="bilinear", align_corners=False)
+            raise RuntimeError("encode a slice before decoding it")
+        return [f.to(self.device, torch.float32) for f in features["feats"]]  # type: ignore[union-attr]
+
+    def _finish(self, orig: tuple[int, int], low_res: torch.Tensor, iou: torch.Tensor,
+                state: dict[str, Any]) -> SliceMask:
+        low_res = fill_small_holes(low_res.float(), self.fill_hole_area)
+        state["pred_masks"] = low_res
+        full = F.interpolate(low_res, size=orig, mode="bilinear", align_corners=False)
         mask = (full[0, 0] > 0).cpu().numpy()
-        return out, SliceMask(mask=mask, score=float(ious.max()), logits=low_res.float())
+        return SliceMask(mask=mask, score=float(iou.max()), logits=low_res, state=state)
 
     def decode(
         self, features: Features, prompts: SlicePrompts, mask_logits: torch.Tensor | None = None
     ) -> SliceMask:
-        _, result = self.step(features, 0, prompts=prompts, prev_logits=mask_logits, is_cond=True,
-                              run_mem_encoder=False)
-        return result
+        """A prompted slice, without memory; ``mask_logits`` (its previous result) are
+        clamped to +-32 and fed with the prompts, as SAM2 does for new clicks on a frame
+        it has segmented."""
+        orig = _orig_hw(features)
+        feats = self._vision(features)
+        point_inputs = self._point_inputs(prompts, orig)
+        if mask_logits is not None:
+            mask_logits = torch.clamp(mask_logits.to(self.device, torch.float32), -32.0, 32.0)
+        empty = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
+        with torch.inference_mode(), autocast(self.device):
+            _, sam_outputs, _, _ = self.model._track_step(
+                0, True, feats, self._pos_embeds, self._feat_sizes, point_inputs,
+                None, empty, 1, False, mask_logits,
+            )
+        _, _, ious, low_res, _, obj_ptr, object_score = sam_outputs
+        state = {"obj_ptr": obj_ptr.float(), "object_score_logits": object_score.float(),
+                 "maskmem_features": None, "maskmem_pos_enc": None}
+        return self._finish(orig, low_res, ious, state)
+
+    def _store_memory(self, state: dict[str, Any], feats: torch.Tensor, pos: list[torch.Tensor]) -> None:
+        # bfloat16, as SAM2VideoPredictor stores memories; the positional encoding is one
+        # constant of the model, kept once.
+        if self._maskmem_pos is None:
+            self._maskmem_pos = [p.float() for p in pos]
+        state["maskmem_features"] = feats.to(torch.bfloat16)
+        state["maskmem_pos_enc"] = self._maskmem_pos
+
+    def remember(self, features: Features, result: SliceMask) -> dict[str, Any]:
+        """The frame output of a prompted slice with its memory: encoded from its mask
+        (binarised, as it came from clicks), as ``propagate_in_video_preflight`` does."""
+        state = result.state
+        if state is None:
+            raise ValueError("only a SAM2 result of a prompted slice can be remembered")
+        if state["maskmem_features"] is None:
+            feats = self._vision(features)
+            with torch.inference_mode(), autocast(self.device):
+                high_res = F.interpolate(state["pred_masks"].to(self.device), size=(self.image_size,) * 2,
+                                         mode="bilinear", align_corners=False)
+                memory, pos = self.model._encode_new_memory(
+                    feats, self._feat_sizes, high_res, state["object_score_logits"], is_mask_from_pts=True)
+            self._store_memory(state, memory, pos)
+        return state
+
+    def track(
+        self, features: Features, frame_index: int, view: MemoryView, num_frames: int, reverse: bool
+    ) -> SliceMask:
+        """One tracked slice of a propagation: memory attention over ``view``, then the
+        mask decoder (no prompt), then the memory encoder on its mask."""
+        orig = _orig_hw(features)
+        feats = self._vision(features)
+        model = self.model
+        batch, width = feats[-1].size(1), model.hidden_dim
+        h, w = self._feat_sizes[-1]  # type: ignore[index]
+        high_res_features = [
+            x.permute(1, 2, 0).view(x.size(1), x.size(2), *size)
+            for x, size in zip(feats[:-1], self._feat_sizes[:-1], strict=True)  # type: ignore[index]
+        ]
+        with torch.inference_mode(), autocast(self.device):
+            memory, memory_pos, n_ptr = memory_inputs(model, frame_index, view, num_frames, reverse)
+            pix = model.memory_attention(curr=feats[-1:], curr_pos=self._pos_embeds[-1:], memory=memory,  # type: ignore[index]
+                                         memory_pos=memory_pos, num_obj_ptr_tokens=n_ptr)
+            pix = pix.permute(1, 2, 0).view(batch, width, h, w)
+            _, _, ious, low_res, high_res, obj_ptr, object_score = model._forward_sam_heads(
+                backbone_features=pix, point_inputs=None, mask_inputs=None,
+                high_res_features=high_res_features, multimask_output=model._use_multimask(False, None),
+            )
+            mem, pos = model._encode_new_memory(feats, self._feat_sizes, high_res, object_score,
+                                                is_mask_from_pts=False)
+        state = {"obj_ptr": obj_ptr.float(), "object_score_logits": object_score.float()}
+        self._store_memory(state, mem, pos)
+        return self._finish(orig, low_res, ious, state)
 
 
 def make_backend(model: torch.nn.Module, family: str, device: torch.device) -> SliceBackend:

@@ -9,8 +9,10 @@
   3. the lowest-scoring memory is evicted;
   4. if that is the new one, it is not stored.
 
-The policies only decide *which* memories are kept; the propagator hands them to
-SAM2's memory attention, nearest position last.
+The policies only decide *which* past slices give the mask memories; the propagator
+hands them to SAM2's memory attention, the newest in the nearest slot, and object
+pointers are read as SAM2 reads them whatever the policy (:mod:`.memory_attention`).
+A ``fifo`` pass reads SAM2's own selection by distance and needs no bank.
 """
 
 from __future__ import annotations
@@ -100,6 +102,6 @@ class MemoryBank:
         return True
 
 
-def make_bank(size: int, policy: str, offload: bool = False) -> MemoryBank:
+def make_bank(size: int, policy: str, offload: bool = False, iou_gate: float = 0.6) -> MemoryBank:
     """A fresh bank for one propagation pass."""
-    return MemoryBank(size=size, policy=policy, offload=offload)
+    return MemoryBank(size=size, policy=policy, iou_gate=iou_gate, offload=offload)

@@ -1,11 +1,40 @@
-"""Post-processing of 3D masks: fill holes, keep what is connected to the positive clicks."""
+"""Post-processing: SAM2's small-hole fill of slice logits; filling holes and keeping what is
+connected to the positive clicks in 3D masks."""
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 from scipy import ndimage
 
-__all__ = ["fill_holes", "keep_clicked_components"]
+__all__ = ["fill_holes", "fill_small_holes", "keep_clicked_components"]
+
+_EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
+
+
+def fill_small_holes(logits: torch.Tensor, max_area: int) -> torch.Tensor:
+    """SAM2VideoPredictor's ``fill_hole_area``: background components (logit <= 0) of at most
+    ``max_area`` pixels, 8-connected, set to the logit 0.1.
+
+    SAM2 does this with a CUDA extension and skips it, with a warning, where the
+    extension is missing (every CPU install); this gives the same result on any device.
+    ``logits`` is (N, 1, H, W); a new tensor is returned.
+    """
+    if max_area <= 0:
+        return logits
+    background = (logits <= 0).cpu().numpy()
+    holes = np.zeros_like(background)
+    for index in np.ndindex(background.shape[:2]):
+        labelled, count = ndimage.label(background[index], structure=_EIGHT_CONNECTED)
+        if count:
+            areas = np.bincount(labelled.ravel())
+            small = areas <= max_area
+            small[0] = False
+            holes[index] = small[labelled]
+    if not holes.any():
+        return logits
+    return torch.where(torch.from_numpy(holes).to(logits.device), torch.tensor(0.1, dtype=logits.dtype,
+                                                                                 device=logits.device), logits)
 
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:

@@ -39,6 +39,14 @@ class SlicePrompts:
         """True when a positive point or a box says where the object is."""
         return bool((self.labels == 1).any()) or self.box is not None
 
+    def same_as(self, other: SlicePrompts) -> bool:
+        """True when ``other`` holds the same points, labels and box."""
+        return (
+            np.array_equal(self.points_yx, other.points_yx)
+            and np.array_equal(self.labels, other.labels)
+            and self.box == other.box
+        )
+
     def shifted(self, dy: float, dx: float) -> SlicePrompts:
         """The same prompts in a frame whose origin moved by (dy, dx)."""
         box = None

@@ -6,8 +6,10 @@ of the allowed range, or the stop rule (the mask empty on N consecutive slices).
 slice between two prompted slices is reached from both; the result from the nearer
 prompted slice is kept.
 
-- SAM2 (:class:`Sam2Propagator`): each pass has its own memory bank (``fifo`` or
-  ``ranked``, see :mod:`.memory`); every prompted slice is a conditioning memory.
+- SAM2 (:class:`Sam2Propagator`): each pass reads memory as ``SAM2VideoPredictor`` does
+  on a fresh state per direction (mask memories, object pointers, temporal encodings:
+  :mod:`.memory_attention`); every prompted slice is a conditioning memory; with the
+  ``ranked`` policy a bank (:mod:`.memory`) picks which past slices give mask memories.
 - SAM (:class:`SamProjectionPropagator`): no memory; each slice is prompted from its
   neighbour's mask (its deepest interior point and its box, or with ``projection="point"``
   the point alone, as micro-sam's ``single_point``), stopping when consecutive masks
@@ -31,6 +33,7 @@ from napari_textseg.engine.backends import Sam2Backend, SliceBackend, SliceMask
 from napari_textseg.engine.features import Features
 from napari_textseg.engine.heap import release_free_memory
 from napari_textseg.engine.memory import MemoryEntry, make_bank
+from napari_textseg.engine.memory_attention import MemoryView
 from napari_textseg.engine.prompts import PromptError, SlicePrompts
 
 __all__ = [
@@ -48,7 +51,6 @@ __all__ = [
 
 DIRECTIONS = ("both", "forward", "backward")
 PROJECTIONS = ("box", "point")  # what SAM prompt projection takes from the neighbour's mask
-_VIRTUAL_NOW = 1_000_000  # SAM2 frame index given to the slice being segmented
 T = TypeVar("T")
 
 
@@ -76,6 +78,8 @@ class PropagationSettings:
     """How far and with which memory a propagation runs.
 
     ``slice_range`` is inclusive; ``empty_stop`` = 0 disables the stop rule.
+    ``memory_size`` is how many past slices give mask memories (SAM2's own: 6);
+    ``iou_gate`` is the predicted IoU below which the ``ranked`` bank refuses a memory.
     ``projection`` (SAM only) prompts each slice with its neighbour's deepest point and
     box ("box"), or the point alone ("point"): a box drawn on the neighbour can take in
     an adjacent organ where the two come close.
@@ -88,6 +92,7 @@ class PropagationSettings:
     slice_range: tuple[int, int] | None = None
     offload: bool = False
     projection: str = "box"
+    iou_gate: float = 0.6
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
@@ -169,6 +174,8 @@ class _Propagator:
         self.n_slices = n_slices
         self.settings = settings
 
+    def _start_passes(self) -> None: ...
+
     def _start_pass(self, start: int, step: int) -> None: ...
 
     def _segment(self, z: int, previous: SliceMask, start: int, step: int) -> SliceMask | None:
@@ -183,12 +190,15 @@ class _Propagator:
         logits: dict[int, torch.Tensor] | None = None,
         *,
         only_from: int | None = None,
+        decoded: dict[int, SliceMask] | None = None,
     ) -> Generator[tuple[int, int], None, PropagationResult]:
         """Segment the prompted slices, then propagate from them, one slice per step.
 
         Yields ``(done, total)`` after each slice and returns the result. Closing the
         generator (a Cancel) stops it between two slices. ``only_from`` re-propagates
-        from one prompted slice (after a correction there).
+        from one prompted slice (after a correction there). A prompted slice in
+        ``decoded`` (segmented from these prompts already, by **S**) is not decoded
+        again; any other is decoded from its prompts and its ``logits``.
         """
         if not prompts:
             raise PromptError("propagation needs a prompt: click the object on at least one slice")
@@ -199,16 +209,18 @@ class _Propagator:
         total = sum(abs(end - start) for start, _, end in passes) + len(prompts)
         done = 0
         result = PropagationResult()
-        self._anchors: dict[int, SliceMask] = {}
+        self.anchors: dict[int, SliceMask] = {}  # the prompted slices' results
+        decoded = decoded or {}
         for z in sorted(prompts):
-            anchor = self._segment_prompted(z, prompts[z], logits.get(z))
-            self._anchors[z] = anchor
+            anchor = decoded.get(z) or self._segment_prompted(z, prompts[z], logits.get(z))
+            self.anchors[z] = anchor
             result.keep(z, anchor, z)
             done += 1
             yield done, total
+        self._start_passes()
         for start, step, end in passes:
             self._start_pass(start, step)
-            previous = self._anchors[start]
+            previous = self.anchors[start]
             empty_run = 0
             pass_end = done + abs(end - start)
             for z in range(start + step, end + step, step):
@@ -246,37 +258,60 @@ class _Propagator:
 
 
 class Sam2Propagator(_Propagator):
-    """Propagation with SAM2's memory attention and a user-controlled memory bank."""
+    """Propagation with SAM2's memory attention, as ``SAM2VideoPredictor`` tracks.
+
+    Each pass is a fresh tracking state: the prompted slices, and the slices this pass
+    has tracked. ``fifo`` reads SAM2's own memory selection; ``ranked`` lets a bank pick
+    the past slices that give mask memories.
+    """
 
     backend: Sam2Backend
 
     def __init__(self, backend: Sam2Backend, *args, **kwargs):
         super().__init__(backend, *args, **kwargs)
+        model = backend.model
         # SAM2 has trained temporal encodings for num_maskmem - 1 past memories.
-        self.max_memory = int(backend.model.num_maskmem) - 1
+        self.max_memory = int(model.num_maskmem) - 1
+        # How far back a pass still needs a slice's mask memory, and its object pointer.
+        self._mask_reach = self.max_memory * int(model.memory_temporal_stride_for_eval) + 1
+        self._pointer_reach = int(model.max_obj_ptrs_in_encoder)
         self._cond: dict[int, dict] = {}
 
-    def _segment_prompted(self, z: int, prompts: SlicePrompts, logits: torch.Tensor | None) -> SliceMask:
-        out, result = self.backend.step(self.features(z), 0, prompts=prompts, prev_logits=logits,
-                                        is_cond=True, run_mem_encoder=True)
-        self._cond[z] = out
-        return result
+    def _start_passes(self) -> None:
+        self._cond = {z: self.backend.remember(self.features(z), a) for z, a in self.anchors.items()}
 
     def _start_pass(self, start: int, step: int) -> None:
-        size = min(self.settings.memory_size, self.max_memory)
-        self._bank = make_bank(size, self.settings.policy, self.settings.offload)
+        self._past: dict[int, dict] = {}
+        self._size = min(self.settings.memory_size, self.max_memory)
+        self._bank = None
+        if self.settings.policy != "fifo":
+            self._bank = make_bank(self._size, self.settings.policy, self.settings.offload, self.settings.iou_gate)
+
+    def _forget(self, z: int, step: int) -> None:
+        # Keep what later slices of this pass can still read: mask memories for a few
+        # slices, object pointers for max_obj_ptrs_in_encoder.
+        self._past.pop(z - step * self._pointer_reach, None)
+        old = self._past.get(z - step * self._mask_reach)
+        if old is not None and "maskmem_features" in old:
+            self._past[z - step * self._mask_reach] = {"obj_ptr": old["obj_ptr"]}
 
     def _segment(self, z: int, previous: SliceMask, start: int, step: int) -> SliceMask | None:
-        # SAM2 picks memories by frame index relative to the current frame; present the
-        # bank's choice to it as the frames just behind the current one (nearest =
-        # newest), and the prompted slices at their true distance.
-        cond = {_VIRTUAL_NOW - (z - zc) * step: out for zc, out in self._cond.items()}
-        recent = {_VIRTUAL_NOW - 1 - k: e.output for k, e in enumerate(reversed(self._bank.entries))}
-        view = {"cond_frame_outputs": cond, "non_cond_frame_outputs": recent}
-        out, result = self.backend.step(self.features(z), _VIRTUAL_NOW, output_dict=view,
-                                        num_frames=_VIRTUAL_NOW + 1, is_cond=False)
-        signature = out["maskmem_features"].detach().flatten()
-        self._bank.add(MemoryEntry(index=z, output=out, iou=result.score, signature=signature))
+        bank = self._bank
+        view = MemoryView(
+            cond=self._cond, past=self._past,
+            mask_memory=None if bank is None else [e.output for e in bank.entries],
+            max_past=None if self._size == self.max_memory else self._size,
+        )
+        result = self.backend.track(self.features(z), z, view, self.n_slices, reverse=step < 0)
+        state = result.state
+        assert state is not None
+        if self.settings.offload:  # long volumes: memories wait in host RAM
+            state["maskmem_features"] = state["maskmem_features"].to("cpu", non_blocking=True)
+        self._past[z] = state
+        if bank is not None:
+            signature = state["maskmem_features"].detach().flatten()
+            bank.add(MemoryEntry(index=z, output=state, iou=result.score, signature=signature))
+        self._forget(z, step)
         return result
 
 

@@ -11,9 +11,10 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from napari_textseg.core.intensity import Window, normalize_for_model
-from napari_textseg.engine.backends import SliceBackend
+from napari_textseg.engine.backends import SliceBackend, SliceMask
 from napari_textseg.engine.features import FeatureCache
 from napari_textseg.engine.postprocess import fill_holes, keep_clicked_components
 from napari_textseg.engine.prompts import PromptError, SlicePrompts, check_points, group_by_slice
@@ -58,8 +59,13 @@ class SegmentationSession:
     confine
         Optional boolean (z, y, x) mask (an organ) the result is restricted to.
     cache_bytes
-        Memory budget of the slice-embedding cache (default 1 GiB: about 120 slices of
-        SAM2 at 1024 px, stored as float16; least recently used slices are dropped).
+        Memory budget of the slice-embedding cache (default 1 GiB: about 60 slices of
+        SAM2 at 1024 px in float32 on a CPU, 120 in bfloat16 on CUDA; least recently used
+        slices are dropped).
+    cache_dtype
+        ``None`` (default) stores slice embeddings as the encoder made them, which keeps
+        masks identical to the reference predictors'; ``torch.float16`` halves a CPU
+        cache at a cost of about 1.5e-4 in mask logits.
     """
 
     def __init__(
@@ -74,6 +80,7 @@ class SegmentationSession:
         roi_mm: float | None = None,
         confine: np.ndarray | None = None,
         cache_bytes: int = 1024**3,
+        cache_dtype: torch.dtype | None = None,
     ):
         if np.asarray(data).ndim != 3:
             raise PromptError(f"point segmentation needs a 3-D volume, got shape {np.shape(data)}")
@@ -94,10 +101,13 @@ class SegmentationSession:
         self._normalised: np.ndarray | None = None
         self._roi_work: np.ndarray | None = None
         self.roi: Roi | None = None
-        self.cache = FeatureCache(self._encode, cache_bytes)
+        self.cache = FeatureCache(self._encode, cache_bytes, cache_dtype)
         self.prompts: dict[int, SlicePrompts] = {}
         self._positive: np.ndarray = np.zeros((0, 3))
         self.result = PropagationResult()
+        # The latest decode of each prompted slice and the prompts it was made from:
+        # propagation reuses it, so S then Shift+S decodes a slice once, as Shift+S alone.
+        self._decoded: dict[int, tuple[SlicePrompts, SliceMask]] = {}
 
     # -- geometry helpers ------------------------------------------------------------
 
@@ -217,7 +227,8 @@ class SegmentationSession:
         """Segment the prompted slice ``z`` (working frame; default: the only one).
 
         A slice already segmented feeds its low-res logits back, so a correction click
-        refines the previous mask instead of starting over. Returns the (z, y, x)
+        refines the previous mask instead of starting over (SAM2 clamps them to +-32, as
+        its video predictor does for clicks on a segmented frame). Returns the (z, y, x)
         volume mask holding just that slice.
         """
         if not self.prompts:
@@ -228,7 +239,9 @@ class SegmentationSession:
             z = next(iter(self.prompts))
         if z not in self.prompts:
             raise PromptError(f"slice {z} has no prompt")
-        result = self.backend.decode(self._features(z), self._slice_prompts(z), self.result.logits.get(z))
+        prompts = self._slice_prompts(z)
+        result = self.backend.decode(self._features(z), prompts, self.result.logits.get(z))
+        self._decoded[z] = (prompts, result)
         self.result.masks[z], self.result.scores[z], self.result.logits[z] = result.mask, result.score, result.logits
         self.result.source[z] = z
         nearby = [z + d for d in range(1, _PREFETCH_RADIUS + 1)] + [z - d for d in range(1, _PREFETCH_RADIUS + 1)]
@@ -256,7 +269,10 @@ class SegmentationSession:
         settings = settings or PropagationSettings()
         propagator = make_propagator(self.backend, self._features, self.n_slices, settings)
         prompts = {z: self._slice_prompts(z) for z in self.prompts}
-        run = yield from propagator.iter_run(prompts, self.result.logits, only_from=from_slice)
+        decoded = {z: r for z, (p, r) in self._decoded.items() if z in prompts and p.same_as(prompts[z])}
+        run = yield from propagator.iter_run(prompts, self.result.logits, only_from=from_slice, decoded=decoded)
+        for z in prompts:
+            self._decoded[z] = (prompts[z], propagator.anchors[z])
         if from_slice is None:
             for z in self.prompts:  # a corrected slice keeps the prompt its correction refines
                 if z in self.result.prompts:
@@ -325,6 +341,7 @@ class SegmentationSession:
         self.roi = None
         self._roi_work = None
         self.result = PropagationResult()
+        self._decoded = {}
 
     def close(self) -> None:
         """Stop background prefetching and free the cache."""
