@@ -140,22 +140,22 @@ def _our_session(backend: Sam2Backend, volume, z0: int, z1: int, click0, click1)
 
 
 def bench_per_slice(backend: Sam2Backend, frames: np.ndarray, repeat: int) -> dict:
-    """Our propagation's cost per slice against the model's own compute for one slice."""
+    """Our propagation's cost per slice against the model's own compute for one slice: the
+    encoder and ``SAM2Base.track_step`` with a full memory (6 mask memories, 16 pointers)."""
     model = backend.model
-    z = len(frames) // 2
-    session_frames = frames
-    features = backend.encode(session_frames[z])
-    prompts = SlicePrompts(np.array([[50.0, 40.0]]), np.array([1]))
-    cond_out, _ = backend.step(features, 0, prompts=prompts, is_cond=True)
-    memories = {1_000_000 - 1 - k: cond_out for k in range(6)}
-    view = {"cond_frame_outputs": {1_000_000 - 10: cond_out}, "non_cond_frame_outputs": memories}
+    z = len(frames) - 1
+    features = backend.encode(frames[z])
+    anchor = backend.decode(features, SlicePrompts(np.array([[50.0, 40.0]]), np.array([1])))
+    cond = backend.remember(features, anchor)
+    past = {z - k: cond for k in range(1, 16)}
+    output_dict = {"cond_frame_outputs": {z - 16: cond}, "non_cond_frame_outputs": past}
     feats = [f.to(torch.float32) for f in features["feats"]]
 
     def bare_slice():
         with torch.inference_mode():
-            model._prepare_backbone_features(model.forward_image(_model_input(backend, session_frames[z])))
-            return model.track_step(1_000_000, False, feats, backend._pos_embeds, backend._feat_sizes,
-                                    None, None, view, 1_000_001, run_mem_encoder=True)
+            model._prepare_backbone_features(model.forward_image(_model_input(backend, frames[z])))
+            return model.track_step(z, False, feats, backend._pos_embeds, backend._feat_sizes,
+                                    None, None, output_dict, len(frames), run_mem_encoder=True)
 
     bare_slice()
     t_bare, _ = _timed(bare_slice, repeat)

@@ -98,6 +98,37 @@ def test_a_sam_checkpoint_is_not_accepted_as_sam2(cards, tmp_path):
         load_model("test_tiny_sam2", tmp_path / "tiny_sam.pth")
 
 
+def test_a_sam2_checkpoint_is_not_accepted_as_sam(cards, tmp_path):
+    save_tiny_sam2(tmp_path / "tiny_sam2.pt")
+    with pytest.raises(CheckpointError, match="SAM 2 format.*load it with a SAM 2 model"):
+        load_model("test_tiny_sam", tmp_path / "tiny_sam2.pt")
+
+
+@pytest.mark.parametrize(("model_id", "filename", "message"), [
+    ("sam2.1_hiera_tiny", "MedSAM2_latest.pt", "MedSAM2 checkpoint .*512 px.*'medsam2'"),
+    ("medsam2", "sam2.1_hiera_tiny.pt", "official SAM 2 checkpoint .*1024 px"),
+    ("sam_vit_b", "medsam_vit_b.pth", "MedSAM checkpoint .*'medsam_vit_b'"),
+    ("medsam_vit_b", "sam_vit_b_01ec64.pth", "official SAM checkpoint"),
+])
+def test_an_official_file_for_another_card_of_its_architecture_is_refused(tmp_path, model_id, filename, message):
+    # the architectures match shape for shape, so only the file's name can tell
+    path = tmp_path / filename
+    path.write_bytes(b"not read: refused by name first")
+    with pytest.raises(CheckpointError, match=message):
+        load_model(model_id, path)
+
+
+def test_a_sam2_release_without_the_video_predictor_internals_is_refused(monkeypatch):
+    from sam2.modeling.sam2_base import SAM2Base
+
+    from napari_textseg.models import UnsupportedReleaseError
+    from napari_textseg.models.sam2 import build_sam2_model
+
+    monkeypatch.delattr(SAM2Base, "_encode_new_memory")
+    with pytest.raises(UnsupportedReleaseError, match=r"sam2 \d.* lacks _encode_new_memory.*sam2>=1.0,<2"):
+        build_sam2_model(TINY_SAM2_ARCH)
+
+
 def test_another_architecture_is_refused(cards, tmp_path):
     save_tiny_sam(tmp_path / "tiny_sam.pth")
     with pytest.raises(CheckpointError, match="does not match the model architecture"):

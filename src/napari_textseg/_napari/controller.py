@@ -106,7 +106,7 @@ class SegmentationController:
 
         def work():
             loaded = load_model(choice.model_id, choice.checkpoint, device=choice.device)
-            return loaded, make_backend(loaded.model, loaded.card.family, loaded.device)
+            return loaded, make_backend(loaded.model, loaded.card.family, loaded.device, loaded.card.arch)
 
         def done(result) -> None:
             self._loading = False

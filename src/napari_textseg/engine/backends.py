@@ -29,6 +29,7 @@ __all__ = [
     "resize_longest_side",
 ]
 
+SAM_PREPROCESSING = ("sam", "medsam")
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -98,15 +99,25 @@ def _orig_hw(features: Features) -> tuple[int, int]:
 
 
 class SamBackend:
-    """Segment Anything (v1) and MedSAM."""
+    """Segment Anything (v1), as ``SamPredictor`` runs it, and MedSAM, as its own
+    ``MedSAM_Inference.py`` runs it (``preprocess="medsam"``).
+
+    SAM: the longer side resized to the input size, SAM's pixel mean and std, padding,
+    coordinates scaled by the same factor. MedSAM: the slice as 8-bit, resized to a
+    square input (bicubic, anti-aliased), min-max scaled to [0, 1] without SAM's mean
+    and std, coordinates scaled per axis, low-res logits upsampled straight to the slice.
+    """
 
     family = "sam"
 
-    def __init__(self, model: Any, device: torch.device):
+    def __init__(self, model: Any, device: torch.device, preprocess: str = "sam"):
         from segment_anything.utils.transforms import ResizeLongestSide
 
+        if preprocess not in SAM_PREPROCESSING:
+            raise ValueError(f"unknown SAM preprocessing {preprocess!r}; use one of {', '.join(SAM_PREPROCESSING)}")
         self.model = model.to(device).eval()
         self.device = device
+        self.preprocess = preprocess
         self.image_size = int(model.image_encoder.img_size)
         # Used for prompt coordinates only, which every release maps from (H, W) correctly.
         self._transform = ResizeLongestSide(self.image_size)
@@ -119,15 +130,34 @@ class SamBackend:
         """
         return self.model.preprocess(resize_longest_side(images, self.image_size))
 
+    def _medsam_input(self, frame: np.ndarray) -> torch.Tensor:
+        from skimage.transform import resize
+
+        size = (self.image_size, self.image_size)
+        grey = np.clip(np.rint(frame), 0, 255).astype(np.uint8)
+        square = resize(grey, size, order=3, preserve_range=True, anti_aliasing=True).astype(np.uint8)
+        scaled = (square - square.min()) / np.clip(float(square.max()) - float(square.min()), 1e-8, None)
+        return _grey_to_rgb(scaled.astype(np.float32), self.device)
+
     def encode(self, frame: np.ndarray) -> Features:
-        input_hw = longest_side_shape(*frame.shape, self.image_size)
+        if self.preprocess == "medsam":
+            input_hw, image = (self.image_size, self.image_size), self._medsam_input(frame)
+        else:
+            input_hw = longest_side_shape(*frame.shape, self.image_size)
+            image = self.model_input(_grey_to_rgb(frame, self.device))
         with torch.inference_mode(), autocast(self.device):
-            embed = self.model.image_encoder(self.model_input(_grey_to_rgb(frame, self.device)))
+            embed = self.model.image_encoder(image)
         return {
             "embed": embed,
             "input_hw": torch.tensor(input_hw),
             "orig_hw": torch.tensor(frame.shape),
         }
+
+    def _coords(self, xy: np.ndarray, orig: tuple[int, int]) -> np.ndarray:
+        """(N, 2) slice (x, y) -> the model input's pixels."""
+        if self.preprocess == "medsam":
+            return xy * (self.image_size / np.array([orig[1], orig[0]], dtype=float))
+        return self._transform.apply_coords(xy, orig)
 
     def decode(
         self, features: Features, prompts: SlicePrompts, mask_logits: torch.Tensor | None = None
@@ -137,7 +167,7 @@ class SamBackend:
         embed = features["embed"].to(self.device, torch.float32)  # type: ignore[union-attr]
         points = None
         if len(prompts.labels):
-            xy = self._transform.apply_coords(prompts.points_yx[:, ::-1].astype(float), orig)
+            xy = self._coords(prompts.points_yx[:, ::-1].astype(float), orig)
             points = (
                 torch.as_tensor(xy, dtype=torch.float32, device=self.device)[None],
                 torch.as_tensor(prompts.labels, dtype=torch.int64, device=self.device)[None],
@@ -145,7 +175,7 @@ class SamBackend:
         boxes = None
         if prompts.box is not None:
             y0, x0, y1, x1 = prompts.box
-            xyxy = self._transform.apply_boxes(np.array([[x0, y0, x1, y1]], dtype=float), orig)
+            xyxy = self._coords(np.array([[x0, y0], [x1, y1]], dtype=float), orig).reshape(1, 4)
             boxes = torch.as_tensor(xyxy, dtype=torch.float32, device=self.device)
         if mask_logits is not None:
             mask_logits = mask_logits.to(self.device, torch.float32)
@@ -162,7 +192,10 @@ class SamBackend:
             )
             best = int(iou[0].argmax())
             low_res = low_res[:, best : best + 1].float()
-            full = self.model.postprocess_masks(low_res, input_hw, orig)
+            if self.preprocess == "medsam":
+                full = F.interpolate(low_res, size=orig, mode="bilinear", align_corners=False)
+            else:
+                full = self.model.postprocess_masks(low_res, input_hw, orig)
         mask = (full[0, 0] > self.model.mask_threshold).cpu().numpy()
         return SliceMask(mask=mask, score=float(iou[0, best]), logits=low_res)
 
@@ -312,10 +345,13 @@ class Sam2Backend:
         return self._finish(orig, low_res, ious, state)
 
 
-def make_backend(model: torch.nn.Module, family: str, device: torch.device) -> SliceBackend:
-    """The backend for a loaded model of ``family`` (``"sam"`` or ``"sam2"``)."""
+def make_backend(
+    model: torch.nn.Module, family: str, device: torch.device, arch: dict[str, Any] | None = None
+) -> SliceBackend:
+    """The backend for a loaded model of ``family`` (``"sam"`` or ``"sam2"``); a card's
+    ``arch`` may name the SAM preprocessing its weights were trained with (MedSAM's)."""
     if family == "sam":
-        return SamBackend(model, device)
+        return SamBackend(model, device, preprocess=(arch or {}).get("preprocess", "sam"))
     if family == "sam2":
         return Sam2Backend(model, device)
     raise ValueError(f"point prompts need a SAM or SAM2 model, not a {family} model")

@@ -42,7 +42,7 @@ def segment_clicks(
     from napari_textseg.engine.backends import make_backend
 
     _single_channel(volume, "segment")
-    backend = make_backend(sam.model, sam.card.family, sam.device)
+    backend = make_backend(sam.model, sam.card.family, sam.device, sam.card.arch)
     session = SegmentationSession(volume.data, volume.spacing, volume.modality, backend,
                                   roi_mm=roi_mm, confine=confine)
     try:
@@ -107,7 +107,7 @@ def label_text(
                 raise ValueError(f"{clip.card.title} is not a CLIP model")
             dense = DenseClip(clip.model)
             encoder = TextEncoder(clip.model, str(clip.checkpoint), clip.card.arch["model_name"])
-        backend = make_backend(sam.model, sam.card.family, sam.device)
+        backend = make_backend(sam.model, sam.card.family, sam.device, sam.card.arch)
         session = SegmentationSession(volume.data, volume.spacing, volume.modality, backend)
         labeller = TextLabeller(session, raw=volume.data if volume.modality == "CT" else None, clip=dense,
                                 encoder=encoder)

@@ -5,11 +5,13 @@ from napari_textseg.models.errors import (
     LicenseNotAcceptedError,
     ModelNotFoundError,
     OfflineError,
+    UnsupportedReleaseError,
 )
 from napari_textseg.models.registry import CARDS, ModelCard, get_card
 
 __all__ = [
     "CARDS",
+    "UnsupportedReleaseError",
     "CheckpointError",
     "LicenseNotAcceptedError",
     "ModelCard",

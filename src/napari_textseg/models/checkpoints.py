@@ -63,6 +63,11 @@ def read_state_dict(
     if not isinstance(obj, Mapping) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
     ):
+        if nested_key is None and isinstance(obj, Mapping) and isinstance(obj.get("model"), Mapping):
+            raise CheckpointError(
+                f"checkpoint {path.name} is in the SAM 2 format ({{'model': state dict}}), not this model "
+                "family's; load it with a SAM 2 model"
+            )
         raise CheckpointError(f"checkpoint {path.name} does not hold a state dict of tensors")
     state = dict(obj)
     if state and all(k.startswith("module.") for k in state):

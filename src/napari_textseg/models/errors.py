@@ -20,3 +20,7 @@ class CheckpointError(NapariTextsegError, ValueError):
 
 class LicenseNotAcceptedError(NapariTextsegError, PermissionError):
     """A download needs the user to accept the model's licence first."""
+
+
+class UnsupportedReleaseError(NapariTextsegError, ImportError):
+    """An installed model package release that the plugin cannot run faithfully."""

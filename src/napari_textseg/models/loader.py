@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from napari_textseg.models.device import pick_device
+from napari_textseg.models.errors import CheckpointError
 from napari_textseg.models.registry import ModelCard
 from napari_textseg.models.store import resolve_checkpoint
 
@@ -45,6 +47,38 @@ def _builder(family: str):
     raise ValueError(f"unknown model family {family!r}")
 
 
+def input_size(card: ModelCard) -> int:
+    """The model input size (px) a SAM or SAM2 card builds."""
+    if card.family == "sam2":
+        for override in card.arch.get("overrides", ()):
+            if override.startswith("++model.image_size="):
+                return int(override.split("=", 1)[1])
+        return 1024
+    return int(card.arch.get("image_size", 1024))
+
+
+# Official file names and what they need: loading one under another card of the same
+# architecture succeeds shape for shape, and every mask comes out wrong.
+_NAMED_FILES = (
+    (re.compile(r"medsam2", re.I), "sam2", lambda c: input_size(c) == 512,
+     "a MedSAM2 checkpoint (SAM 2.1 Hiera-tiny at 512 px); load it as 'medsam2'"),
+    (re.compile(r"^sam2(\.1)?_hiera_", re.I), "sam2", lambda c: input_size(c) == 1024,
+     "an official SAM 2 checkpoint (1024 px input); load it as its sam2.1_hiera_* model"),
+    (re.compile(r"^medsam(?!2)", re.I), "sam", lambda c: c.arch.get("preprocess") == "medsam",
+     "a MedSAM checkpoint (its own preprocessing); load it as 'medsam_vit_b'"),
+    (re.compile(r"^sam_vit_[blh]_", re.I), "sam", lambda c: c.arch.get("preprocess", "sam") == "sam",
+     "an official SAM checkpoint; load it as its sam_vit_* model"),
+)
+
+
+def check_file_fits_card(card: ModelCard, path: Path) -> None:
+    """Refuse an official checkpoint, known by its file name, given for a card it does not fit."""
+    for pattern, family, fits, what in _NAMED_FILES:
+        if card.family == family and pattern.search(path.name) and not fits(card):
+            raise CheckpointError(f"{path.name} is {what}, not {card.id!r}: with the wrong input size "
+                                  "or preprocessing every mask would be wrong")
+
+
 def load_model(
     model_id: str | None = None,
     checkpoint: str | os.PathLike | None = None,
@@ -57,5 +91,6 @@ def load_model(
     """
     target = pick_device(device)
     card, path = resolve_checkpoint(model_id, checkpoint)
+    check_file_fits_card(card, path)
     model = _builder(card.family)(card.arch, path)
     return LoadedModel(model=model.to(target).eval(), card=card, checkpoint=path, device=target)

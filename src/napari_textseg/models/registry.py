@@ -230,7 +230,8 @@ _CARDS: list[ModelCard] = [
         id="medsam_vit_b",
         family="sam",
         title="MedSAM (SAM ViT-B fine-tuned on 1.5M medical image-mask pairs)",
-        arch=_SAM_ARCH["vit_b"],
+        # MedSAM_Inference.py: a square 1024 px input scaled to [0, 1], no SAM mean/std
+        arch={**_SAM_ARCH["vit_b"], "preprocess": "medsam"},
         filename="medsam_vit_b.pth",
         size_mb=375,
         license=_APACHE[0],

@@ -9,7 +9,25 @@ import torch
 
 from napari_textseg.models.checkpoints import load_strict, read_state_dict
 
-__all__ = ["build_sam2_model", "load_sam2"]
+__all__ = ["build_sam2_model", "check_sam2_release", "load_sam2"]
+
+# What the engine calls to run SAM2 as its video predictor does (sam2 1.0 and 1.1 have them).
+_NEEDED = ("_track_step", "_forward_sam_heads", "_encode_new_memory", "_prepare_backbone_features",
+           "_use_multimask", "maskmem_tpos_enc", "obj_ptr_tpos_proj", "max_obj_ptrs_in_encoder")
+
+
+def check_sam2_release(model: torch.nn.Module) -> None:
+    """Refuse a sam2 release whose model lacks what faithful propagation needs, naming it."""
+    missing = [name for name in _NEEDED if not hasattr(model, name)]
+    if missing:
+        from importlib.metadata import version
+
+        from napari_textseg.models.errors import UnsupportedReleaseError
+
+        raise UnsupportedReleaseError(
+            f"sam2 {version('sam2')} lacks {', '.join(missing)}, which napari-textseg needs to run SAM 2 "
+            "exactly as SAM2VideoPredictor does; install a supported release: pip install 'sam2>=1.0,<2'"
+        )
 
 
 def build_sam2_model(arch: dict[str, Any]) -> torch.nn.Module:
@@ -26,13 +44,15 @@ def build_sam2_model(arch: dict[str, Any]) -> torch.nn.Module:
     """
     from sam2.build_sam import build_sam2_video_predictor
 
-    return build_sam2_video_predictor(
+    model = build_sam2_video_predictor(
         arch["config"],
         ckpt_path=None,
         device="cpu",
         mode="eval",
         hydra_overrides_extra=list(arch.get("overrides", ())),
     )
+    check_sam2_release(model)
+    return model
 
 
 def load_sam2(arch: dict[str, Any], checkpoint: str | Path) -> torch.nn.Module:
