@@ -223,6 +223,24 @@ def test_sam2_click_equals_sam2_image_predictor(sam2_models, ct, click):
     assert not _meets([(_iou(ours.mask, mask), float(np.abs(ours.logits[0, 0].numpy() - logits).max()))])
 
 
+def test_medsam2_input_equals_its_published_inference(sam2_models, ct):
+    """MedSAM2's ``medsam2_infer_3D_CT.py``: 8-bit slices, PIL RGB resize, /255, ImageNet mean/std."""
+    from PIL import Image
+
+    model, _ = sam2_models
+    grey = np.rint(normalize_for_model(ct[0], "CT")[15]).astype(np.uint8)
+    size = model.image_size
+    rgb = np.array(Image.fromarray(grey).convert("RGB").resize((size, size))).transpose(2, 0, 1) / 255.0
+    mean = torch.tensor((0.485, 0.456, 0.406))[:, None, None]
+    std = torch.tensor((0.229, 0.224, 0.225))[:, None, None]
+    reference = (torch.from_numpy(rgb).float() - mean) / std
+    ours = make_backend(model, "sam2", CPU, {"preprocess": "medsam2"}).frame_input(grey.astype(np.float32))
+    assert float((ours[0] - reference).abs().max()) <= 1e-6
+    # control: SAM 2's own transform is another resampling
+    sam2_input = make_backend(model, "sam2", CPU).frame_input(grey.astype(np.float32))
+    assert float((sam2_input[0] - reference).abs().max()) > 1e-3
+
+
 # -- SAM2 propagation -----------------------------------------------------------------
 
 

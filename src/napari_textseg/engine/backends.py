@@ -30,6 +30,7 @@ __all__ = [
 ]
 
 SAM_PREPROCESSING = ("sam", "medsam")
+SAM2_PREPROCESSING = ("sam2", "medsam2")
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -213,9 +214,13 @@ class Sam2Backend:
 
     family = "sam2"
 
-    def __init__(self, model: Any, device: torch.device, fill_hole_area: int | None = None):
+    def __init__(self, model: Any, device: torch.device, fill_hole_area: int | None = None,
+                 preprocess: str = "sam2"):
+        if preprocess not in SAM2_PREPROCESSING:
+            raise ValueError(f"unknown SAM 2 preprocessing {preprocess!r}; use one of {', '.join(SAM2_PREPROCESSING)}")
         self.model = model.to(device).eval()
         self.device = device
+        self.preprocess = preprocess
         self.image_size = int(model.image_size)
         # SAM2VideoPredictor's own setting when the model was built as one, else its default (8)
         self.fill_hole_area = int(getattr(model, "fill_hole_area", 8) if fill_hole_area is None else fill_hole_area)
@@ -231,9 +236,25 @@ class Sam2Backend:
         images = F.interpolate(images / 255.0, size=size, mode="bilinear", align_corners=False, antialias=True)
         return (images - self._mean) / self._std
 
+    def frame_input(self, frame: np.ndarray) -> torch.Tensor:
+        """A (H, W) frame in [0, 255] -> the encoder's (1, 3, S, S) input.
+
+        ``"sam2"``: SAM2's own transform (bilinear, anti-aliased, on the float frame).
+        ``"medsam2"``: MedSAM2's ``medsam2_infer_3D_CT.py``: the slice as 8-bit, resized
+        by PIL (bicubic) to the square input, then the same mean and std.
+        """
+        if self.preprocess == "medsam2":
+            from PIL import Image
+
+            grey = Image.fromarray(np.clip(np.rint(frame), 0, 255).astype(np.uint8))
+            square = np.asarray(grey.resize((self.image_size, self.image_size), Image.BICUBIC), dtype=np.float32)
+            image = _grey_to_rgb(square / 255.0, self.device)
+            return (image - self._mean) / self._std
+        return self.model_input(_grey_to_rgb(frame, self.device))
+
     def encode(self, frame: np.ndarray) -> Features:
         with torch.inference_mode(), autocast(self.device):
-            backbone_out = self.model.forward_image(self.model_input(_grey_to_rgb(frame, self.device)))
+            backbone_out = self.model.forward_image(self.frame_input(frame))
             _, feats, pos, sizes = self.model._prepare_backbone_features(backbone_out)
         if self._pos_embeds is None:
             # Positional encodings depend only on the feature size: keep one copy, not one per slice.
@@ -349,9 +370,9 @@ def make_backend(
     model: torch.nn.Module, family: str, device: torch.device, arch: dict[str, Any] | None = None
 ) -> SliceBackend:
     """The backend for a loaded model of ``family`` (``"sam"`` or ``"sam2"``); a card's
-    ``arch`` may name the SAM preprocessing its weights were trained with (MedSAM's)."""
+    ``arch`` may name the preprocessing its weights were trained with (MedSAM's, MedSAM2's)."""
     if family == "sam":
         return SamBackend(model, device, preprocess=(arch or {}).get("preprocess", "sam"))
     if family == "sam2":
-        return Sam2Backend(model, device)
+        return Sam2Backend(model, device, preprocess=(arch or {}).get("preprocess", "sam2"))
     raise ValueError(f"point prompts need a SAM or SAM2 model, not a {family} model")

@@ -252,6 +252,7 @@ _CARDS: list[ModelCard] = [
         # attention RoPE grid is then 32 x 32.
         arch={
             "config": "configs/sam2.1/sam2.1_hiera_t.yaml",
+            "preprocess": "medsam2",  # medsam2_infer_3D_CT.py: 8-bit slices, PIL bicubic to 512 px
             "overrides": (
                 "++model.image_size=512",
                 "++model.memory_attention.layer.self_attention.feat_sizes=[32,32]",
