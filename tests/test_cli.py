@@ -126,3 +126,15 @@ def test_segment_bad_input(ct_path, tmp_path, capsys, args, message):
     assert code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "x.nii.gz").exists()
+
+
+def test_segment_defaults_are_the_engines_and_the_panels():
+    """The command line and the Propagation panel start from PropagationSettings(), so the
+    same click gives the same mask in both (issue 16)."""
+    from napari_textseg.cli import _parser
+    from napari_textseg.engine.propagate import PropagationSettings
+
+    args = _parser().parse_args(["segment", "scan.nii.gz", "--point", "1,2,3", "-o", "out.nii.gz"])
+    defaults = PropagationSettings()
+    assert (args.direction, args.memory_size, args.memory, args.stop_empty, args.projection) == (
+        defaults.direction, defaults.memory_size, defaults.policy, defaults.empty_stop, defaults.projection)

@@ -35,13 +35,13 @@ from napari_textseg.engine.phantom_scores import (
     propagation_scores,
     swapped_click_scores,
 )
-from napari_textseg.engine.propagate import PropagationSettings
+from napari_textseg.engine.propagate import PROJECTIONS, PropagationSettings
 from napari_textseg.models.loader import load_model
 from napari_textseg.models.registry import get_card
 from napari_textseg.models.store import resolve_checkpoint
 
-# The issue's bars. The shipped checkpoint on seeds 1-3 (docs/models.md): organ click 0.88,
-# nucleus click 0.90, propagation 0.83 (point and box projection) / 0.90 (point alone).
+# The issue's bars. The shipped checkpoint on seeds 1-3 (docs/models.md): organ click 0.92,
+# nucleus click 0.96, propagation 0.86 (point and box projection, the default) / 0.80 (point alone).
 CLICK, PROPAGATION = 0.85, 0.80
 
 
@@ -93,11 +93,15 @@ def test_prompt_projection_from_one_slice_recovers_the_3d_organ(cases, backend):
     assert np.mean(scores) >= PROPAGATION, scores
 
 
-def test_single_point_projection_recovers_the_3d_organ(cases, backend):
-    """The same bar with each slice prompted by its neighbour's deepest point alone (with
-    the box too, an organ's box can take in the organ next to it as it shrinks)."""
-    scores = propagation_scores(cases, backend, PropagationSettings(projection="point"))
-    assert np.mean(scores) >= PROPAGATION, scores
+def test_the_default_projection_is_the_better_one(cases, backend):
+    """Issue 16: the default prompt projection is the one that propagates better on held-out
+    phantoms. With a model trained on unsquashed slices that is point + box (0.90 against
+    0.77 for the point alone on seeds 1-5; docs/models.md)."""
+    default = PropagationSettings().projection
+    other = next(p for p in PROJECTIONS if p != default)
+    ours = propagation_scores(cases, backend)
+    alternative = propagation_scores(cases, backend, PropagationSettings(projection=other))
+    assert np.mean(ours) >= np.mean(alternative), (default, np.mean(ours), other, np.mean(alternative))
 
 
 @pytest.mark.parametrize("projection", ["box", "point"])
@@ -133,10 +137,13 @@ def test_a_correction_click_on_a_propagated_slice_refines_it(cases, backend):
     assert np.mean(gains) > 0.05 and min(gains) > -0.02, gains
 
 
-def test_segment_command_with_the_phantom_model_offline(cases, tmp_path, capsys):
+def test_segment_command_with_the_phantom_model_offline(cases, backend, tmp_path, capsys):
     """The command line picks the phantom model by id, offline, and writes labels on the
-    phantom's grid that recover the clicked organ."""
+    phantom's grid that recover the clicked organ: exactly what the panels give for the
+    same click with their default settings, S then Shift+S (issue 16: 0.92 in the GUI,
+    0.65 from the command line before)."""
     from napari_textseg.cli import main
+    from napari_textseg.engine.session import SegmentationSession
 
     phantom, volume = cases[0].phantom, cases[0].volume
     value = organs(phantom)[0]
@@ -144,9 +151,14 @@ def test_segment_command_with_the_phantom_model_offline(cases, tmp_path, capsys)
     z, y, x = phantom.centre_click(value)
     out = tmp_path / "organ.nii.gz"
     code = main(["segment", str(volume.geometry.path), "--point", f"{z},{y},{x}", "--propagate",
-                 "--projection", "point", "--model", "phantom_sam", "--name", "organ", "-o", str(out)])
+                 "--model", "phantom_sam", "--name", "organ", "-o", str(out)])
     assert code == 0, capsys.readouterr().err
     written = read_volume(out)
     assert written.data.shape == mask.shape and written.spacing == volume.spacing
     assert written.label_names == {1: "organ"}
     assert dice(written.data > 0, mask) >= PROPAGATION
+
+    gui = SegmentationSession(volume.data, volume.spacing, volume.modality, backend)
+    gui.set_prompts(np.array([[z, y, x]]), np.array([1]))
+    gui.segment_slice(int(z))  # S
+    assert np.array_equal(gui.propagate(PropagationSettings()), written.data > 0)  # Shift+S

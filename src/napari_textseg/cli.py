@@ -399,8 +399,8 @@ def _parser() -> argparse.ArgumentParser:
     seg.add_argument("--box", action="append", default=[], metavar="Z,Y0,X0,Y1,X1", help="box on a slice")
     seg.add_argument("--propagate", action="store_true", help="propagate through the volume")
     seg.add_argument("--memory", choices=("fifo", "ranked"), default="fifo", help="memory-bank policy (SAM2)")
-    seg.add_argument("--projection", choices=("box", "point"), default="box",
-                     help="SAM propagation: prompt each slice with its neighbour's deepest point and box, "
+    seg.add_argument("--projection", choices=("box", "point"), default="box",  # = PropagationSettings()
+                     help="SAM propagation: prompt each slice with its neighbour's deepest point and box (default), "
                           "or the point alone (no box to take in an adjacent organ)")
     seg.add_argument("--memory-size", type=int, default=6, metavar="N", help="memories kept (SAM2, at most 6)")
     seg.add_argument("--direction", choices=("both", "forward", "backward"), default="both")

@@ -16,7 +16,7 @@ from napari_textseg.engine.phantom_scores import (
     propagation_scores,
     swapped_click_scores,
 )
-from napari_textseg.engine.propagate import PropagationSettings
+from napari_textseg.engine.propagate import PROJECTIONS, PropagationSettings
 from napari_textseg.models.loader import load_model
 
 
@@ -36,9 +36,9 @@ def evaluate(model_id: str, checkpoint: Path, seeds=range(1, 6), log=print) -> d
             "correction_gain": correction_gains(cases, backend),
         }
         if loaded.card.family == "sam":  # prompt projection: no memory bank, no policy
-            scores["propagate_projection"] = propagation_scores(cases, backend)
-            scores["propagate_point_projection"] = propagation_scores(
-                cases, backend, PropagationSettings(projection="point"))
+            for projection in PROJECTIONS:
+                scores[f"propagate_{projection}_projection"] = propagation_scores(
+                    cases, backend, PropagationSettings(projection=projection))
         else:
             for policy in ("fifo", "ranked"):
                 scores[f"propagate_{policy}"] = propagation_scores(cases, backend, PropagationSettings(policy=policy))

@@ -39,23 +39,27 @@ class PropagationWidget(QWidget):
         self.controller = controller_for(napari_viewer)
         self.setMaximumWidth(380)
 
+        defaults = PropagationSettings()  # the command line's defaults too
         self.memory_size = QSpinBox()
         self.memory_size.setRange(1, 6)  # SAM2's trained temporal encodings: 6 past memories
-        self.memory_size.setValue(6)
+        self.memory_size.setValue(defaults.memory_size)
         self.policy = QComboBox()
         self.policy.addItems(["fifo", "ranked"])
+        self.policy.setCurrentText(defaults.policy)
         self.policy.setToolTip("fifo: SAM2's own (most recent). ranked: CRISP-SAM2 (IoU gate 0.6, "
                                "evict the least typical memory)")
         self.projection = QComboBox()
         self.projection.addItems(list(PROJECTIONS))
+        self.projection.setCurrentText(defaults.projection)
         self.projection.setToolTip("SAM models: prompt each slice with its neighbour's deepest point and box, "
                                    "or the point alone (no box to take in an adjacent organ)")
         self.offload = QCheckBox("keep memories in host RAM")
         self.direction = QComboBox()
         self.direction.addItems(list(DIRECTIONS))
+        self.direction.setCurrentText(defaults.direction)
         self.empty_stop = QSpinBox()
         self.empty_stop.setRange(0, 50)
-        self.empty_stop.setValue(2)
+        self.empty_stop.setValue(defaults.empty_stop)
         self.empty_stop.setSpecialValueText("never")
         self.use_range = QCheckBox("limit to slices")
         self.lo = QSpinBox()
