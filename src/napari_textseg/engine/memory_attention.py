@@ -59,10 +59,11 @@ def _split_cond(model: Any, frame_idx: int, cond: dict[int, Output]) -> tuple[di
 
 
 def select_mask_memories(
-    model: Any, frame_idx: int, view: MemoryView, reverse: bool
+    model: Any, frame_idx: int, view: MemoryView, reverse: bool, cond: tuple[dict, dict]
 ) -> list[tuple[int, Output]]:
-    """(temporal slot, output) pairs for the mask memories, in the order SAM2 concatenates."""
-    selected, unselected = _split_cond(model, frame_idx, view.cond)
+    """(temporal slot, output) pairs for the mask memories, in the order SAM2 concatenates;
+    ``cond`` is the prompted slices split into (selected, unselected) for this slice."""
+    selected, unselected = cond
     chosen = [(0, out) for out in selected.values()]
     slots = model.num_maskmem
     if view.mask_memory is not None:
@@ -86,8 +87,9 @@ def select_mask_memories(
     return chosen
 
 
-def _pointers(model: Any, frame_idx: int, view: MemoryView, num_frames: int, reverse: bool):
-    selected, unselected = _split_cond(model, frame_idx, view.cond)
+def _pointers(model: Any, frame_idx: int, view: MemoryView, num_frames: int, reverse: bool,
+              cond: tuple[dict, dict]):
+    selected, unselected = cond
     sign = -1 if reverse else 1
     if model.only_obj_ptrs_in_the_past_for_eval:
         selected = {t: o for t, o in selected.items() if (t >= frame_idx if reverse else t <= frame_idx)}
@@ -113,8 +115,9 @@ def memory_inputs(
     if not view.cond:
         raise ValueError("tracking a slice needs at least one prompted slice in memory")
     device = model.no_mem_embed.device
+    cond = _split_cond(model, frame_idx, view.cond)
     tokens, positions = [], []
-    for t_pos, out in select_mask_memories(model, frame_idx, view, reverse):
+    for t_pos, out in select_mask_memories(model, frame_idx, view, reverse, cond):
         feats = out["maskmem_features"].to(device, non_blocking=True)
         tokens.append(feats.flatten(2).permute(2, 0, 1))
         enc = out["maskmem_pos_enc"][-1].to(device).flatten(2).permute(2, 0, 1)
@@ -123,7 +126,7 @@ def memory_inputs(
     if model.use_obj_ptrs_in_encoder:
         from sam2.modeling.sam2_utils import get_1d_sine_pe
 
-        pairs, limit = _pointers(model, frame_idx, view, num_frames, reverse)
+        pairs, limit = _pointers(model, frame_idx, view, num_frames, reverse, cond)
         if pairs:
             distances, ptrs = zip(*pairs, strict=True)
             obj_ptrs = torch.stack(ptrs, dim=0)

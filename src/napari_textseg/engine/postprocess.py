@@ -18,23 +18,22 @@ def fill_small_holes(logits: torch.Tensor, max_area: int) -> torch.Tensor:
 
     SAM2 does this with a CUDA extension and skips it, with a warning, where the
     extension is missing (every CPU install); this gives the same result on any device.
-    ``logits`` is (N, 1, H, W); a new tensor is returned.
+    ``logits`` is (N, 1, H, W); the same tensor comes back when there is no such hole.
     """
     if max_area <= 0:
         return logits
-    background = (logits <= 0).cpu().numpy()
-    holes = np.zeros_like(background)
-    for index in np.ndindex(background.shape[:2]):
-        labelled, count = ndimage.label(background[index], structure=_EIGHT_CONNECTED)
+    values = logits.detach().cpu().numpy()  # one copy to the host; the rest is NumPy
+    holes = np.zeros(values.shape, dtype=bool)
+    for index in np.ndindex(values.shape[:2]):
+        labelled, count = ndimage.label(values[index] <= 0, structure=_EIGHT_CONNECTED)
         if count:
-            areas = np.bincount(labelled.ravel())
-            small = areas <= max_area
+            small = np.bincount(labelled.ravel()) <= max_area
             small[0] = False
-            holes[index] = small[labelled]
+            if small.any():
+                holes[index] = small[labelled]
     if not holes.any():
         return logits
-    return torch.where(torch.from_numpy(holes).to(logits.device), torch.tensor(0.1, dtype=logits.dtype,
-                                                                                 device=logits.device), logits)
+    return torch.from_numpy(np.where(holes, np.float32(0.1), values).astype(values.dtype)).to(logits.device)
 
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:
