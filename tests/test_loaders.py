@@ -153,6 +153,14 @@ def test_empty_and_non_checkpoint_files(tmp_path):
         read_state_dict(tmp_path / "page.pt")
 
 
+@pytest.mark.parametrize("text", ["hello\n", "checkpoint goes here", "e" * 40])
+def test_a_text_file_given_as_a_checkpoint_is_a_clear_error(tmp_path, text):
+    """Issue 17: such files made the unpickler raise KeyError or IndexError, a traceback."""
+    (tmp_path / "notes.pth").write_text(text)
+    with pytest.raises(CheckpointError, match="notes.pth is truncated or corrupt"):
+        read_state_dict(tmp_path / "notes.pth")
+
+
 def test_pickled_code_is_refused(tmp_path):
     torch.save({"weights": np.zeros(3, dtype=object)}, tmp_path / "evil.pt")
     with pytest.raises(CheckpointError):

@@ -44,7 +44,10 @@ def read_state_dict(
         raise CheckpointError(f"checkpoint {path.name} is empty (0 bytes); download it again")
     try:
         obj = _read(path)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError, ValueError) as err:
+    # torch.load on a file that is not a checkpoint at all (a text file, HTML saved from a
+    # download page) fails inside the unpickler with KeyError, IndexError or the like
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError, ValueError,
+            KeyError, IndexError, TypeError, AttributeError) as err:
         raise CheckpointError(
             f"checkpoint {path.name} is truncated or corrupt and cannot be read ({str(err).splitlines()[0]}); "
             "delete it and download it again, or pass an intact file"
