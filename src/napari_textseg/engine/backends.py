@@ -25,8 +25,7 @@ from napari_textseg.engine.prompts import SlicePrompts
 from napari_textseg.models.device import autocast
 
 __all__ = [
-    "Sam2Backend", "SamBackend", "SliceBackend", "SliceMask", "longest_side_shape", "make_backend",
-    "resize_longest_side",
+    "Sam2Backend", "SamBackend", "SliceBackend", "SliceMask", "make_backend", "resize_longest_side",
 ]
 
 SAM_PREPROCESSING = ("sam", "medsam")
@@ -69,12 +68,6 @@ class SliceBackend(Protocol):
         ...
 
 
-def longest_side_shape(height: int, width: int, long_side: int) -> tuple[int, int]:
-    """(H, W) scaled so that the longer side is ``long_side``, rounded as SAM rounds."""
-    scale = long_side / max(height, width)
-    return int(height * scale + 0.5), int(width * scale + 0.5)
-
-
 def resize_longest_side(images: torch.Tensor, long_side: int) -> torch.Tensor:
     """SAM's resize of (B, C, H, W) float images, sized from H and W.
 
@@ -82,8 +75,15 @@ def resize_longest_side(images: torch.Tensor, long_side: int) -> torch.Tensor:
     the batch and channel dimensions instead, squashing every slice; this is what its
     later fix computes, so the result does not depend on the installed release.
     """
-    size = longest_side_shape(int(images.shape[-2]), int(images.shape[-1]), long_side)
+    from segment_anything.utils.transforms import ResizeLongestSide
+
+    size = ResizeLongestSide.get_preprocess_shape(int(images.shape[-2]), int(images.shape[-1]), long_side)
     return F.interpolate(images, size, mode="bilinear", align_corners=False, antialias=True)
+
+
+def _as_8bit(frame: np.ndarray) -> np.ndarray:
+    """A [0, 255] float frame as the 8-bit image the MedSAM and MedSAM2 scripts read."""
+    return np.clip(np.rint(frame), 0, 255).astype(np.uint8)
 
 
 def _grey_to_rgb(frame: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -135,8 +135,7 @@ class SamBackend:
         from skimage.transform import resize
 
         size = (self.image_size, self.image_size)
-        grey = np.clip(np.rint(frame), 0, 255).astype(np.uint8)
-        square = resize(grey, size, order=3, preserve_range=True, anti_aliasing=True).astype(np.uint8)
+        square = resize(_as_8bit(frame), size, order=3, preserve_range=True, anti_aliasing=True).astype(np.uint8)
         scaled = (square - square.min()) / np.clip(float(square.max()) - float(square.min()), 1e-8, None)
         return _grey_to_rgb(scaled.astype(np.float32), self.device)
 
@@ -144,7 +143,7 @@ class SamBackend:
         if self.preprocess == "medsam":
             input_hw, image = (self.image_size, self.image_size), self._medsam_input(frame)
         else:
-            input_hw = longest_side_shape(*frame.shape, self.image_size)
+            input_hw = self._transform.get_preprocess_shape(*frame.shape, self.image_size)
             image = self.model_input(_grey_to_rgb(frame, self.device))
         with torch.inference_mode(), autocast(self.device):
             embed = self.model.image_encoder(image)
@@ -246,7 +245,7 @@ class Sam2Backend:
         if self.preprocess == "medsam2":
             from PIL import Image
 
-            grey = Image.fromarray(np.clip(np.rint(frame), 0, 255).astype(np.uint8))
+            grey = Image.fromarray(_as_8bit(frame))
             square = np.asarray(grey.resize((self.image_size, self.image_size), Image.BICUBIC), dtype=np.float32)
             image = _grey_to_rgb(square / 255.0, self.device)
             return (image - self._mean) / self._std
