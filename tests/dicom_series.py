@@ -10,7 +10,10 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 
-def write_ct_series(nifti: Path, folder: Path, *, series_uid: str | None = None, description="CT") -> None:
+def write_ct_series(nifti: Path, folder: Path, *, series_uid: str | None = None, description="CT",
+                    empty_uids: tuple[str, ...] = ()) -> None:
+    """``empty_uids``: dataset UIDs left empty, as anonymised exports do (the SOP UIDs stay
+    in the file meta)."""
     img = nib.load(nifti)
     hu = np.asanyarray(img.dataobj).astype(np.int32)
     lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ img.affine
@@ -34,6 +37,8 @@ def write_ct_series(nifti: Path, folder: Path, *, series_uid: str | None = None,
         ds.StudyDate, ds.StudyTime, ds.StudyID, ds.AccessionNumber = "20260101", "120000", "1", ""
         ds.ReferringPhysicianName, ds.SeriesNumber, ds.Manufacturer = "", 1, "test"
         ds.InstanceNumber = int(n + 1)
+        for keyword in empty_uids:
+            setattr(ds, keyword, "")
         ds.ImagePositionPatient = [float(v) for v in (lps @ np.array([0, 0, k, 1]))[:3]]
         ds.ImageOrientationPatient = [float(v) for v in (*row_dir, *col_dir)]
         ds.PixelSpacing = [float(np.linalg.norm(lps[:3, 1])), float(np.linalg.norm(lps[:3, 0]))]

@@ -138,3 +138,40 @@ def test_segment_defaults_are_the_engines_and_the_panels():
     defaults = PropagationSettings()
     assert (args.direction, args.memory_size, args.memory, args.stop_empty, args.projection) == (
         defaults.direction, defaults.memory_size, defaults.policy, defaults.empty_stop, defaults.projection)
+
+
+@pytest.mark.parametrize("command", [["demo"], ["view", "scan.nii.gz"], []])
+def test_viewer_commands_without_a_display_say_so_in_one_line(command, capsys, monkeypatch):
+    """Headless, Qt would abort the process (exit 134) blaming a missing xcb-cursor0 plug-in."""
+    monkeypatch.setattr(sys, "platform", "linux")
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no display" in err
+    assert f"xvfb-run -a {' '.join(['napari-textseg', *command])}" in err
+
+
+def test_a_missing_xcb_cursor_library_is_named(capsys, monkeypatch):
+    import ctypes.util
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setenv("DISPLAY", ":99")
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
+    assert main(["demo"]) == 2
+    assert "libxcb-cursor0" in capsys.readouterr().err
+
+
+def test_an_unexpected_failure_is_one_line_and_debug_shows_the_traceback(ct_path, capsys, monkeypatch):
+    import napari_textseg.core.intensity as intensity
+
+    def broken(data):
+        raise KeyError("window")
+
+    monkeypatch.setattr(intensity, "finite_range", broken)
+    assert main(["info", str(ct_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unexpected KeyError: 'window'" in err and "--debug" in err
+    with pytest.raises(KeyError):
+        main(["--debug", "info", str(ct_path)])

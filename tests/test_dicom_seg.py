@@ -73,3 +73,39 @@ def test_export_seg_command_and_napari_writer(series, tmp_path, capsys):
     assert main(["export-seg", str(on_series), "--source", str(data_file("abdomen_ct.nii.gz")),
                  "-o", str(tmp_path / "bad.dcm")]) == 2
     assert "DICOM series" in capsys.readouterr().err
+
+
+def _liver_on(series) -> np.ndarray:
+    organs = read_volume(data_file("abdomen_ct_organs.nii.gz"))
+    return np.where(organs.data == 5, 1, 0).astype(np.uint8)
+
+
+def test_empty_sop_uids_fall_back_to_the_file_meta(tmp_path):
+    """Anonymised exports empty the datasets' SOP UIDs; the file meta still holds them."""
+    folder = tmp_path / "anon"
+    write_ct_series(data_file("abdomen_ct.nii.gz"), folder, empty_uids=("SOPClassUID", "SOPInstanceUID"))
+    series = read_volume(folder)
+    uids = series.geometry.extra["SOPInstanceUIDs"]
+    assert all(uids) and len(set(uids)) == len(uids)
+    liver = _liver_on(series)
+    seg = hd.seg.segread(write_dicom_seg(tmp_path / "liver.dcm", liver, series.geometry, {1: "liver"}))
+    pixels = seg.get_pixels_by_source_instance(source_sop_instance_uids=uids, segment_numbers=[1],
+                                               ignore_spatial_locations=True, assert_missing_frames_are_empty=True)
+    assert np.array_equal(series.geometry.to_display(np.transpose(pixels[..., 0], (2, 1, 0))), liver)
+
+
+def test_a_series_with_every_uid_empty_is_refused_in_one_line(tmp_path, capsys):
+    from napari_textseg.cli import main
+    from napari_textseg.core.io import write_labels
+
+    folder = tmp_path / "anon"
+    write_ct_series(data_file("abdomen_ct.nii.gz"), folder,
+                    empty_uids=("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"))
+    series = read_volume(folder)
+    labels = tmp_path / "liver.nii.gz"
+    write_labels(labels, _liver_on(series), geometry=series.geometry, label_names={1: "liver"})
+    out = tmp_path / "liver.dcm"
+    assert main(["export-seg", str(labels), "--source", str(folder), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "empty StudyInstanceUID" in err and "export NIfTI" in err
+    assert not out.exists()

@@ -67,5 +67,5 @@ def test_ruff_is_clean():
 def test_ci_runs_the_readme_test_command():
     readme = (REPO / "README.md").read_text()
     ci = (REPO / ".ci" / "run").read_text()
-    [command] = re.findall(r"^python3 -m venv .*pytest.*$", ci, flags=re.M)
+    [command] = re.findall(r"^bash tools/system_packages.sh && python3 -m venv .*pytest.*$", ci, flags=re.M)
     assert command in readme, "the README's test command and .ci/run must be the same line"

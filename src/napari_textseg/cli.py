@@ -21,12 +21,15 @@ models download ID      fetch, verify and cache a checkpoint
 models path [ID]        the cache folder, or where ID's checkpoint lives
 models verify ID        build the architecture and load the checkpoint strictly
 
-Every subcommand exits non-zero with a one-line ``napari-textseg: error: ...`` on bad input.
+Every subcommand exits non-zero with a one-line ``napari-textseg: error: ...``: 2 for bad
+input (the message names the file and the cause), 1 for anything unexpected; ``--debug``
+shows the traceback. Without a display, the viewer commands say so and name ``xvfb-run``.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 
@@ -375,6 +378,7 @@ def _parser() -> argparse.ArgumentParser:
         "Without a subcommand, opens napari with the plugin's widgets.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     view = sub.add_parser("view", help="open files in napari with the plugin's widgets")
@@ -504,19 +508,32 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``napari-textseg`` console script."""
+    """Entry point of the ``napari-textseg`` console script.
+
+    Every failure ends as one ``napari-textseg: error: ...`` line naming the cause (exit
+    2 for bad input, 1 for anything unexpected); ``--debug`` shows the traceback instead.
+    """
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        return _viewer()
     try:
+        if args.command in (None, "view", "demo"):
+            from napari_textseg.display import check_display
+
+            check_display(shlex.join(["napari-textseg", *(sys.argv[1:] if argv is None else argv)]))
+        if args.command is None:
+            return _viewer()
         return int(args.func(args))
-    except (NapariTextsegError, ValueError, OSError) as err:
-        print(f"napari-textseg: error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("napari-textseg: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # the promise: one line, never a traceback, unless --debug
+        if args.debug:
+            raise
+        expected = isinstance(err, (NapariTextsegError, ValueError, OSError))
+        message = str(err) if expected else f"unexpected {type(err).__name__}: {err}"
+        hint = "" if expected else " (run again with --debug for the traceback, and please report it)"
+        print(f"napari-textseg: error: {message}{hint}", file=sys.stderr)
+        return 2 if expected else 1
 
 
 if __name__ == "__main__":  # pragma: no cover

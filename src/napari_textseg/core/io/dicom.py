@@ -12,11 +12,21 @@ from napari_textseg.core.errors import ReadError
 from napari_textseg.core.io.common import count_nan
 from napari_textseg.core.volume import SourceGeometry, Volume, display_affine
 
-__all__ = ["read_dicom_series"]
+__all__ = ["read_dicom_series", "sop_class_uid", "sop_instance_uid"]
 
 # Slice gaps may vary by this fraction of the median gap before the series is refused.
 _GAP_TOLERANCE = 0.01
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+def sop_instance_uid(ds) -> str:
+    """The slice's SOPInstanceUID, from its file meta where the dataset's own is empty."""
+    return str(ds.get("SOPInstanceUID", "") or getattr(getattr(ds, "file_meta", None), "MediaStorageSOPInstanceUID", "") or "")
+
+
+def sop_class_uid(ds) -> str:
+    """The slice's SOPClassUID, from its file meta where the dataset's own is empty."""
+    return str(ds.get("SOPClassUID", "") or getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", "") or "")
 
 
 def _headers(folder: Path) -> list:
@@ -126,7 +136,9 @@ def read_dicom_series(folder: str | os.PathLike) -> Volume:
             "SeriesInstanceUID": str(first.SeriesInstanceUID),
             "StudyInstanceUID": str(first.get("StudyInstanceUID", "")),
             "FrameOfReferenceUID": str(first.get("FrameOfReferenceUID", "")),
-            "SOPInstanceUIDs": [str(ds.get("SOPInstanceUID", "")) for _, ds in items],
+            "SOPInstanceUIDs": [sop_instance_uid(ds) for _, ds in items],
+            # Slices are tracked by file: anonymised exports may leave every UID empty.
+            "SliceFiles": [str(file.relative_to(folder)) for file, _ in items],
         },
     )
     modality = str(first.get("Modality", "")).upper()

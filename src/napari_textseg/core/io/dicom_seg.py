@@ -15,6 +15,7 @@ import numpy as np
 from napari_textseg import __version__
 from napari_textseg.core.errors import InputError, WriteError
 from napari_textseg.core.io.atomic import atomic_target
+from napari_textseg.core.io.dicom import sop_class_uid, sop_instance_uid
 from napari_textseg.core.volume import SourceGeometry
 
 __all__ = ["write_dicom_seg"]
@@ -36,26 +37,55 @@ def _property(name: str) -> dict:
 
 
 def _source_datasets(geometry: SourceGeometry) -> list:
+    """The source slices' headers in the volume's slice order, read back by file (a
+    volume read before slices were tracked by file falls back to matching SOP UIDs).
+
+    Empty SOP UIDs (anonymised exports) are taken from the file meta; a slice that names
+    itself nowhere, or a series without Study and Series UIDs, cannot be referenced and
+    is refused by name.
+    """
     import pydicom
 
-    uids = geometry.extra.get("SOPInstanceUIDs") or []
     folder = Path(geometry.path or "")
-    if geometry.format != "dicom" or not uids:
+    files = geometry.extra.get("SliceFiles") or []
+    uids = geometry.extra.get("SOPInstanceUIDs") or []
+    if geometry.format != "dicom" or not (files or uids):
         raise InputError("DICOM-SEG needs labels drawn on an image read from a DICOM series; "
                          "export NIfTI or TIFF for other images")
     if not folder.is_dir():
         raise InputError(f"DICOM-SEG needs the source series, but {folder} is no longer there")
-    found = {}
-    for file in sorted(p for p in folder.iterdir() if p.is_file()):
-        try:
-            ds = pydicom.dcmread(file, stop_before_pixels=True)
-        except Exception:  # not DICOM (DICOMDIR leftovers, notes): the series check below decides
-            continue
-        found[str(ds.get("SOPInstanceUID", ""))] = ds
-    missing = [uid for uid in uids if uid not in found]
-    if missing:
-        raise InputError(f"{len(missing)} of the {len(uids)} source slices are missing from {folder}")
-    return [found[uid] for uid in uids]
+    if files:
+        missing = [name for name in files if not (folder / name).is_file()]
+        if missing:
+            raise InputError(f"{len(missing)} of the {len(files)} source slices are missing from {folder} "
+                             f"(first: {missing[0]})")
+        sources = [(name, pydicom.dcmread(folder / name, stop_before_pixels=True)) for name in files]
+    else:
+        found = {}
+        for file in sorted(p for p in folder.iterdir() if p.is_file()):
+            try:
+                ds = pydicom.dcmread(file, stop_before_pixels=True)
+            except Exception:  # not DICOM (DICOMDIR leftovers, notes): the check below decides
+                continue
+            found[sop_instance_uid(ds)] = (file.name, ds)
+        lost = [uid for uid in uids if uid not in found]
+        if lost:
+            raise InputError(f"{len(lost)} of the {len(uids)} source slices are missing from {folder}")
+        sources = [found[uid] for uid in uids]
+    for name, ds in sources:
+        ds.SOPInstanceUID, ds.SOPClassUID = sop_instance_uid(ds), sop_class_uid(ds)
+        if not ds.SOPInstanceUID or not ds.SOPClassUID:
+            raise InputError(f"{name}: the slice has no SOP Instance or SOP Class UID, in its dataset or its "
+                             "file meta, so a DICOM-SEG cannot reference it; export NIfTI instead")
+    if len({ds.SOPInstanceUID for _, ds in sources}) < len(sources):
+        raise InputError(f"{folder}: several slices carry the same SOP Instance UID, so a DICOM-SEG cannot "
+                         "tell them apart; export NIfTI instead")
+    first_name, first = sources[0]
+    for keyword in ("StudyInstanceUID", "SeriesInstanceUID"):
+        if not str(first.get(keyword, "") or ""):
+            raise InputError(f"{first_name}: the series has an empty {keyword} (an anonymised export?), so a "
+                             "DICOM-SEG cannot name the study and series it belongs to; export NIfTI instead")
+    return [ds for _, ds in sources]
 
 
 def write_dicom_seg(
