@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
 import os
+import threading
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -65,3 +68,21 @@ def isolated_recovery_dir(tmp_path_factory, monkeypatch) -> Path:
     folder = tmp_path_factory.mktemp("recovery")
     monkeypatch.setenv("NAPARI_TEXTSEG_RECOVERY_DIR", str(folder))
     return folder
+
+
+@pytest.fixture
+def served(tmp_path):
+    """A loopback HTTP server over a folder holding a tiny SAM checkpoint."""
+    folder = tmp_path / "www"
+    folder.mkdir()
+    from tiny_models import save_tiny_sam
+
+    state = save_tiny_sam(folder / "tiny_sam.pth")
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", folder, state
+    server.shutdown()
+    server.server_close()

@@ -175,3 +175,16 @@ def test_an_unexpected_failure_is_one_line_and_debug_shows_the_traceback(ct_path
     assert err.count("\n") == 1 and "unexpected KeyError: 'window'" in err and "--debug" in err
     with pytest.raises(KeyError):
         main(["--debug", "info", str(ct_path)])
+
+
+def test_a_missing_clip_model_names_the_clip_flag(ct_path, tmp_path, capsys):
+    """The message said --checkpoint; the flag for CLIP is --clip-checkpoint."""
+    from tiny_models import TINY_SAM2_ARCH, tiny_card
+
+    tiny_card("sam2", TINY_SAM2_ARCH, "test_cli_clip_sam2", "tiny.pt")
+    save_tiny_sam2(tmp_path / "tiny.pt")
+    code = main(["label", str(ct_path), "--text", "liver", "--model", "test_cli_clip_sam2",
+                 "--checkpoint", str(tmp_path / "tiny.pt"), "--clip", "clip_vit_b_16", "-o", str(tmp_path / "o.nii.gz")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "clip_vit_b_16 is not downloaded yet" in err and "--clip-checkpoint FILE" in err

@@ -138,3 +138,41 @@ def test_opening_the_widgets_after_the_canvas_exists_does_not_crash(tmp_path):
     )
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and "survived" in result.stdout, result.stderr[-2000:]
+
+
+def _open_as_the_gui_does(viewer, path, monkeypatch) -> list[str]:
+    """Drop ``path`` on the canvas (File > Open takes the same road) and press OK in
+    napari's reader dialog, whatever it preselects; returns the readers it offered."""
+    from napari._qt.dialogs import qt_reader_dialog
+    from qtpy.QtCore import QUrl
+
+    offered = []
+
+    def press_ok(dialog):
+        offered.extend(button.text() for button in dialog.reader_btn_group.buttons())
+        return dialog._get_plugin_choice(), False
+
+    monkeypatch.setattr(qt_reader_dialog.QtReaderDialog, "get_user_choices", press_ok)
+    viewer.window._qt_viewer._open_from_list_of_urls_data([QUrl.fromLocalFile(str(path))], stack=False,
+                                                          choose_plugin=False)
+    return offered
+
+
+@pytest.mark.parametrize("name", ["abdomen_ct.nii.gz", "nuclei_3d.tif"])
+def test_file_open_preselects_our_reader_over_napari_builtins(viewer, name, monkeypatch):
+    """napari lists the readers sorted by display name and preselects the first; with
+    "napari builtins" first, OK gave "OSError: Could not find a backend"."""
+    from conftest import data_file
+
+    offered = _open_as_the_gui_does(viewer, data_file(name), monkeypatch)
+    assert offered[0] == "TextSeg 3D" and "napari builtins" in offered
+    assert len(viewer.layers) >= 1 and viewer.layers[0].metadata.get("napari_textseg")
+
+
+def test_a_dicom_folder_dropped_on_the_canvas_opens(viewer, ct_path, tmp_path, monkeypatch):
+    """The series sits one folder down, as exports from PACS put it."""
+    write_ct_series(ct_path, tmp_path / "export" / "series1")
+    (tmp_path / "export" / "README.txt").write_text("exported")
+    _open_as_the_gui_does(viewer, tmp_path / "export", monkeypatch)
+    [layer] = viewer.layers
+    assert layer.data.shape == (30, 101, 122)

@@ -5,10 +5,7 @@ pooch code path (progress, checksum, cache) runs without the internet.
 """
 
 import hashlib
-import http.server
 import socket
-import threading
-from functools import partial
 
 import pytest
 import torch
@@ -30,22 +27,6 @@ REQUIRED = [
     "sam2.1_hiera_base_plus", "sam2.1_hiera_large", "medsam2", "clip_vit_b_16", "clip_vit_l_14",
     "sam3", "medical_sam3",
 ]
-
-
-@pytest.fixture
-def served(tmp_path):
-    """A loopback HTTP server over a folder holding a tiny SAM checkpoint."""
-    folder = tmp_path / "www"
-    folder.mkdir()
-    state = save_tiny_sam(folder / "tiny_sam.pth")
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *a, **k: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", folder, state
-    server.shutdown()
-    server.server_close()
 
 
 def _card(url, known_hash, model_id="test_served_sam"):
@@ -157,3 +138,31 @@ def test_official_architecture_is_recognised_from_the_file(tmp_path, keys, name,
     torch.save({"model": state} if "trunk" in next(iter(keys)) else state, tmp_path / name)
     card, _ = resolve_checkpoint(None, tmp_path / name)
     assert card.id == expected
+
+
+def test_offline_fails_at_once_without_the_hubs_retries(monkeypatch):
+    """huggingface_hub retried for ~24 s without a network before failing."""
+    import huggingface_hub
+
+    calls = []
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda **kw: calls.append(kw))
+
+    def no_network(address, timeout=None):
+        raise OSError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    with pytest.raises(OfflineError, match="no network.*clip_vit_b_16"):
+        download("clip_vit_b_16", confirm_license=lambda c: True)
+    assert calls == []  # never reached the retrying client
+
+
+def test_messages_name_the_way_the_user_gives_a_file():
+    from napari_textseg.models.store import CLI_CLIP_WORDING, Wording
+
+    with pytest.raises(CheckpointError, match="--clip-checkpoint FILE") as info:
+        resolve_checkpoint("clip_vit_b_16", wording=CLI_CLIP_WORDING)
+    assert "--checkpoint FILE" not in str(info.value).replace("--clip-checkpoint", "")
+    panel = Wording(local_file="choose a file in the checkpoint field", download="press Download")
+    with pytest.raises(CheckpointError) as info:
+        resolve_checkpoint("sam_vit_b", wording=panel)
+    assert "press Download" in str(info.value) and "--" not in str(info.value)

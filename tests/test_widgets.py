@@ -134,18 +134,37 @@ def test_errors_are_messages_not_tracebacks(ready, qtbot):
     viewer.layers[PROMPT_LAYER].add(np.array([15, 500, 40]))  # outside the slice
     with pytest.raises(Exception, match="outside the volume"):
         controller.segment_slice()
-    from napari_textseg._napari.widgets._common import safely
+    points_widget.segment.click()  # the button: the message lands in the panel
+    assert points_widget.status.text().startswith("error: ") and "outside the volume" in points_widget.status.text()
 
-    shown = []
-    import napari_textseg._napari.widgets._common as common
 
-    original = common.show_error
-    common.show_error = shown.append
-    try:
-        safely(controller.segment_slice)()
-    finally:
-        common.show_error = original
-    assert shown and "outside the volume" in shown[0]
+def test_a_failing_worker_is_one_line_in_the_panel_and_no_traceback(ready, qtbot, caplog):
+    """A worker that raises (a model not downloaded, say) reached the user as an uncaught
+    exception: a notification with "View Traceback", ~70 lines in the terminal."""
+    import logging
+
+    from napari.utils.notifications import notification_manager
+
+    viewer, controller, points_widget, _ = ready
+    before = len(notification_manager.records)
+
+    def not_downloaded():
+        raise FileNotFoundError("sam_vit_b is not downloaded yet: press Download in Point prompts")
+
+    def buggy():
+        raise KeyError("slot")
+        yield  # a generator worker, as propagation runs
+
+    with caplog.at_level(logging.DEBUG, logger="napari_textseg"):
+        for work, shown in ((not_downloaded, "error: sam_vit_b is not downloaded yet"),
+                            (buggy, "error: unexpected KeyError: 'slot'")):
+            with qtbot.waitSignal(controller.busy, check_params_cb=lambda busy: not busy, timeout=10_000):
+                controller.start_worker(work, lambda _: None, "Testing")
+            qtbot.waitUntil(lambda s=shown: points_widget.status.text().startswith(s), timeout=5_000)
+            assert "\n" not in points_widget.status.text()
+    assert len(notification_manager.records) == before  # no "View Traceback" notification
+    levels = {r.levelname for r in caplog.records if r.exc_info}
+    assert levels == {"DEBUG", "ERROR"}  # the expected one at debug, the bug at error
 
 
 def test_a_click_while_the_model_loads_is_refused_politely(make_napari_viewer_proxy, qtbot, ct_path,
@@ -177,3 +196,65 @@ def test_switching_the_model_mid_session_starts_a_fresh_object(ready, qtbot, tin
     controller.segment_slice()  # the clicks are kept, segmented with the new model
     _wait_idle(qtbot, controller)
     assert controller._state.session.backend.family == "sam"
+
+
+def test_a_failing_worker_does_not_abort_a_script_without_napari_run(tmp_path):
+    """Driven from a script (no napari.run()), the re-raise of a worker's error in a Qt
+    slot aborted the whole process."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import time\n"
+        "import napari, numpy as np\n"
+        "from qtpy.QtWidgets import QApplication\n"
+        "from napari_textseg._napari.controller import ModelChoice, controller_for\n"
+        "viewer = napari.Viewer(show=False)\n"
+        "viewer.add_image(np.zeros((4, 8, 8), np.float32))\n"
+        "controller = controller_for(viewer)\n"
+        "messages = []\n"
+        "controller.status.connect(messages.append)\n"
+        "controller.load_model(ModelChoice('sam_vit_b'))  # not downloaded: the worker raises\n"
+        "start = time.time()\n"
+        "while controller.loading and time.time() - start < 120:\n"
+        "    QApplication.processEvents()\n"
+        "    time.sleep(0.01)\n"
+        "print('LAST:', messages[-1])\n"
+        "viewer.close()\n"
+    )
+    env = {**os.environ, "NAPARI_TEXTSEG_CACHE": str(tmp_path / "cache")}
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "LAST: error: " in result.stdout and "not downloaded" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_download_shows_the_licence_then_fetches_into_the_cache(make_napari_viewer_proxy, qtbot, served, monkeypatch):
+    """Where a model is missing, the panel offers Download; the licence comes first."""
+    from qtpy.QtWidgets import QMessageBox
+
+    from napari_textseg.models.store import cached_path
+    from tiny_models import TINY_SAM_ARCH
+
+    url, _, _ = served
+    card = tiny_card("sam", TINY_SAM_ARCH, "test_panel_download", "tiny_sam.pth", url=f"{url}/tiny_sam.pth")
+    viewer = make_napari_viewer_proxy()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-textseg", "Point prompts")
+    widget.model.setCurrentIndex(widget.model.findData("sam_vit_b"))
+    widget.load.click()
+    qtbot.waitUntil(lambda: widget.status.text().startswith("error:"), timeout=30_000)
+    message = widget.status.text()
+    assert "press Download" in message and "checkpoint field" in message and "--" not in message
+
+    widget.model.setCurrentIndex(widget.model.findData(card.id))
+    assert widget.download.isEnabled()
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *args: asked.append(args[2]) or QMessageBox.StandardButton.Yes)
+    widget.download.click()
+    qtbot.waitUntil(lambda: "downloaded to" in widget.status.text(), timeout=30_000)
+    assert "Apache-2.0" in asked[0] and str(cached_path(card)) in asked[0]
+    assert cached_path(card).is_file() and not widget.download.isEnabled()
+    widget.model.setCurrentIndex(widget.model.findData("phantom_sam"))
+    assert not widget.download.isEnabled()  # shipped with the package: nothing to download

@@ -194,6 +194,7 @@ def _cmd_label(args: argparse.Namespace) -> int:
     from napari_textseg.engine.pipelines import label_text, needs_clip
     from napari_textseg.engine.prompts import group_by_slice
     from napari_textseg.models.loader import load_model
+    from napari_textseg.models.store import CLI_CLIP_WORDING
 
     targets = parse_targets("\n".join(args.text))
     volume = read_volume(args.image)
@@ -217,7 +218,7 @@ def _cmd_label(args: argparse.Namespace) -> int:
     if sam3 and clicks:
         raise ValueError("SAM3 takes the text itself: drop --point, or use a SAM/SAM2 model for text + click")
     loaded = load_model(args.model, args.checkpoint, device=args.device)
-    clip = load_model(args.clip, args.clip_checkpoint, device=args.device) if need_clip else None
+    clip = load_model(args.clip, args.clip_checkpoint, device=args.device, wording=CLI_CLIP_WORDING) if need_clip else None
     given = {k: (np.array(p, dtype=float), np.array(s)) for k, (p, s) in clicks.items()}
     result = label_text(volume, targets, loaded, clip, given, report=lambda line: print(line, file=sys.stderr))
     written = write_labels(args.output, result.labels, geometry=volume.geometry, scale=volume.spacing,

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from napari.qt.threading import create_worker
 from napari.utils import progress
 from psygnal import Signal
 
@@ -23,6 +22,8 @@ keep_triton_out_without_cuda()  # before the engine imports torchvision (see _tr
 from napari_textseg._napari.autosave import autosaver_for  # noqa: E402
 from napari_textseg._napari.layers import layer_modality  # noqa: E402
 from napari_textseg._napari.prompt_layer import prompt_layer, prompts_of  # noqa: E402
+from napari_textseg._napari.wording import panel_wording  # noqa: E402
+from napari_textseg._napari.workers import panel_worker  # noqa: E402
 from napari_textseg.engine.propagate import PropagationSettings  # noqa: E402
 from napari_textseg.engine.session import PostProcessing, SegmentationSession  # noqa: E402
 
@@ -105,7 +106,8 @@ class SegmentationController:
         from napari_textseg.models.loader import load_model
 
         def work():
-            loaded = load_model(choice.model_id, choice.checkpoint, device=choice.device)
+            loaded = load_model(choice.model_id, choice.checkpoint, device=choice.device,
+                                wording=panel_wording("checkpoint"))
             return loaded, make_backend(loaded.model, loaded.card.family, loaded.device, loaded.card.arch)
 
         def done(result) -> None:
@@ -197,7 +199,12 @@ class SegmentationController:
 
     def start_worker(self, work, done, description: str, generator: bool = False, total: int = 0, on_yield=None):
         """Run ``work`` in a napari thread worker with a progress bar; ``done`` gets its result."""
-        worker = create_worker(work, _start_thread=False)
+        def failed(message: str) -> None:
+            if description == "Loading model":
+                self._loading = False
+            self.status.emit(f"error: {message}")
+
+        worker = panel_worker(work, failed)
         bar = progress(total=total or 0, desc=description)
         self._state.workers.append(worker)
         self.busy.emit(True)
@@ -212,11 +219,6 @@ class SegmentationController:
             finish()  # idle before `done` runs, so it (and what it signals) may start new work
             done(value)
 
-        def failed(err: Exception) -> None:
-            if description == "Loading model":
-                self._loading = False
-            self.status.emit(f"error: {err}")
-
         if generator:
 
             def advance(step: Any) -> None:
@@ -230,7 +232,6 @@ class SegmentationController:
 
             worker.yielded.connect(advance)
         worker.returned.connect(returned)
-        worker.errored.connect(failed)
         worker.finished.connect(finish)
         worker.start()
         return worker

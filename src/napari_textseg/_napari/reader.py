@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,19 +12,24 @@ from napari_textseg.core.io import is_supported, read_volume
 __all__ = ["get_reader", "read"]
 
 
+# Files looked at before a folder is declared not DICOM (series often sit in subfolders).
+_DICOM_PROBE_FILES = 64
+
+
+def _is_dicom_file(file: Path) -> bool:
+    if file.suffix.lower() == ".dcm":
+        return True
+    try:
+        with open(file, "rb") as handle:
+            handle.seek(128)
+            return handle.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
 def _looks_like_dicom_folder(folder: Path) -> bool:
-    for file in list(folder.iterdir())[:20]:
-        if file.suffix.lower() == ".dcm":
-            return True
-        if file.is_file():
-            try:
-                with open(file, "rb") as handle:
-                    handle.seek(128)
-                    if handle.read(4) == b"DICM":
-                        return True
-            except OSError:
-                continue
-    return False
+    files = (p for p in folder.rglob("*") if p.is_file())
+    return any(_is_dicom_file(file) for file in itertools.islice(files, _DICOM_PROBE_FILES))
 
 
 def read(path: str | list[str]) -> list[LayerData]:

@@ -69,11 +69,13 @@ class TextController:
     def _load_clip(self, choice: ModelChoice):
         if self._clip is not None and self._clip[0] == choice:
             return self._clip[1:]
+        from napari_textseg._napari.wording import panel_wording
         from napari_textseg.engine.clip_dense import DenseClip
         from napari_textseg.engine.text_encoder import TextEncoder
         from napari_textseg.models.loader import load_model
 
-        loaded = load_model(choice.model_id, choice.checkpoint, device=choice.device)
+        loaded = load_model(choice.model_id, choice.checkpoint, device=choice.device,
+                            wording=panel_wording("CLIP file"))
         if loaded.card.family != "clip":
             raise InputError(f"{loaded.card.title} is not a CLIP model; text search needs an open_clip checkpoint")
         encoder = TextEncoder(loaded.model, str(choice.checkpoint or choice.model_id), loaded.card.arch["model_name"])

@@ -22,6 +22,7 @@ from napari_textseg.engine.features import Features
 from napari_textseg.engine.memory_attention import MemoryView, memory_inputs
 from napari_textseg.engine.postprocess import fill_small_holes
 from napari_textseg.engine.prompts import SlicePrompts
+from napari_textseg.engine.sam2_heads import sam2_heads
 from napari_textseg.models.device import autocast
 
 __all__ = [
@@ -301,15 +302,25 @@ class Sam2Backend:
         if mask_logits is not None:
             mask_logits = torch.clamp(mask_logits.to(self.device, torch.float32), -32.0, 32.0)
         empty = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
+        model = self.model
         with torch.inference_mode(), autocast(self.device):
-            _, sam_outputs, _, _ = self.model._track_step(
-                0, True, feats, self._pos_embeds, self._feat_sizes, point_inputs,
-                None, empty, 1, False, mask_logits,
+            # SAM2Base._track_step on a frame not yet tracked, with sam2_heads for its heads.
+            pix = model._prepare_memory_conditioned_features(
+                frame_idx=0, is_init_cond_frame=True, current_vision_feats=feats[-1:],
+                current_vision_pos_embeds=self._pos_embeds[-1:], feat_sizes=self._feat_sizes[-1:],  # type: ignore[index]
+                output_dict=empty, num_frames=1, track_in_reverse=False,
             )
-        _, _, ious, low_res, _, obj_ptr, object_score = sam_outputs
-        state = {"obj_ptr": obj_ptr.float(), "object_score_logits": object_score.float(),
+            heads = sam2_heads(model, pix, point_inputs, mask_logits, self._high_res_features(feats),
+                               model._use_multimask(True, point_inputs), with_high_res=False)
+        state = {"obj_ptr": heads.obj_ptr.float(), "object_score_logits": heads.object_score.float(),
                  "maskmem_features": None, "maskmem_pos_enc": None}
-        return self._finish(orig, low_res, ious, state)
+        return self._finish(orig, heads.low_res, heads.ious, state)
+
+    def _high_res_features(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [
+            x.permute(1, 2, 0).view(x.size(1), x.size(2), *size)
+            for x, size in zip(feats[:-1], self._feat_sizes[:-1], strict=True)  # type: ignore[index]
+        ]
 
     def _store_memory(self, state: dict[str, Any], feats: torch.Tensor, pos: list[torch.Tensor]) -> None:
         # bfloat16, as SAM2VideoPredictor stores memories; the positional encoding is one
@@ -345,24 +356,18 @@ class Sam2Backend:
         model = self.model
         batch, width = feats[-1].size(1), model.hidden_dim
         h, w = self._feat_sizes[-1]  # type: ignore[index]
-        high_res_features = [
-            x.permute(1, 2, 0).view(x.size(1), x.size(2), *size)
-            for x, size in zip(feats[:-1], self._feat_sizes[:-1], strict=True)  # type: ignore[index]
-        ]
         with torch.inference_mode(), autocast(self.device):
             memory, memory_pos, n_ptr = memory_inputs(model, frame_index, view, num_frames, reverse)
             pix = model.memory_attention(curr=feats[-1:], curr_pos=self._pos_embeds[-1:], memory=memory,  # type: ignore[index]
                                          memory_pos=memory_pos, num_obj_ptr_tokens=n_ptr)
             pix = pix.permute(1, 2, 0).view(batch, width, h, w)
-            _, _, ious, low_res, high_res, obj_ptr, object_score = model._forward_sam_heads(
-                backbone_features=pix, point_inputs=None, mask_inputs=None,
-                high_res_features=high_res_features, multimask_output=model._use_multimask(False, None),
-            )
-            mem, pos = model._encode_new_memory(feats, self._feat_sizes, high_res, object_score,
+            heads = sam2_heads(model, pix, None, None, self._high_res_features(feats),
+                               model._use_multimask(False, None), with_high_res=True)
+            mem, pos = model._encode_new_memory(feats, self._feat_sizes, heads.high_res, heads.object_score,
                                                 is_mask_from_pts=False)
-        state = {"obj_ptr": obj_ptr.float(), "object_score_logits": object_score.float()}
+        state = {"obj_ptr": heads.obj_ptr.float(), "object_score_logits": heads.object_score.float()}
         self._store_memory(state, mem, pos)
-        return self._finish(orig, low_res, ious, state)
+        return self._finish(orig, heads.low_res, heads.ious, state)
 
 
 def make_backend(

@@ -127,13 +127,15 @@ _MODELS: dict[tuple, object] = {}
 _LOADS = {"count": 0}
 
 
-def _model(model_id: str | None, checkpoint: str | None, device: str | None):
+def _model(model_id: str | None, checkpoint: str | None, device: str | None, clip: bool = False):
     """Load a model once per worker process and keep it for the next cases."""
     from napari_textseg.models.loader import load_model
+    from napari_textseg.models.store import CLI_CLIP_WORDING, CLI_WORDING
 
     key = (model_id, checkpoint, device)
     if key not in _MODELS:
-        _MODELS[key] = load_model(model_id, checkpoint, device=device)
+        _MODELS[key] = load_model(model_id, checkpoint, device=device,
+                                  wording=CLI_CLIP_WORDING if clip else CLI_WORDING)
         _LOADS["count"] += 1
     return _MODELS[key]
 
@@ -199,7 +201,7 @@ def run_case(case: BatchCase, job: BatchJob) -> CaseResult:
             wants_clip = sam.card.family != "sam3" and needs_clip(targets, {})  # SAM3 reads the text itself
             if wants_clip and not (job.clip or job.clip_checkpoint):
                 raise InputError("text targets need a CLIP model (--clip or --clip-checkpoint), or a SAM3 model")
-            clip = _model(job.clip, job.clip_checkpoint, job.device) if wants_clip else None
+            clip = _model(job.clip, job.clip_checkpoint, job.device, clip=True) if wants_clip else None
             made = label_text(volume, targets, sam, clip)  # type: ignore[arg-type]
             labels, names = made.labels, made.names
         else:

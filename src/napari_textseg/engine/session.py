@@ -267,6 +267,9 @@ class SegmentationSession:
         if not self.prompts:
             raise PromptError("propagation needs a prompt: click the object on at least one slice first")
         settings = settings or PropagationSettings()
+        # Propagation encodes the slices it needs itself; a prefetch still queued from the
+        # click would run beside it and split the same cores (one already running finishes).
+        self.cache.cancel_prefetch()
         propagator = make_propagator(self.backend, self._features, self.n_slices, settings)
         prompts = {z: self._slice_prompts(z) for z in self.prompts}
         decoded = {z: r for z, (p, r) in self._decoded.items() if z in prompts and p.same_as(prompts[z])}

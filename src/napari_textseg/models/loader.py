@@ -12,7 +12,7 @@ import torch
 from napari_textseg.models.device import pick_device
 from napari_textseg.models.errors import CheckpointError
 from napari_textseg.models.registry import ModelCard
-from napari_textseg.models.store import resolve_checkpoint
+from napari_textseg.models.store import CLI_WORDING, Wording, resolve_checkpoint
 
 __all__ = ["LoadedModel", "load_model"]
 
@@ -83,14 +83,16 @@ def load_model(
     model_id: str | None = None,
     checkpoint: str | os.PathLike | None = None,
     device: str | None = None,
+    wording: Wording = CLI_WORDING,
 ) -> LoadedModel:
     """Build ``model_id``'s architecture, load its checkpoint strictly and move it to a device.
 
     ``checkpoint`` overrides the cached file. Nothing is downloaded here: use
-    :func:`napari_textseg.models.store.download` first.
+    :func:`napari_textseg.models.store.download` first. ``wording`` names, in messages,
+    where the user gives a file and how they download (flags, or a panel's controls).
     """
     target = pick_device(device)
-    card, path = resolve_checkpoint(model_id, checkpoint)
+    card, path = resolve_checkpoint(model_id, checkpoint, wording)
     check_file_fits_card(card, path)
     model = _builder(card.family)(card.arch, path)
     return LoadedModel(model=model.to(target).eval(), card=card, checkpoint=path, device=target)

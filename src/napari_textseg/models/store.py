@@ -13,8 +13,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import platformdirs
 
@@ -27,6 +30,9 @@ from napari_textseg.models.registry import ModelCard, get_card
 
 __all__ = [
     "CACHE_ENV",
+    "CLI_CLIP_WORDING",
+    "CLI_WORDING",
+    "Wording",
     "accept_license",
     "cache_dir",
     "cached_path",
@@ -37,6 +43,23 @@ __all__ = [
 
 CACHE_ENV = "NAPARI_TEXTSEG_CACHE"
 _ACCEPTED_FILE = "accepted_licenses.json"
+# Seconds to reach the download host before calling it offline (huggingface_hub itself
+# retries for about 24 s without a network).
+_PROBE_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class Wording:
+    """How messages name the user's ways to get a model: the command line's flags, or a
+    panel's own field and button."""
+
+    local_file: str = "pass a local file with --checkpoint FILE"
+    download: str = "run 'napari-textseg models download {id}'"
+    accept: str = "accept the licence with --accept-license"
+
+
+CLI_WORDING = Wording()
+CLI_CLIP_WORDING = Wording(local_file="pass a local file with --clip-checkpoint FILE")
 
 
 def cache_dir() -> Path:
@@ -80,15 +103,31 @@ def accept_license(card: ModelCard) -> None:
     os.replace(tmp, file)
 
 
-def _offline_message(card: ModelCard, target: Path) -> str:
+def _offline_message(card: ModelCard, target: Path, wording: Wording) -> str:
     return (
         f"cannot download {card.filename} for {card.id}: no network, or the server is unreachable. "
         f"Without a network, fetch it from {card.source} on another machine and put it at "
-        f"{target}, or pass the file with --checkpoint FILE"
+        f"{target}, or {wording.local_file}"
     )
 
 
-def _fetch_url(card: ModelCard, target: Path, progressbar: bool) -> None:
+def _reachable(url: str, hugging_face: bool) -> bool:
+    """Whether the download host answers at all: offline, fail in seconds, not after retries."""
+    if hugging_face:
+        from huggingface_hub import constants
+
+        if constants.HF_HUB_OFFLINE:  # HF_HUB_OFFLINE=1: the user said so
+            return False
+    parts = urlparse(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname or "", port), timeout=_PROBE_TIMEOUT_S).close()
+    except OSError:
+        return False
+    return True
+
+
+def _fetch_url(card: ModelCard, target: Path, progressbar: bool, wording: Wording) -> None:
     import pooch
     import requests
 
@@ -106,10 +145,10 @@ def _fetch_url(card: ModelCard, target: Path, progressbar: bool) -> None:
             "Try again; if it keeps failing, the file on the server has changed"
         ) from err
     except (requests.RequestException, OSError) as err:
-        raise OfflineError(_offline_message(card, target)) from err
+        raise OfflineError(_offline_message(card, target, wording)) from err
 
 
-def _fetch_hf(card: ModelCard, target: Path) -> None:
+def _fetch_hf(card: ModelCard, target: Path, wording: Wording) -> None:
     from huggingface_hub import hf_hub_download
 
     try:
@@ -120,7 +159,7 @@ def _fetch_hf(card: ModelCard, target: Path) -> None:
             cache_dir=target.parent / ".hf",
         )
     except Exception as err:  # connection, offline-mode and hub errors all mean "not here"
-        raise OfflineError(_offline_message(card, target)) from err
+        raise OfflineError(_offline_message(card, target, wording)) from err
     shutil.copyfile(downloaded, target)
 
 
@@ -129,6 +168,7 @@ def download(
     *,
     progressbar: bool = True,
     confirm_license: Callable[[ModelCard], bool] | None = None,
+    wording: Wording = CLI_WORDING,
 ) -> Path:
     """Fetch ``card``'s checkpoint into the cache (if not there) and return its path.
 
@@ -148,26 +188,36 @@ def download(
     if card.local_only:
         raise CheckpointError(
             f"{card.id} cannot be downloaded by the plugin: {card.note}. "
-            f"Put the file at {target} or pass it with --checkpoint FILE"
+            f"Put the file at {target}, or {wording.local_file}"
         )
     if not is_license_accepted(card):
         if confirm_license is None or not confirm_license(card):
             raise LicenseNotAcceptedError(
                 f"{card.id} is released under {card.license} ({card.license_url}); "
-                "accept the licence to download it (command line: --accept-license)"
+                f"{wording.accept} to download it"
             )
         accept_license(card)
     target.parent.mkdir(parents=True, exist_ok=True)
+    if not _reachable(card.url or f"{_hf_endpoint()}/{card.hf_repo}", hugging_face=not card.url):
+        raise OfflineError(_offline_message(card, target, wording))
     if card.url:
-        _fetch_url(card, target, progressbar)
+        _fetch_url(card, target, progressbar, wording)
     else:
-        _fetch_hf(card, target)
+        _fetch_hf(card, target, wording)
     return target
+
+
+def _hf_endpoint() -> str:
+    """The Hugging Face endpoint huggingface_hub downloads from (``HF_ENDPOINT`` or its default)."""
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT
 
 
 def resolve_checkpoint(
     model_id: str | None = None,
     checkpoint: str | os.PathLike | None = None,
+    wording: Wording = CLI_WORDING,
 ) -> tuple[ModelCard, Path]:
     """The card and the checkpoint file to load, without downloading anything.
 
@@ -194,9 +244,7 @@ def resolve_checkpoint(
         elif card.local_only:
             how = f"get it from {card.homepage} ({card.note})"
         else:
-            how = f"run 'napari-textseg models download {card.id}'"
-        raise CheckpointError(
-            f"{card.id} is not downloaded yet: {how}, put the file at {path}, "
-            "or pass a local file with --checkpoint FILE"
-        )
+            how = wording.download.format(id=card.id)
+        raise CheckpointError(f"{card.id} is not downloaded yet: {how}, put the file at {path}, "
+                              f"or {wording.local_file}")
     return card, path

@@ -6,23 +6,28 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from napari.utils.notifications import show_error
-from qtpy.QtWidgets import QHBoxLayout, QWidget
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QWidget
 
-from napari_textseg.core.errors import NapariTextsegError
+from napari_textseg._napari.workers import error_message
 
 if TYPE_CHECKING:
     import napari
     from qtpy.QtWidgets import QComboBox
 
 
-def safely(action: Callable[[], object]) -> Callable[..., None]:
-    """Run ``action``; a user error becomes a notification, not a traceback."""
+def safely(action: Callable[[], object], status: QLabel | None = None) -> Callable[..., None]:
+    """Run ``action``; a failure becomes one line in the panel's ``status`` line (or a
+    notification, for panels without one), never a traceback: that goes to the log."""
 
     def run(*_args: object) -> None:
         try:
             action()
-        except (NapariTextsegError, ValueError, OSError) as err:
-            show_error(str(err))
+        except Exception as err:  # a Qt slot must not raise: without napari.run() it aborts
+            message = error_message(err)
+            if status is None:
+                show_error(message)
+            else:
+                status.setText(f"error: {message}")
 
     return run
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from napari.qt.threading import create_worker
 from napari.utils import progress
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -23,6 +22,7 @@ from qtpy.QtWidgets import (
 
 from napari_textseg._napari.layers import METADATA_KEY, label_table
 from napari_textseg._napari.widgets._common import fill_labels_combo, hbox, safely
+from napari_textseg._napari.workers import panel_worker
 from napari_textseg.core.errors import InputError
 from napari_textseg.core.evaluation import MM_PER_UNIT, Evaluation, GridMismatch, iter_evaluate
 
@@ -86,9 +86,9 @@ class CompareWidget(QWidget):
         layout.addWidget(self.status)
         layout.addWidget(self.table)
 
-        self.run.clicked.connect(safely(self.compare))
+        self.run.clicked.connect(safely(self.compare, self.status))
         self.cancel.clicked.connect(self._cancel)
-        self.save.clicked.connect(safely(self._save_dialog))
+        self.save.clicked.connect(safely(self._save_dialog, self.status))
         self.viewer.layers.events.inserted.connect(self._refresh)
         self.viewer.layers.events.removed.connect(self._refresh)
         self.reference.currentTextChanged.connect(self._show_unit)
@@ -130,7 +130,7 @@ class CompareWidget(QWidget):
             return (yield from steps)
 
         bar = progress(total=0, desc="Comparing with reference")
-        worker = create_worker(work, _start_thread=False)
+        worker = panel_worker(work, lambda message: self.status.setText(f"error: {message}"))
 
         def advance(step: tuple[int, int]) -> None:
             bar.total = step[1]
@@ -144,7 +144,6 @@ class CompareWidget(QWidget):
 
         worker.yielded.connect(advance)
         worker.returned.connect(self._show)
-        worker.errored.connect(lambda err: self.status.setText(f"error: {err}"))
         worker.finished.connect(finished)
         self._worker = worker
         self.run.setEnabled(False)

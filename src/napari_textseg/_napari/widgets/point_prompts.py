@@ -20,6 +20,8 @@ from qtpy.QtWidgets import (
 from napari_textseg._napari.controller import ModelChoice, controller_for
 from napari_textseg._napari.prompt_layer import toggle_sign
 from napari_textseg._napari.widgets._common import fill_labels_combo, hbox, safely
+from napari_textseg._napari.widgets.download import DownloadButton
+from napari_textseg._napari.wording import panel_wording
 from napari_textseg.models.registry import CARDS
 
 if TYPE_CHECKING:
@@ -73,12 +75,13 @@ class PointPromptsWidget(QWidget):
         self.status = QLabel("Choose a model and press Load.")
         self.status.setWordWrap(True)
         self.status.setObjectName("status")
+        self.download = DownloadButton(self.model, self.status, panel_wording("checkpoint"))
 
         form = QFormLayout()
         form.addRow("model", self.model)
         form.addRow("checkpoint", hbox(self.checkpoint, browse))
         form.addRow("device", self.device)
-        form.addRow(self.load)
+        form.addRow(hbox(self.load, self.download))
         form.addRow(self.licence)
         form.addRow(hbox(self.segment, self.toggle))
         form.addRow("commit to", self.target)
@@ -91,12 +94,12 @@ class PointPromptsWidget(QWidget):
         layout.addWidget(self.status)
         layout.addStretch(1)
 
-        self.load.clicked.connect(safely(self._load))
-        self.segment.clicked.connect(safely(self.controller.segment_slice))
-        self.commit.clicked.connect(safely(self._commit))
-        self.new.clicked.connect(safely(self.controller.new_object))
+        self.load.clicked.connect(safely(self._load, self.status))
+        self.segment.clicked.connect(safely(self.controller.segment_slice, self.status))
+        self.commit.clicked.connect(safely(self._commit, self.status))
+        self.new.clicked.connect(safely(self.controller.new_object, self.status))
         self.cancel.clicked.connect(self.controller.cancel)
-        self.toggle.clicked.connect(safely(self._toggle))
+        self.toggle.clicked.connect(safely(self._toggle, self.status))
         self.model.currentIndexChanged.connect(self._show_licence)
         self.controller.status.connect(lambda message: self.status.setText(message))
         self.controller.busy.connect(lambda busy: self.segment.setEnabled(not busy))
@@ -113,12 +116,12 @@ class PointPromptsWidget(QWidget):
 
     def _bind_keys(self) -> None:
         for key, action in self._key_actions().items():
-            self.viewer.bind_key(key, lambda _viewer, act=action: safely(act)(), overwrite=True)
+            self.viewer.bind_key(key, lambda _viewer, act=action: safely(act, self.status)(), overwrite=True)
 
     def bind_prompt_layer_keys(self, layer: napari.layers.Points) -> None:
         """The same keys on the prompts layer, whose own S would switch to select mode."""
         for key, action in self._key_actions().items():
-            layer.bind_key(key, lambda _layer, act=action: safely(act)(), overwrite=True)
+            layer.bind_key(key, lambda _layer, act=action: safely(act, self.status)(), overwrite=True)
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Checkpoint", "", "Checkpoints (*.pt *.pth *.bin *.safetensors)")

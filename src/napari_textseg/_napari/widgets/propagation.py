@@ -102,13 +102,13 @@ class PropagationWidget(QWidget):
 
         # Every change goes to the controller at once, so Shift+S uses what is shown.
         for spin in (self.memory_size, self.empty_stop, self.lo, self.hi, self.roi_mm):
-            spin.valueChanged.connect(safely(self.apply))
+            spin.valueChanged.connect(safely(self.apply, self.status))
         for combo in (self.policy, self.projection, self.direction, self.confine):
-            combo.currentIndexChanged.connect(safely(self.apply))
+            combo.currentIndexChanged.connect(safely(self.apply, self.status))
         for check in (self.offload, self.use_range, self.fill_holes, self.keep_clicked):
-            check.toggled.connect(safely(self.apply))
-        self.confine_values.textChanged.connect(safely(self.apply))
-        self.run.clicked.connect(safely(self._propagate))
+            check.toggled.connect(safely(self.apply, self.status))
+        self.confine_values.textChanged.connect(safely(self.apply, self.status))
+        self.run.clicked.connect(safely(self._propagate, self.status))
         self.cancel.clicked.connect(self.controller.cancel)
         self.controller.busy.connect(lambda busy: self.run.setEnabled(not busy))
         self.controller.status.connect(lambda message: self.status.setText(message))

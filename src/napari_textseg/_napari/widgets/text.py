@@ -19,6 +19,8 @@ from qtpy.QtWidgets import (
 from napari_textseg._napari.controller import ModelChoice
 from napari_textseg._napari.text_controller import text_controller_for
 from napari_textseg._napari.widgets._common import fill_labels_combo, hbox, safely
+from napari_textseg._napari.widgets.download import DownloadButton
+from napari_textseg._napari.wording import panel_wording
 from napari_textseg.models.registry import CARDS
 
 if TYPE_CHECKING:
@@ -56,13 +58,14 @@ class TextLabellingWidget(QWidget):
         self.status = QLabel("Load a SAM/SAM2 model in Point prompts, type organ names, press Label.")
         self.status.setWordWrap(True)
         self.status.setObjectName("status")
+        self.download = DownloadButton(self.clip, self.status, panel_wording("CLIP file"))
         note = QLabel("<i>Text alone with natural-image weights is unreliable on medical images; "
                       "a click (or medical weights) is the dependable path.</i>")
         note.setWordWrap(True)
 
         form = QFormLayout()
         form.addRow("targets", self.text)
-        form.addRow("CLIP model", self.clip)
+        form.addRow("CLIP model", hbox(self.clip, self.download))
         form.addRow("CLIP file", self.clip_file)
         form.addRow("write to", self.target)
         form.addRow(self.use_clicks)
@@ -73,7 +76,7 @@ class TextLabellingWidget(QWidget):
         layout.addWidget(note)
         layout.addStretch(1)
 
-        self.run.clicked.connect(safely(self._label))
+        self.run.clicked.connect(safely(self._label, self.status))
         self.cancel.clicked.connect(self.controller.cancel)
         self.controller.status.connect(lambda message: self.status.setText(message))
         self.controller.points.busy.connect(lambda busy: self.run.setEnabled(not busy))

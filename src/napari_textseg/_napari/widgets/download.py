@@ -1,0 +1,92 @@
+"""The Download button beside a panel's model choice: the licence first, then a verified
+download in the background, with the panel's own words in every message."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from napari.utils import progress
+from qtpy.QtWidgets import QComboBox, QLabel, QMessageBox, QPushButton
+
+from napari_textseg._napari.workers import panel_worker
+from napari_textseg.models.registry import CARDS, ModelCard
+from napari_textseg.models.store import Wording, cached_path
+
+__all__ = ["DownloadButton"]
+
+
+def _downloadable(card: ModelCard | None) -> bool:
+    return card is not None and not card.bundled and not card.local_only
+
+
+class DownloadButton(QPushButton):
+    """Fetches the checkpoint of the card chosen in ``models``; enabled only where one
+    can be downloaded and is not in the cache yet."""
+
+    def __init__(self, models: QComboBox, status: QLabel, wording: Wording, on_done: Callable[[], None] = lambda: None):
+        super().__init__("Download")
+        self._models, self._status, self._wording, self._on_done = models, status, wording, on_done
+        self._worker = None
+        models.currentIndexChanged.connect(self.refresh)
+        self.clicked.connect(self._ask)
+        self.refresh()
+
+    def _card(self) -> ModelCard | None:
+        model_id = self._models.currentData()
+        return CARDS.get(model_id) if model_id else None
+
+    def refresh(self, *_args: object) -> None:
+        """Enable for a downloadable card that is not cached; say why not in the tooltip."""
+        card = self._card()
+        if self._worker is not None:
+            return
+        if not _downloadable(card):
+            self.setEnabled(False)
+            self.setToolTip("this model cannot be downloaded by the plugin: use a local file")
+        elif cached_path(card).is_file():  # type: ignore[arg-type]
+            self.setEnabled(False)
+            self.setToolTip(f"already downloaded: {cached_path(card)}")  # type: ignore[arg-type]
+        else:
+            self.setEnabled(True)
+            self.setToolTip(f"download {card.filename} into the cache, after showing its licence")  # type: ignore[union-attr]
+
+    def licence_text(self, card: ModelCard) -> str:
+        """What the user reads and accepts before the download starts."""
+        size = f"{card.size_mb:g} MB" if card.size_mb else "its checkpoint"
+        return (f"{card.title} is released under the {card.license} licence:\n{card.license_url}\n\n"
+                f"Accept the licence and download {size} from\n{card.source}\ninto\n{cached_path(card)}?")
+
+    def _ask(self) -> None:
+        card = self._card()
+        if not _downloadable(card):
+            return
+        answer = QMessageBox.question(self, f"Download {card.id}", self.licence_text(card),  # type: ignore[union-attr]
+                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel)
+        if answer == QMessageBox.StandardButton.Yes:
+            self.start(card)  # type: ignore[arg-type]
+
+    def start(self, card: ModelCard) -> None:
+        """Download ``card`` (its licence accepted) in a worker; the result goes to the status line."""
+        from napari_textseg.models.store import download
+
+        bar = progress(total=0, desc=f"Downloading {card.id}")
+
+        def work():
+            return download(card, progressbar=False, confirm_license=lambda _card: True, wording=self._wording)
+
+        def finished() -> None:
+            bar.close()
+            self._worker = None
+            self.refresh()
+
+        def returned(path) -> None:
+            self._status.setText(f"{card.id} downloaded to {path}; press Load")
+            self._on_done()
+
+        worker = panel_worker(work, lambda message: self._status.setText(f"error: {message}"))
+        worker.returned.connect(returned)
+        worker.finished.connect(finished)
+        self._worker = worker
+        self.setEnabled(False)
+        self._status.setText(f"working: downloading {card.id} ...")
+        worker.start()
