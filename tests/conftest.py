@@ -86,3 +86,16 @@ def served(tmp_path):
     yield f"http://127.0.0.1:{server.server_address[1]}", folder, state
     server.shutdown()
     server.server_close()
+
+
+def write_oblique_ct(ct_path: Path, folder: Path, degrees: float = 15.0) -> Path:
+    """The shared CT with its grid rotated about z, as scanners write tilted acquisitions."""
+    import nibabel as nib
+    import numpy as np
+
+    img = nib.load(ct_path)
+    a = np.radians(degrees)
+    rotation = np.array([[np.cos(a), -np.sin(a), 0, 0], [np.sin(a), np.cos(a), 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+    path = folder / "oblique.nii.gz"
+    nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj), rotation @ img.affine), path)
+    return path

@@ -188,3 +188,68 @@ def test_a_missing_clip_model_names_the_clip_flag(ct_path, tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "clip_vit_b_16 is not downloaded yet" in err and "--clip-checkpoint FILE" in err
+
+
+def test_info_reports_an_oblique_grid(ct_path, tmp_path, capsys):
+    from conftest import write_oblique_ct
+
+    assert main(["info", str(write_oblique_ct(ct_path, tmp_path))]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("oblique"))
+    assert "15.0° from the patient axes" in row and "exports keep the rotation" in row
+    assert main(["info", str(ct_path)]) == 0
+    assert "oblique" not in capsys.readouterr().out
+
+
+def test_evaluate_matches_labels_by_name_when_both_sides_name_them(tmp_path, capsys):
+    """A prediction whose value 1 means liver scored Dice 0.005 against a reference where 1 is the spine."""
+    from conftest import data_file
+    from napari_textseg.core.io import read_volume, write_labels
+
+    ref_path = data_file("abdomen_ct_organs.nii.gz")
+    reference = read_volume(ref_path)
+    liver = {n: v for v, n in reference.label_names.items()}["liver"]
+    assert liver != 1
+    pred = tmp_path / "liver.nii.gz"
+    write_labels(pred, (reference.data == liver).astype(np.uint8), geometry=reference.geometry,
+                 label_names={1: "liver"})
+    assert main(["evaluate", str(pred), str(ref_path), "--labels", "liver"]) == 0
+    out = capsys.readouterr().out
+    assert "labels matched by name" in out
+    row = next(line for line in out.splitlines() if " liver " in line)
+    assert row.split()[2] == "1.0000"  # Dice
+    unnamed = tmp_path / "unnamed.nii.gz"
+    write_labels(unnamed, (reference.data == liver).astype(np.uint8), geometry=reference.geometry)
+    assert main(["evaluate", str(unnamed), str(ref_path), "--labels", "1"]) == 0
+    assert "labels matched by value" in capsys.readouterr().out
+
+
+def test_phantom_writes_an_image_and_its_reference_labels(tmp_path, capsys):
+    from napari_textseg.core.io import read_volume
+
+    assert main(["phantom", "-o", str(tmp_path), "--seed", "2"]) == 0
+    out = capsys.readouterr().out
+    image, labels = tmp_path / "phantom_ct_2.nii.gz", tmp_path / "phantom_ct_2_labels.nii.gz"
+    assert image.is_file() and labels.is_file() and "try: napari-textseg segment" in out
+    reference = read_volume(labels)
+    assert reference.label_names and read_volume(image).data.shape == reference.data.shape
+    assert main(["evaluate", str(labels), str(labels)]) == 0
+    assert "mean" in capsys.readouterr().out
+
+
+@pytest.mark.viewer
+def test_demo_makes_the_labels_layer_active_for_hover_names(monkeypatch):
+    """The demo selected the image layer, so hovering did not show organ names."""
+    import napari
+
+    seen = []
+
+    def run():
+        viewer = napari.current_viewer()
+        seen.append(type(viewer.layers.selection.active).__name__)
+        viewer.close()
+
+    monkeypatch.setattr(napari, "run", run)
+    if not os.environ.get("DISPLAY"):
+        pytest.skip("needs a display (run under xvfb-run)")
+    assert main(["demo"]) == 0
+    assert seen == ["Labels"]

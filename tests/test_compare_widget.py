@@ -33,15 +33,14 @@ def test_compare_fills_a_named_table(viewer_and_panel, qtbot):
     assert "mean Dice" in panel.status.text()
 
 
-def test_layers_on_other_grids_are_refused_and_the_table_kept(viewer_and_panel, qtbot, monkeypatch):
+def test_layers_on_other_grids_are_refused_and_the_table_kept(viewer_and_panel, qtbot):
     viewer, ref, panel = viewer_and_panel
-    shown = []
-    monkeypatch.setattr("napari_textseg._napari.widgets._common.show_error", shown.append)
     viewer.add_labels(ref.data[:, :50], name="cropped", scale=ref.scale)
     viewer.add_labels(ref.data, name="rescaled", scale=np.asarray(ref.scale) * 2, translate=ref.translate)
     panel.reference.setCurrentText(ref.name)
     for name, message in (("cropped", "voxels"), ("rescaled", "voxel sizes differ")):
         panel.prediction.setCurrentText(name)
         panel.run.click()
-        assert message in shown[-1] and "nothing is resampled" in shown[-1]
+        shown = panel.status.text()  # the message is the panel's, not a notification
+        assert shown.startswith("error: ") and message in shown and "nothing is resampled" in shown
         assert panel._worker is None and panel.report is None and panel.table.rowCount() == 0

@@ -176,3 +176,41 @@ def test_a_dicom_folder_dropped_on_the_canvas_opens(viewer, ct_path, tmp_path, m
     _open_as_the_gui_does(viewer, tmp_path / "export", monkeypatch)
     [layer] = viewer.layers
     assert layer.data.shape == (30, 101, 122)
+
+
+def test_an_oblique_volume_warns_with_its_angle_and_new_labels_keep_the_rotation(viewer, ct_path, tmp_path,
+                                                                                 monkeypatch):
+    """Rotated 15° about z it showed up to 18.8 mm out of place without a word, and labels
+    made with napari's New Labels exported axis-aligned."""
+    import napari.utils.notifications as notifications
+
+    from conftest import write_oblique_ct
+    from napari_textseg._napari.controller import controller_for
+    from napari_textseg._napari.writer import write_labels_nifti
+
+    warned = []
+    monkeypatch.setattr(notifications, "show_warning", warned.append)
+    path = write_oblique_ct(ct_path, tmp_path)
+    controller_for(viewer)  # a panel is open, as in every workflow of the plugin
+    [image] = viewer.open(str(path), plugin="napari-textseg")
+    assert len(warned) == 1 and "rotated 15.0°" in warned[0] and "mm from where a voxel is" in warned[0]
+    viewer.layers.selection.active = image
+    viewer._new_labels()
+    labels = viewer.layers[-1]
+    labels.data[15, 50, 40] = 1
+    [written] = write_labels_nifti(str(tmp_path / "drawn.nii.gz"), labels.data,
+                                   {"metadata": labels.metadata, "scale": labels.scale, "translate": labels.translate})
+    np.testing.assert_allclose(nib.load(written).affine, nib.load(path).affine, atol=1e-5)
+
+
+def test_the_phantom_sample_leaves_no_folder_behind(viewer):
+    import tempfile
+    from pathlib import Path
+
+    def leftovers():
+        return set(Path(tempfile.gettempdir()).glob("napari-textseg-phantom-*"))
+
+    before = leftovers()
+    viewer.open_sample("napari-textseg", "phantom_ct")
+    assert len(viewer.layers) == 2 and viewer.layers[1].data.max() > 0
+    assert leftovers() == before

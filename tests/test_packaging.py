@@ -69,3 +69,30 @@ def test_ci_runs_the_readme_test_command():
     ci = (REPO / ".ci" / "run").read_text()
     [command] = re.findall(r"^bash tools/system_packages.sh && python3 -m venv .*pytest.*$", ci, flags=re.M)
     assert command in readme, "the README's test command and .ci/run must be the same line"
+
+
+def test_sdist_and_wheel_build_and_pass_twine_check(tmp_path):
+    """What PyPI (and so the napari hub) will take and render."""
+    result = _run(sys.executable, "-m", "build", "--no-isolation", "--sdist", "--wheel", "--outdir", str(tmp_path))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    dists = sorted(str(p) for p in tmp_path.iterdir())
+    assert any(d.endswith(".tar.gz") for d in dists) and any(d.endswith(".whl") for d in dists)
+    check = _run(sys.executable, "-m", "twine", "check", "--strict", *dists)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_hub_metadata_and_release_workflows():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert project["description"] and project["readme"] == "README.md"
+    assert "Framework :: napari" in project["classifiers"]
+    assert {"Source Code", "Bug Tracker", "Documentation", "User Support"} <= set(project["urls"])
+    readme = (REPO / "README.md").read_text()
+    # PyPI renders the README as the hub's description: no relative images or links.
+    assert not re.findall(r"\]\((?!https?://|#)[^)]+\)", readme)
+    assert re.search(r"!\[[^\]]*\]\(https://raw\.githubusercontent\.com/[^)]+\.png\)", readme)
+    assert (REPO / "CHANGELOG.md").is_file()
+    release = (REPO / ".github" / "workflows" / "release.yml").read_text()
+    assert "tags:" in release and "id-token: write" in release and "pypa/gh-action-pypi-publish" in release
+    assert "bash .ci/run" in (REPO / ".github" / "workflows" / "ci.yml").read_text()

@@ -258,3 +258,74 @@ def test_download_shows_the_licence_then_fetches_into_the_cache(make_napari_view
     assert cached_path(card).is_file() and not widget.download.isEnabled()
     widget.model.setCurrentIndex(widget.model.findData("phantom_sam"))
     assert not widget.download.isEnabled()  # shipped with the package: nothing to download
+
+
+def test_after_commit_the_next_click_is_a_prompt_and_colours_do_not_collide(ready, qtbot):
+    """After Commit the new Labels layer was active, so the next click added no prompt;
+    the committed label 1 was brown, like the reference spine."""
+    from conftest import data_file
+
+    viewer, controller, points_widget, _ = ready
+    [reference] = viewer.open(str(data_file("abdomen_ct_organs.nii.gz")), plugin="napari-textseg")
+    ref_colours = np.asarray(reference.colormap.map(np.array(list(reference.features["index"])[1:])))
+    for name in ("lesion", "liver"):
+        viewer.layers.selection.active = viewer.layers[PROMPT_LAYER]
+        controller.prompts_layer().add(np.array([15, 50, 40]))
+        controller.segment_slice()
+        _wait_idle(qtbot, controller)
+        points_widget.name.setText(name)
+        points_widget._commit()
+        prompts = viewer.layers[PROMPT_LAYER]
+        active, mode = viewer.layers.selection.active, str(prompts.mode)
+        assert active.name == PROMPT_LAYER  # (the test viewer hands out proxies: no "is")
+        assert mode == "add", mode
+    labels = viewer.layers["labels"]
+    lesion, liver = (np.asarray(labels.colormap.map(np.array([v])))[0] for v in (1, 2))
+    nearest = np.linalg.norm(ref_colours[:, :3] - lesion[:3], axis=1).min()
+    assert nearest > 0.15, f"the new label's colour is {nearest:.3f} from a reference organ's"
+    ref_liver = int(list(reference.features["index"])[list(reference.features["name"]).index("liver")])
+    np.testing.assert_allclose(liver, np.asarray(reference.colormap.map(np.array([ref_liver])))[0], atol=1e-6)
+
+
+def test_layers_carry_axis_labels_and_units(ready):
+    viewer, controller, _, _ = ready
+    image = viewer.layers["abdomen_ct"]
+    assert tuple(image.axis_labels) == ("z", "y", "x") and tuple(str(u) for u in image.units) == ("millimeter",) * 3
+    assert tuple(controller.prompts_layer().axis_labels) == ("z", "y", "x")
+    assert tuple(viewer.dims.axis_labels[-3:]) == ("z", "y", "x")  # the slider said "-3"
+
+
+def test_stacked_panels_fit_a_1366x768_screen(make_napari_viewer_proxy, qtbot):
+    """Docked from the Plugins menu (stacked, not tabbed) they forced the window to 1155 px."""
+    from qtpy.QtWidgets import QApplication
+
+    viewer = make_napari_viewer_proxy()
+    panels = [viewer.window.add_plugin_dock_widget("napari-textseg", name)[1]
+              for name in ("Point prompts", "Propagation", "Text labelling", "Compare with reference")]
+    window = viewer.window._qt_window
+    window.resize(1366, 768)
+    for _ in range(5):
+        QApplication.processEvents()
+    assert window.minimumSizeHint().height() <= 768 and window.height() <= 768
+    for panel in panels:
+        assert panel.status.wordWrap()
+        panel.status.setText("error: " + "a long message that must wrap, not widen the panel " * 6)
+    QApplication.processEvents()
+    assert window.minimumSizeHint().height() <= 768
+    points = panels[0]
+    assert points.working.isHidden()
+    assert points.model.toolTip() or points.model.itemData(0, 3)  # full model names in the tooltips
+
+
+def test_a_working_line_says_what_runs(ready, qtbot):
+    """Status showed only as a spinner in napari's collapsed activity area."""
+    import threading
+
+    _, controller, points_widget, propagation_widget = ready
+    release = threading.Event()
+    controller.start_worker(lambda: release.wait(30), lambda _: None, "Propagating")
+    for panel in (points_widget, propagation_widget):
+        assert panel.working.isVisibleTo(panel) and panel.working.text() == "working: Propagating ..."
+    with qtbot.waitSignal(controller.busy, check_params_cb=lambda busy: not busy, timeout=10_000):
+        release.set()
+    assert not points_widget.working.isVisibleTo(points_widget)

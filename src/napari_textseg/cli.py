@@ -6,6 +6,7 @@ Subcommands
 view FILE...            open files (NIfTI, TIFF, DICOM folder) in napari with the widgets
 demo [--phantom]        open the sample abdominal CT (or a synthetic phantom with the
                         phantom SAM loaded) with the widgets
+phantom -o DIR          write a synthetic CT (or nuclei) phantom and its reference labels
 info FILE               shape, spacing, orientation, modality and intensity range
 segment IMAGE ...       click-prompted 3D segmentation, written with the source geometry
 label IMAGE --text ...  text-prompted organ labelling: one named, non-overlapping label map
@@ -48,6 +49,8 @@ def _viewer(
     sample: str | None = None,
     screenshot: str | None = None,
     model: str | None = None,
+    window: str = "1400x850",
+    stacked: bool = False,
 ) -> int:
     import napari
 
@@ -55,13 +58,17 @@ def _viewer(
     import napari_textseg._napari.controller  # noqa: F401
 
     viewer = napari.Viewer(title="napari-textseg")
-    added = [viewer.window.add_plugin_dock_widget("napari-textseg", name, tabify=True) for name in _WIDGETS]
+    added = [viewer.window.add_plugin_dock_widget("napari-textseg", name, tabify=not stacked) for name in _WIDGETS]
     from qtpy.QtCore import QTimer
 
     QTimer.singleShot(0, added[0][0].raise_)  # once the tabs exist: show Point prompts first
     if sample:
+        from napari.layers import Labels
+
         viewer.open_sample("napari-textseg", sample)
-        viewer.layers.selection.active = viewer.layers[0]
+        # The labels layer active: hovering then shows each organ's name in the status bar.
+        viewer.layers.selection.active = next((la for la in viewer.layers if isinstance(la, Labels)),
+                                              viewer.layers[0])
     if model:
         points_widget = added[0][1]
         points_widget.model.setCurrentIndex(points_widget.model.findData(model))
@@ -71,7 +78,8 @@ def _viewer(
     if screenshot:
         from qtpy.QtWidgets import QApplication
 
-        viewer.window._qt_window.resize(1400, 850)
+        width, height = (int(v) for v in window.lower().split("x"))
+        viewer.window._qt_window.resize(width, height)
         for _ in range(5):
             QApplication.processEvents()
         viewer.screenshot(screenshot, canvas_only=False, flash=False)
@@ -90,9 +98,26 @@ def _cmd_view(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    shot = {"screenshot": args.screenshot, "window": args.window, "stacked": args.stacked}
     if args.phantom:
-        return _viewer(sample="phantom_ct", screenshot=args.screenshot, model="phantom_sam")
-    return _viewer(sample="abdomen_ct", screenshot=args.screenshot)
+        return _viewer(sample="phantom_ct", model="phantom_sam", **shot)
+    return _viewer(sample="abdomen_ct", **shot)
+
+
+def _cmd_phantom(args: argparse.Namespace) -> int:
+    from napari_textseg.core.phantoms import ct_phantom, nuclei_phantom
+
+    phantom = (ct_phantom if args.kind == "ct" else nuclei_phantom)(seed=args.seed)
+    name = f"phantom_{args.kind}_{args.seed}"
+    image, labels = phantom.save(args.output, name)
+    print(f"image  {image}\nlabels {labels} ({len(phantom.objects)} named objects)")
+    first = phantom.objects[0]
+    z, y, x = phantom.centre_click(first.value)
+    out = shlex.quote(f"{first.name}.nii.gz")
+    print(f"try: napari-textseg segment {shlex.quote(str(image))} --point {z},{y},{x} --propagate "
+          f"--model phantom_sam --name {shlex.quote(first.name)} -o {out}\n"
+          f"then: napari-textseg evaluate {out} {shlex.quote(str(labels))} --labels {shlex.quote(first.name)}")
+    return 0
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -119,6 +144,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
         ("dtype", str(volume.data.dtype)),
         ("intensity range", f"{low:g} .. {high:g}"),
     ]
+    oblique = volume.geometry.obliquity()
+    if oblique is not None:
+        rows.append(("oblique", f"{oblique.degrees:.1f}° from the patient axes; shown axis-aligned, up to "
+                                f"{oblique.max_offset:.1f} {unit} off; exports keep the rotation"))
     if volume.channel_axis is not None:
         rows.append(("channels", str(volume.data.shape[volume.channel_axis])))
     if volume.nan_count:
@@ -389,9 +418,17 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="open the sample abdominal CT with the plugin's widgets")
     demo.add_argument("--screenshot", metavar="PNG", help="save a screenshot of the window and exit")
+    demo.add_argument("--window", default="1400x850", metavar="WxH", help=argparse.SUPPRESS)  # screenshot size
+    demo.add_argument("--stacked", action="store_true", help=argparse.SUPPRESS)  # panels as the Plugins menu docks them
     demo.add_argument("--phantom", action="store_true",
                       help="a synthetic CT phantom with the phantom SAM loaded: the whole workflow offline")
     demo.set_defaults(func=_cmd_demo)
+
+    ph = sub.add_parser("phantom", help="write a synthetic phantom and its reference labels, for the phantom models")
+    ph.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for the image and its labels")
+    ph.add_argument("--kind", choices=("ct", "nuclei"), default="ct", help="CT abdomen (NIfTI) or nuclei (TIFF)")
+    ph.add_argument("--seed", type=int, default=1, help="which phantom (default 1, the demo's)")
+    ph.set_defaults(func=_cmd_phantom)
 
     info = sub.add_parser("info", help="print shape, spacing, orientation, modality, intensity range")
     info.add_argument("file", help="NIfTI or TIFF file, or DICOM series folder")

@@ -21,7 +21,7 @@ from napari.utils.notifications import (
     show_warning,
 )
 
-from napari_textseg._napari.layers import label_table, layer_geometry
+from napari_textseg._napari.layers import add_labels_on, label_table, layer_geometry
 from napari_textseg.core.recovery import RecoveryStore, image_key
 
 if TYPE_CHECKING:
@@ -97,8 +97,7 @@ class Autosaver:
                 values = sorted(entry.names)
                 kwargs["features"] = {"index": [0, *values], "name": ["background"] + [entry.names[v] for v in values]}
             name = entry.layer if entry.layer not in self.viewer.layers else f"{entry.layer} (restored)"
-            added.append(self.viewer.add_labels(data, name=name, scale=image.scale, translate=image.translate,
-                                                units=image.units, metadata=dict(image.metadata), **kwargs))
+            added.append(add_labels_on(self.viewer, image, data, name, **kwargs))
         return added
 
     def wait(self) -> None:

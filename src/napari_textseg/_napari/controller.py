@@ -20,7 +20,7 @@ from napari_textseg._napari._triton import keep_triton_out_without_cuda
 keep_triton_out_without_cuda()  # before the engine imports torchvision (see _triton.py)
 
 from napari_textseg._napari.autosave import autosaver_for  # noqa: E402
-from napari_textseg._napari.layers import layer_modality  # noqa: E402
+from napari_textseg._napari.layers import add_labels_on, adopt_source_geometry, layer_modality  # noqa: E402
 from napari_textseg._napari.prompt_layer import prompt_layer, prompts_of  # noqa: E402
 from napari_textseg._napari.wording import panel_wording  # noqa: E402
 from napari_textseg._napari.workers import panel_worker  # noqa: E402
@@ -73,6 +73,7 @@ class _State:
     session_key: tuple | None = None
     mask: np.ndarray | None = None
     workers: list = field(default_factory=list)
+    running: dict = field(default_factory=dict)  # id(worker) -> what it does, for the "working" line
 
 
 class SegmentationController:
@@ -80,6 +81,7 @@ class SegmentationController:
 
     status = Signal(str)
     busy = Signal(bool)
+    activity = Signal(str)  # what runs in the background ("" when nothing does)
     model_ready = Signal(object)
 
     def __init__(self, viewer: napari.Viewer):
@@ -90,6 +92,13 @@ class SegmentationController:
         self.target = CommitTarget()
         self._state = _State()
         self._loading = False
+        viewer.layers.events.inserted.connect(self._on_layer_inserted)
+
+    def _on_layer_inserted(self, event: Any) -> None:
+        from napari.layers import Labels
+
+        if isinstance(event.value, Labels):
+            adopt_source_geometry(event.value, self.viewer.layers)
 
     # -- model ------------------------------------------------------------------------
 
@@ -189,13 +198,17 @@ class SegmentationController:
             layer = self.viewer.layers[PREVIEW_LAYER]
             layer.data = mask.astype(np.uint8)
         else:
-            layer = self.viewer.add_labels(mask.astype(np.uint8), name=PREVIEW_LAYER, scale=image.scale,
-                                           translate=image.translate, units=image.units, opacity=0.5)
-        # Keep the prompts layer active so clicking goes on.
+            layer = add_labels_on(self.viewer, image, mask.astype(np.uint8), PREVIEW_LAYER, metadata={}, opacity=0.5)
+        self._keep_prompting()
+
+    def _keep_prompting(self) -> None:
+        """The prompts layer active, in add mode, so that the next click is a prompt."""
         from napari_textseg._napari.prompt_layer import PROMPT_LAYER
 
         if PROMPT_LAYER in self.viewer.layers:
-            self.viewer.layers.selection.active = self.viewer.layers[PROMPT_LAYER]
+            layer = self.viewer.layers[PROMPT_LAYER]
+            self.viewer.layers.selection.active = layer
+            layer.mode = "add"
 
     def start_worker(self, work, done, description: str, generator: bool = False, total: int = 0, on_yield=None):
         """Run ``work`` in a napari thread worker with a progress bar; ``done`` gets its result."""
@@ -207,13 +220,17 @@ class SegmentationController:
         worker = panel_worker(work, failed)
         bar = progress(total=total or 0, desc=description)
         self._state.workers.append(worker)
+        self._state.running[id(worker)] = description
         self.busy.emit(True)
+        self.activity.emit(description)
 
         def finish() -> None:
             bar.close()
             if worker in self._state.workers:
                 self._state.workers.remove(worker)
+                self._state.running.pop(id(worker), None)
                 self.busy.emit(bool(self._state.workers))
+                self.activity.emit(next(reversed(self._state.running.values()), ""))
 
         def returned(value: Any) -> None:
             finish()  # idle before `done` runs, so it (and what it signals) may start new work
@@ -296,16 +313,15 @@ class SegmentationController:
                 raise ValueError(f"the Labels layer {layer.name!r} has shape {layer.data.shape}, "
                                  f"the image {mask.shape}")
         else:
-            layer = self.viewer.add_labels(np.zeros(mask.shape, dtype=np.uint16), name=target.layer or "labels",
-                                           scale=image.scale, translate=image.translate, units=image.units,
-                                           metadata=dict(image.metadata))
+            layer = add_labels_on(self.viewer, image, np.zeros(mask.shape, dtype=np.uint16), target.layer or "labels")
         value = target.value or int(np.max(layer.data)) + 1
         where = mask & (layer.data == 0) if target.preserve_existing else mask
         with layer.block_history():
             layer.data_setitem(np.nonzero(where), value)
-        name_label(layer, value, target.name)
+        name_label(layer, value, target.name, self.viewer.layers)
         autosaver_for(self.viewer).save(layer, image)
         self.new_object()
+        self._keep_prompting()
         self.status.emit(f"committed {target.name!r} as label {value} in {layer.name!r}")
         return layer
 
@@ -322,8 +338,11 @@ class SegmentationController:
         self._state.mask = None
 
 
-def name_label(layer: napari.layers.Labels, value: int, name: str) -> None:
-    """Give label ``value`` of ``layer`` the name ``name`` (the layer's ``index``/``name`` features)."""
+def name_label(layer: napari.layers.Labels, value: int, name: str, layers: Any = ()) -> None:
+    """Give label ``value`` of ``layer`` the name ``name`` (the layer's ``index``/``name``
+    features) and a colour that no other of ``layers`` shows for another label."""
+    from napari_textseg._napari.label_colours import colour_label
+
     features = layer.features
     index = list(features["index"]) if "index" in features else [0]
     names = list(features["name"]) if "name" in features else ["background"]
@@ -332,6 +351,8 @@ def name_label(layer: napari.layers.Labels, value: int, name: str) -> None:
     else:
         index.append(value)
         names.append(name)
+    # The colour first: it keeps the colours the layer shows for its other named labels.
+    colour_label(layer, value, name, layers)
     layer.features = {"index": index, "name": names}
 
 

@@ -9,7 +9,15 @@ import numpy as np
 from napari_textseg.core.intensity import contrast_limits
 from napari_textseg.core.volume import SourceGeometry, Volume
 
-__all__ = ["METADATA_KEY", "label_table", "layer_geometry", "layer_modality", "volume_to_layer_data"]
+__all__ = [
+    "METADATA_KEY",
+    "add_labels_on",
+    "adopt_source_geometry",
+    "label_table",
+    "layer_geometry",
+    "layer_modality",
+    "volume_to_layer_data",
+]
 
 METADATA_KEY = "napari_textseg"
 LayerData = tuple[Any, dict[str, Any], str]
@@ -34,6 +42,7 @@ def volume_to_layer_data(volume: Volume) -> LayerData:
         "translate": volume.origin,
         "metadata": _metadata(volume),
         "units": "mm" if volume.geometry.unit == "mm" else "um",
+        "axis_labels": ("z", "y", "x"),
     }
     if volume.is_labels:
         from napari.utils.colormaps import DirectLabelColormap
@@ -67,6 +76,34 @@ def layer_geometry(attributes: dict[str, Any]) -> SourceGeometry | None:
     meta = (attributes.get("metadata") or {}).get(METADATA_KEY) or {}
     geometry = meta.get("geometry")
     return geometry if isinstance(geometry, SourceGeometry) else None
+
+
+def add_labels_on(viewer: Any, image: Any, data: np.ndarray, name: str, **kwargs: Any) -> Any:
+    """A Labels layer on ``image``'s grid: its scale, translate, units, axis labels and
+    (unless ``metadata`` is given) its metadata, so that export finds the source geometry."""
+    kwargs.setdefault("metadata", dict(image.metadata))
+    return viewer.add_labels(data, name=name, scale=image.scale, translate=image.translate, units=image.units,
+                             axis_labels=image.axis_labels, **kwargs)
+
+
+def adopt_source_geometry(labels: Any, layers: Any) -> bool:
+    """Give a Labels layer that carries no source geometry the geometry of the image it
+    was made on: same shape, scale and translate (napari's New Labels copies those, not
+    the metadata). Its export then restores the source grid exactly, oblique rotation
+    and header included. Returns whether it adopted one."""
+    from napari.layers import Image
+
+    if layer_geometry({"metadata": labels.metadata}) is not None:
+        return False
+    active = layers.selection.active
+    candidates = sorted((la for la in layers if isinstance(la, Image)), key=lambda la: la is not active)
+    for image in candidates:
+        meta = image.metadata.get(METADATA_KEY) or {}
+        if (isinstance(meta.get("geometry"), SourceGeometry) and image.data.shape[-3:] == labels.data.shape
+                and np.allclose(image.scale, labels.scale) and np.allclose(image.translate, labels.translate)):
+            labels.metadata[METADATA_KEY] = {k: meta[k] for k in ("geometry", "modality", "unit") if k in meta}
+            return True
+    return False
 
 
 def label_table(

@@ -26,6 +26,7 @@ def prompt_layer(viewer: napari.Viewer, image: napari.layers.Image) -> napari.la
         scale=image.scale,
         translate=image.translate,
         units=image.units,
+        axis_labels=image.axis_labels,
         features={"sign": np.array([], dtype=object)},
         feature_defaults={"sign": "positive"},
         face_color="sign",

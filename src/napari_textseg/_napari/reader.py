@@ -33,9 +33,19 @@ def _looks_like_dicom_folder(folder: Path) -> bool:
 
 
 def read(path: str | list[str]) -> list[LayerData]:
-    """Read one or several paths into napari layer data (errors carry a plain message)."""
+    """Read one or several paths into napari layer data (errors carry a plain message);
+    an oblique volume, which napari shows axis-aligned, gets a warning with its angle."""
+    from napari.utils.notifications import show_warning
+
     paths = [path] if isinstance(path, str) else list(path)
-    return [volume_to_layer_data(read_volume(p)) for p in paths]
+    layers = []
+    for p in paths:
+        volume = read_volume(p)
+        oblique = volume.geometry.obliquity()
+        if oblique is not None:
+            show_warning(f"{Path(p).name}: {oblique.describe()}")
+        layers.append(volume_to_layer_data(volume))
+    return layers
 
 
 def get_reader(path: str | list[str]) -> Callable[[str | list[str]], list[LayerData]] | None:

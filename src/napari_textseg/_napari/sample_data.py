@@ -3,6 +3,8 @@ a synthetic phantom CT for trying the phantom models offline."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from napari_textseg._napari.layers import LayerData, volume_to_layer_data
 from napari_textseg.core.io import read_volume
 from napari_textseg.data import sample_path
@@ -30,12 +32,16 @@ def nuclei_3d() -> list[LayerData]:
 
 
 def phantom_ct() -> list[LayerData]:
-    """A synthetic CT phantom (organs and lesions, named labels), written to a temporary
-    NIfTI and read back, as a scanner's file would be. Pair it with the phantom models."""
+    """A synthetic CT phantom (organs and lesions, named labels), written to NIfTI and read
+    back, as a scanner's file would be; the files are removed once read (``napari-textseg
+    phantom`` writes them where you want them). Pair it with the phantom models."""
     import tempfile
 
     from napari_textseg.core.phantoms import ct_phantom
 
-    folder = tempfile.mkdtemp(prefix="napari-textseg-phantom-")
-    image, labels = ct_phantom(seed=1).save(folder, "phantom_ct")
-    return [volume_to_layer_data(read_volume(image)), volume_to_layer_data(read_volume(labels))]
+    with tempfile.TemporaryDirectory(prefix="napari-textseg-phantom-") as folder:
+        image, labels = ct_phantom(seed=1).save(folder, "phantom_ct")
+        volumes = [read_volume(image), read_volume(labels)]
+        for volume in volumes:
+            volume.data = np.ascontiguousarray(volume.data)  # in memory before the files go
+    return [volume_to_layer_data(volume) for volume in volumes]

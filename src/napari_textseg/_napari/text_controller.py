@@ -17,7 +17,7 @@ import numpy as np
 
 from napari_textseg._napari.autosave import autosaver_for
 from napari_textseg._napari.controller import ModelChoice, controller_for, name_label
-from napari_textseg._napari.layers import label_table, layer_modality
+from napari_textseg._napari.layers import add_labels_on, label_table, layer_modality
 from napari_textseg._napari.prompt_layer import PROMPT_LAYER, prompts_of
 from napari_textseg.core.errors import InputError
 from napari_textseg.core.text_prompts import parse_targets
@@ -145,9 +145,7 @@ class TextController:
         """Merge one organ into the target layer: one undoable step."""
         image = run.image
         if run.layer_name is None or run.layer_name not in self.viewer.layers:
-            layer = self.viewer.add_labels(np.zeros(image.data.shape, dtype=np.uint16), name="organs",
-                                           scale=image.scale, translate=image.translate, units=image.units,
-                                           metadata=dict(image.metadata))
+            layer = add_labels_on(self.viewer, image, np.zeros(image.data.shape, dtype=np.uint16), "organs")
             run.layer_name = layer.name
         layer = self.viewer.layers[run.layer_name]
         confidence = {int(k): float(v) for k, v in (layer.metadata.get(CONFIDENCE_KEY) or {}).items()}
@@ -158,7 +156,7 @@ class TextController:
             layer.data_setitem(changed, new[changed])
         confidence[result.value] = result.confidence
         layer.metadata = {**layer.metadata, CONFIDENCE_KEY: confidence}
-        name_label(layer, result.value, result.target.name)
+        name_label(layer, result.value, result.target.name, self.viewer.layers)
         autosaver_for(self.viewer).save(layer, image)
         run.finished.append(result.target.name)
         voxels = int((new == result.value).sum())

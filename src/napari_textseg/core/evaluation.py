@@ -19,6 +19,7 @@ from napari_textseg.core.metrics import (
     evaluate_labels,
     instance_f1,
 )
+from napari_textseg.core.vocabulary import lookup, normalise
 from napari_textseg.core.volume import Volume
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "iter_evaluate",
     "label_map",
     "label_volumes",
+    "match_by_name",
     "resolve_labels",
     "write_csv",
 ]
@@ -92,6 +94,7 @@ class Evaluation:
     tolerance: float  # in ``unit``
     rows: list[LabelScores] = field(default_factory=list)
     instances: InstanceScores | None = None
+    matched_by: str = "value"  # "name" when both sides named their labels
 
     @property
     def volume_unit(self) -> str:
@@ -105,7 +108,8 @@ class Evaluation:
 
     def table(self) -> str:
         """The report as an aligned text table."""
-        head = f"{self.prediction} vs {self.reference} (spacing {self.spacing} {self.unit})"
+        head = (f"{self.prediction} vs {self.reference} (spacing {self.spacing} {self.unit}; "
+                f"labels matched by {self.matched_by})")
         if self.instances is not None:
             s = self.instances
             dice_tp = "n/a" if not np.isfinite(s.mean_true_positive_dice) else f"{s.mean_true_positive_dice:.4f}"
@@ -131,6 +135,7 @@ class Evaluation:
         out = {
             "prediction": self.prediction, "reference": self.reference, "spacing": list(self.spacing),
             "unit": self.unit, "tolerance": self.tolerance, "volume_unit": self.volume_unit,
+            "matched_by": self.matched_by,
         }
         if self.instances is not None:
             out["instances"] = self.instances.as_dict()
@@ -195,6 +200,32 @@ def label_volumes(volume: Volume) -> list[dict]:
     ]
 
 
+def _name_key(name: str) -> str:
+    organ = lookup(name)  # "kidney_left", "left kidney" and "L kidney" are one organ
+    return organ.name if organ is not None else normalise(name)
+
+
+def match_by_name(
+    pred: np.ndarray, pred_names: dict[int, str], ref_names: dict[int, str]
+) -> tuple[np.ndarray, dict[int, str]]:
+    """The prediction with each label renumbered to the reference's value of the same
+    name; its labels without a namesake get fresh values above both maps' (so they
+    score as prediction-only). Returns the renumbered map and the fresh values' names."""
+    by_name = {_name_key(n): v for v, n in ref_names.items()}
+    values = [int(v) for v in np.unique(pred) if v != 0]
+    fresh = max([0, *values, *ref_names]) + 1
+    lut = np.zeros(max([0, *values]) + 1, dtype=np.int64)
+    extra: dict[int, str] = {}
+    for value in values:
+        name = pred_names.get(value)
+        target = by_name.get(_name_key(name)) if name else None
+        if target is None:
+            target, fresh = fresh, fresh + 1
+            extra[target] = name or f"prediction label {value}"
+        lut[value] = target
+    return lut[pred], extra
+
+
 def iter_evaluate(
     pred: np.ndarray,
     reference: np.ndarray,
@@ -208,11 +239,15 @@ def iter_evaluate(
     iou_threshold: float = 0.5,
     prediction: str = "prediction",
     reference_name: str = "reference",
+    pred_names: dict[int, str] | None = None,
+    ref_names: dict[int, str] | None = None,
 ) -> Generator[tuple[int, int], None, Evaluation]:
     """Score two label arrays on one grid, yielding ``(done, total)`` after each label.
 
     ``tolerance_mm`` is converted to ``unit`` (micrometres for microscopy). With
-    ``instances``, label values are instance ids and the result is instance F1.
+    ``instances``, label values are instance ids and the result is instance F1. When
+    both sides name their labels (``pred_names`` and ``ref_names``), labels are matched
+    by name (:func:`match_by_name`), else by value; the report says which.
     """
     if pred.shape != reference.shape:
         raise GridMismatch(f"the prediction is {pred.shape} voxels and the reference {reference.shape}; "
@@ -224,6 +259,10 @@ def iter_evaluate(
         report.instances = instance_f1(pred, reference, iou_threshold)
         yield 1, 1
         return report
+    if pred_names and ref_names:
+        pred, extra = match_by_name(pred, pred_names, ref_names)
+        names = {**extra, **ref_names}
+        report.matched_by = "name"
     present = set(np.unique(pred).tolist()) | set(np.unique(reference).tolist())
     if labels is None:
         labels = sorted(present - {0})
@@ -242,7 +281,8 @@ def evaluate_volumes(pred: Volume, reference: Volume, **options) -> Evaluation:
     check_same_grid(pred, reference)
     names = {**(pred.label_names or {}), **(reference.label_names or {})}
     steps = iter_evaluate(p, r, reference.spacing, reference.geometry.unit, names=names,
-                          prediction=pred.name, reference_name=reference.name, **options)
+                          prediction=pred.name, reference_name=reference.name,
+                          pred_names=pred.label_names, ref_names=reference.label_names, **options)
     while True:
         try:
             next(steps)

@@ -13,8 +13,10 @@ i.e. DICOM's LPS patient system. In napari this shows axial slices on the slider
 (inferior to superior) in the radiological convention: patient right on the screen's
 left, anterior at the top, as in 3D Slicer and ITK-SNAP. napari's world coordinates are
 then LPS millimetres: ``scale`` is the voxel spacing and ``translate`` the LPS position
-of voxel (0, 0, 0). A residual rotation of oblique acquisitions is not displayed, but it
-is kept in :class:`SourceGeometry` so export restores the exact source affine.
+of voxel (0, 0, 0). A residual rotation of oblique acquisitions is not displayed (napari
+cannot slice a rotated volume in 2-D), but it is kept in :class:`SourceGeometry` so that
+export restores the exact source affine; :meth:`SourceGeometry.obliquity` measures it
+and the reader warns with the angle and the largest offset.
 
 Microscopy stacks are shown as stored, ``(z, y, x)`` with spacing in micrometres.
 """
@@ -30,6 +32,7 @@ from nibabel import orientations
 __all__ = [
     "DISPLAY_AXCODES",
     "MEDICAL_MODALITIES",
+    "Obliquity",
     "SourceGeometry",
     "Volume",
     "affine_from_display",
@@ -39,6 +42,24 @@ __all__ = [
 DISPLAY_AXCODES = ("L", "P", "S")
 MEDICAL_MODALITIES = ("CT", "MR")
 _DISPLAY_ORNT = orientations.axcodes2ornt(DISPLAY_AXCODES)
+
+
+# Below this rotation (degrees) a grid counts as axis-aligned: float noise of scanner headers.
+_OBLIQUE_DEGREES = 0.1
+
+
+@dataclass(frozen=True)
+class Obliquity:
+    """How far an oblique grid is from the axis-aligned grid napari shows."""
+
+    degrees: float  # the largest angle between a voxel axis and its nearest patient axis
+    max_offset: float  # the largest distance, in the volume's unit, of a voxel corner from where it is shown
+
+    def describe(self) -> str:
+        """One line for ``info`` and the reader's warning."""
+        return (f"oblique: the grid is rotated {self.degrees:.1f}° from the patient axes; napari shows it "
+                f"axis-aligned, up to {self.max_offset:.1f} mm from where a voxel is. Labels exported "
+                f"on its grid keep the rotation")
 
 
 @dataclass(frozen=True, eq=False)
@@ -111,6 +132,23 @@ class SourceGeometry:
         """Display voxel (x, y, z index order) -> RAS mm, including any oblique rotation."""
         assert self.affine is not None
         return self.affine @ orientations.inv_ornt_aff(self.to_display_ornt(), self.shape)
+
+    def obliquity(self) -> Obliquity | None:
+        """The rotation napari's axis-aligned display leaves out, or ``None`` when there is none."""
+        from nibabel.affines import obliquity
+
+        if self.affine is None:
+            return None
+        degrees = float(np.degrees(np.max(np.abs(obliquity(self.affine)))))
+        if degrees < _OBLIQUE_DEGREES:
+            return None
+        true = self.display_affine_ras()
+        scale, translate = display_affine(self)
+        shown = affine_from_display(scale, translate)
+        xyz = self.display_shape()[::-1]
+        corners = np.array([[i, j, k, 1.0] for i in (0, xyz[0] - 1) for j in (0, xyz[1] - 1) for k in (0, xyz[2] - 1)])
+        offset = float(np.max(np.linalg.norm((corners @ true.T - corners @ shown.T)[:, :3], axis=1)))
+        return Obliquity(degrees=degrees, max_offset=offset)
 
 
 def display_affine(geometry: SourceGeometry) -> tuple[tuple[float, ...], tuple[float, ...]]:

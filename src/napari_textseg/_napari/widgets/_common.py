@@ -6,13 +6,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from napari.utils.notifications import show_error
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QWidget
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QComboBox, QFrame, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from napari_textseg._napari.workers import error_message
 
 if TYPE_CHECKING:
     import napari
-    from qtpy.QtWidgets import QComboBox
 
 
 def safely(action: Callable[[], object], status: QLabel | None = None) -> Callable[..., None]:
@@ -30,6 +30,47 @@ def safely(action: Callable[[], object], status: QLabel | None = None) -> Callab
                 status.setText(f"error: {message}")
 
     return run
+
+
+def scroll_panel(panel: QWidget) -> QVBoxLayout:
+    """The layout to fill for a dock panel, inside a scroll area: docked from the Plugins
+    menu and stacked, the panels then fit a 1366 x 768 screen instead of forcing the
+    window taller (napari remembers that size)."""
+    content = QWidget()
+    layout = QVBoxLayout(content)
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    scroll.setWidget(content)
+    outer = QVBoxLayout(panel)
+    outer.setContentsMargins(0, 0, 0, 0)
+    outer.addWidget(scroll)
+    return layout
+
+
+def working_line() -> QLabel:
+    """A line saying what runs in the background, shown only while something does."""
+    label = QLabel("")
+    label.setWordWrap(True)
+    label.setObjectName("working")
+    label.setVisible(False)
+    return label
+
+
+def show_working(label: QLabel, what: str) -> None:
+    """``what`` is running ("" when nothing is)."""
+    label.setText(f"working: {what} ..." if what else "")
+    label.setVisible(bool(what))
+
+
+def fit_combo(combo: QComboBox, characters: int = 14) -> None:
+    """Let a combo box shrink to the panel's width; the full entry shows in its list and tooltip."""
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(characters)
+    for i in range(combo.count()):
+        combo.setItemData(i, combo.itemText(i), Qt.ItemDataRole.ToolTipRole)
+    combo.view().setMinimumWidth(combo.view().sizeHintForColumn(0) + 20)
 
 
 def hbox(*widgets: QWidget) -> QHBoxLayout:

@@ -16,12 +16,18 @@ from qtpy.QtWidgets import (
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 
 from napari_textseg._napari.layers import METADATA_KEY, label_table
-from napari_textseg._napari.widgets._common import fill_labels_combo, hbox, safely
+from napari_textseg._napari.widgets._common import (
+    fill_labels_combo,
+    hbox,
+    safely,
+    scroll_panel,
+    show_working,
+    working_line,
+)
 from napari_textseg._napari.workers import panel_worker
 from napari_textseg.core.errors import InputError
 from napari_textseg.core.evaluation import MM_PER_UNIT, Evaluation, GridMismatch, iter_evaluate
@@ -74,6 +80,7 @@ class CompareWidget(QWidget):
         self.status = QLabel("Pick a prediction and a reference on the same grid, then Compare.")
         self.status.setWordWrap(True)
         self.status.setObjectName("status")
+        self.working = working_line()
 
         form = QFormLayout()
         form.addRow("prediction", self.prediction)
@@ -81,8 +88,9 @@ class CompareWidget(QWidget):
         form.addRow("NSD tolerance", self.tolerance)
         form.addRow(self.instances)
         form.addRow(hbox(self.run, self.cancel, self.save))
-        layout = QVBoxLayout(self)
+        layout = scroll_panel(self)
         layout.addLayout(form)
+        layout.addWidget(self.working)
         layout.addWidget(self.status)
         layout.addWidget(self.table)
 
@@ -116,14 +124,15 @@ class CompareWidget(QWidget):
         why = layer_grid_mismatch(pred, ref)
         if why:
             raise GridMismatch(f"{why}; nothing is resampled: compare layers on the same grid")
-        names = {**label_table(pred.data, {"features": pred.features})[0],
-                 **label_table(ref.data, {"features": ref.features})[0]}
+        pred_names = label_table(pred.data, {"features": pred.features})[0]
+        ref_names = label_table(ref.data, {"features": ref.features})[0]
         unit = _unit(ref)  # the tolerance box is in the reference layer's unit
         # Copies: the user may keep painting while the worker reads.
         steps = iter_evaluate(
             np.array(pred.data), np.array(ref.data), tuple(float(s) for s in ref.scale[-3:]), unit,
-            names=names, tolerance_mm=self.tolerance.value() * MM_PER_UNIT[unit], instances=self.instances.isChecked(),
-            prediction=pred.name, reference_name=ref.name,
+            names={**pred_names, **ref_names}, tolerance_mm=self.tolerance.value() * MM_PER_UNIT[unit],
+            instances=self.instances.isChecked(), prediction=pred.name, reference_name=ref.name,
+            pred_names=pred_names, ref_names=ref_names,
         )
 
         def work():
@@ -138,6 +147,7 @@ class CompareWidget(QWidget):
 
         def finished() -> None:
             bar.close()
+            show_working(self.working, "")
             self._worker = None
             self.run.setEnabled(True)
             self.cancel.setEnabled(False)
@@ -148,7 +158,7 @@ class CompareWidget(QWidget):
         self._worker = worker
         self.run.setEnabled(False)
         self.cancel.setEnabled(True)
-        self.status.setText(f"Comparing {pred.name} with {ref.name} ...")
+        show_working(self.working, f"comparing {pred.name} with {ref.name}")
         worker.start()
 
     def _cancel(self) -> None:
@@ -172,7 +182,7 @@ class CompareWidget(QWidget):
                 self.table.setItem(i, j, QTableWidgetItem(str(cell)))
         mean = report.mean()
         self.status.setText(
-            f"{len(report.rows)} labels; mean Dice {mean.get('dice', float('nan')):.4f}, mean NSD@"
+            f"{len(report.rows)} labels, matched by {report.matched_by}; mean Dice {mean.get('dice', float('nan')):.4f}, mean NSD@"
             f"{report.tolerance:g}{report.unit} {mean.get('nsd', float('nan')):.4f}; volumes in {report.volume_unit}"
         )
 

@@ -13,13 +13,20 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QPushButton,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
 from napari_textseg._napari.controller import ModelChoice, controller_for
 from napari_textseg._napari.prompt_layer import toggle_sign
-from napari_textseg._napari.widgets._common import fill_labels_combo, hbox, safely
+from napari_textseg._napari.widgets._common import (
+    fill_labels_combo,
+    fit_combo,
+    hbox,
+    safely,
+    scroll_panel,
+    show_working,
+    working_line,
+)
 from napari_textseg._napari.widgets.download import DownloadButton
 from napari_textseg._napari.wording import panel_wording
 from napari_textseg.models.registry import CARDS
@@ -76,6 +83,8 @@ class PointPromptsWidget(QWidget):
         self.status.setWordWrap(True)
         self.status.setObjectName("status")
         self.download = DownloadButton(self.model, self.status, panel_wording("checkpoint"))
+        self.working = working_line()
+        fit_combo(self.model)
 
         form = QFormLayout()
         form.addRow("model", self.model)
@@ -89,8 +98,9 @@ class PointPromptsWidget(QWidget):
         form.addRow("label name", self.name)
         form.addRow(self.preserve)
         form.addRow(hbox(self.commit, self.new, self.cancel))
-        layout = QVBoxLayout(self)
+        layout = scroll_panel(self)
         layout.addLayout(form)
+        layout.addWidget(self.working)
         layout.addWidget(self.status)
         layout.addStretch(1)
 
@@ -103,6 +113,7 @@ class PointPromptsWidget(QWidget):
         self.model.currentIndexChanged.connect(self._show_licence)
         self.controller.status.connect(lambda message: self.status.setText(message))
         self.controller.busy.connect(lambda busy: self.segment.setEnabled(not busy))
+        self.controller.activity.connect(lambda what: show_working(self.working, what))
         self.viewer.layers.events.inserted.connect(self._refresh_targets)
         self.viewer.layers.events.removed.connect(self._refresh_targets)
         self._refresh_targets()

@@ -13,12 +13,18 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QPushButton,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
 from napari_textseg._napari.controller import controller_for
-from napari_textseg._napari.widgets._common import fill_labels_combo, hbox, safely
+from napari_textseg._napari.widgets._common import (
+    fill_labels_combo,
+    hbox,
+    safely,
+    scroll_panel,
+    show_working,
+    working_line,
+)
 from napari_textseg.engine.propagate import DIRECTIONS, PROJECTIONS, PropagationSettings
 from napari_textseg.engine.session import PostProcessing
 
@@ -80,6 +86,7 @@ class PropagationWidget(QWidget):
         self.cancel = QPushButton("Cancel")
         self.status = QLabel("")
         self.status.setWordWrap(True)
+        self.working = working_line()
 
         form = QFormLayout()
         form.addRow("memory bank size", self.memory_size)
@@ -94,9 +101,10 @@ class PropagationWidget(QWidget):
         form.addRow("", self.confine_values)
         form.addRow(self.fill_holes)
         form.addRow(self.keep_clicked)
-        layout = QVBoxLayout(self)
+        layout = scroll_panel(self)
         layout.addLayout(form)
         layout.addLayout(hbox(self.run, self.cancel))
+        layout.addWidget(self.working)
         layout.addWidget(self.status)
         layout.addStretch(1)
 
@@ -111,6 +119,7 @@ class PropagationWidget(QWidget):
         self.run.clicked.connect(safely(self._propagate, self.status))
         self.cancel.clicked.connect(self.controller.cancel)
         self.controller.busy.connect(lambda busy: self.run.setEnabled(not busy))
+        self.controller.activity.connect(lambda what: show_working(self.working, what))
         self.controller.status.connect(lambda message: self.status.setText(message))
         self.viewer.layers.events.inserted.connect(self._refresh_layers)
         self.viewer.layers.events.removed.connect(self._refresh_layers)

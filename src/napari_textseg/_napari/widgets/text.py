@@ -12,13 +12,20 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
-    QVBoxLayout,
     QWidget,
 )
 
 from napari_textseg._napari.controller import ModelChoice
 from napari_textseg._napari.text_controller import text_controller_for
-from napari_textseg._napari.widgets._common import fill_labels_combo, hbox, safely
+from napari_textseg._napari.widgets._common import (
+    fill_labels_combo,
+    fit_combo,
+    hbox,
+    safely,
+    scroll_panel,
+    show_working,
+    working_line,
+)
 from napari_textseg._napari.widgets.download import DownloadButton
 from napari_textseg._napari.wording import panel_wording
 from napari_textseg.models.registry import CARDS
@@ -59,6 +66,8 @@ class TextLabellingWidget(QWidget):
         self.status.setWordWrap(True)
         self.status.setObjectName("status")
         self.download = DownloadButton(self.clip, self.status, panel_wording("CLIP file"))
+        self.working = working_line()
+        fit_combo(self.clip)
         note = QLabel("<i>Text alone with natural-image weights is unreliable on medical images; "
                       "a click (or medical weights) is the dependable path.</i>")
         note.setWordWrap(True)
@@ -70,8 +79,9 @@ class TextLabellingWidget(QWidget):
         form.addRow("write to", self.target)
         form.addRow(self.use_clicks)
         form.addRow(hbox(self.run, self.cancel))
-        layout = QVBoxLayout(self)
+        layout = scroll_panel(self)
         layout.addLayout(form)
+        layout.addWidget(self.working)
         layout.addWidget(self.status)
         layout.addWidget(note)
         layout.addStretch(1)
@@ -80,6 +90,7 @@ class TextLabellingWidget(QWidget):
         self.cancel.clicked.connect(self.controller.cancel)
         self.controller.status.connect(lambda message: self.status.setText(message))
         self.controller.points.busy.connect(lambda busy: self.run.setEnabled(not busy))
+        self.controller.points.activity.connect(lambda what: show_working(self.working, what))
         self.viewer.layers.events.inserted.connect(self._refresh_targets)
         self.viewer.layers.events.removed.connect(self._refresh_targets)
         self._refresh_targets()
