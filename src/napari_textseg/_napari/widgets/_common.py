@@ -32,13 +32,24 @@ def safely(action: Callable[[], object], status: QLabel | None = None) -> Callab
     return run
 
 
+class _VerticalScroll(QScrollArea):
+    """Scrolls vertically only: as wide as its content needs, as short as the screen allows."""
+
+    def minimumSizeHint(self):  # Qt calls it by this name
+        hint = super().minimumSizeHint()
+        content = self.widget()
+        if content is not None:
+            hint.setWidth(content.minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width())
+        return hint
+
+
 def scroll_panel(panel: QWidget) -> QVBoxLayout:
     """The layout to fill for a dock panel, inside a scroll area: docked from the Plugins
     menu and stacked, the panels then fit a 1366 x 768 screen instead of forcing the
     window taller (napari remembers that size)."""
     content = QWidget()
     layout = QVBoxLayout(content)
-    scroll = QScrollArea()
+    scroll = _VerticalScroll()
     scroll.setWidgetResizable(True)
     scroll.setFrameShape(QFrame.Shape.NoFrame)
     scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
