@@ -166,3 +166,15 @@ def test_messages_name_the_way_the_user_gives_a_file():
     with pytest.raises(CheckpointError) as info:
         resolve_checkpoint("sam_vit_b", wording=panel)
     assert "press Download" in str(info.value) and "--" not in str(info.value)
+
+
+def test_behind_a_proxy_the_probe_leaves_the_download_to_try(monkeypatch):
+    from napari_textseg.models import store
+
+    def no_direct_route(address, timeout=None):
+        raise OSError("direct connections are blocked here")
+
+    monkeypatch.setattr(socket, "create_connection", no_direct_route)
+    assert not store._reachable("https://dl.fbaipublicfiles.com/x.pth", hugging_face=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    assert store._reachable("https://dl.fbaipublicfiles.com/x.pth", hugging_face=False)

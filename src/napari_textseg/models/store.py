@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
+from urllib.request import getproxies
 
 import platformdirs
 
@@ -119,6 +120,8 @@ def _reachable(url: str, hugging_face: bool) -> bool:
         if constants.HF_HUB_OFFLINE:  # HF_HUB_OFFLINE=1: the user said so
             return False
     parts = urlparse(url)
+    if getproxies().get(parts.scheme):  # behind a proxy a direct probe says nothing: let the download try
+        return True
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         socket.create_connection((parts.hostname or "", port), timeout=_PROBE_TIMEOUT_S).close()
