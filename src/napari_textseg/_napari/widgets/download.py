@@ -3,8 +3,6 @@ download in the background, with the panel's own words in every message."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from napari.utils import progress
 from qtpy.QtWidgets import QComboBox, QLabel, QMessageBox, QPushButton
 
@@ -23,9 +21,9 @@ class DownloadButton(QPushButton):
     """Fetches the checkpoint of the card chosen in ``models``; enabled only where one
     can be downloaded and is not in the cache yet."""
 
-    def __init__(self, models: QComboBox, status: QLabel, wording: Wording, on_done: Callable[[], None] = lambda: None):
+    def __init__(self, models: QComboBox, status: QLabel, wording: Wording):
         super().__init__("Download")
-        self._models, self._status, self._wording, self._on_done = models, status, wording, on_done
+        self._models, self._status, self._wording = models, status, wording
         self._worker = None
         models.currentIndexChanged.connect(self.refresh)
         self.clicked.connect(self._ask)
@@ -81,7 +79,6 @@ class DownloadButton(QPushButton):
 
         def returned(path) -> None:
             self._status.setText(f"{card.id} downloaded to {path}; press Load")
-            self._on_done()
 
         worker = panel_worker(work, lambda message: self._status.setText(f"error: {message}"))
         worker.returned.connect(returned)
