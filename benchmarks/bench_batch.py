@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from napari_textseg.core.io import read_volume
-from napari_textseg.engine.batch import BatchJob, connect, find_cases, run_batch
+from napari_textseg.engine.jobs.batch import BatchJob, connect, find_cases, run_batch
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"

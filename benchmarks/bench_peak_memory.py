@@ -26,9 +26,9 @@ import torch
 from scipy import ndimage
 
 from napari_textseg.core.io import read_volume
-from napari_textseg.engine.backends import Sam2Backend
-from napari_textseg.engine.propagate import PropagationSettings
-from napari_textseg.engine.session import SegmentationSession
+from napari_textseg.engine.interactive.backends import Sam2Backend
+from napari_textseg.engine.interactive.propagate import PropagationSettings
+from napari_textseg.engine.interactive.session import SegmentationSession
 from napari_textseg.models.sam2 import build_sam2_model, load_sam2
 
 REPO = Path(__file__).resolve().parents[1]

@@ -34,10 +34,10 @@ import torch
 
 from napari_textseg.core.intensity import normalize_for_model
 from napari_textseg.core.io import read_volume
-from napari_textseg.engine.backends import Sam2Backend
-from napari_textseg.engine.prompts import SlicePrompts
-from napari_textseg.engine.propagate import PropagationSettings
-from napari_textseg.engine.session import SegmentationSession
+from napari_textseg.engine.interactive.backends import Sam2Backend
+from napari_textseg.engine.interactive.prompts import SlicePrompts
+from napari_textseg.engine.interactive.propagate import PropagationSettings
+from napari_textseg.engine.interactive.session import SegmentationSession
 from napari_textseg.models.sam2 import load_sam2
 
 REPO = Path(__file__).resolve().parents[1]

@@ -31,17 +31,13 @@ import torch
 
 from napari_textseg.core.io import read_volume
 from napari_textseg.core.text_prompts import parse_targets
-from napari_textseg.engine.backends import Sam2Backend
-from napari_textseg.engine.clip_dense import DenseClip
-from napari_textseg.engine.propagate import PropagationSettings
-from napari_textseg.engine.session import SegmentationSession
-from napari_textseg.engine.text_encoder import TextEncoder
-from napari_textseg.engine.text_labelling import (
-    LabelSettings,
-    OrganResult,
-    TextLabeller,
-    assign_values,
-)
+from napari_textseg.engine.interactive.backends import Sam2Backend
+from napari_textseg.engine.interactive.propagate import PropagationSettings
+from napari_textseg.engine.interactive.session import SegmentationSession
+from napari_textseg.engine.text.backend import OrganResult, assign_values
+from napari_textseg.engine.text.clip_dense import DenseClip
+from napari_textseg.engine.text.clip_sam import LabelSettings, TextLabeller
+from napari_textseg.engine.text.text_encoder import TextEncoder
 from napari_textseg.models.clip import build_clip
 from napari_textseg.models.device import pick_device
 from napari_textseg.models.sam2 import build_sam2_model

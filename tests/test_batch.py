@@ -18,7 +18,7 @@ from conftest import data_file
 from napari_textseg.cli import main
 from napari_textseg.core.errors import InputError
 from napari_textseg.core.io import read_volume
-from napari_textseg.engine.batch import BatchJob, connect, find_cases, run_batch, run_case
+from napari_textseg.engine.jobs.batch import BatchJob, connect, find_cases, run_batch, run_case
 
 pytestmark = pytest.mark.timeout(600)
 

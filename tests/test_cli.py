@@ -132,7 +132,7 @@ def test_segment_defaults_are_the_engines_and_the_panels():
     """The command line and the Propagation panel start from PropagationSettings(), so the
     same click gives the same mask in both (issue 16)."""
     from napari_textseg.cli import _parser
-    from napari_textseg.engine.propagate import PropagationSettings
+    from napari_textseg.engine.interactive.propagate import PropagationSettings
 
     args = _parser().parse_args(["segment", "scan.nii.gz", "--point", "1,2,3", "-o", "out.nii.gz"])
     defaults = PropagationSettings()

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from napari_textseg.core.io import read_volume
-from napari_textseg.engine.backends import make_backend
-from napari_textseg.engine.prompts import PromptError
-from napari_textseg.engine.propagate import PropagationSettings
-from napari_textseg.engine.session import PostProcessing, SegmentationSession
+from napari_textseg.engine.interactive.backends import make_backend
+from napari_textseg.engine.interactive.prompts import PromptError
+from napari_textseg.engine.interactive.propagate import PropagationSettings
+from napari_textseg.engine.interactive.session import PostProcessing, SegmentationSession
 from threshold_backend import ThresholdBackend, spheres
 from tiny_models import TINY_SAM2_ARCH, TINY_SAM_ARCH
 

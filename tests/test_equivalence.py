@@ -24,11 +24,11 @@ from skimage.measure import label as skimage_label
 from napari_textseg.core.intensity import normalize_for_model
 from napari_textseg.core.io import read_volume
 from napari_textseg.engine import memory_attention
-from napari_textseg.engine.backends import Sam2Backend, SamBackend, make_backend
-from napari_textseg.engine.postprocess import fill_small_holes
-from napari_textseg.engine.prompts import SlicePrompts
-from napari_textseg.engine.propagate import PropagationSettings
-from napari_textseg.engine.session import SegmentationSession
+from napari_textseg.engine.interactive.backends import Sam2Backend, SamBackend, make_backend
+from napari_textseg.engine.interactive.postprocess import fill_small_holes
+from napari_textseg.engine.interactive.prompts import SlicePrompts
+from napari_textseg.engine.interactive.propagate import PropagationSettings
+from napari_textseg.engine.interactive.session import SegmentationSession
 from napari_textseg.models.loader import load_model
 from napari_textseg.models.registry import PHANTOM_SAM_ARCH
 from tiny_models import TINY_SAM2_ARCH, save_tiny_sam2, tiny_card

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from napari_textseg.engine.memory import (
+from napari_textseg.engine.interactive.memory import (
     MemoryBank,
     MemoryEntry,
     centrality_order,

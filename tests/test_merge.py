@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from napari_textseg.engine.merge import TargetMask, merge_by_confidence
+from napari_textseg.engine.text.merge import TargetMask, merge_by_confidence
 
 
 def _box(shape, sl):
@@ -51,7 +51,7 @@ def test_bad_targets(targets, message):
 
 
 def test_merging_into_an_existing_map_replaces_only_the_rerun_target():
-    from napari_textseg.engine.merge import merge_into
+    from napari_textseg.engine.text.merge import merge_into
 
     labels = np.zeros((1, 6, 6), dtype=np.uint16)
     labels[0, :, :2] = 1  # liver, confidence 0.9

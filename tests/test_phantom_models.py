@@ -3,7 +3,7 @@
 Phantoms are written as a scanner / microscope would (NIfTI, ImageJ TIFF) and read back
 with the plugin's reader; the committed checkpoint is resolved by the model store and
 loaded strictly; sessions do the windowing, caching, prompting and propagation
-(``napari_textseg.engine.phantom_scores``). The phantom seeds here (1-3) are never used
+(``tools/phantom_training/phantom_scores.py``). The phantom seeds here (1-3) are never used
 in training (seeds >= 10000).
 
 The thresholds are the issue's bars (one click >= 0.85, propagation from one slice
@@ -22,12 +22,7 @@ import json
 import numpy as np
 import pytest
 import torch
-
-from napari_textseg.core.io import read_volume
-from napari_textseg.core.metrics import dice
-from napari_textseg.data import bundled_model_path
-from napari_textseg.engine.backends import make_backend
-from napari_textseg.engine.phantom_scores import (
+from phantom_training.phantom_scores import (
     click_scores,
     correction_gains,
     held_out_cases,
@@ -35,7 +30,12 @@ from napari_textseg.engine.phantom_scores import (
     propagation_scores,
     swapped_click_scores,
 )
-from napari_textseg.engine.propagate import PROJECTIONS, PropagationSettings
+
+from napari_textseg.core.io import read_volume
+from napari_textseg.core.metrics import dice
+from napari_textseg.data import bundled_model_path
+from napari_textseg.engine.interactive.backends import make_backend
+from napari_textseg.engine.interactive.propagate import PROJECTIONS, PropagationSettings
 from napari_textseg.models.loader import load_model
 from napari_textseg.models.registry import get_card
 from napari_textseg.models.store import resolve_checkpoint
@@ -143,7 +143,7 @@ def test_segment_command_with_the_phantom_model_offline(cases, backend, tmp_path
     same click with their default settings, S then Shift+S (issue 16: 0.92 in the GUI,
     0.65 from the command line before)."""
     from napari_textseg.cli import main
-    from napari_textseg.engine.session import SegmentationSession
+    from napari_textseg.engine.interactive.session import SegmentationSession
 
     phantom, volume = cases[0].phantom, cases[0].volume
     value = organs(phantom)[0]

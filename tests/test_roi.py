@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from napari_textseg.engine.prompts import PromptError
-from napari_textseg.engine.roi import roi_around
+from napari_textseg.engine.interactive.prompts import PromptError
+from napari_textseg.engine.interactive.roi import roi_around
 
 
 def test_crop_and_paste_round_trip_is_exact_even_past_the_border():

@@ -7,7 +7,7 @@ need it is tested.
 
 import numpy as np
 
-from napari_textseg.engine.sam3_text import link_slices
+from napari_textseg.engine.text.sam3_slices import link_slices
 
 
 def _square(y0, size, shape=(20, 20)):

@@ -46,7 +46,14 @@ def test_every_required_card_has_source_licence_and_size():
         assert card.size_mb or card.family == "sam3"
     for model_id in ("sam_vit_b", "sam_vit_l", "sam_vit_h"):
         assert CARDS[model_id].known_hash.startswith("md5:")
-    assert CARDS["sam3"].local_only and CARDS["medical_sam3"].local_only
+    assert CARDS["sam3"].local_only  # gated on Hugging Face
+    # Medical-SAM3's weights are public on its model page, with a published SHA-256.
+    for model_id in ("medical_sam3", "medical_sam3_3d"):
+        assert not CARDS[model_id].local_only and CARDS[model_id].hf_repo == "ChongCong/Medical-SAM3"
+    assert CARDS["medical_sam3"].known_hash.startswith("sha256:")
+    voxtell = CARDS["voxtell_v1.1"]
+    assert voxtell.hf_repo == "mrokuss/VoxTell" and voxtell.filename.endswith("fold_0/checkpoint_final.pth")
+    assert "voxtell_v1.1/plans.json" in voxtell.extra_files
     assert CARDS["medsam2"].arch["overrides"][0] == "++model.image_size=512"
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from napari_textseg.core.text_prompts import ensemble, parse_targets
-from napari_textseg.engine.text_encoder import TextEncoder
+from napari_textseg.engine.text.text_encoder import TextEncoder
 from napari_textseg.models.loader import load_model
 from tiny_models import TINY_CLIP_ARCH, save_tiny_clip, tiny_card
 

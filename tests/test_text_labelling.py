@@ -18,17 +18,12 @@ from napari_textseg.core.io import read_volume
 from napari_textseg.core.metrics import dice
 from napari_textseg.core.phantoms import ct_phantom
 from napari_textseg.core.text_prompts import parse_targets
-from napari_textseg.engine.backends import make_backend
-from napari_textseg.engine.clip_dense import DenseClip
-from napari_textseg.engine.session import SegmentationSession
-from napari_textseg.engine.text_encoder import TextEncoder
-from napari_textseg.engine.text_labelling import (
-    OrganResult,
-    Progress,
-    TextLabeller,
-    assign_values,
-    merge_results,
-)
+from napari_textseg.engine.interactive.backends import make_backend
+from napari_textseg.engine.interactive.session import SegmentationSession
+from napari_textseg.engine.text.backend import OrganResult, Progress, assign_values, merge_results
+from napari_textseg.engine.text.clip_dense import DenseClip
+from napari_textseg.engine.text.clip_sam import TextLabeller
+from napari_textseg.engine.text.text_encoder import TextEncoder
 from napari_textseg.models.loader import load_model
 from tiny_models import TINY_DENSE_CLIP_ARCH, save_tiny_clip, tiny_card
 

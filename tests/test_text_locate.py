@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_textseg.engine.text_locate import (
+from napari_textseg.engine.text.locate import (
     LocateSettings,
     body_mask,
     hu_prior,

@@ -175,10 +175,10 @@ def _coords(text: str, n: int, what: str) -> tuple[float, ...]:
 
 def _cmd_segment(args: argparse.Namespace) -> int:
     from napari_textseg.core.io import read_volume, write_labels
-    from napari_textseg.engine.pipelines import segment_clicks
-    from napari_textseg.engine.prompts import group_by_slice
-    from napari_textseg.engine.propagate import PropagationSettings
-    from napari_textseg.engine.session import PostProcessing
+    from napari_textseg.engine.interactive.prompts import group_by_slice
+    from napari_textseg.engine.interactive.propagate import PropagationSettings
+    from napari_textseg.engine.interactive.session import PostProcessing
+    from napari_textseg.engine.jobs.pipelines import segment_clicks
     from napari_textseg.models.loader import load_model
 
     volume = read_volume(args.image)
@@ -220,8 +220,8 @@ def _cmd_segment(args: argparse.Namespace) -> int:
 def _cmd_label(args: argparse.Namespace) -> int:
     from napari_textseg.core.io import read_volume, write_labels
     from napari_textseg.core.text_prompts import parse_targets
-    from napari_textseg.engine.pipelines import label_text, needs_clip
-    from napari_textseg.engine.prompts import group_by_slice
+    from napari_textseg.engine.interactive.prompts import group_by_slice
+    from napari_textseg.engine.jobs.pipelines import label_text, needs_clip
     from napari_textseg.models.loader import load_model
     from napari_textseg.models.store import CLI_CLIP_WORDING
 
@@ -240,16 +240,33 @@ def _cmd_label(args: argparse.Namespace) -> int:
         clicks[name][1].append(1)
     for points, signs in clicks.values():  # check the clicks before the (slow) model load
         group_by_slice(np.array(points), np.array(signs), volume.spatial_shape)
-    sam3 = args.model in ("sam3", "medical_sam3")
-    need_clip = needs_clip(targets, clicks) and not sam3
-    if need_clip and not (args.clip or args.clip_checkpoint):
-        raise ValueError("targets without --point need a CLIP model: --clip ID or --clip-checkpoint FILE")
-    if sam3 and clicks:
-        raise ValueError("SAM3 takes the text itself: drop --point, or use a SAM/SAM2 model for text + click")
-    loaded = load_model(args.model, args.checkpoint, device=args.device)
-    clip = load_model(args.clip, args.clip_checkpoint, device=args.device, wording=CLI_CLIP_WORDING) if need_clip else None
+    from napari_textseg.engine.text.registry import choose_backend
+    from napari_textseg.models.device import pick_device
+
+    device = pick_device(args.device)
+    given_weights = args.weights is not None or None
+    backend = args.backend
+    if backend == "auto" and (args.model or args.checkpoint or clicks):
+        backend = "clip-sam"  # a SAM model or clicks were given: the user asked for clip-sam
+    backend = choose_backend(backend, volume.modality, device.type, allow_cpu=args.allow_cpu,
+                             weights_present=given_weights)
+    loaded = clip = None
+    if backend == "clip-sam":
+        sam3 = args.model in ("sam3", "medical_sam3")
+        need_clip = needs_clip(targets, clicks) and not sam3
+        if need_clip and not (args.clip or args.clip_checkpoint):
+            raise ValueError("targets without --point need a CLIP model: --clip ID or --clip-checkpoint FILE")
+        if sam3 and clicks:
+            raise ValueError("SAM3 takes the text itself: drop --point, or use a SAM/SAM2 model for text + click")
+        if not (args.model or args.checkpoint):
+            raise ValueError("the clip-sam backend needs a SAM/SAM2 model: --model ID or --checkpoint FILE "
+                             "(or install a trained backend: --backend voxtell)")
+        loaded = load_model(args.model, args.checkpoint, device=args.device)
+        if need_clip:
+            clip = load_model(args.clip, args.clip_checkpoint, device=args.device, wording=CLI_CLIP_WORDING)
     given = {k: (np.array(p, dtype=float), np.array(s)) for k, (p, s) in clicks.items()}
-    result = label_text(volume, targets, loaded, clip, given, report=lambda line: print(line, file=sys.stderr))
+    result = label_text(volume, targets, loaded, clip, given, backend=backend, device=device,
+                        weights=args.weights, report=lambda line: print(line, file=sys.stderr))
     written = write_labels(args.output, result.labels, geometry=volume.geometry, scale=volume.spacing,
                            translate=volume.origin, label_names=result.names)
     print(f"{len(result.names)} targets -> {', '.join(written)}")
@@ -262,7 +279,13 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from napari_textseg.engine.batch import BatchJob, connect, find_cases, run_batch, write_results
+    from napari_textseg.engine.jobs.batch import (
+        BatchJob,
+        connect,
+        find_cases,
+        run_batch,
+        write_results,
+    )
 
     prompts = {}
     if args.prompts:
@@ -463,13 +486,20 @@ def _parser() -> argparse.ArgumentParser:
     seg.add_argument("-o", "--output", required=True, metavar="OUT", help=".nii.gz, .nii, .tif or .tiff")
     seg.set_defaults(func=_cmd_segment)
 
-    lab = sub.add_parser("label", help="text-prompted organ labelling (CLIP finds, SAM/SAM2 segments)")
+    lab = sub.add_parser("label", help="text-prompted organ labelling (VoxTell, Medical-SAM3, or CLIP + SAM)")
     lab.add_argument("image", help="NIfTI or TIFF file, or DICOM series folder")
     lab.add_argument("--text", action="append", required=True, metavar="NAME",
                      help="a target (repeat, or comma-separate): liver, 'left kidney', LK, ...")
     lab.add_argument("--point", action="append", default=[], metavar="NAME:Z,Y,X",
                      help="text + click: a click on target NAME (then CLIP is not needed for it)")
-    lab.add_argument("--model", help="SAM/SAM2 model id (see 'models list'), or sam3 / medical_sam3")
+    lab.add_argument("--backend", default="auto", choices=["auto", "clip-sam", "voxtell", "medical-sam3"],
+                     help="auto (default): the most accurate installed backend with its weights "
+                     "(VoxTell, then Medical-SAM3 on a GPU), else clip-sam (training-free)")
+    lab.add_argument("--weights", metavar="PATH",
+                     help="a local VoxTell model folder or Medical-SAM3 3-D checkpoint (instead of the download)")
+    lab.add_argument("--allow-cpu", action="store_true",
+                     help="run Medical-SAM3 on a CPU anyway (minutes per four-slice clip)")
+    lab.add_argument("--model", help="clip-sam: SAM/SAM2 model id (see 'models list'), or sam3 / medical_sam3")
     lab.add_argument("--checkpoint", metavar="FILE", help="a local SAM/SAM2 checkpoint file")
     lab.add_argument("--clip", help="CLIP model id (default none: every target then needs --point)")
     lab.add_argument("--clip-checkpoint", metavar="FILE", help="a local open_clip checkpoint file")

@@ -4,7 +4,7 @@ them yet (the phantom SAM passes them all: tests/test_phantom_models.py).
 Run with ``python -m pytest tools/phantom_training/acceptance_tests.py`` after training;
 a family whose checkpoint is not shipped is skipped. Once a bar passes, its test moves
 to ``tests/test_phantom_models.py``. The bars are the issue's and are not to be lowered.
-Measurements go through ``napari_textseg.engine.phantom_scores``: phantoms written to
+Measurements go through ``tools/phantom_training/phantom_scores.py``: phantoms written to
 disk and read back, checkpoints resolved by the model store, masks from sessions.
 """
 
@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from napari_textseg.data import bundled_model_path
-from napari_textseg.engine.backends import make_backend
-from napari_textseg.engine.phantom_scores import (
+from phantom_training.phantom_scores import (
     click_scores,
     correction_gains,
     held_out_cases,
     propagation_scores,
     swapped_click_scores,
 )
-from napari_textseg.engine.propagate import PropagationSettings
+
+from napari_textseg.data import bundled_model_path
+from napari_textseg.engine.interactive.backends import make_backend
+from napari_textseg.engine.interactive.propagate import PropagationSettings
 from napari_textseg.models.loader import load_model
 from napari_textseg.models.registry import phantom_card
 

@@ -20,11 +20,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from phantom_training.phantom_scores import click_masks, held_out_cases
 from scipy import ndimage
 
 from napari_textseg.core.metrics import dice
-from napari_textseg.engine.backends import make_backend
-from napari_textseg.engine.phantom_scores import click_masks, held_out_cases
+from napari_textseg.engine.interactive.backends import make_backend
 from napari_textseg.models.loader import load_model
 
 

@@ -1,5 +1,5 @@
 """Held-out Dice of the phantom models through the plugin's own pipeline
-(``napari_textseg.engine.phantom_scores``: reader, model store, session)."""
+(``tools/phantom_training/phantom_scores.py``: reader, model store, session)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,16 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
-from napari_textseg.engine.backends import make_backend
-from napari_textseg.engine.phantom_scores import (
+from phantom_training.phantom_scores import (
     click_scores,
     correction_gains,
     held_out_cases,
     propagation_scores,
     swapped_click_scores,
 )
-from napari_textseg.engine.propagate import PROJECTIONS, PropagationSettings
+
+from napari_textseg.engine.interactive.backends import make_backend
+from napari_textseg.engine.interactive.propagate import PROJECTIONS, PropagationSettings
 from napari_textseg.models.loader import load_model
 
 

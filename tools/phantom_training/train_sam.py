@@ -17,7 +17,7 @@ from phantom_training.losses import resize_mask, sam_loss
 from phantom_training.prompts import add_clicks, batch_prompts
 from phantom_training.schedule import TimeBudget
 
-from napari_textseg.engine.backends import SamBackend
+from napari_textseg.engine.interactive.backends import SamBackend
 from napari_textseg.models.sam import build_sam
 
 

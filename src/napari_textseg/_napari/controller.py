@@ -24,8 +24,8 @@ from napari_textseg._napari.layers import add_labels_on, adopt_source_geometry, 
 from napari_textseg._napari.prompt_layer import prompt_layer, prompts_of  # noqa: E402
 from napari_textseg._napari.wording import panel_wording  # noqa: E402
 from napari_textseg._napari.workers import panel_worker  # noqa: E402
-from napari_textseg.engine.propagate import PropagationSettings  # noqa: E402
-from napari_textseg.engine.session import PostProcessing, SegmentationSession  # noqa: E402
+from napari_textseg.engine.interactive.propagate import PropagationSettings  # noqa: E402
+from napari_textseg.engine.interactive.session import PostProcessing, SegmentationSession  # noqa: E402
 
 if TYPE_CHECKING:
     import napari
@@ -111,7 +111,7 @@ class SegmentationController:
         if self._loading:
             self.status.emit("a model is already loading; wait for it to finish")
             return
-        from napari_textseg.engine.backends import make_backend
+        from napari_textseg.engine.interactive.backends import make_backend
         from napari_textseg.models.loader import load_model
 
         def work():

@@ -1,8 +1,9 @@
 """Text labelling for one viewer: gathers input on the main thread, labels in a worker.
 
-The segmentation model is the one loaded in the Point prompts panel (the shared
-:class:`~napari_textseg._napari.controller.SegmentationController`); the CLIP model is
-loaded here on first use. Each finished organ is written into the target Labels layer
+The backend is chosen in the panel (``auto``: the best installed one with its weights).
+For CLIP + SAM the segmentation model is the one loaded in the Point prompts panel (the
+shared :class:`~napari_textseg._napari.controller.SegmentationController`) and the CLIP
+model is loaded here on first use; VoxTell and Medical-SAM3 load their own weights. Each finished organ is written into the target Labels layer
 on the main thread as soon as it arrives, as one undoable step, so Cancel keeps the
 organs already done and the one in progress leaves no trace.
 """
@@ -17,14 +18,26 @@ import numpy as np
 
 from napari_textseg._napari.autosave import autosaver_for
 from napari_textseg._napari.controller import ModelChoice, controller_for, name_label
-from napari_textseg._napari.layers import add_labels_on, label_table, layer_modality
+from napari_textseg._napari.layers import add_labels_on, label_table, layer_geometry, layer_modality
 from napari_textseg._napari.prompt_layer import PROMPT_LAYER, prompts_of
 from napari_textseg.core.errors import InputError
 from napari_textseg.core.text_prompts import parse_targets
-from napari_textseg.engine.merge import merge_into
-from napari_textseg.engine.prompts import group_by_slice
-from napari_textseg.engine.session import SegmentationSession
-from napari_textseg.engine.text_labelling import OrganResult, Progress, TextLabeller, assign_values
+from napari_textseg.engine.interactive.prompts import group_by_slice
+from napari_textseg.engine.interactive.session import SegmentationSession
+from napari_textseg.engine.text.backend import (
+    OrganResult,
+    Progress,
+    TextVolume,
+    assign_values,
+    check_text_volume,
+)
+from napari_textseg.engine.text.clip_sam import TextLabeller
+from napari_textseg.engine.text.merge import merge_into
+from napari_textseg.engine.text.registry import (
+    choose_backend,
+    get_backend_info,
+    open_trained_backend,
+)
 
 if TYPE_CHECKING:
     import napari
@@ -46,7 +59,7 @@ class _Run:
 
 
 class TextController:
-    """Runs :class:`~napari_textseg.engine.text_labelling.TextLabeller` for one viewer."""
+    """Runs a text backend for one viewer and writes each finished organ on the main thread."""
 
     def __init__(self, viewer: napari.Viewer):
         self.viewer = viewer
@@ -55,6 +68,8 @@ class TextController:
         self._clip: Any = None  # (choice, DenseClip, TextEncoder)
         self._session: SegmentationSession | None = None
         self._session_key: tuple | None = None
+        self._trained: dict[str, Any] = {}  # backend id -> (image id, backend): weights load once
+        self.last_backend = ""  # the title of the backend that ran last
 
     def _text_session(self, image: napari.layers.Image) -> SegmentationSession:
         key = (id(image), self.points.model_choice)
@@ -70,8 +85,8 @@ class TextController:
         if self._clip is not None and self._clip[0] == choice:
             return self._clip[1:]
         from napari_textseg._napari.wording import panel_wording
-        from napari_textseg.engine.clip_dense import DenseClip
-        from napari_textseg.engine.text_encoder import TextEncoder
+        from napari_textseg.engine.text.clip_dense import DenseClip
+        from napari_textseg.engine.text.text_encoder import TextEncoder
         from napari_textseg.models.loader import load_model
 
         loaded = load_model(choice.model_id, choice.checkpoint, device=choice.device,
@@ -82,26 +97,39 @@ class TextController:
         self._clip = (choice, DenseClip(loaded.model), encoder)
         return self._clip[1:]
 
-    def label(self, text: str, layer: str | None, clip: ModelChoice | None, use_clicks: bool = False) -> None:
+    def _trained_backend(self, backend: str, image: napari.layers.Image, device: Any):
+        cached = self._trained.get(backend)
+        if cached is not None and cached[0] == id(image):
+            return cached[1]
+        volume = TextVolume(np.asarray(image.data), tuple(image.scale), _modality(image),
+                            layer_geometry({"metadata": image.metadata}), image.name)
+        made = open_trained_backend(backend, volume, device, report=self.status.emit)
+        self._trained[backend] = (id(image), made)
+        return made
+
+    def label(self, text: str, layer: str | None, clip: ModelChoice | None, use_clicks: bool = False,
+              backend: str = "clip-sam", allow_cpu: bool = False) -> None:
         """Label the targets named in ``text`` into ``layer`` (None: a new one), in the background.
 
         With ``use_clicks`` the clicks of the prompts layer say where the (single)
-        target is and CLIP is not needed.
+        target is and CLIP is not needed (CLIP + SAM only).
         """
+        from napari_textseg.models.device import pick_device
+
         targets = parse_targets(text)
-        self.points.require_model()
         image = self.points.current_image()
-        existing: dict[int, str] = {}
-        if layer is not None:
-            if layer not in self.viewer.layers:
-                raise InputError(f"there is no layer named {layer!r}")
-            target_layer = self.viewer.layers[layer]
-            if target_layer.data.shape != image.data.shape:
-                raise InputError(f"the Labels layer {layer!r} has shape {target_layer.data.shape}, "
-                                 f"the image {image.data.shape}; pick a layer on the image's grid")
-            names, _ = label_table(target_layer.data, {"features": target_layer.features})
-            present = {int(v): "" for v in np.unique(np.asarray(target_layer.data)) if v != 0}
-            existing = {**present, **names}  # unnamed values are taken too
+        check_text_volume(image.data)
+        device = pick_device(None)
+        chosen = choose_backend("clip-sam" if use_clicks and backend == "auto" else backend, _modality(image),
+                                device.type, allow_cpu=allow_cpu)
+        if chosen != "clip-sam":
+            if use_clicks:
+                raise InputError(f"{get_backend_info(chosen).title} takes the text itself; untick 'use my "
+                                 "clicks', or choose CLIP + SAM for text + click")
+            self._label_trained(chosen, targets, image, layer, device)
+            return
+        self.points.require_model()
+        existing = self._existing_names(layer, image)
         clicks = None
         if use_clicks:
             if len(targets) != 1:
@@ -123,9 +151,33 @@ class TextController:
             if clicks is None:
                 assert clip is not None
                 dense, encoder = self._load_clip(clip)
-            labeller = TextLabeller(session, raw=raw, clip=dense, encoder=encoder)
-            yield from labeller.run(targets, values, clicks)
+            labeller = TextLabeller(session, raw=raw, clip=dense, encoder=encoder, clicks=clicks)
+            yield from labeller.run(targets, values)
             return run.finished
+
+        def done(finished: list[str]) -> None:
+            self.status.emit(f"labelled {', '.join(finished)} with {TextLabeller.title}" if finished
+                             else "nothing labelled")
+
+        self.last_backend = TextLabeller.title
+        self.status.emit(f"labelling {', '.join(t.name for t in targets)} with {TextLabeller.title} ...")
+        self.points.start_worker(work, done, "Text labelling", generator=True, on_yield=self._progress(run))
+
+    def _existing_names(self, layer: str | None, image) -> dict[int, str]:
+        if layer is None:
+            return {}
+        if layer not in self.viewer.layers:
+            raise InputError(f"there is no layer named {layer!r}")
+        target_layer = self.viewer.layers[layer]
+        if target_layer.data.shape != image.data.shape:
+            raise InputError(f"the Labels layer {layer!r} has shape {target_layer.data.shape}, "
+                             f"the image {image.data.shape}; pick a layer on the image's grid")
+        names, _ = label_table(target_layer.data, {"features": target_layer.features})
+        present = {int(v): "" for v in np.unique(np.asarray(target_layer.data)) if v != 0}
+        return {**present, **names}  # unnamed values are taken too
+
+    def _progress(self, run: _Run):
+        """The worker's per-event callback: each finished organ is written as it arrives."""
 
         def on_event(event: Progress | OrganResult, bar) -> tuple[int, int] | None:
             if isinstance(event, OrganResult):
@@ -135,11 +187,27 @@ class TextController:
             bar.set_description(f"{name} ({event.index + 1}/{event.count})")
             return event.done, event.total
 
-        def done(finished: list[str]) -> None:
-            self.status.emit(f"labelled {', '.join(finished)}" if finished else "nothing labelled")
+        return on_event
 
-        self.status.emit(f"labelling {', '.join(t.name for t in targets)} ...")
-        self.points.start_worker(work, done, "Text labelling", generator=True, on_yield=on_event)
+    def _label_trained(self, backend: str, targets, image, layer: str | None, device) -> None:
+        """VoxTell or Medical-SAM3: the weights load in the worker, once per image."""
+        values = assign_values(targets, self._existing_names(layer, image))
+        run = _Run(image, layer, [])
+        title = get_backend_info(backend).title
+
+        def work():
+            labeller = self._trained_backend(backend, image, device)
+            labeller.check_targets(targets)
+            yield from labeller.run(targets, values)
+            return run.finished
+
+        def done(finished: list[str]) -> None:
+            self.status.emit(f"labelled {', '.join(finished)} with {title}" if finished else "nothing labelled")
+
+        self.last_backend = title
+        self.status.emit(f"labelling {', '.join(t.name for t in targets)} with {title} ...")
+        self.points.start_worker(work, done, f"Text labelling ({title})", generator=True,
+                                 on_yield=self._progress(run))
 
     def _write(self, result: OrganResult, run: _Run) -> None:
         """Merge one organ into the target layer: one undoable step."""

@@ -17,11 +17,12 @@ __all__ = [
     "phantom_card", "register_card", "small_sam2_overrides",
 ]
 
-FAMILIES = ("sam", "sam2", "clip", "sam3")
+FAMILIES = ("sam", "sam2", "clip", "sam3", "voxtell", "sam3_video")
 
 _APACHE = ("Apache-2.0", "https://www.apache.org/licenses/LICENSE-2.0")
 _SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything"
 _SAM2_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/092824"
+_MEDICAL_SAM3_REPO = "ChongCong/Medical-SAM3"
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,8 @@ class ModelCard:
     id
         The name users pass as ``--model``.
     family
-        ``"sam"``, ``"sam2"``, ``"clip"`` or ``"sam3"``: which loader builds it.
+        ``"sam"``, ``"sam2"``, ``"clip"``, ``"sam3"`` (image model), ``"sam3_video"``
+        (Medical-SAM3's 3-D video model) or ``"voxtell"``: which loader builds it.
     arch
         Family-specific architecture settings the loader builds the model from.
     filename
@@ -44,6 +46,10 @@ class ModelCard:
         Neither, for gated weights that must be supplied as a local file.
     known_hash
         ``"md5:..."`` or ``"sha256:..."`` where the authors publish one, else ``None``.
+    extra_files
+        Further files of the same Hugging Face repository that the model needs beside
+        ``filename`` (VoxTell: its ``plans.json`` and embedding bank), kept at the same
+        relative paths in the cache.
     """
 
     id: str
@@ -61,6 +67,7 @@ class ModelCard:
     note: str = ""
     tags: tuple[str, ...] = field(default_factory=tuple)
     bundled: bool = False
+    extra_files: tuple[str, ...] = ()
 
     @property
     def local_only(self) -> bool:
@@ -288,14 +295,46 @@ _CARDS: list[ModelCard] = [
     ModelCard(
         id="medical_sam3",
         family="sam3",
-        title="Medical SAM3 (SAM 3 fully fine-tuned on medical images)",
+        title="Medical SAM3 2-D (SAM 3 image model fine-tuned on medical images; per-slice)",
         arch={},
-        filename="medical_sam3.pt",
-        license="see the model page",
-        license_url="https://github.com/facebookresearch/sam3/blob/main/LICENSE",
-        homepage="https://github.com/facebookresearch/sam3",
-        note="distributed by its authors on request; pass the file with --checkpoint",
+        filename="checkpoint_2D.pt",
+        hf_repo=_MEDICAL_SAM3_REPO,
+        known_hash="sha256:f7fb9f207d587e95bcb23fb9324979db583045b71488278940c0d170bf1516fd",
+        size_mb=10000,
+        license="MIT",
+        license_url=f"https://huggingface.co/{_MEDICAL_SAM3_REPO}",
+        homepage="https://github.com/AIM-Research-Lab/Medical-SAM3",
         tags=("medical", "text"),
+    ),
+    ModelCard(
+        id="medical_sam3_3d",
+        family="sam3_video",
+        title="Medical SAM3 3-D (SAM 3 video model: four-slice clips, text at each clip's first slice)",
+        # The released 3-D policy builds the video model at 504 px with the
+        # repository's own builder (medical/inference_3d.py).
+        arch={"image_size": 504, "clip_length": 4, "fusion": "pixel_score"},
+        filename="checkpoint_3D_checkpoint8.pt",
+        hf_repo=_MEDICAL_SAM3_REPO,
+        size_mb=10300,
+        license="MIT",
+        license_url=f"https://huggingface.co/{_MEDICAL_SAM3_REPO}",
+        homepage="https://github.com/AIM-Research-Lab/Medical-SAM3",
+        note="needs a CUDA GPU and the sam3 package from the Medical-SAM3 repository (docs/text.md)",
+        tags=("medical", "text", "3-D", "GPU"),
+    ),
+    ModelCard(
+        id="voxtell_v1.1",
+        family="voxtell",
+        title="VoxTell v1.1 (free-text 3-D segmentation of CT, MR and PET)",
+        arch={"text_encoder": "Qwen/Qwen3-Embedding-4B"},
+        filename="voxtell_v1.1/fold_0/checkpoint_final.pth",
+        extra_files=("voxtell_v1.1/plans.json", "embeddings/voxtell_v1.1/text_embeddings.npz"),
+        hf_repo="mrokuss/VoxTell",
+        license="see the model page",
+        license_url="https://huggingface.co/mrokuss/VoxTell",
+        homepage="https://github.com/MIC-DKFZ/VoxTell",
+        note="free text beyond its embedding bank also downloads its text encoder (Qwen3-Embedding-4B, ~8 GB)",
+        tags=("medical", "text", "3-D"),
     ),
 ]
 

@@ -154,16 +154,34 @@ def _fetch_url(card: ModelCard, target: Path, progressbar: bool, wording: Wordin
 def _fetch_hf(card: ModelCard, target: Path, wording: Wording) -> None:
     from huggingface_hub import hf_hub_download
 
-    try:
-        # hf_hub_download resumes an interrupted download on the next call.
-        downloaded = hf_hub_download(
-            repo_id=card.hf_repo,  # type: ignore[arg-type]
-            filename=card.filename,
-            cache_dir=target.parent / ".hf",
-        )
-    except Exception as err:  # connection, offline-mode and hub errors all mean "not here"
-        raise OfflineError(_offline_message(card, target, wording)) from err
-    shutil.copyfile(downloaded, target)
+    folder = cache_dir() / card.id
+    # The main file last: its presence is what says the model is downloaded.
+    for name in (*card.extra_files, card.filename):
+        destination = folder / name
+        if destination.is_file():
+            continue
+        try:
+            # hf_hub_download resumes an interrupted download on the next call.
+            downloaded = hf_hub_download(repo_id=card.hf_repo, filename=name,  # type: ignore[arg-type]
+                                         cache_dir=folder / ".hf")
+        except Exception as err:  # connection, offline-mode and hub errors all mean "not here"
+            raise OfflineError(_offline_message(card, target, wording)) from err
+        if card.known_hash and name == card.filename:
+            _check_hash(card, Path(downloaded))
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        tmp = destination.with_name(destination.name + ".part")
+        shutil.copyfile(downloaded, tmp)
+        os.replace(tmp, destination)
+
+
+def _check_hash(card: ModelCard, path: Path) -> None:
+    import pooch
+
+    algorithm, _, expected = card.known_hash.partition(":")  # type: ignore[union-attr]
+    if pooch.file_hash(str(path), alg=algorithm) != expected:
+        path.unlink(missing_ok=True)
+        raise CheckpointError(f"the download of {card.filename} failed its {algorithm} checksum; nothing was "
+                              "kept. Try again; if it keeps failing, the file on the server has changed")
 
 
 def download(

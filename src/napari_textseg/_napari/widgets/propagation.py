@@ -25,8 +25,8 @@ from napari_textseg._napari.widgets._common import (
     show_working,
     working_line,
 )
-from napari_textseg.engine.propagate import DIRECTIONS, PROJECTIONS, PropagationSettings
-from napari_textseg.engine.session import PostProcessing
+from napari_textseg.engine.interactive.propagate import DIRECTIONS, PROJECTIONS, PropagationSettings
+from napari_textseg.engine.interactive.session import PostProcessing
 
 if TYPE_CHECKING:
     import napari

@@ -28,6 +28,7 @@ from napari_textseg._napari.widgets._common import (
 )
 from napari_textseg._napari.widgets.download import DownloadButton
 from napari_textseg._napari.wording import panel_wording
+from napari_textseg.engine.text.registry import AUTO, BACKENDS, why_unavailable
 from napari_textseg.models.registry import CARDS
 
 if TYPE_CHECKING:
@@ -51,6 +52,15 @@ class TextLabellingWidget(QWidget):
         self.text = QPlainTextEdit()
         self.text.setPlaceholderText("liver, spleen, left kidney\n(commas or one per line)")
         self.text.setMaximumHeight(80)
+        self.backend = QComboBox()
+        self.backend.addItem("auto (best installed)", AUTO)
+        for info in BACKENDS.values():
+            self.backend.addItem(info.title, info.id)
+        self.backend.setToolTip("auto: VoxTell, then Medical-SAM3 on a GPU, when installed with their weights; "
+                                "else CLIP + SAM, which needs no medical weights")
+        self.backend_note = QLabel()
+        self.backend_note.setWordWrap(True)
+        self.allow_cpu = QCheckBox("run a GPU backend on this CPU anyway (slow)")
         self.clip = QComboBox()
         for card in CARDS.values():
             if card.family == "clip":
@@ -74,6 +84,9 @@ class TextLabellingWidget(QWidget):
 
         form = QFormLayout()
         form.addRow("targets", self.text)
+        form.addRow("backend", self.backend)
+        form.addRow(self.backend_note)
+        form.addRow(self.allow_cpu)
         form.addRow("CLIP model", hbox(self.clip, self.download))
         form.addRow("CLIP file", self.clip_file)
         form.addRow("write to", self.target)
@@ -86,6 +99,9 @@ class TextLabellingWidget(QWidget):
         layout.addWidget(note)
         layout.addStretch(1)
 
+        self.backend.currentIndexChanged.connect(self._explain_backend)
+        self.viewer.layers.selection.events.active.connect(self._explain_backend)
+        self._explain_backend()
         self.run.clicked.connect(safely(self._label, self.status))
         self.cancel.clicked.connect(self.controller.cancel)
         self.controller.status.connect(lambda message: self.status.setText(message))
@@ -100,7 +116,27 @@ class TextLabellingWidget(QWidget):
         clip_file = self.clip_file.text().strip() or None
         clip = ModelChoice(self.clip.currentData(), clip_file)
         self.controller.label(self.text.toPlainText(), None if target == _NEW_LAYER else target, clip,
-                              use_clicks=self.use_clicks.isChecked())
+                              use_clicks=self.use_clicks.isChecked(), backend=self.backend.currentData(),
+                              allow_cpu=self.allow_cpu.isChecked())
+
+    def _explain_backend(self, *_args: object) -> None:
+        """Say what the chosen backend needs here, before the user presses Label."""
+        import torch
+
+        from napari_textseg._napari.layers import layer_modality
+
+        backend = self.backend.currentData()
+        image = next((layer for layer in reversed(self.viewer.layers) if layer._type_string == "image"), None)
+        modality = layer_modality({"metadata": image.metadata}) if image is not None else "CT"
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        if backend == AUTO:
+            usable = [i.title for i in BACKENDS.values() if why_unavailable(i.id, modality, device) is None]
+            text = f"auto will run: {usable[0] if usable else BACKENDS['clip-sam'].title}"
+        else:
+            text = why_unavailable(backend, modality, device, allow_cpu=self.allow_cpu.isChecked()) or "ready"
+        if backend in (AUTO, "clip-sam"):
+            text += " (CLIP + SAM uses the model of Point prompts and the CLIP model below)"
+        self.backend_note.setText(f"<i>{text}</i>")
 
     def _refresh_targets(self, *_args: object) -> None:
         fill_labels_combo(self.target, self.viewer, _NEW_LAYER)

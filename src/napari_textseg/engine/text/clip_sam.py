@@ -1,12 +1,12 @@
 """Text -> one named, non-overlapping label map.
 
 For each target typed by the user: CLIP finds it (dense similarity maps on a few
-slices, :mod:`~napari_textseg.engine.text_locate`), SAM or SAM2 segments the key
+slices, :mod:`~napari_textseg.engine.text.locate`), SAM or SAM2 segments the key
 slice from the chosen points and the memory-bank engine propagates it through the
 volume. "Text + click" skips CLIP: the click says where, the text says what. Each
 organ gets a confidence (localisation x the model's mean predicted IoU), and
 overlaps are resolved per voxel by the higher confidence (Medical SAM3,
-:mod:`~napari_textseg.engine.merge`).
+:mod:`~napari_textseg.engine.text.merge`).
 
 Slice embeddings are shared between organs (one session, reset between targets),
 so five organs cost one encoder pass per slice, not five.
@@ -23,14 +23,14 @@ import torch.nn.functional as F
 
 from napari_textseg.core.errors import InputError
 from napari_textseg.core.text_prompts import TextTarget, background_ensemble, object_ensemble
-from napari_textseg.engine.clip_dense import DenseClip
-from napari_textseg.engine.merge import TargetMask, merge_into
-from napari_textseg.engine.propagate import PropagationSettings
-from napari_textseg.engine.session import PostProcessing, SegmentationSession
-from napari_textseg.engine.text_encoder import TextEncoder
-from napari_textseg.engine.text_locate import LocateSettings, Location, locate, scored_slices
+from napari_textseg.engine.interactive.propagate import PropagationSettings
+from napari_textseg.engine.interactive.session import PostProcessing, SegmentationSession
+from napari_textseg.engine.text.backend import OrganResult, Progress
+from napari_textseg.engine.text.clip_dense import DenseClip
+from napari_textseg.engine.text.locate import LocateSettings, Location, locate, scored_slices
+from napari_textseg.engine.text.text_encoder import TextEncoder
 
-__all__ = ["LabelSettings", "OrganResult", "Progress", "TextLabeller", "assign_values", "merge_results"]
+__all__ = ["LabelSettings", "TextLabeller"]
 
 
 @dataclass(frozen=True)
@@ -42,48 +42,8 @@ class LabelSettings:
     post: PostProcessing = field(default_factory=lambda: PostProcessing(fill_holes=True, keep_clicked=True))
 
 
-@dataclass
-class OrganResult:
-    """One finished target: its value, 3-D mask, confidence and where it was found."""
-
-    target: TextTarget
-    value: int
-    mask: np.ndarray
-    confidence: float
-    location: Location
-
-    def as_target_mask(self) -> TargetMask:
-        return TargetMask(self.value, self.target.name, self.mask, self.confidence)
-
-
-@dataclass(frozen=True)
-class Progress:
-    """Where a labelling run stands: target ``index`` of ``count``, step ``done`` of ``total``."""
-
-    index: int
-    count: int
-    name: str
-    done: int
-    total: int
-
-
-def assign_values(targets: Sequence[TextTarget], existing: dict[int, str] | None = None) -> list[int]:
-    """Label values for ``targets``: a name already in ``existing`` keeps its value, others get new ones."""
-    existing = existing or {}
-    by_name = {name.casefold(): value for value, name in existing.items()}
-    taken = set(existing)
-    values = []
-    for target in targets:
-        value = by_name.get(target.name.casefold())
-        if value is None:
-            value = max(taken | {0}) + 1
-        taken.add(value)
-        values.append(value)
-    return values
-
-
 class TextLabeller:
-    """Runs text targets through localisation, segmentation and propagation on one volume.
+    """The training-free text backend: CLIP finds each target, SAM/SAM2 segments and propagates it.
 
     Parameters
     ----------
@@ -94,7 +54,13 @@ class TextLabeller:
         The volume as read (HU for CT), for the anatomical priors; None disables them.
     clip, encoder
         Dense CLIP features and the text encoder; only needed for targets without clicks.
+    clicks
+        Text + click: target name -> (points (N, 3) z, y, x; labels (N,)); the click
+        says where, the text says what, and CLIP is not used for that target.
     """
+
+    id = "clip-sam"
+    title = "CLIP + SAM (training-free)"
 
     def __init__(
         self,
@@ -104,6 +70,7 @@ class TextLabeller:
         clip: DenseClip | None = None,
         encoder: TextEncoder | None = None,
         settings: LabelSettings = LabelSettings(),
+        clicks: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
     ):
         if session.axis != 0 or session.roi_mm is not None:
             raise ValueError("text labelling runs on axial slices of the whole volume (axis 0, no ROI)")
@@ -112,6 +79,7 @@ class TextLabeller:
         self.clip = clip
         self.encoder = encoder
         self.settings = settings
+        self.clicks = dict(clicks or {})
         self._slices: np.ndarray | None = None
         self._embeddings: torch.Tensor | None = None
 
@@ -172,6 +140,14 @@ class TextLabeller:
         quality = float(np.clip(np.mean(scores), 0.0, 1.0)) if scores else 0.0
         return OrganResult(target, value, mask, location.confidence * quality, location)
 
+    def check_targets(self, targets: Sequence[TextTarget]) -> None:
+        """Clicks must name a target, and a target without a click needs CLIP."""
+        unknown = set(self.clicks) - {t.name for t in targets}
+        if unknown:
+            raise InputError(f"clicks were given for {', '.join(sorted(unknown))}, which is not a target")
+        if (self.clip is None or self.encoder is None) and any(t.name not in self.clicks for t in targets):
+            raise InputError("finding an organ from text alone needs a CLIP model; load one, or click the organ")
+
     def run(
         self,
         targets: Sequence[TextTarget],
@@ -180,14 +156,14 @@ class TextLabeller:
     ) -> Generator[Progress | OrganResult, None, None]:
         """Label every target in turn: yields :class:`Progress`, and an :class:`OrganResult` per target.
 
-        ``clicks`` maps a target name to (points (N, 3) z, y, x; labels (N,)): text + click.
-        Closing the generator (Cancel) mid-way keeps the results already yielded; the
-        target in progress leaves nothing behind.
+        ``clicks``, when given, replaces the clicks the labeller was made with. Closing
+        the generator (Cancel) mid-way keeps the results already yielded; the target in
+        progress leaves nothing behind.
         """
-        clicks = clicks or {}
-        unknown = set(clicks) - {t.name for t in targets}
-        if unknown:
-            raise InputError(f"clicks were given for {', '.join(sorted(unknown))}, which is not a target")
+        if clicks is not None:
+            self.clicks = dict(clicks)
+        self.check_targets(targets)
+        clicks = self.clicks
         count = len(targets)
         by_text = [t for t in targets if t.name not in clicks]
         yield Progress(0, count, "finding targets with CLIP" if by_text else "", 0, 0)
@@ -207,16 +183,3 @@ class TextLabeller:
                     yield stop.value
                     break
                 yield Progress(index, count, target.name, done, total)
-
-
-def merge_results(
-    results: Sequence[OrganResult], shape: tuple[int, ...], labels: np.ndarray | None = None,
-    confidence: dict[int, float] | None = None,
-) -> tuple[np.ndarray, dict[int, float]]:
-    """Write results one after another into ``labels`` (or a new uint16 map) by confidence."""
-    out = np.zeros(shape, dtype=np.uint16) if labels is None else np.asarray(labels)
-    confidence = dict(confidence or {})
-    for result in results:
-        out = merge_into(out, confidence, result.as_target_mask())
-        confidence[result.value] = result.confidence
-    return out, confidence

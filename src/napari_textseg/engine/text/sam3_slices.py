@@ -6,7 +6,7 @@ mask is kept (methods.md section 3). Slices are then linked into one object with
 rules of the upstream ``sam3`` video tracker: start from the most confident detection
 (score >= 0.7), follow neighbouring slices while a detection matches the last kept
 mask at IoU >= 0.5, and let a confident detection (>= 0.8) re-seed the track. The
-output is the same :class:`~napari_textseg.engine.text_labelling.OrganResult` as the
+output is the same :class:`~napari_textseg.engine.text.clip_sam.OrganResult` as the
 CLIP path, so the merge, the widget and the files do not care which made it.
 """
 
@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from napari_textseg.core.text_prompts import TextTarget
-from napari_textseg.engine.text_labelling import OrganResult, Progress
-from napari_textseg.engine.text_locate import Location
+from napari_textseg.engine.text.backend import OrganResult, Progress
+from napari_textseg.engine.text.locate import Location
 
 __all__ = ["Sam3Labeller", "link_slices"]
 
@@ -72,11 +72,17 @@ class Sam3Labeller:
         The model-ready volume (0-255, window applied), axial slices first.
     """
 
+    id = "sam3-slices"
+    title = "SAM3 per slice (image model, slices linked)"
+
     def __init__(self, model: Any, frames: np.ndarray, device: torch.device, *, threshold: float = 0.5):
         from sam3.model.sam3_image_processor import Sam3Processor
 
         self.processor = Sam3Processor(model, device=str(device), confidence_threshold=threshold)
         self.frames = frames
+
+    def check_targets(self, targets: Sequence[TextTarget]) -> None:
+        """SAM3 takes any concept phrase: nothing to refuse."""
 
     def _image_state(self, z: int) -> dict:
         frame = torch.as_tensor(np.clip(self.frames[z], 0, 255).astype(np.uint8))

@@ -18,11 +18,11 @@ import torch.nn.functional as F
 # can crash the process.
 import torchvision  # noqa: F401
 
-from napari_textseg.engine.features import Features
-from napari_textseg.engine.memory_attention import MemoryView, memory_inputs
-from napari_textseg.engine.postprocess import fill_small_holes
-from napari_textseg.engine.prompts import SlicePrompts
-from napari_textseg.engine.sam2_heads import sam2_heads
+from napari_textseg.engine.interactive.features import Features
+from napari_textseg.engine.interactive.memory_attention import MemoryView, memory_inputs
+from napari_textseg.engine.interactive.postprocess import fill_small_holes
+from napari_textseg.engine.interactive.prompts import SlicePrompts
+from napari_textseg.engine.interactive.sam2_heads import sam2_heads
 from napari_textseg.models.device import autocast
 
 __all__ = [

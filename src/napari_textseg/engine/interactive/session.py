@@ -14,17 +14,22 @@ import numpy as np
 import torch
 
 from napari_textseg.core.intensity import Window, normalize_for_model
-from napari_textseg.engine.backends import SliceBackend, SliceMask
-from napari_textseg.engine.features import FeatureCache
-from napari_textseg.engine.postprocess import fill_holes, keep_clicked_components
-from napari_textseg.engine.prompts import PromptError, SlicePrompts, check_points, group_by_slice
-from napari_textseg.engine.propagate import (
+from napari_textseg.engine.interactive.backends import SliceBackend, SliceMask
+from napari_textseg.engine.interactive.features import FeatureCache
+from napari_textseg.engine.interactive.postprocess import fill_holes, keep_clicked_components
+from napari_textseg.engine.interactive.prompts import (
+    PromptError,
+    SlicePrompts,
+    check_points,
+    group_by_slice,
+)
+from napari_textseg.engine.interactive.propagate import (
     PropagationResult,
     PropagationSettings,
     drive,
     make_propagator,
 )
-from napari_textseg.engine.roi import Roi, roi_around
+from napari_textseg.engine.interactive.roi import Roi, roi_around
 
 __all__ = ["PostProcessing", "SegmentationSession"]
 
@@ -51,7 +56,7 @@ class SegmentationSession:
     modality
         ``"CT"`` windows the data, anything else is percentile-normalised.
     backend
-        A SAM or SAM2 :class:`~napari_textseg.engine.backends.SliceBackend`.
+        A SAM or SAM2 :class:`~napari_textseg.engine.interactive.backends.SliceBackend`.
     axis
         The axis slices are taken along (0: axial for the display convention).
     roi_mm

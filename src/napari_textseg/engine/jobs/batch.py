@@ -141,8 +141,8 @@ def _model(model_id: str | None, checkpoint: str | None, device: str | None, cli
 
 
 def _segment_prompts(volume, job: BatchJob, case: BatchCase) -> tuple[np.ndarray, dict[int, str]]:
-    from napari_textseg.engine.pipelines import segment_clicks
-    from napari_textseg.engine.propagate import PropagationSettings
+    from napari_textseg.engine.interactive.propagate import PropagationSettings
+    from napari_textseg.engine.jobs.pipelines import segment_clicks
 
     objects = job.prompts.get(case.case_id)
     if not objects:
@@ -194,7 +194,7 @@ def run_case(case: BatchCase, job: BatchJob) -> CaseResult:
         volume = read_volume(case.image)
         if job.text:
             from napari_textseg.core.text_prompts import parse_targets
-            from napari_textseg.engine.pipelines import label_text, needs_clip
+            from napari_textseg.engine.jobs.pipelines import label_text, needs_clip
 
             targets = parse_targets("\n".join(job.text))
             sam = _model(job.model, job.checkpoint, job.device)

@@ -13,8 +13,8 @@ import numpy as np
 
 from napari_textseg.core.text_prompts import TextTarget
 from napari_textseg.core.volume import Volume
-from napari_textseg.engine.propagate import PropagationSettings
-from napari_textseg.engine.session import PostProcessing, SegmentationSession
+from napari_textseg.engine.interactive.propagate import PropagationSettings
+from napari_textseg.engine.interactive.session import PostProcessing, SegmentationSession
 from napari_textseg.models.loader import LoadedModel
 
 __all__ = ["LabelMap", "label_text", "needs_clip", "segment_clicks"]
@@ -39,7 +39,7 @@ def segment_clicks(
     confine: np.ndarray | None = None,
 ) -> np.ndarray:
     """The boolean (z, y, x) mask of the clicked object; ``propagate`` runs it through the volume."""
-    from napari_textseg.engine.backends import make_backend
+    from napari_textseg.engine.interactive.backends import make_backend
 
     _single_channel(volume, "segment")
     backend = make_backend(sam.model, sam.card.family, sam.device, sam.card.arch)
@@ -63,6 +63,7 @@ class LabelMap:
     labels: np.ndarray
     names: dict[int, str]
     confidence: dict[int, float]
+    backend: str = ""  # the title of the backend that made it
 
 
 def needs_clip(targets: list[TextTarget], clicks: dict[str, tuple[list, list]]) -> bool:
@@ -73,51 +74,79 @@ def needs_clip(targets: list[TextTarget], clicks: dict[str, tuple[list, list]]) 
 def label_text(
     volume: Volume,
     targets: list[TextTarget],
-    sam: LoadedModel,
+    sam: LoadedModel | None,
     clip: LoadedModel | None = None,
     clicks: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
     *,
+    backend: str = "clip-sam",
+    device: object = None,
+    weights: str | None = None,
     report: Callable[[str], None] | None = None,
 ) -> LabelMap:
-    """Label every target: SAM3 from the text itself, else CLIP locates and SAM/SAM2 segments."""
-    from napari_textseg.engine.text_labelling import OrganResult, assign_values, merge_results
+    """Label every target with one text backend (``backend`` already chosen, not ``auto``).
+
+    ``clip-sam``: CLIP locates and ``sam`` (SAM/SAM2) segments, or SAM3 from the text
+    itself when ``sam`` is a SAM3 model; ``voxtell`` / ``medical-sam3``: the trained
+    3-D models on ``device``, from ``weights`` or their cached download.
+    """
+    from napari_textseg.core.errors import InputError
+    from napari_textseg.engine.text.backend import (
+        OrganResult,
+        TextVolume,
+        assign_values,
+        check_text_volume,
+        merge_results,
+    )
 
     _single_channel(volume, "label")
+    check_text_volume(volume.data)
     clicks = clicks or {}
     values = assign_values(targets)
-    if sam.card.family == "sam3":
-        from napari_textseg.core.intensity import normalize_for_model
-        from napari_textseg.engine.sam3_text import Sam3Labeller
+    text_volume = TextVolume(volume.data, volume.spacing, volume.modality, volume.geometry, volume.name)
+    if backend in ("voxtell", "medical-sam3"):
+        from napari_textseg.engine.text.registry import get_backend_info, open_trained_backend
 
         if clicks:
-            raise ValueError("SAM3 takes the text itself: drop the clicks, or use a SAM/SAM2 model for text + click")
+            raise InputError(f"{get_backend_info(backend).title} takes the text itself: drop the clicks, or use "
+                             "clip-sam for text + click (and correct any organ with clicks afterwards)")
+        labeller = open_trained_backend(backend, text_volume, device, weights=weights, report=report)
+    elif sam is None:
+        raise InputError("the clip-sam backend needs a SAM/SAM2 model (--model ID or --checkpoint FILE)")
+    elif sam.card.family == "sam3":
+        from napari_textseg.core.intensity import normalize_for_model
+        from napari_textseg.engine.text.sam3_slices import Sam3Labeller
+
+        if clicks:
+            raise InputError("SAM3 takes the text itself: drop the clicks, or use a SAM/SAM2 model for text + click")
         frames = normalize_for_model(volume.data, volume.modality, "soft_tissue")
-        events = Sam3Labeller(sam.model, frames, sam.device).run(targets, values)
+        labeller = Sam3Labeller(sam.model, frames, sam.device)
     else:
-        from napari_textseg.engine.backends import make_backend
-        from napari_textseg.engine.clip_dense import DenseClip
-        from napari_textseg.engine.text_encoder import TextEncoder
-        from napari_textseg.engine.text_labelling import TextLabeller
+        from napari_textseg.engine.interactive.backends import make_backend
+        from napari_textseg.engine.text.clip_dense import DenseClip
+        from napari_textseg.engine.text.clip_sam import TextLabeller
+        from napari_textseg.engine.text.text_encoder import TextEncoder
 
         dense = encoder = None
         if needs_clip(targets, clicks):
             if clip is None:
-                raise ValueError("targets without a click need a CLIP model")
+                raise InputError("targets without a click need a CLIP model")
             if clip.card.family != "clip":
-                raise ValueError(f"{clip.card.title} is not a CLIP model")
+                raise InputError(f"{clip.card.title} is not a CLIP model")
             dense = DenseClip(clip.model)
             encoder = TextEncoder(clip.model, str(clip.checkpoint), clip.card.arch["model_name"])
-        backend = make_backend(sam.model, sam.card.family, sam.device, sam.card.arch)
-        session = SegmentationSession(volume.data, volume.spacing, volume.modality, backend)
+        slices = make_backend(sam.model, sam.card.family, sam.device, sam.card.arch)
+        session = SegmentationSession(volume.data, volume.spacing, volume.modality, slices)
         labeller = TextLabeller(session, raw=volume.data if volume.modality == "CT" else None, clip=dense,
-                                encoder=encoder)
-        events = labeller.run(targets, values, clicks)
+                                encoder=encoder, clicks=clicks)
+    labeller.check_targets(targets)
+    if report is not None:
+        report(f"backend: {labeller.title}")
     results = []
-    for event in events:
+    for event in labeller.run(targets, values):
         if isinstance(event, OrganResult):
             results.append(event)
             if report is not None:
                 report(f"{event.target.name}: label {event.value}, {int(event.mask.sum())} voxels, "
                        f"confidence {event.confidence:.2f}")
     labels, confidence = merge_results(results, volume.spatial_shape)
-    return LabelMap(labels, {r.value: r.target.name for r in results}, confidence)
+    return LabelMap(labels, {r.value: r.target.name for r in results}, confidence, labeller.title)

@@ -29,12 +29,12 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from napari_textseg.engine.backends import Sam2Backend, SliceBackend, SliceMask
-from napari_textseg.engine.features import Features
-from napari_textseg.engine.heap import release_free_memory
-from napari_textseg.engine.memory import MemoryEntry, make_bank
-from napari_textseg.engine.memory_attention import MemoryView
-from napari_textseg.engine.prompts import PromptError, SlicePrompts
+from napari_textseg.engine.interactive.backends import Sam2Backend, SliceBackend, SliceMask
+from napari_textseg.engine.interactive.features import Features
+from napari_textseg.engine.interactive.heap import release_free_memory
+from napari_textseg.engine.interactive.memory import MemoryEntry, make_bank
+from napari_textseg.engine.interactive.memory_attention import MemoryView
+from napari_textseg.engine.interactive.prompts import PromptError, SlicePrompts
 
 __all__ = [
     "DIRECTIONS",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from napari_textseg.engine.prompts import PromptError
+from napari_textseg.engine.interactive.prompts import PromptError
 
 __all__ = ["Roi", "roi_around"]
 

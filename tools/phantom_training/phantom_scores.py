@@ -21,9 +21,9 @@ from napari_textseg.core.io import read_volume
 from napari_textseg.core.metrics import dice
 from napari_textseg.core.phantoms import Phantom, ct_phantom, nuclei_phantom
 from napari_textseg.core.volume import Volume
-from napari_textseg.engine.backends import SliceBackend
-from napari_textseg.engine.propagate import PropagationSettings, deepest_point
-from napari_textseg.engine.session import SegmentationSession
+from napari_textseg.engine.interactive.backends import SliceBackend
+from napari_textseg.engine.interactive.propagate import PropagationSettings, deepest_point
+from napari_textseg.engine.interactive.session import SegmentationSession
 
 __all__ = [
     "PhantomCase", "click_masks", "click_scores", "correction_gains", "held_out_cases", "organs",

@@ -1,0 +1,1 @@
+"""Click-prompted segmentation: prompts, slice backends, memory-bank propagation, sessions."""

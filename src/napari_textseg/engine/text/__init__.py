@@ -1,0 +1,1 @@
+"""Text labelling: the text-backend protocol and its backends (CLIP + SAM, VoxTell, Medical-SAM3)."""
