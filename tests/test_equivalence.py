@@ -23,7 +23,7 @@ from skimage.measure import label as skimage_label
 
 from napari_textseg.core.intensity import normalize_for_model
 from napari_textseg.core.io import read_volume
-from napari_textseg.engine import memory_attention
+from napari_textseg.engine.interactive import memory_attention
 from napari_textseg.engine.interactive.backends import Sam2Backend, SamBackend, make_backend
 from napari_textseg.engine.interactive.postprocess import fill_small_holes
 from napari_textseg.engine.interactive.prompts import SlicePrompts

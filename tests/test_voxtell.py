@@ -137,3 +137,16 @@ def test_label_command_runs_voxtell_and_names_the_backend(model_folder, tmp_path
     assert main(["label", str(source), "--text", "liver", "--backend", "medical-sam3", "--device", "cpu",
                  "-o", str(out)]) == 2
     assert "Medical-SAM3" in capsys.readouterr().err
+
+
+def test_auto_picks_voxtell_once_its_weights_are_in_the_cache(model_folder):
+    from napari_textseg.engine.text.registry import choose_backend
+    from napari_textseg.models.registry import get_card
+    from napari_textseg.models.store import cached_path
+
+    assert choose_backend("auto", "CT", "cpu") == "clip-sam"  # installed, not downloaded
+    folder = cached_path(get_card("voxtell_v1.1")).parents[1]
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    folder.symlink_to(model_folder, target_is_directory=True)
+    assert choose_backend("auto", "CT", "cpu") == "voxtell"
+    assert choose_backend("auto", "microscopy", "cpu") == "clip-sam"  # VoxTell does not label microscopy
