@@ -85,13 +85,11 @@ def test_voxtell_labels_equal_its_own_file_inference(predictor, tmp_path, name, 
         assert 0.5 <= result.confidence <= 1.0
     # Negative control: the display array handed over without VoxTell's axis flips.
     flipped = read_volume(source)
-    backend = VoxTellBackend(predictor, _volume(source))
     embeddings = predictor.embed_text_prompts(PROMPTS)
     data, bbox, _ = predictor.preprocess(np.asarray(flipped.data, dtype=np.float32)[None])
     wrong = predictor.predict_sliding_window_return_logits(data, embeddings)[0].float().numpy() > 0
     assert not np.array_equal(wrong, reference[0]), "the flip check cannot fail on this volume"
     assert np.array_equal(to_voxtell_grid(np.asarray(flipped.data))[:, ::-1, ::-1], flipped.data)
-    del backend
 
 
 def test_voxtell_refuses_microscopy_and_offline_free_text(predictor, monkeypatch):

@@ -244,12 +244,11 @@ def _cmd_label(args: argparse.Namespace) -> int:
     from napari_textseg.models.device import pick_device
 
     device = pick_device(args.device)
-    given_weights = args.weights is not None or None
     backend = args.backend
     if backend == "auto" and (args.model or args.checkpoint or clicks):
         backend = "clip-sam"  # a SAM model or clicks were given: the user asked for clip-sam
     backend = choose_backend(backend, volume.modality, device.type, allow_cpu=args.allow_cpu,
-                             weights_present=given_weights)
+                             weights_present=True if args.weights else None)
     loaded = clip = None
     if backend == "clip-sam":
         sam3 = args.model in ("sam3", "medical_sam3")

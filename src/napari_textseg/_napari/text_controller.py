@@ -3,9 +3,10 @@
 The backend is chosen in the panel (``auto``: the best installed one with its weights).
 For CLIP + SAM the segmentation model is the one loaded in the Point prompts panel (the
 shared :class:`~napari_textseg._napari.controller.SegmentationController`) and the CLIP
-model is loaded here on first use; VoxTell and Medical-SAM3 load their own weights. Each finished organ is written into the target Labels layer
-on the main thread as soon as it arrives, as one undoable step, so Cancel keeps the
-organs already done and the one in progress leaves no trace.
+model is loaded here on first use; VoxTell and Medical-SAM3 load their own weights.
+Each finished organ is written into the target Labels layer on the main thread as soon
+as it arrives, as one undoable step, so Cancel keeps the organs already done and the one
+in progress leaves no trace.
 """
 
 from __future__ import annotations
@@ -69,7 +70,6 @@ class TextController:
         self._session: SegmentationSession | None = None
         self._session_key: tuple | None = None
         self._trained: dict[str, Any] = {}  # backend id -> (image id, backend): weights load once
-        self.last_backend = ""  # the title of the backend that ran last
 
     def _text_session(self, image: napari.layers.Image) -> SegmentationSession:
         key = (id(image), self.points.model_choice)
@@ -155,13 +155,7 @@ class TextController:
             yield from labeller.run(targets, values)
             return run.finished
 
-        def done(finished: list[str]) -> None:
-            self.status.emit(f"labelled {', '.join(finished)} with {TextLabeller.title}" if finished
-                             else "nothing labelled")
-
-        self.last_backend = TextLabeller.title
-        self.status.emit(f"labelling {', '.join(t.name for t in targets)} with {TextLabeller.title} ...")
-        self.points.start_worker(work, done, "Text labelling", generator=True, on_yield=self._progress(run))
+        self._start(work, run, targets, TextLabeller.title)
 
     def _existing_names(self, layer: str | None, image) -> dict[int, str]:
         if layer is None:
@@ -193,18 +187,19 @@ class TextController:
         """VoxTell or Medical-SAM3: the weights load in the worker, once per image."""
         values = assign_values(targets, self._existing_names(layer, image))
         run = _Run(image, layer, [])
-        title = get_backend_info(backend).title
 
         def work():
-            labeller = self._trained_backend(backend, image, device)
-            labeller.check_targets(targets)
-            yield from labeller.run(targets, values)
+            yield from self._trained_backend(backend, image, device).run(targets, values)
             return run.finished
+
+        self._start(work, run, targets, get_backend_info(backend).title)
+
+    def _start(self, work, run: _Run, targets, title: str) -> None:
+        """Run ``work`` in a worker; the status line names the backend before and after."""
 
         def done(finished: list[str]) -> None:
             self.status.emit(f"labelled {', '.join(finished)} with {title}" if finished else "nothing labelled")
 
-        self.last_backend = title
         self.status.emit(f"labelling {', '.join(t.name for t in targets)} with {title} ...")
         self.points.start_worker(work, done, f"Text labelling ({title})", generator=True,
                                  on_yield=self._progress(run))

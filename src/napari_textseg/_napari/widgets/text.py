@@ -28,7 +28,7 @@ from napari_textseg._napari.widgets._common import (
 )
 from napari_textseg._napari.widgets.download import DownloadButton
 from napari_textseg._napari.wording import panel_wording
-from napari_textseg.engine.text.registry import AUTO, BACKENDS, why_unavailable
+from napari_textseg.engine.text.registry import AUTO, BACKENDS, choose_backend, why_unavailable
 from napari_textseg.models.registry import CARDS
 
 if TYPE_CHECKING:
@@ -121,17 +121,15 @@ class TextLabellingWidget(QWidget):
 
     def _explain_backend(self, *_args: object) -> None:
         """Say what the chosen backend needs here, before the user presses Label."""
-        import torch
-
         from napari_textseg._napari.layers import layer_modality
+        from napari_textseg.models.device import pick_device
 
         backend = self.backend.currentData()
         image = next((layer for layer in reversed(self.viewer.layers) if layer._type_string == "image"), None)
         modality = layer_modality({"metadata": image.metadata}) if image is not None else "CT"
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = pick_device(None).type
         if backend == AUTO:
-            usable = [i.title for i in BACKENDS.values() if why_unavailable(i.id, modality, device) is None]
-            text = f"auto will run: {usable[0] if usable else BACKENDS['clip-sam'].title}"
+            text = f"auto will run: {BACKENDS[choose_backend(AUTO, modality, device)].title}"
         else:
             text = why_unavailable(backend, modality, device, allow_cpu=self.allow_cpu.isChecked()) or "ready"
         if backend in (AUTO, "clip-sam"):

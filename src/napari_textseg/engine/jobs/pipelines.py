@@ -138,7 +138,6 @@ def label_text(
         session = SegmentationSession(volume.data, volume.spacing, volume.modality, slices)
         labeller = TextLabeller(session, raw=volume.data if volume.modality == "CT" else None, clip=dense,
                                 encoder=encoder, clicks=clicks)
-    labeller.check_targets(targets)
     if report is not None:
         report(f"backend: {labeller.title}")
     results = []
