@@ -148,3 +148,15 @@ def test_auto_picks_voxtell_once_its_weights_are_in_the_cache(model_folder):
     folder.symlink_to(model_folder, target_is_directory=True)
     assert choose_backend("auto", "CT", "cpu") == "voxtell"
     assert choose_backend("auto", "microscopy", "cpu") == "clip-sam"  # VoxTell does not label microscopy
+
+
+def test_offline_free_text_fails_fast_through_the_plugins_own_builder(model_folder, monkeypatch):
+    from napari_textseg.engine.text.registry import open_trained_backend
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    volume = TextVolume(np.zeros((4, 8, 8), np.float32), (1.0, 1.0, 1.0), "CT")
+    backend = open_trained_backend("voxtell", volume, torch.device("cpu"), weights=str(model_folder))
+    backend.text_encoder = "no-such-org/no-such-encoder"  # not in the local hub cache
+    with pytest.raises(InputError, match="offline, VoxTell only takes"):
+        backend.check_targets(parse_targets("livers"))

@@ -228,6 +228,11 @@ def download(
     return target
 
 
+def hugging_face_reachable() -> bool:
+    """Whether the Hugging Face hub can be reached now (seconds, not retries; ``HF_HUB_OFFLINE`` says no)."""
+    return _reachable(_hf_endpoint(), hugging_face=True)
+
+
 def _hf_endpoint() -> str:
     """The Hugging Face endpoint huggingface_hub downloads from (``HF_ENDPOINT`` or its default)."""
     from huggingface_hub import constants

@@ -103,12 +103,13 @@ def open_trained_backend(backend: str, volume, device, *, weights: str | None = 
 
     ``weights`` is a local model folder (VoxTell) or checkpoint file (Medical-SAM3);
     without it the cached download of the backend's card is used. Nothing is
-    downloaded here, except VoxTell's text encoder for free text when ``online()``.
+    downloaded here, except VoxTell's text encoder for free text when ``online()`` (by
+    default: the hub answers the store's quick probe).
     """
     from pathlib import Path
 
     from napari_textseg.models.registry import get_card
-    from napari_textseg.models.store import cached_path
+    from napari_textseg.models.store import cached_path, hugging_face_reachable
 
     info = get_backend_info(backend)
     card = get_card(info.card)  # type: ignore[arg-type]
@@ -121,7 +122,7 @@ def open_trained_backend(backend: str, volume, device, *, weights: str | None = 
             folder = cached_path(card).parents[1]
             bank = cached_path(card).parents[2] / card.extra_files[1]
         predictor = load_voxtell(folder, device, bank if bank.is_file() else None)
-        return VoxTellBackend(predictor, volume, report=report, **({"online": online} if online else {}))
+        return VoxTellBackend(predictor, volume, report=report, online=online or hugging_face_reachable)
     if backend == "medical-sam3":
         from napari_textseg.engine.text.medical_sam3 import (
             MedicalSam3Backend,

@@ -88,8 +88,8 @@ class VoxTellBackend:
     volume
         The volume, in display order; CT, MR or PET.
     online
-        Whether the text encoder may be downloaded (checked by the caller, who knows
-        how to ask the network); offline, only the bank's prompts work.
+        Whether the text encoder can be downloaded now (the plugin passes the store's
+        quick hub probe); offline, only the bank's prompts work.
     report
         Told what is happening that the progress bar does not say (a download).
     """
