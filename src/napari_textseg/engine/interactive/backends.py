@@ -26,7 +26,7 @@ from napari_textseg.engine.interactive.sam2_heads import sam2_heads
 from napari_textseg.models.device import autocast
 
 __all__ = [
-    "Sam2Backend", "SamBackend", "SliceBackend", "SliceMask", "make_backend", "resize_longest_side",
+    "Sam2Backend", "SamBackend", "SliceBackend", "SliceMask", "make_backend", "orig_hw", "resize_longest_side",
 ]
 
 SAM_PREPROCESSING = ("sam", "medsam")
@@ -94,7 +94,7 @@ def _grey_to_rgb(frame: np.ndarray, device: torch.device) -> torch.Tensor:
     return image[None, None].expand(1, 3, *frame.shape)
 
 
-def _orig_hw(features: Features) -> tuple[int, int]:
+def orig_hw(features: Features) -> tuple[int, int]:
     hw = features["orig_hw"]
     assert isinstance(hw, torch.Tensor)
     return int(hw[0]), int(hw[1])
@@ -163,7 +163,7 @@ class SamBackend:
     def decode(
         self, features: Features, prompts: SlicePrompts, mask_logits: torch.Tensor | None = None
     ) -> SliceMask:
-        orig = _orig_hw(features)
+        orig = orig_hw(features)
         input_hw = tuple(int(v) for v in features["input_hw"])  # type: ignore[union-attr]
         embed = features["embed"].to(self.device, torch.float32)  # type: ignore[union-attr]
         points = None
@@ -296,7 +296,7 @@ class Sam2Backend:
         """A prompted slice, without memory; ``mask_logits`` (its previous result) are
         clamped to +-32 and fed with the prompts, as SAM2 does for new clicks on a frame
         it has segmented."""
-        orig = _orig_hw(features)
+        orig = orig_hw(features)
         feats = self._vision(features)
         point_inputs = self._point_inputs(prompts, orig)
         if mask_logits is not None:
@@ -351,7 +351,7 @@ class Sam2Backend:
     ) -> SliceMask:
         """One tracked slice of a propagation: memory attention over ``view``, then the
         mask decoder (no prompt), then the memory encoder on its mask."""
-        orig = _orig_hw(features)
+        orig = orig_hw(features)
         feats = self._vision(features)
         model = self.model
         batch, width = feats[-1].size(1), model.hidden_dim
@@ -373,10 +373,15 @@ class Sam2Backend:
 def make_backend(
     model: torch.nn.Module, family: str, device: torch.device, arch: dict[str, Any] | None = None
 ) -> SliceBackend:
-    """The backend for a loaded model of ``family`` (``"sam"`` or ``"sam2"``); a card's
-    ``arch`` may name the preprocessing its weights were trained with (MedSAM's, MedSAM2's)."""
+    """The backend for a loaded model of ``family`` (``"sam"``, ``"sam2"`` or ``"litemedsam"``);
+    a card's ``arch`` may name the preprocessing its weights were trained with (MedSAM's,
+    MedSAM2's) and LiteMedSAM's propagated-box margin."""
+    if family == "litemedsam":
+        from napari_textseg.engine.interactive.litemedsam_backend import LiteMedSamBackend
+
+        return LiteMedSamBackend(model, device, box_shift=int((arch or {}).get("box_shift", 3)))
     if family == "sam":
         return SamBackend(model, device, preprocess=(arch or {}).get("preprocess", "sam"))
     if family == "sam2":
         return Sam2Backend(model, device, preprocess=(arch or {}).get("preprocess", "sam2"))
-    raise ValueError(f"point prompts need a SAM or SAM2 model, not a {family} model")
+    raise ValueError(f"point and box prompts need a SAM, SAM2 or LiteMedSAM model, not a {family} model")

@@ -101,6 +101,8 @@ def group_by_slice(
         y0, x0, y1, x1 = box
         if not (0 <= min(y0, y1) and max(y0, y1) <= shape[1] and 0 <= min(x0, x1) and max(x0, x1) <= shape[2]):
             raise PromptError(f"the box {box} on slice {z} lies outside the slice {shape[1:]} ")
+        if y0 == y1 or x0 == x1:
+            raise PromptError(f"the box {box} on slice {z} has zero area: drag its corners apart")
         grouped.setdefault(int(z), SlicePrompts()).box = (min(y0, y1), min(x0, x1), max(y0, y1), max(x0, x1))
     if not grouped:
         raise PromptError("no prompt given: click at least one positive point (or draw a box)")

@@ -14,6 +14,11 @@ prompted slice is kept.
   neighbour's mask (its deepest interior point and its box, or with ``projection="point"``
   the point alone, as micro-sam's ``single_point``), stopping when consecutive masks
   overlap with IoU < 0.5 (micro-sam's rule).
+- Box-prompted models (:class:`BoxPropagator`, LiteMedSAM): MedSAM's 3-D box recipe. Each
+  slice takes the bounding box of its neighbour's mask, widened; an empty neighbour falls
+  back to the prompted slice's box. Over a slice range (a 3-D box) every slice of the
+  range is segmented; without one, a pass ends where the mask vanishes or consecutive
+  masks overlap with IoU < 0.5.
 
 Image features come from a shared cache, so a second pass, a correction or a
 re-propagation reuses them instead of re-encoding slices.
@@ -29,7 +34,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from napari_textseg.engine.interactive.backends import Sam2Backend, SliceBackend, SliceMask
+from napari_textseg.engine.interactive.backends import Sam2Backend, SliceBackend, SliceMask, orig_hw
 from napari_textseg.engine.interactive.features import Features
 from napari_textseg.engine.interactive.heap import release_free_memory
 from napari_textseg.engine.interactive.memory import MemoryEntry, make_bank
@@ -39,6 +44,7 @@ from napari_textseg.engine.interactive.prompts import PromptError, SlicePrompts
 __all__ = [
     "DIRECTIONS",
     "PROJECTIONS",
+    "BoxPropagator",
     "deepest_point",
     "PropagationResult",
     "PropagationSettings",
@@ -176,6 +182,11 @@ class _Propagator:
 
     def _start_passes(self) -> None: ...
 
+    @property
+    def _stop_rule(self) -> int:
+        """Consecutive empty slices that end a pass (0: none)."""
+        return self.settings.empty_stop
+
     def _start_pass(self, start: int, step: int) -> None: ...
 
     def _segment(self, z: int, previous: SliceMask, start: int, step: int) -> SliceMask | None:
@@ -205,6 +216,7 @@ class _Propagator:
         if self.n_slices < 2:
             raise PromptError("the volume has a single slice: there is nothing to propagate to")
         logits = logits or {}
+        self.prompts = prompts
         passes = plan_passes(list(prompts), self.n_slices, self.settings, only_from)
         total = sum(abs(end - start) for start, _, end in passes) + len(prompts)
         done = 0
@@ -232,7 +244,7 @@ class _Propagator:
                     break
                 result.keep(z, current, start)
                 empty_run = empty_run + 1 if not current.mask.any() else 0
-                if self.settings.empty_stop and empty_run >= self.settings.empty_stop:
+                if self._stop_rule and empty_run >= self._stop_rule:
                     break
                 previous = current
             if done < pass_end:  # the object ended early: the rest of the pass is done too
@@ -315,6 +327,10 @@ class Sam2Propagator(_Propagator):
         return result
 
 
+# Consecutive slice masks overlapping less than this end a pass (micro-sam's stop rule).
+MIN_SLICE_IOU = 0.5
+
+
 def deepest_point(mask: np.ndarray) -> np.ndarray:
     """(y, x) of the pixel farthest inside ``mask`` (the border counts as outside)."""
     distance = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
@@ -329,7 +345,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 class SamProjectionPropagator(_Propagator):
     """SAM (v1) propagation: each slice is prompted from its neighbour's mask."""
 
-    min_iou = 0.5
+    min_iou = MIN_SLICE_IOU
 
     def _segment(self, z: int, previous: SliceMask, start: int, step: int) -> SliceMask | None:
         if not previous.mask.any():
@@ -346,13 +362,45 @@ class SamProjectionPropagator(_Propagator):
         return current
 
 
+class BoxPropagator(_Propagator):
+    """MedSAM's 3-D box recipe (``CVPR24_LiteMedSAM_infer.py``), for box-only models.
+
+    Every slice of a given range is segmented (the released script's downward loop once
+    stopped a slice short of the box's first slice; here the whole range is done).
+    """
+
+    @property
+    def _stop_rule(self) -> int:
+        return 0 if self.settings.slice_range is not None else self.settings.empty_stop
+
+    def _start_pass(self, start: int, step: int) -> None:
+        features = self.features(start)
+        self._first_box = self.backend.model_box(self.prompts[start].box, orig_hw(features))  # type: ignore[attr-defined]
+
+    def _segment(self, z: int, previous: SliceMask, start: int, step: int) -> SliceMask | None:
+        box = self.backend.box_from_mask(previous.mask)  # type: ignore[attr-defined]
+        if self.settings.slice_range is not None:
+            return self.backend.decode_model_box(  # type: ignore[attr-defined]
+                self.features(z), self._first_box if box is None else box)
+        # No range: the object ends where its mask vanishes or jumps (micro-sam's rule, as
+        # for SAM). A box model always finds something in a box, so "vanishes" alone
+        # would run to the volume's end.
+        if box is None:
+            return None
+        current = self.backend.decode_model_box(self.features(z), box)  # type: ignore[attr-defined]
+        return current if _iou(previous.mask, current.mask) >= MIN_SLICE_IOU else None
+
+
 def make_propagator(
     backend: SliceBackend,
     features: Callable[[int], Features],
     n_slices: int,
     settings: PropagationSettings,
 ) -> _Propagator:
-    """SAM2 memory propagation for SAM2 models, prompt projection for SAM models."""
+    """SAM2 memory propagation for SAM2 models, MedSAM's box recipe for box-only models,
+    prompt projection for SAM models."""
+    if getattr(backend, "box_only", False):
+        return BoxPropagator(backend, features, n_slices, settings)
     if isinstance(backend, Sam2Backend):
         return Sam2Propagator(backend, features, n_slices, settings)
     return SamProjectionPropagator(backend, features, n_slices, settings)

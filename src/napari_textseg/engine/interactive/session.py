@@ -16,6 +16,7 @@ import torch
 from napari_textseg.core.intensity import Window, normalize_for_model
 from napari_textseg.engine.interactive.backends import SliceBackend, SliceMask
 from napari_textseg.engine.interactive.features import FeatureCache
+from napari_textseg.engine.interactive.litemedsam_backend import BOX_ONLY_MESSAGE
 from napari_textseg.engine.interactive.postprocess import fill_holes, keep_clicked_components
 from napari_textseg.engine.interactive.prompts import (
     PromptError,
@@ -120,9 +121,9 @@ class SegmentationSession:
     def _model_input(self) -> np.ndarray:
         """The windowed volume, slicing axis first; computed on first use (in a worker)."""
         if self._normalised is None:
-            self._normalised = np.moveaxis(
-                normalize_for_model(self._data, self._modality, self._window), self.axis, 0
-            )
+            # A model may read volumes prepared its own way (LiteMedSAM: the challenge's uint8).
+            prepare = getattr(self.backend, "prepare_volume", normalize_for_model)
+            self._normalised = np.moveaxis(prepare(self._data, self._modality, self._window), self.axis, 0)
         return self._normalised
 
     @property
@@ -183,7 +184,7 @@ class SegmentationSession:
         In ROI mode the ROI is placed around the positive clicks the first time and
         kept for corrections; a later click outside it is an error.
         """
-        points, labels = self.check_prompts(points_zyx, labels)
+        points, labels = self.check_prompts(points_zyx, labels, boxes)
         order = self._order
         if self.roi_mm is not None:
             in_work = points[:, order]
@@ -200,18 +201,26 @@ class SegmentationSession:
             work_points, labels, work_shape, boxes, corrected=self.result.logits)
         self._positive = points[labels == 1]
 
-    def check_prompts(self, points_zyx: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Raise :class:`PromptError` for clicks this session cannot use, before any work.
+    def check_prompts(
+        self,
+        points_zyx: np.ndarray,
+        labels: np.ndarray,
+        boxes: dict[int, tuple[float, float, float, float]] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Raise :class:`PromptError` for prompts this session cannot use, before any work.
 
         Points must lie in the volume and each slice (along the session's axis) needs a
-        positive click, except a slice that already holds a result: there a negative
-        click alone is a correction. Returns the points (N, 3) and labels (N,) as arrays.
+        positive click or a box, except a slice that already holds a result: there a
+        negative click alone is a correction. A box-only model takes no points. Returns
+        the points (N, 3) and labels (N,) as arrays.
         """
         points, labels = check_points(points_zyx, labels, self.shape)
+        if getattr(self.backend, "box_only", False) and len(points):
+            raise PromptError(BOX_ONLY_MESSAGE.format(model=getattr(self.backend, "title", "this model")))
         # set(): one snapshot of the keys, a worker may be adding slices
         corrected = {z + self._slice_offset() for z in set(self.result.logits)}
         shape = tuple(self.shape[a] for a in self._order)
-        group_by_slice(points[:, self._order], labels, shape, corrected=corrected)  # type: ignore[arg-type]
+        group_by_slice(points[:, self._order], labels, shape, boxes, corrected=corrected)  # type: ignore[arg-type]
         return points, labels
 
     def _slice_prompts(self, z: int) -> SlicePrompts:
@@ -272,6 +281,11 @@ class SegmentationSession:
         if not self.prompts:
             raise PromptError("propagation needs a prompt: click the object on at least one slice first")
         settings = settings or PropagationSettings()
+        if settings.slice_range is not None:
+            lo, hi = settings.slice_range
+            outside = sorted(z for z in self.prompts if not lo <= z <= hi)  # the frame plan_passes uses
+            if outside:
+                raise PromptError(f"the prompt on slice {outside[0]} lies outside the slice range {lo}-{hi}")
         # Propagation encodes the slices it needs itself; a prefetch still queued from the
         # click would run beside it and split the same cores (one already running finishes).
         self.cache.cancel_prefetch()

@@ -55,8 +55,9 @@ class TextLabeller:
     clip, encoder
         Dense CLIP features and the text encoder; only needed for targets without clicks.
     clicks
-        Text + click: target name -> (points (N, 3) z, y, x; labels (N,)); the click
-        says where, the text says what, and CLIP is not used for that target.
+        Text + click (or box): target name -> (points (N, 3) z, y, x; labels (N,)[; boxes
+        {slice: (y0, x0, y1, x1)}]); the prompt says where, the text says what, and CLIP
+        is not used for that target. A box is how a box-only model (LiteMedSAM) names organs.
     """
 
     id = "clip-sam"
@@ -130,11 +131,11 @@ class TextLabeller:
         self, target: TextTarget, value: int, location: Location
     ) -> Generator[tuple[int, int], None, OrganResult]:
         """Segment and propagate one target from its points; yields ``(done, total)``."""
-        if not (location.labels == 1).any():
+        if not (location.labels == 1).any() and not location.boxes:
             raise InputError(f"{target.name}: no location found; click the organ and run it again")
         session = self.session
         session.reset()
-        session.set_prompts(location.points_zyx, location.labels)
+        session.set_prompts(location.points_zyx, location.labels, location.boxes)
         mask = yield from session.propagate_steps(self.settings.propagation, post=self.settings.post)
         scores = [s for z, s in session.result.scores.items() if session.result.masks[z].any()]
         quality = float(np.clip(np.mean(scores), 0.0, 1.0)) if scores else 0.0
@@ -170,9 +171,11 @@ class TextLabeller:
         found = dict(zip([t.name for t in by_text], self.locate(by_text) if by_text else [], strict=True))
         for index, (target, value) in enumerate(zip(targets, values, strict=True)):
             if target.name in clicks:
-                points, labels = clicks[target.name]
-                z = int(np.rint(np.asarray(points, dtype=float).reshape(-1, 3)[0, 0]))
-                location = Location(z, np.asarray(points, dtype=float).reshape(-1, 3), np.asarray(labels), 1.0)
+                points, labels, *boxes = clicks[target.name]  # (points, labels[, boxes]): text + click or box
+                points = np.asarray(points, dtype=float).reshape(-1, 3)
+                on_box = boxes[0] if boxes and boxes[0] else None
+                z = int(np.rint(points[0, 0])) if len(points) else min(on_box or {0: None})
+                location = Location(z, points, np.asarray(labels), 1.0, on_box)
             else:
                 location = found[target.name]
             steps = self.segment_steps(target, value, location)

@@ -41,12 +41,14 @@ class LocateSettings:
 
 @dataclass
 class Location:
-    """Where a target was found: the key slice, SAM points (z, y, x) and a confidence 0-1."""
+    """Where a target was found: the key slice, SAM points (z, y, x), a confidence 0-1, and
+    the user's boxes ``{slice: (y0, x0, y1, x1)}`` when a box says where it is (text + box)."""
 
     slice: int
     points_zyx: np.ndarray
     labels: np.ndarray
     confidence: float
+    boxes: dict[int, tuple[float, float, float, float]] | None = None
 
 
 def scored_slices(n_slices: int, max_slices: int) -> np.ndarray:

