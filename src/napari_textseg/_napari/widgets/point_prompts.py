@@ -53,9 +53,10 @@ class PointPromptsWidget(QWidget):
         # The default first: LiteMedSAM, installed with the plugin, trained on medical images.
         for card in sorted(CARDS.values(), key=lambda c: c.id != DEFAULT_MODEL):
             if card.family in ("litemedsam", "sam", "sam2"):
-                note = ", phantom: not for real images" if "phantom" in card.tags else ""
-                note += ", boxes, installed" if card.box_only else ""
-                self.model.addItem(f"{card.id}  ({card.family}{note})", card.id)
+                note = card.family + (", phantom: not for real images" if "phantom" in card.tags else "")
+                if card.box_only:
+                    note = "boxes, installed"
+                self.model.addItem(f"{card.id}  ({note})", card.id)
         self.model.addItem(_LOCAL, None)
         self.checkpoint = QLineEdit()
         self.checkpoint.setPlaceholderText("optional: a local .pth/.pt file")
