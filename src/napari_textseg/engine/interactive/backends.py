@@ -27,6 +27,7 @@ from napari_textseg.models.device import autocast
 
 __all__ = [
     "Sam2Backend", "SamBackend", "SliceBackend", "SliceMask", "make_backend", "orig_hw", "resize_longest_side",
+    "sam_decoder",
 ]
 
 SAM_PREPROCESSING = ("sam", "medsam")
@@ -80,6 +81,20 @@ def resize_longest_side(images: torch.Tensor, long_side: int) -> torch.Tensor:
 
     size = ResizeLongestSide.get_preprocess_shape(int(images.shape[-2]), int(images.shape[-1]), long_side)
     return F.interpolate(images, size, mode="bilinear", align_corners=False, antialias=True)
+
+
+def sam_decoder(model: Any, embed: torch.Tensor, points: tuple[torch.Tensor, torch.Tensor] | None,
+                boxes: torch.Tensor | None, masks: torch.Tensor | None,
+                multimask: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """SAM's prompt encoder and mask decoder on an image embedding: (low-res logits, IoU)."""
+    sparse, dense = model.prompt_encoder(points=points, boxes=boxes, masks=masks)
+    return model.mask_decoder(
+        image_embeddings=embed,
+        image_pe=model.prompt_encoder.get_dense_pe(),
+        sparse_prompt_embeddings=sparse,
+        dense_prompt_embeddings=dense,
+        multimask_output=multimask,
+    )
 
 
 def _as_8bit(frame: np.ndarray) -> np.ndarray:
@@ -183,14 +198,7 @@ class SamBackend:
         # A lone click is ambiguous: let SAM propose three masks and keep the best.
         multimask = len(prompts.labels) == 1 and boxes is None and mask_logits is None
         with torch.inference_mode(), autocast(self.device):
-            sparse, dense = self.model.prompt_encoder(points=points, boxes=boxes, masks=mask_logits)
-            low_res, iou = self.model.mask_decoder(
-                image_embeddings=embed,
-                image_pe=self.model.prompt_encoder.get_dense_pe(),
-                sparse_prompt_embeddings=sparse,
-                dense_prompt_embeddings=dense,
-                multimask_output=multimask,
-            )
+            low_res, iou = sam_decoder(self.model, embed, points, boxes, mask_logits, multimask)
             best = int(iou[0].argmax())
             low_res = low_res[:, best : best + 1].float()
             if self.preprocess == "medsam":

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from napari_textseg.core.intensity import Window, challenge_uint8
-from napari_textseg.engine.interactive.backends import SliceMask, orig_hw
+from napari_textseg.engine.interactive.backends import SliceMask, orig_hw, sam_decoder
 from napari_textseg.engine.interactive.features import Features
 from napari_textseg.engine.interactive.prompts import PromptError, SlicePrompts
 from napari_textseg.models.device import autocast
@@ -115,14 +115,7 @@ class LiteMedSamBackend:
         embed = features["embed"].to(self.device, torch.float32)  # type: ignore[union-attr]
         boxes = torch.as_tensor(np.asarray(box)[None, None, ...], dtype=torch.float, device=self.device)
         with torch.inference_mode(), autocast(self.device):
-            sparse, dense = self.model.prompt_encoder(points=None, boxes=boxes, masks=None)
-            low_res, iou = self.model.mask_decoder(
-                image_embeddings=embed,
-                image_pe=self.model.prompt_encoder.get_dense_pe(),
-                sparse_prompt_embeddings=sparse,
-                dense_prompt_embeddings=dense,
-                multimask_output=False,
-            )
+            low_res, iou = sam_decoder(self.model, embed, None, boxes, None, multimask=False)
             low_res = low_res.float()
             full = F.interpolate(low_res[..., :new_h, :new_w], size=orig, mode="bilinear", align_corners=False)
             mask = (torch.sigmoid(full)[0, 0] > 0.5).cpu().numpy()
