@@ -127,7 +127,7 @@ class SamBackend:
 
     family = "sam"
 
-    def __init__(self, model: Any, device: torch.device, preprocess: str = "sam"):
+    def __init__(self, model: Any, device: torch.device, preprocess: str = "sam", box_shift: int = 5):
         from segment_anything.utils.transforms import ResizeLongestSide
 
         if preprocess not in SAM_PREPROCESSING:
@@ -135,6 +135,10 @@ class SamBackend:
         self.model = model.to(device).eval()
         self.device = device
         self.preprocess = preprocess
+        # MedSAM propagates a box alone with its own 3-D box recipe (medsam_infer_3Dbox_adrenal.py)
+        self.box_recipe = preprocess == "medsam"
+        self.box_shift = int(box_shift)
+        self.box_fallback = "previous"  # after an empty slice: the nearest slice's box, as that script
         self.image_size = int(model.image_encoder.img_size)
         # Used for prompt coordinates only, which every release maps from (H, W) correctly.
         self._transform = ResizeLongestSide(self.image_size)
@@ -202,11 +206,46 @@ class SamBackend:
             best = int(iou[0].argmax())
             low_res = low_res[:, best : best + 1].float()
             if self.preprocess == "medsam":
-                full = F.interpolate(low_res, size=orig, mode="bilinear", align_corners=False)
+                mask = self._medsam_mask(low_res, orig)
             else:
-                full = self.model.postprocess_masks(low_res, input_hw, orig)
-        mask = (full[0, 0] > self.model.mask_threshold).cpu().numpy()
-        return SliceMask(mask=mask, score=float(iou[0, best]), logits=low_res)
+                mask = (self.model.postprocess_masks(low_res, input_hw, orig)[0, 0] > self.model.mask_threshold)
+        return SliceMask(mask=mask.cpu().numpy(), score=float(iou[0, best]), logits=low_res)
+
+    @staticmethod
+    def _medsam_mask(low_res: torch.Tensor, orig: tuple[int, int]) -> torch.Tensor:
+        """MedSAM's scripts: sigmoid, then bilinear to the slice, then > 0.5."""
+        return F.interpolate(torch.sigmoid(low_res), size=orig, mode="bilinear", align_corners=False)[0, 0] > 0.5
+
+    # -- MedSAM's 3-D box recipe (BoxPropagator), medsam_infer_3Dbox_adrenal.py ----------
+
+    def model_box(self, box_yx: tuple[float, float, float, float], orig: tuple[int, int]) -> np.ndarray:
+        """A slice box (y0, x0, y1, x1) -> [x0, y0, x1, y1] in the square model input."""
+        y0, x0, y1, x1 = box_yx
+        return np.array([x0, y0, x1, y1], dtype=float) / np.array([orig[1], orig[0]] * 2) * self.image_size
+
+    def box_from_mask(self, mask: np.ndarray) -> np.ndarray | None:
+        """The recipe's next box: the mask resized (nearest) to the model input, its bounding
+        box widened by ``box_shift``; ``None`` for an empty mask."""
+        import cv2
+
+        size = self.image_size
+        square = cv2.resize(np.asarray(mask, dtype=np.uint8), (size, size), interpolation=cv2.INTER_NEAREST)
+        ys, xs = np.nonzero(square)
+        if not len(ys):
+            return None
+        s = self.box_shift
+        return np.array([max(0, xs.min() - s), max(0, ys.min() - s), min(size, xs.max() + s),
+                         min(size, ys.max() + s)], dtype=float)
+
+    def decode_model_box(self, features: Features, box: np.ndarray) -> SliceMask:
+        """One decoder call for a box in model pixels: one mask, no points."""
+        boxes = torch.as_tensor(np.asarray(box, dtype=float)[None], dtype=torch.float32, device=self.device)
+        embed = features["embed"].to(self.device, torch.float32)  # type: ignore[union-attr]
+        with torch.inference_mode(), autocast(self.device):
+            low_res, iou = sam_decoder(self.model, embed, None, boxes, None, multimask=False)
+            low_res = low_res.float()
+            mask = self._medsam_mask(low_res, orig_hw(features))
+        return SliceMask(mask=mask.cpu().numpy(), score=float(iou[0, 0]), logits=low_res)
 
 
 class Sam2Backend:
@@ -389,7 +428,8 @@ def make_backend(
 
         return LiteMedSamBackend(model, device, box_shift=int((arch or {}).get("box_shift", 3)))
     if family == "sam":
-        return SamBackend(model, device, preprocess=(arch or {}).get("preprocess", "sam"))
+        return SamBackend(model, device, preprocess=(arch or {}).get("preprocess", "sam"),
+                          box_shift=int((arch or {}).get("box_shift", 5)))
     if family == "sam2":
         return Sam2Backend(model, device, preprocess=(arch or {}).get("preprocess", "sam2"))
     raise ValueError(f"point and box prompts need a SAM, SAM2 or LiteMedSAM model, not a {family} model")

@@ -376,12 +376,16 @@ class BoxPropagator(_Propagator):
     def _start_pass(self, start: int, step: int) -> None:
         features = self.features(start)
         self._first_box = self.backend.model_box(self.prompts[start].box, orig_hw(features))  # type: ignore[attr-defined]
+        self._last_box = self._first_box
 
     def _segment(self, z: int, previous: SliceMask, start: int, step: int) -> SliceMask | None:
         box = self.backend.box_from_mask(previous.mask)  # type: ignore[attr-defined]
         if self.settings.slice_range is not None:
-            return self.backend.decode_model_box(  # type: ignore[attr-defined]
-                self.features(z), self._first_box if box is None else box)
+            if box is None:  # LiteMedSAM's script re-uses the prompted box, MedSAM's the last one
+                previous_box = getattr(self.backend, "box_fallback", "prompted") == "previous"
+                box = self._last_box if previous_box else self._first_box
+            self._last_box = box
+            return self.backend.decode_model_box(self.features(z), box)  # type: ignore[attr-defined]
         # No range: the object ends where its mask vanishes or jumps (micro-sam's rule, as
         # for SAM). A box model always finds something in a box, so "vanishes" alone
         # would run to the volume's end.
@@ -396,10 +400,12 @@ def make_propagator(
     features: Callable[[int], Features],
     n_slices: int,
     settings: PropagationSettings,
+    prompts: dict[int, SlicePrompts] | None = None,
 ) -> _Propagator:
-    """SAM2 memory propagation for SAM2 models, MedSAM's box recipe for box-only models,
-    prompt projection for SAM models."""
-    if getattr(backend, "box_only", False):
+    """SAM2 memory propagation for SAM2 models; MedSAM's box recipe for box-only models, and
+    for MedSAM given boxes alone; prompt projection for SAM models."""
+    boxes_alone = bool(prompts) and all(p.box is not None and not len(p.labels) for p in prompts.values())
+    if getattr(backend, "box_only", False) or (boxes_alone and getattr(backend, "box_recipe", False)):
         return BoxPropagator(backend, features, n_slices, settings)
     if isinstance(backend, Sam2Backend):
         return Sam2Propagator(backend, features, n_slices, settings)

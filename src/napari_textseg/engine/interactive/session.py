@@ -289,8 +289,8 @@ class SegmentationSession:
         # Propagation encodes the slices it needs itself; a prefetch still queued from the
         # click would run beside it and split the same cores (one already running finishes).
         self.cache.cancel_prefetch()
-        propagator = make_propagator(self.backend, self._features, self.n_slices, settings)
         prompts = {z: self._slice_prompts(z) for z in self.prompts}
+        propagator = make_propagator(self.backend, self._features, self.n_slices, settings, prompts)
         decoded = {z: r for z, (p, r) in self._decoded.items() if z in prompts and p.same_as(prompts[z])}
         run = yield from propagator.iter_run(prompts, self.result.logits, only_from=from_slice, decoded=decoded)
         for z in prompts:
