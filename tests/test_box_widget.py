@@ -67,3 +67,27 @@ def test_a_phantom_model_on_the_real_ct_warns_in_the_panel(viewer_ct, qtbot):
     with qtbot.waitSignal(controller_for(viewer).model_ready, timeout=60_000):
         widget.load.click()
     assert "Warning: phantom_sam was trained on synthetic phantoms, not real images" in widget.status.text()
+
+
+def test_text_and_a_box_name_an_organ_in_the_panel(viewer_ct, qtbot):
+    """With LiteMedSAM and no CLIP: a box round the spleen and the word 'spleen' give one
+    named label (use my clicks or box)."""
+    viewer, widget = viewer_ct
+    _, text = viewer.window.add_plugin_dock_widget("napari-textseg", "Text labelling")
+    controller = controller_for(viewer)
+    with qtbot.waitSignal(controller.model_ready, timeout=60_000):
+        widget.load.click()
+    organs = viewer.layers["abdomen_ct_organs"]
+    spleen = np.asarray(organs.data) == list(organs.features["index"])[list(organs.features["name"]).index("spleen")]
+    zs = np.nonzero(spleen.any(axis=(1, 2)))[0]
+    z = int((zs.max() - zs.min()) / 2 + zs.min())
+    ys, xs = np.nonzero(spleen[z])
+    controller.box_tool().add_rectangles(np.array([[z, ys.min(), xs.min()], [z, ys.min(), xs.max()],
+                                                   [z, ys.max(), xs.max()], [z, ys.max(), xs.min()]], dtype=float))
+    text.text.setPlainText("spleen")
+    text.use_clicks.setChecked(True)
+    text.run.click()
+    qtbot.waitUntil(lambda: not controller._state.workers, timeout=120_000)
+    layer = viewer.layers["organs"]
+    assert list(layer.features["name"])[1:] == ["spleen"]
+    assert dice(np.asarray(layer.data) == list(layer.features["index"])[1], spleen) > 0.8

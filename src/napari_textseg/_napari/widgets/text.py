@@ -72,14 +72,14 @@ class TextLabellingWidget(QWidget):
         self.use_clicks = QCheckBox("use my clicks or box (the prompt says where)")
         self.run = QPushButton("Label")
         self.cancel = QPushButton("Cancel")
-        self.status = QLabel("Load a SAM/SAM2 model in Point prompts, type organ names, press Label.")
+        self.status = QLabel("Load a model in Point prompts, type organ names, press Label.")
         self.status.setWordWrap(True)
         self.status.setObjectName("status")
         self.download = DownloadButton(self.clip, self.status, panel_wording("CLIP file"))
         self.working = working_line()
         fit_combo(self.clip)
         note = QLabel("<i>Text alone with natural-image weights is unreliable on medical images; "
-                      "a click (or medical weights) is the dependable path.</i>")
+                      "a click or a box (or medical weights) is the dependable path.</i>")
         note.setWordWrap(True)
 
         form = QFormLayout()
