@@ -27,7 +27,8 @@ __all__ = ["BOX_ONLY_MESSAGE", "LiteMedSamBackend", "resize_longest_side_area"]
 
 BOX_ONLY_MESSAGE = (
     "{model} is a box-prompted model (trained on boxes; points give no usable mask): draw a box "
-    "with the panel's Box tool (B) and press S, or give --box Z,Y0,X0,Y1,X1 on the command line"
+    "with the panel's Box tool (B) and press S, or give --box Z,Y0,X0,Y1,X1 on the command line "
+    "(or choose a SAM/SAM2 model for points)"
 )
 
 
