@@ -74,3 +74,31 @@ def test_ct_model_input_and_display_use_the_same_window(ct_path):
     # Fat (about -100 HU) is dark but not black in the soft-tissue window; air is black.
     assert model_input[ct.data <= -500].max() == 0
     assert model_input[ct.data >= 240].min() == 255
+
+
+def _pre_ct_mr_mr_branch(image_data: np.ndarray) -> np.ndarray:
+    """``pre_CT_MR.py``'s MR branch, as written there."""
+    lower_bound, upper_bound = np.percentile(image_data[image_data > 0], 0.5), np.percentile(
+        image_data[image_data > 0], 99.5)
+    image_data_pre = np.clip(image_data, lower_bound, upper_bound)
+    image_data_pre = (image_data_pre - np.min(image_data_pre)) / (np.max(image_data_pre) - np.min(image_data_pre)) * 255.0
+    image_data_pre[image_data == 0] = 0
+    return np.uint8(image_data_pre)
+
+
+def _pre_grey_rgb(image_data: np.ndarray) -> np.ndarray:
+    """``pre_grey_rgb.py`` without its optional intensity cut-off, as written there."""
+    if np.max(image_data) > 255.0:
+        image_data = np.uint8((image_data - image_data.min()) / (np.max(image_data) - np.min(image_data)) * 255.0)
+    return image_data
+
+
+def test_challenge_uint8_equals_the_litemedsam_repositorys_preprocessing(mr_path, nuclei_path):
+    from napari_textseg.core.intensity import challenge_uint8
+    from napari_textseg.core.io import read_volume
+
+    mr = read_volume(mr_path).data
+    np.testing.assert_array_equal(challenge_uint8(mr, "MR"), _pre_ct_mr_mr_branch(mr))
+    nuclei = read_volume(nuclei_path).data
+    assert nuclei.max() > 255
+    np.testing.assert_array_equal(challenge_uint8(nuclei, "microscopy"), _pre_grey_rgb(nuclei))

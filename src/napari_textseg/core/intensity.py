@@ -166,7 +166,7 @@ def challenge_uint8(
 
     - CT (``pre_CT_MR.py``): clip to the window, min-max of the clipped volume to 0-255,
       truncated to uint8.
-    - MR (``pre_CT_MR.py``): clip to the 0.5th-99.5th percentiles of the non-zero voxels,
+    - MR (``pre_CT_MR.py``): clip to the 0.5th-99.5th percentiles of the positive voxels,
       min-max to 0-255, zero voxels stay 0, truncated.
     - Anything else (``pre_grey_rgb.py``, microscopy): a volume whose maximum exceeds 255
       is min-max scaled to 0-255 and truncated; an 8-bit-range one is kept as it is.
@@ -183,10 +183,10 @@ def challenge_uint8(
         return _minmax_uint8(data, float(np.clip(lo_all, low, high)), float(np.clip(hi_all, low, high)))
     if modality == "MR":
         flat = np.asarray(data).reshape(-1)
-        nonzero = flat[np.isfinite(flat) & (flat != 0)] if flat.dtype.kind == "f" else flat[flat != 0]
-        if nonzero.size == 0:
+        positive = flat[np.isfinite(flat) & (flat > 0)] if flat.dtype.kind == "f" else flat[flat > 0]
+        if positive.size == 0:
             return np.zeros(data.shape, dtype=np.uint8)
-        low, high = (float(v) for v in np.percentile(nonzero, (0.5, 99.5)))
+        low, high = (float(v) for v in np.percentile(positive, (0.5, 99.5)))
         out = _minmax_uint8(data, float(np.clip(lo_all, low, high)), float(np.clip(hi_all, low, high)))
         out[data == 0] = 0
         return out
