@@ -107,3 +107,59 @@ def test_permission_error_is_explained(organs, tmp_path, monkeypatch):
     monkeypatch.setattr(nib, "save", denied)
     with pytest.raises(WriteError, match=f"no permission to write in {tmp_path}"):
         write_labels(tmp_path / "x.nii.gz", organs.data, geometry=organs.geometry)
+
+
+def _sidecar_disk_full(monkeypatch):
+    """The label map writes, then the disk fills while its names sidecar is written."""
+    import napari_textseg.core.io.sidecar as sidecar
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sidecar.json, "dump", full)
+    monkeypatch.setattr(sidecar.json, "dumps", full)
+
+
+def test_a_failure_at_the_sidecar_writes_neither_file(organs, tmp_path, monkeypatch):
+    """All or nothing (issue 27): a label map without its names would lose them silently."""
+    out = tmp_path / "full" / "out.nii.gz"
+    out.parent.mkdir()
+    _sidecar_disk_full(monkeypatch)
+    with pytest.raises(WriteError, match="the disk is full; no file was written"):
+        write_labels(out, organs.data, geometry=organs.geometry, label_names={5: "liver"})
+    assert not list(out.parent.iterdir())
+
+
+def test_a_failure_at_the_sidecar_keeps_both_older_files_byte_for_byte(organs, tmp_path, monkeypatch):
+    out = tmp_path / "organs.nii.gz"
+    written = write_labels(out, organs.data, geometry=organs.geometry, label_names={5: "liver"})
+    before = {p: open(p, "rb").read() for p in written}
+    edited = organs.data.copy()
+    edited[edited == 5] = 0
+    _sidecar_disk_full(monkeypatch)
+    with pytest.raises(WriteError, match="the disk is full"):
+        write_labels(out, edited, geometry=organs.geometry, label_names={1: "spleen"})
+    assert {p: open(p, "rb").read() for p in written} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(os.path.basename(p) for p in written)
+
+
+def test_a_failed_rename_while_committing_restores_the_older_files(organs, tmp_path, monkeypatch):
+    from napari_textseg.core.io import atomic
+
+    out = tmp_path / "organs.nii.gz"
+    written = write_labels(out, organs.data, geometry=organs.geometry, label_names={5: "liver"})
+    before = {p: open(p, "rb").read() for p in written}
+    real, calls = os.replace, []
+
+    def second_rename_fails(src, dst):
+        calls.append(dst)
+        if str(src).endswith(".partial.labels.json"):
+            raise OSError(errno.EIO, "Input/output error")
+        return real(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", second_rename_fails)
+    with pytest.raises(WriteError, match="Input/output error"):
+        write_labels(out, organs.data * 0, geometry=organs.geometry, label_names={1: "spleen"})
+    monkeypatch.undo()
+    assert {p: open(p, "rb").read() for p in written} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(os.path.basename(p) for p in written)

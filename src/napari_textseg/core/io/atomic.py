@@ -1,4 +1,9 @@
-"""Atomic file replacement: write to a temporary file beside the target, then rename."""
+"""Atomic file replacement: write to a temporary file beside the target, then rename.
+
+Inside :func:`atomic_group`, the files written with :func:`atomic_target` are staged and
+renamed into place together once every one of them is written: a label map and its names
+sidecar appear together or not at all.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,12 @@ import os
 import re
 import secrets
 from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 
 from napari_textseg.core.errors import WriteError
 
-__all__ = ["atomic_target", "safe_stem", "split_suffix"]
+__all__ = ["atomic_group", "atomic_target", "safe_stem", "split_suffix"]
 
 _MULTI_SUFFIXES = (".nii.gz", ".labels.json", ".ome.tiff", ".ome.tif")
 
@@ -64,6 +70,10 @@ def atomic_target(target: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        group = _GROUP.get()
+        if group is not None:  # the group renames it with the others
+            group.append((tmp, target))
+            return
         os.replace(tmp, target)
     except OSError as err:
         with contextlib.suppress(OSError):
@@ -75,3 +85,59 @@ def atomic_target(target: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+_GROUP: ContextVar[list[tuple[Path, Path]] | None] = ContextVar("atomic_group", default=None)
+
+
+@contextlib.contextmanager
+def atomic_group() -> Iterator[None]:
+    """All-or-nothing for several files: each :func:`atomic_target` inside is staged, and
+    they are renamed into place together when the block ends without an error.
+
+    On an error in the block every staged file is removed and every target is left as it
+    was. Should a rename fail while committing, the targets already replaced get their
+    previous files back. A nested group joins the outer one.
+    """
+    if _GROUP.get() is not None:
+        yield
+        return
+    staged: list[tuple[Path, Path]] = []
+    token = _GROUP.set(staged)
+    try:
+        yield
+    except BaseException:
+        for tmp, _ in staged:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        raise
+    finally:
+        _GROUP.reset(token)
+    _commit(staged)
+
+
+def _commit(staged: list[tuple[Path, Path]]) -> None:
+    backups: list[tuple[Path, Path]] = []  # (previous file moved aside, target)
+    placed: list[Path] = []
+    try:
+        for tmp, target in staged:
+            if target.exists():
+                backup = target.with_name(f".{target.name}.{secrets.token_hex(4)}.previous")
+                os.replace(target, backup)
+                backups.append((backup, target))
+            os.replace(tmp, target)
+            placed.append(target)
+    except OSError as err:
+        for target in placed:
+            with contextlib.suppress(OSError):
+                target.unlink()
+        for backup, target in backups:
+            with contextlib.suppress(OSError):
+                os.replace(backup, target)
+        for tmp, _ in staged:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        raise WriteError(_explain(err, staged[len(placed)][1])) from err
+    for backup, _ in backups:
+        with contextlib.suppress(OSError):
+            backup.unlink()

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_textseg.core.errors import WriteError
-from napari_textseg.core.io.atomic import split_suffix
+from napari_textseg.core.io.atomic import atomic_group, split_suffix
 from napari_textseg.core.io.labels import validate_labels
 from napari_textseg.core.io.nifti import write_nifti
 from napari_textseg.core.io.sidecar import write_sidecar
@@ -72,18 +72,19 @@ def write_labels(
         )
     expected = geometry.display_shape() if geometry is not None else None
     data = validate_labels(labels, expected)
-    if suffix in (".nii", ".nii.gz"):
-        write_nifti(path, data, geometry, nifti_affine(geometry, scale, translate))
-    else:
-        unit = geometry.unit if geometry is not None else "mm"
-        write_tiff(path, data, tuple(scale[-3:]), unit)  # type: ignore[arg-type]
     written = [str(path)]
-    if label_names or label_colors:
-        names = dict(label_names or {})
-        present = {int(v) for v in np.unique(data) if v != 0}
-        for value in present - names.keys():
-            names[value] = f"label {value}"
-        colors = {k: c for k, c in (label_colors or {}).items() if k in names}
-        source = geometry.path if geometry is not None else None
-        written.append(str(write_sidecar(path, names, colors, source)))
+    with atomic_group():  # the label map and its names sidecar appear together, or neither
+        if suffix in (".nii", ".nii.gz"):
+            write_nifti(path, data, geometry, nifti_affine(geometry, scale, translate))
+        else:
+            unit = geometry.unit if geometry is not None else "mm"
+            write_tiff(path, data, tuple(scale[-3:]), unit)  # type: ignore[arg-type]
+        if label_names or label_colors:
+            names = dict(label_names or {})
+            present = {int(v) for v in np.unique(data) if v != 0}
+            for value in present - names.keys():
+                names[value] = f"label {value}"
+            colors = {k: c for k, c in (label_colors or {}).items() if k in names}
+            source = geometry.path if geometry is not None else None
+            written.append(str(write_sidecar(path, names, colors, source)))
     return written
