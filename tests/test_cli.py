@@ -269,3 +269,18 @@ def test_demo_shows_a_real_litemedsam_mask_with_the_box_tool_ready(monkeypatch):
     assert main(["demo"]) == 0
     assert seen["model"] == "litemedsam" and seen["active"] == BOX_LAYER and seen["mode"] == "add_rectangle"
     assert seen["organs_named"] and seen["dice"] > 0.78
+
+
+def test_models_list_columns_line_up(capsys):
+    """medical_sam3_3d's family and voxtell's licence no longer push their rows out of line."""
+    assert main(["models", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = lines[0].index("cached")
+    for line in lines[1:]:
+        assert line[start:].split(" ", 1)[0] in ("yes", "no", "installed", "missing"), line
+
+
+def test_counts_are_singular_for_one():
+    from napari_textseg.cli import _count
+
+    assert (_count(1, "case"), _count(2, "case"), _count(0, "target")) == ("1 case", "2 cases", "0 targets")

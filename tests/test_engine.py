@@ -197,7 +197,7 @@ def test_bad_prompts_get_clear_errors():
 
 
 def test_single_slice_volume_cannot_propagate():
-    session = _session(np.zeros((1, 32, 32), np.float32))
+    session = _session(np.random.default_rng(0).random((1, 32, 32), dtype=np.float32) * 100)
     _click(session, (0, 5, 5))
     session.segment_slice()
     with pytest.raises(PromptError, match="single slice"):

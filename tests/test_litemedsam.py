@@ -377,3 +377,38 @@ def test_text_and_a_box_name_an_organ_without_clip(ct, tmp_path, capsys):
     names = json.loads((tmp_path / "organs.labels.json").read_text())["labels"]
     assert list(names.values()) == ["left kidney"]
     assert dice(read_volume(out).data == int(next(iter(names))), truth) >= 0.85
+
+
+# -- settings and volumes every model refuses (issue 27's validation, shared by CLI and panel) --
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--memory-size", "9"], "memory size must be 1 to 6"),
+    (["--memory", "ranked"], "ranked memory bank is SAM2's"),
+])
+def test_propagation_settings_a_model_cannot_use_are_refused(tmp_path, capsys, args, words):
+    from napari_textseg.cli import main
+
+    out = tmp_path / "x.nii.gz"
+    code = main(["segment", str(data_file("abdomen_ct.nii.gz")), "--box", "15,40,30,80,75", "--propagate", *args,
+                 "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and words in err and err.strip().count("\n") == 0 and not out.exists()
+
+
+@pytest.mark.parametrize(("fill", "words"), [(np.nan, "all voxels are NaN"), (7.0, "every voxel is 7")])
+def test_blank_volumes_are_refused_and_info_says_so(tmp_path, capsys, fill, words):
+    import nibabel as nib
+
+    from napari_textseg.cli import main
+
+    path = tmp_path / "blank.nii.gz"
+    nib.save(nib.Nifti1Image(np.full((20, 20, 6), fill, dtype=np.float32), np.eye(4)), path)
+    assert main(["info", str(path)]) == 0
+    assert words in capsys.readouterr().out
+    assert main(["segment", str(path), "--box", "3,2,2,10,10", "-o", str(tmp_path / "x.nii.gz")]) == 2
+    assert f"nothing to segment: {words}" in capsys.readouterr().err
+    assert main(["label", str(path), "--text", "liver", "--box", "liver:3,2,2,10,10",
+                 "-o", str(tmp_path / "y.nii.gz")]) == 2
+    assert f"nothing to label: {words}" in capsys.readouterr().err
+    assert not (tmp_path / "x.nii.gz").exists() and not (tmp_path / "y.nii.gz").exists()

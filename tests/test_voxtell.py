@@ -93,7 +93,7 @@ def test_voxtell_labels_equal_its_own_file_inference(predictor, tmp_path, name, 
 
 
 def test_voxtell_refuses_microscopy_and_offline_free_text(predictor, monkeypatch):
-    nuclei = np.zeros((4, 8, 8), dtype=np.float32)
+    nuclei = np.arange(256, dtype=np.float32).reshape(4, 8, 8)  # any image with contrast
     microscopy = VoxTellBackend(predictor, TextVolume(nuclei, (1.0, 1.0, 1.0), "microscopy"))
     with pytest.raises(InputError, match="VoxTell labels CT, MR and PET"):
         microscopy.check_targets(parse_targets("nucleus"))
@@ -155,7 +155,7 @@ def test_offline_free_text_fails_fast_through_the_plugins_own_builder(model_fold
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
-    volume = TextVolume(np.zeros((4, 8, 8), np.float32), (1.0, 1.0, 1.0), "CT")
+    volume = TextVolume(np.arange(256, dtype=np.float32).reshape(4, 8, 8), (1.0, 1.0, 1.0), "CT")
     backend = open_trained_backend("voxtell", volume, torch.device("cpu"), weights=str(model_folder))
     backend.text_encoder = "no-such-org/no-such-encoder"  # not in the local hub cache
     with pytest.raises(InputError, match="offline, VoxTell only takes"):

@@ -131,7 +131,7 @@ def _cmd_phantom(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from napari_textseg.core.intensity import finite_range
+    from napari_textseg.core.intensity import finite_range, no_contrast_reason
     from napari_textseg.core.io import read_volume
 
     volume = read_volume(args.file)
@@ -162,6 +162,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
         rows.append(("channels", str(volume.data.shape[volume.channel_axis])))
     if volume.nan_count:
         rows.append(("NaN voxels", str(volume.nan_count)))
+    blank = no_contrast_reason(volume.data)
+    if blank and not volume.is_labels:
+        rows.append(("warning", f"{blank}: nothing to segment or label"))
     if volume.is_labels:
         values = np.unique(volume.data)
         rows.append(("labels", f"{int((values != 0).sum())} non-zero values"))
@@ -171,6 +174,11 @@ def _cmd_info(args: argparse.Namespace) -> int:
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
     return 0
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 case``, ``2 cases``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _coords(text: str, n: int, what: str) -> tuple[float, ...]:
@@ -222,7 +230,6 @@ def _cmd_segment(args: argparse.Namespace) -> int:
     if points and model_id and get_card(model_id).box_only:  # before the model loads
         raise PromptError(BOX_ONLY_MESSAGE.format(model=get_card(model_id).title.split(" (")[0]))
     loaded = load_model(model_id, args.checkpoint, device=args.device)
-    print(f"model: {loaded.card.title}", file=sys.stderr)
     warning = real_image_warning(loaded.card, volume.name)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
@@ -232,6 +239,7 @@ def _cmd_segment(args: argparse.Namespace) -> int:
     labels_out = mask.astype(np.uint32) * np.uint32(args.value)
     written = write_labels(args.output, labels_out, geometry=volume.geometry, scale=volume.spacing,
                            translate=volume.origin, label_names={args.value: args.name})
+    print(f"model: {loaded.card.title}", file=sys.stderr)
     print(f"{int(mask.sum())} voxels in {len(np.unique(np.nonzero(mask)[0]))} slices -> {', '.join(written)}")
     return 0
 
@@ -300,7 +308,7 @@ def _cmd_label(args: argparse.Namespace) -> int:
                         weights=args.weights, report=lambda line: print(line, file=sys.stderr))
     written = write_labels(args.output, result.labels, geometry=volume.geometry, scale=volume.spacing,
                            translate=volume.origin, label_names=result.names)
-    print(f"{len(result.names)} targets -> {', '.join(written)}")
+    print(f"{_count(len(result.names), 'target')} -> {', '.join(written)}")
     return 0
 
 
@@ -348,7 +356,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         scores = ", ".join(f"{n} Dice {m['dice']:.3f}" for n, m in r.metrics.items())
         print(f"{r.case_id:<24} {r.status:<8} {r.seconds:7.1f} s  {scores or r.message}")
     failed = sum(r.status == "error" for r in results)
-    print(f"{len(results) - failed} of {len(results)} cases ok -> {table}")
+    print(f"{len(results) - failed} of {_count(len(results), 'case')} ok -> {table}")
     return 1 if failed else 0
 
 
@@ -390,7 +398,7 @@ def _cmd_export_seg(args: argparse.Namespace) -> int:
     labels, source = read_volume(args.labels), read_volume(args.source)
     check_same_grid(labels, source)
     path = write_dicom_seg(args.output, label_map(labels, "label map"), source.geometry, labels.label_names)
-    print(f"{len([v for v in np.unique(labels.data) if v])} segments -> {path}")
+    print(f"{_count(len([v for v in np.unique(labels.data) if v]), 'segment')} -> {path}")
     return 0
 
 
@@ -409,7 +417,7 @@ def _cmd_export_nnunet(args: argparse.Namespace) -> int:
         seen.add(case_id)
         cases.append(NnunetCase(read_volume(image_path), read_volume(labels_path), case_id))
     folder = export_nnunet(cases, args.output, args.id, args.name, overwrite=args.overwrite)
-    print(f"{len(cases)} cases -> {folder}")
+    print(f"{_count(len(cases), 'case')} -> {folder}")
     return 0
 
 
@@ -428,7 +436,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
     from napari_textseg.models.store import cache_dir, cached_path, download
 
     if args.models_command == "list":
-        print(f"{'id':<22} {'family':<10} {'size':>8}  {'licence':<14} {'cached':<9} source")
+        print(f"{'id':<22} {'family':<10} {'size':>8}  {'licence':<18} {'cached':<9} source")
         for card in CARDS.values():
             size = f"{card.size_mb:.0f} MB" if card.size_mb else "?"
             try:
@@ -436,7 +444,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
             except CheckpointError:  # the package that ships it is missing
                 present = False
             cached = ("installed" if present else "missing") if card.bundled else ("yes" if present else "no")
-            print(f"{card.id:<22} {card.family:<10} {size:>8}  {card.license:<14} {cached:<9} {card.source}")
+            print(f"{card.id:<22} {card.family:<10} {size:>8}  {card.license:<18} {cached:<9} {card.source}")
         return 0
     if args.models_command == "path":
         print(cached_path(get_card(args.model)) if args.model else cache_dir())

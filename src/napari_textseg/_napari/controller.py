@@ -337,6 +337,7 @@ class SegmentationController:
         points, labels, boxes = self.user_prompts(image)
         session = self._session(image)
         session.check_prompts(points, labels, boxes)
+        session.check_settings(self.settings)
 
         def done(mask: np.ndarray) -> None:
             self._show(mask, image)

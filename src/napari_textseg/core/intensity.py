@@ -22,6 +22,7 @@ __all__ = [
     "apply_window",
     "challenge_uint8",
     "contrast_limits",
+    "no_contrast_reason",
     "finite_percentiles",
     "finite_range",
     "normalize_for_model",
@@ -193,6 +194,17 @@ def challenge_uint8(
     if hi_all > 255.0 or lo_all < 0:
         return _minmax_uint8(data, lo_all, hi_all)
     return np.nan_to_num(data, nan=0.0).astype(np.uint8)
+
+
+def no_contrast_reason(data: np.ndarray) -> str:
+    """Why a volume holds nothing to segment ("all voxels are NaN", "every voxel is 7"), or ``""``."""
+    arr = np.asarray(data)
+    if arr.size == 0:
+        return "the volume is empty"
+    if arr.dtype.kind == "f" and not np.isfinite(arr).any():
+        return "all voxels are NaN or infinite"
+    low, high = finite_range(arr)
+    return f"every voxel is {low:g}" if low == high else ""
 
 
 def contrast_limits(

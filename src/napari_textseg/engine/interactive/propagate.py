@@ -37,7 +37,7 @@ from scipy import ndimage
 from napari_textseg.engine.interactive.backends import Sam2Backend, SliceBackend, SliceMask, orig_hw
 from napari_textseg.engine.interactive.features import Features
 from napari_textseg.engine.interactive.heap import release_free_memory
-from napari_textseg.engine.interactive.memory import MemoryEntry, make_bank
+from napari_textseg.engine.interactive.memory import POLICIES, MemoryEntry, make_bank
 from napari_textseg.engine.interactive.memory_attention import MemoryView
 from napari_textseg.engine.interactive.prompts import PromptError, SlicePrompts
 
@@ -57,6 +57,7 @@ __all__ = [
 
 DIRECTIONS = ("both", "forward", "backward")
 PROJECTIONS = ("box", "point")  # what SAM prompt projection takes from the neighbour's mask
+MAX_MEMORY = 6  # SAM2's num_maskmem - 1: past slices with trained temporal encodings
 T = TypeVar("T")
 
 
@@ -107,6 +108,11 @@ class PropagationSettings:
             raise ValueError(f"unknown projection {self.projection!r}; use one of {', '.join(PROJECTIONS)}")
         if self.empty_stop < 0:
             raise ValueError("the empty-slice stop rule needs a count >= 0")
+        if not 1 <= self.memory_size <= MAX_MEMORY:
+            raise ValueError(f"memory size must be 1 to {MAX_MEMORY} (SAM2 has trained temporal encodings for "
+                             f"{MAX_MEMORY} past slices), got {self.memory_size}")
+        if self.policy not in POLICIES:
+            raise ValueError(f"unknown memory policy {self.policy!r}; use one of {', '.join(POLICIES)}")
 
 
 @dataclass

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from napari_textseg.core.intensity import Window, normalize_for_model
-from napari_textseg.engine.interactive.backends import SliceBackend, SliceMask
+from napari_textseg.core.intensity import Window, no_contrast_reason, normalize_for_model
+from napari_textseg.engine.interactive.backends import Sam2Backend, SliceBackend, SliceMask
 from napari_textseg.engine.interactive.features import FeatureCache
 from napari_textseg.engine.interactive.litemedsam_backend import BOX_ONLY_MESSAGE
 from napari_textseg.engine.interactive.postprocess import fill_holes, keep_clicked_components
@@ -92,6 +92,9 @@ class SegmentationSession:
             raise PromptError(f"point segmentation needs a 3-D volume, got shape {np.shape(data)}")
         if axis not in (0, 1, 2):
             raise ValueError(f"axis must be 0, 1 or 2, got {axis}")
+        blank = no_contrast_reason(data)
+        if blank:
+            raise PromptError(f"nothing to segment: {blank} (a blank or damaged image?)")
         if confine is not None and np.shape(confine) != np.shape(data):
             raise PromptError(
                 f"the confining mask has shape {np.shape(confine)}, the volume {np.shape(data)}"
@@ -223,6 +226,13 @@ class SegmentationSession:
         group_by_slice(points[:, self._order], labels, shape, boxes, corrected=corrected)  # type: ignore[arg-type]
         return points, labels
 
+    def check_settings(self, settings: PropagationSettings) -> None:
+        """Refuse settings this model cannot use, before any work: a memory policy other than
+        SAM2's own on a model without memory (the command line and the panel both ask here)."""
+        if settings.policy != "fifo" and not isinstance(self.backend, Sam2Backend):
+            raise PromptError(f"the {settings.policy} memory bank is SAM2's: choose a SAM2 model, or the fifo "
+                              "policy (this model has no memory)")
+
     def _slice_prompts(self, z: int) -> SlicePrompts:
         """The user's prompts on slice ``z``, added to the prompt propagation projected onto
         it (SAM): a correction click refines what that slice was segmented from, as SAM
@@ -281,6 +291,7 @@ class SegmentationSession:
         if not self.prompts:
             raise PromptError("propagation needs a prompt: click the object on at least one slice first")
         settings = settings or PropagationSettings()
+        self.check_settings(settings)
         if settings.slice_range is not None:
             lo, hi = settings.slice_range
             outside = sorted(z for z in self.prompts if not lo <= z <= hi)  # the frame plan_passes uses

@@ -15,6 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from napari_textseg.core.errors import InputError
+from napari_textseg.core.intensity import no_contrast_reason
 from napari_textseg.core.text_prompts import TextTarget
 from napari_textseg.core.volume import SourceGeometry
 from napari_textseg.engine.text.merge import TargetMask, merge_into
@@ -91,6 +92,9 @@ def check_text_volume(data: np.ndarray, what: str = "text labelling") -> None:
                                                    " (channels or time? split them first)"))
     if min(data.shape) < 2:
         raise InputError(f"{what} needs a 3-D volume; {tuple(data.shape)} is a single slice")
+    blank = no_contrast_reason(data)
+    if blank:
+        raise InputError(f"nothing to label: {blank} (a blank or damaged image?)")
 
 
 def assign_values(targets: Sequence[TextTarget], existing: dict[int, str] | None = None) -> list[int]:
