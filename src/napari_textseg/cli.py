@@ -228,7 +228,7 @@ def _cmd_segment(args: argparse.Namespace) -> int:
                                        projection=args.projection)
     model_id = args.model or (None if args.checkpoint else DEFAULT_MODEL)
     if points and model_id and get_card(model_id).box_only:  # before the model loads
-        raise PromptError(BOX_ONLY_MESSAGE.format(model=get_card(model_id).title.split(" (")[0]))
+        raise PromptError(BOX_ONLY_MESSAGE.format(model=get_card(model_id).name))
     loaded = load_model(model_id, args.checkpoint, device=args.device)
     warning = real_image_warning(loaded.card, volume.name)
     if warning:

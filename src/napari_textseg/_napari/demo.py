@@ -51,7 +51,7 @@ def show_box_demo(viewer: napari.Viewer, controller: SegmentationController, org
         corners = np.array([[z, y0, x0], [z, y0, x1], [z, y1, x1], [z, y1, x0]], dtype=float)
         layer.add_rectangles(corners)
         viewer.dims.set_current_step(0, z)
-        controller.status.emit(f"demo: {card.title.split(' (')[0]} segments the {organ} from the yellow box ...")
+        controller.status.emit(f"demo: {card.name} segments the {organ} from the yellow box ...")
         controller.propagate()
 
     controller.model_ready.connect(ready)

@@ -80,6 +80,11 @@ class ModelCard:
         return self.url is None and self.hf_repo is None and not self.bundled
 
     @property
+    def name(self) -> str:
+        """The model's short name for messages: the title without its parenthesis."""
+        return self.title.split(" (")[0]
+
+    @property
     def box_only(self) -> bool:
         """True for models trained on box prompts alone (points give no usable mask)."""
         return "box prompts" in self.tags

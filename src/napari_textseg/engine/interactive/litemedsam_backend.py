@@ -43,7 +43,8 @@ def resize_longest_side_area(image: np.ndarray, target: int) -> np.ndarray:
     h, w = image.shape[:2]
     scale = target * 1.0 / max(h, w)
     new_w, new_h = int(w * scale + 0.5), int(h * scale + 0.5)
-    return _cv2().resize(image, (new_w, new_h), interpolation=_cv2().INTER_AREA)
+    cv2 = _cv2()
+    return cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
 
 
 def _pad(image: np.ndarray, target: int) -> np.ndarray:
