@@ -10,7 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from napari_textseg._napari._triton import keep_triton_out_without_cuda
 from napari_textseg.data import SAMPLES, sample_path
+
+# As in napari with the plugin: whichever test first imports torch after a viewer's
+# OpenGL canvas exists must not load triton's LLVM beside Mesa's (a segfault).
+keep_triton_out_without_cuda()
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("NAPARI_TEXTSEG_SHARED_DATA", REPO.parent / "shared" / "data"))

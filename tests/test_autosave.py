@@ -27,6 +27,25 @@ def test_store_keeps_one_copy_per_layer_and_prunes_old_images(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["scan_d"]  # the budget never evicts the one being saved
 
 
+def test_a_save_that_fails_at_the_names_keeps_the_previous_save_whole(tmp_path, monkeypatch):
+    """All or nothing (issue 27): new labels beside old names would restore the wrong organ names."""
+    import napari_textseg.core.recovery as recovery
+
+    store = RecoveryStore(tmp_path)
+    labels = np.zeros((4, 8, 8), np.uint8)
+    labels[1, 2:4, 2:4] = 1
+    saved = store.save("scan", "organs", labels, {1: "liver"})
+    before = {p.name: p.read_bytes() for p in saved.parent.iterdir()}
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(recovery.json, "dumps", full)
+    with pytest.raises(OSError, match="the disk is full"):
+        store.save("scan", "organs", labels * 2, {2: "spleen"})
+    assert {p.name: p.read_bytes() for p in saved.parent.iterdir()} == before
+
+
 def test_key_tells_scans_apart():
     a = np.arange(1000, dtype=np.int16).reshape(10, 10, 10)
     assert image_key("x.nii.gz", a) == image_key("x.nii.gz", a.copy())

@@ -84,9 +84,43 @@ def test_cohort_runs_resumes_and_reports_missing_files(cluster, cohort, monkeypa
     assert 0.0 <= results["ct_a"].metrics["liver"]["dice"] <= 1.0
     # Each worker loaded the model once however many cases it ran.
     assert all(r.model_loads == 1 for r in results.values() if r.status == "done")
-    # A second run skips finished cases: nothing is recomputed.
+    # A second run does not compute finished cases again, and still scores them from their outputs.
     again = {r.case_id: r for r in run_batch(cases, job, cluster)}
-    assert [again[c].status for c in ("ct_a", "ct_b", "mr")] == ["skipped"] * 3
+    assert [again[c].message for c in ("ct_a", "ct_b", "mr")] == ["output from an earlier run"] * 3
+    assert again["ct_a"].metrics["liver"] == pytest.approx(results["ct_a"].metrics["liver"])
+
+
+_TIMING = ("seconds", "worker", "model_loads", "message")
+
+
+def _table(folder) -> list[dict]:
+    """results.csv without what differs from run to run (time, worker) and with output names only."""
+    rows = list(csv.DictReader((folder / "results.csv").open()))
+    return [{k: os.path.basename(v) if k == "output" else v for k, v in r.items() if k not in _TIMING}
+            for r in rows]
+
+
+def test_an_interrupted_batch_resumes_to_the_same_results_table(cluster, cohort, tmp_path):
+    manifest, prompts_file, out = cohort
+    job = BatchJob(prompts=json.loads(prompts_file.read_text()), model="phantom_sam")
+    whole = tmp_path / "whole"
+    run_batch(find_cases(str(manifest), whole), job, cluster, out_dir=whole)
+
+    def stop_after_two(result, done, total) -> None:
+        if done == 2:
+            raise KeyboardInterrupt  # Ctrl+C after the missing scan and one finished case
+
+    cases = find_cases(str(manifest), out)
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(cases, job, cluster, progress=stop_after_two, out_dir=out)
+    interrupted = _table(out)
+    assert len(interrupted) == 2 and any(r["status"] == "done" for r in interrupted)
+    finished = next(r for r in interrupted if r["status"] == "done")
+    run_batch(cases, job, cluster, out_dir=out)
+    assert _table(out) == _table(whole)
+    kept = next(r for r in _table(out) if r["case_id"] == finished["case_id"])
+    assert kept == finished  # its figures survive the resume
+    assert json.loads((out / "results.json").read_text())[0]["case_id"] == "ct_a"
 
 
 def _dying_runner(case, job):
@@ -117,6 +151,27 @@ def test_batch_command_writes_the_results_table(cohort, capsys):
     assert rows["ct_a"]["status"] == "done" and rows["lost"]["status"] == "error"
     assert float(rows["ct_a"]["dice_liver"]) >= 0.0
     assert "3 of 4 cases ok" in capsys.readouterr().out
+    # Run again: nothing is recomputed and the finished cases keep their figures.
+    assert main(["batch", str(manifest), "--prompts", str(prompts_file), "--model", "phantom_sam",
+                 "-o", str(out), "--workers", "1"]) == 1
+    again = {r["case_id"]: r for r in csv.DictReader((out / "results.csv").open())}
+    assert again["ct_a"] == rows["ct_a"]
+    assert "3 of 4 cases ok (3 from an earlier run)" in capsys.readouterr().out
+
+
+def test_a_batch_whose_model_cannot_load_is_refused_before_the_cluster_starts(cohort, tmp_path, capsys,
+                                                                              monkeypatch):
+    manifest, prompts_file, out = cohort
+    monkeypatch.setenv("NAPARI_TEXTSEG_CACHE", str(tmp_path / "empty_cache"))
+    started = []
+    monkeypatch.setattr("napari_textseg.engine.jobs.batch.connect", lambda *a, **k: started.append(1))
+    code = main(["batch", str(manifest), "--prompts", str(prompts_file), "--model", "sam_vit_b", "-o", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "sam_vit_b is not downloaded yet" in err[0]
+    code = main(["batch", str(manifest), "--text", "liver", "--model", "phantom_sam", "-o", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "need a CLIP model" in err[0]
+    assert not started and not out.exists()
 
 
 def test_unreachable_scheduler_and_bad_jobs_are_refused():

@@ -80,3 +80,35 @@ def test_labels_on_another_grid_are_refused(tmp_path, capsys):
     assert main(["export-nnunet", "--case", str(ct), str(nuclei), "-o", str(tmp_path),
                  "--id", "5", "--name", "X"]) == 2
     assert "must share one grid" in capsys.readouterr().err
+
+
+def _fail_at_second_label_map(monkeypatch):
+    """The disk fills while the second case's label map is written."""
+    real, calls = nib.save, []
+
+    def save(image, path, *args, **kwargs):
+        calls.append(str(path))
+        if "labelsTr" in str(path) and sum("labelsTr" in p for p in calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(image, path, *args, **kwargs)
+
+    monkeypatch.setattr(nib, "save", save)
+
+
+def test_a_dataset_that_fails_halfway_leaves_no_file_and_an_older_one_intact(tmp_path, capsys, monkeypatch):
+    """All or nothing (issue 27): half a dataset would train nnU-Net on the wrong case count."""
+    ct, organs = data_file("abdomen_ct.nii.gz"), data_file("abdomen_ct_organs.nii.gz")
+    one = ["export-nnunet", "--case", str(ct), str(organs), "-o", str(tmp_path), "--id", "7", "--name", "Abdomen"]
+    args = [*one, "--case", str(ct), str(organs)]
+    with monkeypatch.context() as patch:
+        _fail_at_second_label_map(patch)
+        assert main(args) == 2
+    assert "the disk is full" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # not even the folders
+    assert main(one) == 0  # an older dataset: one case
+    folder = tmp_path / "Dataset007_Abdomen"
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    with monkeypatch.context() as patch:
+        _fail_at_second_label_map(patch)
+        assert main([*args, "--overwrite"]) == 2
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before

@@ -320,10 +320,11 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 
     from napari_textseg.engine.jobs.batch import (
         BatchJob,
+        check_job,
+        close,
         connect,
         find_cases,
         run_batch,
-        write_results,
     )
 
     prompts = {}
@@ -338,7 +339,9 @@ def _cmd_batch(args: argparse.Namespace) -> int:
                    clip=args.clip, clip_checkpoint=args.clip_checkpoint, device=args.device,
                    tolerance_mm=args.tolerance_mm)
     cases = find_cases(args.source, args.output)
+    check_job(job)
     Path(args.output).mkdir(parents=True, exist_ok=True)
+    earlier = sum(Path(c.output).exists() for c in cases)
     client = connect(args.scheduler, args.workers)
     try:
         with tqdm(total=len(cases), desc="cases", unit="case", file=sys.stderr) as bar:
@@ -348,15 +351,16 @@ def _cmd_batch(args: argparse.Namespace) -> int:
                 if result.status == "error":
                     tqdm.write(f"{result.case_id}: error: {result.message}", file=sys.stderr)
 
-            results = run_batch(cases, job, client, progress=progress)
+            results = run_batch(cases, job, client, progress=progress, out_dir=args.output)
     finally:
-        client.close()
-    table, _ = write_results(results, args.output)
+        close(client)
+    table = Path(args.output) / "results.csv"
     for r in results:
         scores = ", ".join(f"{n} Dice {m['dice']:.3f}" for n, m in r.metrics.items())
         print(f"{r.case_id:<24} {r.status:<8} {r.seconds:7.1f} s  {scores or r.message}")
     failed = sum(r.status == "error" for r in results)
-    print(f"{len(results) - failed} of {_count(len(results), 'case')} ok -> {table}")
+    kept = f" ({earlier} from an earlier run)" if earlier else ""
+    print(f"{len(results) - failed} of {_count(len(results), 'case')} ok{kept} -> {table}")
     return 1 if failed else 0
 
 

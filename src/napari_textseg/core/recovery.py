@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_textseg.core.io.atomic import atomic_target
+from napari_textseg.core.io.atomic import atomic_group, atomic_target
 
 __all__ = ["RecoveryEntry", "RecoveryStore", "image_key"]
 
@@ -80,12 +80,13 @@ class RecoveryStore:
         folder = self.root / key
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / f"{_safe(layer)}.npz"
-        with atomic_target(target) as tmp:
-            np.savez_compressed(tmp, labels=np.asarray(labels))
         meta = {"layer": layer, "image": image, "saved_at": time.time(),
                 "names": {str(k): v for k, v in (names or {}).items()}}
-        with atomic_target(target.with_suffix(".json")) as tmp:
-            tmp.write_text(json.dumps(meta))
+        with atomic_group():  # labels and their names replace the previous save together
+            with atomic_target(target) as tmp:
+                np.savez_compressed(tmp, labels=np.asarray(labels))
+            with atomic_target(target.with_suffix(".json")) as tmp:
+                tmp.write_text(json.dumps(meta))
         self.prune(keep=key)
         return target
 

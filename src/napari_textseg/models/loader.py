@@ -15,6 +15,7 @@ from napari_textseg.models.registry import ModelCard
 from napari_textseg.models.store import (
     CLI_WORDING,
     Wording,
+    check_installed,
     resolve_checkpoint,
     verify_package_file,
 )
@@ -103,6 +104,7 @@ def load_model(
     target = pick_device(device)
     card, path = resolve_checkpoint(model_id, checkpoint, wording)
     check_file_fits_card(card, path)
+    check_installed(card)
     if card.package_data and checkpoint is None:  # weights shipped by another package: the released file?
         verify_package_file(card, path)
     model = _builder(card.family)(card.arch, path)

@@ -37,6 +37,7 @@ __all__ = [
     "accept_license",
     "cache_dir",
     "cached_path",
+    "check_installed",
     "download",
     "is_license_accepted",
     "package_file",
@@ -276,6 +277,24 @@ def _hf_endpoint() -> str:
     from huggingface_hub import constants
 
     return constants.ENDPOINT
+
+
+# The package each family's builder imports, and how to install it.
+_PACKAGES = {
+    "sam": ("segment_anything", "pip install segment-anything"),
+    "sam2": ("sam2", "pip install 'sam2>=1.0,<2'"),
+    "clip": ("open_clip", "pip install open_clip_torch"),
+    "sam3": ("sam3", "pip install sam3"),
+}
+
+
+def check_installed(card: ModelCard) -> None:
+    """Refuse, without importing it, a card whose family's package is not installed."""
+    from importlib.util import find_spec
+
+    module, how = _PACKAGES.get(card.family, (None, ""))
+    if module is not None and find_spec(module) is None:
+        raise CheckpointError(f"{card.id} needs the '{module}' package, which is not installed: {how}")
 
 
 def resolve_checkpoint(

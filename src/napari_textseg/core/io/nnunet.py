@@ -15,6 +15,7 @@ name across cases and renumbered 1..N in order of first appearance.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_textseg.core.errors import InputError, WriteError
-from napari_textseg.core.io.atomic import atomic_target
+from napari_textseg.core.io.atomic import atomic_group, atomic_target
 from napari_textseg.core.io.export import nifti_affine
 from napari_textseg.core.io.nifti import write_nifti
 from napari_textseg.core.volume import Volume
@@ -79,6 +80,28 @@ def _check_case(case: NnunetCase) -> None:
         raise InputError(f"case id {case.case_id!r} may hold only letters, digits, '_' and '-'")
 
 
+def _write_cases(folder: Path, cases: list[NnunetCase], present: list[list[int]], table: dict[str, int]) -> None:
+    for case, values in zip(cases, present, strict=True):
+        lut = np.zeros(max(values, default=0) + 1, dtype=np.uint8 if len(table) < 256 else np.uint16)
+        for value in values:
+            lut[value] = table[_label_name(case, value)]
+        geometry = case.image.geometry
+        affine = nifti_affine(geometry, case.image.spacing, case.image.origin)
+        write_nifti(folder / "imagesTr" / f"{case.case_id}_0000.nii.gz", case.image.data, geometry, affine)
+        write_nifti(folder / "labelsTr" / f"{case.case_id}.nii.gz", lut[case.labels.data], geometry, affine)
+
+
+def _dataset_json(modality: str, table: dict[str, int], name: str, count: int) -> dict:
+    return {
+        "channel_names": {"0": "CT" if modality == "CT" else modality if modality != "unknown" else "image"},
+        "labels": table,
+        "numTraining": count,
+        "file_ending": ".nii.gz",
+        "name": name,
+        "description": "exported by napari-textseg",
+    }
+
+
 def export_nnunet(
     cases: list[NnunetCase],
     root: str | os.PathLike,
@@ -91,7 +114,8 @@ def export_nnunet(
 
     Images and labels are written with the image's own geometry (affine, header), so
     nnU-Net's geometry check between them passes. An existing dataset folder is kept
-    unless ``overwrite``.
+    unless ``overwrite``. All files are written, or none: on a failure no new file is
+    left and an older dataset's files are unchanged.
     """
     if not cases:
         raise InputError("an nnU-Net dataset needs at least one annotated volume")
@@ -108,25 +132,17 @@ def export_nnunet(
     modalities = {c.image.modality for c in cases}
     if len(modalities) > 1:
         raise InputError(f"cases mix modalities {sorted(modalities)}; one dataset holds one kind of image")
-    (folder / "imagesTr").mkdir(parents=True, exist_ok=True)
-    (folder / "labelsTr").mkdir(exist_ok=True)
-    for case, values in zip(cases, present, strict=True):
-        lut = np.zeros(max(values, default=0) + 1, dtype=np.uint8 if len(table) < 256 else np.uint16)
-        for value in values:
-            lut[value] = table[_label_name(case, value)]
-        geometry = case.image.geometry
-        affine = nifti_affine(geometry, case.image.spacing, case.image.origin)
-        write_nifti(folder / "imagesTr" / f"{case.case_id}_0000.nii.gz", case.image.data, geometry, affine)
-        write_nifti(folder / "labelsTr" / f"{case.case_id}.nii.gz", lut[case.labels.data], geometry, affine)
-    modality = modalities.pop()
-    dataset = {
-        "channel_names": {"0": "CT" if modality == "CT" else modality if modality != "unknown" else "image"},
-        "labels": table,
-        "numTraining": len(cases),
-        "file_ending": ".nii.gz",
-        "name": name,
-        "description": "exported by napari-textseg",
-    }
-    with atomic_target(folder / "dataset.json") as tmp:
-        tmp.write_text(json.dumps(dataset, indent=2))
+    created = [d for d in (folder, folder / "imagesTr", folder / "labelsTr") if not d.exists()]
+    for d in created:
+        d.mkdir(parents=True)
+    try:
+        with atomic_group():  # every file of the dataset, or none (an older dataset stays as it was)
+            _write_cases(folder, cases, present, table)
+            with atomic_target(folder / "dataset.json") as tmp:
+                tmp.write_text(json.dumps(_dataset_json(modalities.pop(), table, name, len(cases)), indent=2))
+    except BaseException:
+        for d in reversed(created):  # empty again: the group removed what it staged
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        raise
     return folder

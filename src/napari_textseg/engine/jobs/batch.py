@@ -5,7 +5,10 @@
 - Each case is one task. A worker loads each model once and keeps it for every later
   case it runs (the cache lives in the worker process).
 - A case whose output already exists is skipped, so a re-run resumes a stopped batch.
-  Outputs are written atomically: an output that exists is complete.
+  Outputs are written atomically: an output that exists is complete. ``results.json``
+  and ``results.csv`` are rewritten (atomically) after every case, and a resumed run
+  keeps each finished case's earlier record, figures included.
+- The models and the packages they need are checked before any cluster starts.
 - A failing case (unreadable file, bad prompts, a worker that died under it) is
   recorded with its reason; the other cases go on.
 - With references, each output label is scored against the reference label of the
@@ -33,14 +36,18 @@ __all__ = [
     "BatchCase",
     "BatchJob",
     "CaseResult",
+    "check_job",
+    "close",
     "connect",
     "find_cases",
+    "read_results",
     "run_batch",
     "run_case",
     "write_results",
 ]
 
 OUTPUT_SUFFIX = ".nii.gz"
+EARLIER = "output from an earlier run"
 
 
 @dataclass(frozen=True)
@@ -78,13 +85,42 @@ class CaseResult:
     """What happened to one case; ``metrics`` maps label name -> {dice, nsd}."""
 
     case_id: str
-    status: str  # "done", "skipped", "error"
+    status: str  # "done" or "error"
     output: str = ""
     message: str = ""
     seconds: float = 0.0
     worker: str = ""
     model_loads: int = 0
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def check_job(job: BatchJob) -> None:
+    """Refuse, on the client and before a cluster starts, a job whose models cannot load:
+    not downloaded, a checkpoint file missing, a package not installed, text without CLIP."""
+    from napari_textseg.models.store import (
+        CLI_CLIP_WORDING,
+        CLI_WORDING,
+        check_installed,
+        resolve_checkpoint,
+    )
+
+    card, _ = resolve_checkpoint(job.model, job.checkpoint, CLI_WORDING)
+    check_installed(card)
+    if job.text and _wants_clip(card.family, job.text):
+        if not (job.clip or job.clip_checkpoint):
+            raise InputError(_NO_CLIP)
+        clip, _ = resolve_checkpoint(job.clip, job.clip_checkpoint, CLI_CLIP_WORDING)
+        check_installed(clip)
+
+
+_NO_CLIP = "text targets need a CLIP model (--clip or --clip-checkpoint), or a SAM3 model"
+
+
+def _wants_clip(family: str, text: tuple[str, ...]) -> bool:
+    from napari_textseg.core.text_prompts import parse_targets
+    from napari_textseg.engine.jobs.pipelines import needs_clip
+
+    return family != "sam3" and needs_clip(parse_targets("\n".join(text)), {})  # SAM3 reads the text itself
 
 
 def find_cases(source: str, out_dir: str | os.PathLike) -> list[BatchCase]:
@@ -179,6 +215,22 @@ def _score(labels: np.ndarray, names: dict[int, str], reference: str, tolerance_
     return scores
 
 
+def _existing_output(case: BatchCase, job: BatchJob, result: CaseResult | None = None) -> CaseResult:
+    """A case whose output exists (complete: outputs are written atomically) but whose record
+    is lost: done, not run again, and scored from that output when it has a reference."""
+    from napari_textseg.core.io import read_volume
+
+    result = result or CaseResult(case.case_id, "done", output=case.output)
+    result.status, result.message = "done", EARLIER
+    if case.reference:
+        try:
+            written = read_volume(case.output)
+            result.metrics = _score(written.data, written.label_names or {}, case.reference, job.tolerance_mm)
+        except Exception as err:  # the figures are a bonus here; the output stays
+            result.message = f"{EARLIER}; cannot score it: {err}"
+    return result
+
+
 def run_case(case: BatchCase, job: BatchJob) -> CaseResult:
     """Label one case (on a worker); never raises: errors come back in the result."""
     import socket
@@ -188,19 +240,18 @@ def run_case(case: BatchCase, job: BatchJob) -> CaseResult:
     start = time.perf_counter()
     result = CaseResult(case.case_id, "done", output=case.output, worker=f"{socket.gethostname()}:{os.getpid()}")
     if Path(case.output).exists():
-        result.status, result.message = "skipped", "output exists"
-        return result
+        return _existing_output(case, job, result)
     try:
         volume = read_volume(case.image)
         if job.text:
             from napari_textseg.core.text_prompts import parse_targets
-            from napari_textseg.engine.jobs.pipelines import label_text, needs_clip
+            from napari_textseg.engine.jobs.pipelines import label_text
 
             targets = parse_targets("\n".join(job.text))
             sam = _model(job.model, job.checkpoint, job.device)
-            wants_clip = sam.card.family != "sam3" and needs_clip(targets, {})  # SAM3 reads the text itself
+            wants_clip = _wants_clip(sam.card.family, job.text)
             if wants_clip and not (job.clip or job.clip_checkpoint):
-                raise InputError("text targets need a CLIP model (--clip or --clip-checkpoint), or a SAM3 model")
+                raise InputError(_NO_CLIP)
             clip = _model(job.clip, job.clip_checkpoint, job.device, clip=True) if wants_clip else None
             made = label_text(volume, targets, sam, clip)  # type: ignore[arg-type]
             labels, names = made.labels, made.names
@@ -236,6 +287,15 @@ def connect(scheduler: str | None = None, n_workers: int | None = None, timeout_
     return Client(cluster)
 
 
+def close(client) -> None:
+    """Close ``client`` and the local cluster :func:`connect` started for it, letting each
+    worker finish its shutdown (a remote scheduler's cluster is left running)."""
+    cluster = getattr(client, "cluster", None)
+    client.close()
+    if cluster is not None:
+        cluster.close(timeout=60)
+
+
 def run_batch(
     cases: Iterable[BatchCase],
     job: BatchJob,
@@ -243,20 +303,31 @@ def run_batch(
     *,
     runner: Callable[[BatchCase, BatchJob], CaseResult] = run_case,
     progress: Callable[[CaseResult, int, int], None] | None = None,
+    out_dir: str | os.PathLike | None = None,
 ) -> list[CaseResult]:
     """Run every case as one task on ``client``; results in case order.
 
     Missing inputs are reported without a task. When a worker dies, Dask may give up on
     every task it held, not only the one that killed it; so cases lost that way run
     once more, one at a time, and only a case that fails alone is reported as an error.
+
+    With ``out_dir``, the results files there are rewritten after every case (an
+    interrupted run keeps what finished), and a case whose output exists keeps the
+    record an earlier run left for it.
     """
     from distributed import as_completed
 
     cases = list(cases)
+    previous = read_results(out_dir) if out_dir is not None else {}
+    if out_dir is not None:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
     results: dict[str, CaseResult] = {}
 
     def record(result: CaseResult) -> None:
         results[result.case_id] = result
+        if out_dir is not None:
+            known = (results.get(c.case_id) or previous.get(c.case_id) for c in cases)
+            write_results([r for r in known if r is not None], out_dir)
         if progress is not None:
             progress(result, len(results), len(cases))
 
@@ -269,17 +340,23 @@ def run_batch(
         if missing:
             record(CaseResult(case.case_id, "error", message=f"missing file: {', '.join(missing)}"))
         elif Path(case.output).exists():
-            record(CaseResult(case.case_id, "skipped", output=case.output, message="output exists"))
+            earlier = previous.get(case.case_id)
+            finished = earlier is not None and earlier.status == "done" and earlier.output == case.output
+            record(earlier if finished else _existing_output(case, job))  # type: ignore[arg-type]
         else:
             futures[submit(case, "")] = case
     lost = []
-    for future in as_completed(futures):
-        try:
-            result = future.result()
-        except Exception:  # KilledWorker, a lost connection, ...: try again alone below
-            lost.append(futures[future])
-            continue
-        record(result)
+    try:
+        for future in as_completed(futures):
+            try:
+                result = future.result()
+            except Exception:  # KilledWorker, a lost connection, ...: try again alone below
+                lost.append(futures[future])
+                continue
+            record(result)
+    except BaseException:  # interrupted: cases not started yet stay for the next run
+        client.cancel(list(futures))
+        raise
     for case in lost:
         try:
             result = submit(case, "retry-").result()
@@ -290,10 +367,20 @@ def run_batch(
     return [results[c.case_id] for c in cases]
 
 
+def read_results(out_dir: str | os.PathLike) -> dict[str, CaseResult]:
+    """The records an earlier run left in ``out_dir/results.json``, by case id (none if unreadable)."""
+    try:
+        rows = json.loads((Path(out_dir) / "results.json").read_text())
+        return {row["case_id"]: CaseResult(**row) for row in rows}
+    except (OSError, ValueError, TypeError, KeyError):
+        return {}
+
+
 def write_results(results: list[CaseResult], out_dir: str | os.PathLike) -> tuple[Path, Path]:
-    """``results.csv`` (one row per case, Dice and NSD per label name) and ``results.json``."""
+    """``results.csv`` (one row per case, Dice and NSD per label name) and ``results.json``,
+    written together or not at all."""
     from napari_textseg.core.evaluation import write_csv
-    from napari_textseg.core.io.atomic import atomic_target
+    from napari_textseg.core.io.atomic import atomic_group, atomic_target
 
     out = Path(out_dir)
     names = sorted({n for r in results for n in r.metrics})
@@ -304,7 +391,8 @@ def write_results(results: list[CaseResult], out_dir: str | os.PathLike) -> tupl
             row[f"dice_{name}"] = r.metrics.get(name, {}).get("dice", "")
             row[f"nsd_{name}"] = r.metrics.get(name, {}).get("nsd", "")
         rows.append(row)
-    table = write_csv(out / "results.csv", rows)
-    with atomic_target(out / "results.json") as tmp:
-        tmp.write_text(json.dumps([asdict(r) for r in results], indent=1))
+    with atomic_group():  # the table and the records always describe the same cases
+        table = write_csv(out / "results.csv", rows)
+        with atomic_target(out / "results.json") as tmp:
+            tmp.write_text(json.dumps([asdict(r) for r in results], indent=1))
     return table, out / "results.json"
