@@ -76,6 +76,14 @@ def test_reopening_the_image_offers_and_restores_its_labels(make_napari_viewer_p
     (again,) = second.open(str(data_file("abdomen_ct.nii.gz")), plugin="napari-textseg")
     (offer,) = offered()
     assert "tumours" in offer.message
+    # The "Source:" line napari's popup reads while the manager emits it (issue 27).
+    from napari.utils.events import EventEmitter
+
+    sources = []
+    emitter = EventEmitter(source=second, event_class=type(offer))
+    emitter.connect(lambda event: sources.append(event.source))
+    emitter(offer)
+    assert sources == ["napari-textseg"]
     name, action = offer.actions[0]
     assert name == "Restore"
     action(offer)

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import data_file
 from napari_textseg.cli import main
 from tiny_models import save_tiny_sam2
 
@@ -143,7 +144,7 @@ def test_segment_defaults_are_the_engines_and_the_panels():
         defaults.direction, defaults.memory_size, defaults.policy, defaults.empty_stop, defaults.projection)
 
 
-@pytest.mark.parametrize("command", [["demo"], ["view", "scan.nii.gz"], []])
+@pytest.mark.parametrize("command", [["demo"], ["view", str(data_file("abdomen_ct.nii.gz"))], []])
 def test_viewer_commands_without_a_display_say_so_in_one_line(command, capsys, monkeypatch):
     """Headless, Qt would abort the process (exit 134) blaming a missing xcb-cursor0 plug-in."""
     monkeypatch.setattr(sys, "platform", "linux")

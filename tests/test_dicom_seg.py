@@ -109,3 +109,17 @@ def test_a_series_with_every_uid_empty_is_refused_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "empty StudyInstanceUID" in err and "export NIfTI" in err
     assert not out.exists()
+
+
+@pytest.mark.viewer
+def test_saving_labels_drawn_on_a_nifti_as_dicom_seg_gives_the_plugin_reason(make_napari_viewer_proxy, tmp_path):
+    """Issue 27: napari answered "No data written! A plugin could not be found ..." instead."""
+    from napari_textseg.core.errors import WriteError
+
+    viewer = make_napari_viewer_proxy()
+    (image,) = viewer.open(str(data_file("abdomen_ct.nii.gz")), plugin="napari-textseg")
+    viewer.add_labels(np.zeros(image.data.shape, np.uint8), name="organs", scale=image.scale)
+    with pytest.raises(WriteError, match="cannot save organs as .*x.dcm: DICOM-SEG needs labels made on an "
+                                         "image opened from a DICOM series folder"):
+        viewer.layers.save(str(tmp_path / "x.dcm"), selected=True)
+    assert not list(tmp_path.iterdir())

@@ -54,6 +54,17 @@ def test_evaluate_csv_keeps_missing_labels(organs, tmp_path, capsys):
     assert rows["liver"]["hd95"] == "inf" and float(rows["spleen"]["dice"]) == 1.0
 
 
+def test_a_prediction_only_label_is_reported_under_its_own_value(organs, tmp_path, capsys):
+    """Issue 27: a label of value 1 with no namesake in the reference was printed as value 41."""
+    pred = np.zeros_like(organs.data, dtype=np.uint8)
+    pred[organs.data == 5] = 1
+    path = tmp_path / "one.nii.gz"
+    write_labels(path, pred, geometry=organs.geometry, label_names={1: "organ one"})
+    assert main(["evaluate", str(path), str(data_file("abdomen_ct_organs.nii.gz"))]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if "organ one" in line)
+    assert row.split()[0] == "1" and row.endswith("prediction only")
+
+
 def test_evaluate_refuses_other_grids(organs, tmp_path, capsys):
     ref = data_file("abdomen_ct_organs.nii.gz")
     img = nib.load(ref)

@@ -149,16 +149,18 @@ def test_empty_and_non_checkpoint_files(tmp_path):
     with pytest.raises(CheckpointError, match="empty"):
         read_state_dict(tmp_path / "empty.pt")
     (tmp_path / "page.pt").write_text("<html>404 Not Found</html>")
-    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+    with pytest.raises(CheckpointError, match="page.pt is not a checkpoint: it is a web page"):
         read_state_dict(tmp_path / "page.pt")
 
 
 @pytest.mark.parametrize("text", ["hello\n", "checkpoint goes here", "e" * 40])
 def test_a_text_file_given_as_a_checkpoint_is_a_clear_error(tmp_path, text):
-    """Issue 17: such files made the unpickler raise KeyError or IndexError, a traceback."""
+    """Issue 17: such files made the unpickler raise KeyError or IndexError, a traceback; issue 27:
+    "truncated or corrupt ... download it again" pointed the wrong way."""
     (tmp_path / "notes.pth").write_text(text)
-    with pytest.raises(CheckpointError, match="notes.pth is truncated or corrupt"):
+    with pytest.raises(CheckpointError, match="notes.pth is not a checkpoint: it is a text file") as info:
         read_state_dict(tmp_path / "notes.pth")
+    assert "download it again" not in str(info.value)
 
 
 def test_pickled_code_is_refused(tmp_path):

@@ -32,12 +32,13 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 
 from napari_textseg import __version__
-from napari_textseg.core.errors import NapariTextsegError
+from napari_textseg.core.errors import InputWarning, NapariTextsegError
 
 __all__ = ["main"]
 
@@ -100,9 +101,16 @@ def _viewer(
 def _cmd_view(args: argparse.Namespace) -> int:
     from napari_textseg.core.io import read_volume
 
-    for path in args.files:  # fail before the window opens
+    for path in args.files:  # a missing or unreadable file is named before the display is checked
         read_volume(path)
+    _need_display(args)
     return _viewer(args.files, screenshot=args.screenshot)
+
+
+def _need_display(args: argparse.Namespace) -> None:
+    from napari_textseg.display import check_display
+
+    check_display(args.command_line)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -181,17 +189,22 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def _coords(text: str, n: int, what: str) -> tuple[float, ...]:
+def _coords(text: str, n: int, what: str) -> tuple[int, ...]:
+    from napari_textseg.engine.interactive.prompts import voxel_indices
+
     try:
         values = tuple(float(v) for v in text.split(","))
     except ValueError:
         values = ()
     if len(values) != n:
         raise ValueError(f"{what} {text!r} must be {n} comma-separated numbers")
-    return values
+    return voxel_indices(values, f"{what} {text}")
 
 
 def _cmd_segment(args: argparse.Namespace) -> int:
+    from napari_textseg.core.io.export import check_label_target
+
+    check_label_target(args.output)  # a wrong suffix or folder, before the model loads
     from napari_textseg.core.io import read_volume, write_labels
     from napari_textseg.engine.interactive.litemedsam_backend import BOX_ONLY_MESSAGE
     from napari_textseg.engine.interactive.prompts import PromptError, group_by_slice
@@ -219,21 +232,24 @@ def _cmd_segment(args: argparse.Namespace) -> int:
         organ = read_volume(args.confine)
         values = [int(v) for v in args.confine_label] or None
         confine = np.isin(organ.data, values) if values else organ.data > 0
-    settings = None
-    if args.propagate:
-        lo_hi = tuple(int(v) for v in _coords(args.slice_range, 2, "--slice-range")) if args.slice_range else None
-        settings = PropagationSettings(direction=args.direction, memory_size=args.memory_size,
-                                       policy=args.memory, empty_stop=args.stop_empty,
-                                       slice_range=lo_hi, offload=args.offload,  # type: ignore[arg-type]
-                                       projection=args.projection)
+    lo_hi = tuple(int(v) for v in _coords(args.slice_range, 2, "--slice-range")) if args.slice_range else None
+    if lo_hi and not 0 <= lo_hi[0] <= lo_hi[1] < volume.spatial_shape[0]:
+        raise PromptError(f"--slice-range {args.slice_range}: give FIRST,LAST with 0 <= FIRST <= LAST <= "
+                          f"{volume.spatial_shape[0] - 1} (the volume has {volume.spatial_shape[0]} slices)")
+    # built (and so checked: memory size 1-6, ...) even without --propagate: a bad value is a typo to report
+    settings = PropagationSettings(direction=args.direction, memory_size=args.memory_size,
+                                   policy=args.memory, empty_stop=args.stop_empty,
+                                   slice_range=lo_hi, offload=args.offload,  # type: ignore[arg-type]
+                                   projection=args.projection)
     model_id = args.model or (None if args.checkpoint else DEFAULT_MODEL)
     if points and model_id and get_card(model_id).box_only:  # before the model loads
         raise PromptError(BOX_ONLY_MESSAGE.format(model=get_card(model_id).name))
     loaded = load_model(model_id, args.checkpoint, device=args.device)
     warning = real_image_warning(loaded.card, volume.name)
     if warning:
-        print(f"warning: {warning}", file=sys.stderr)
-    mask = segment_clicks(volume, loaded, np.array(points), np.array(labels), boxes, propagate=settings,
+        print(f"napari-textseg: warning: {warning}", file=sys.stderr)
+    mask = segment_clicks(volume, loaded, np.array(points), np.array(labels), boxes,
+                          propagate=settings if args.propagate else None,
                           post=PostProcessing(fill_holes=args.fill_holes, keep_clicked=args.keep_clicked),
                           roi_mm=args.roi_mm, confine=confine)
     labels_out = mask.astype(np.uint32) * np.uint32(args.value)
@@ -245,6 +261,9 @@ def _cmd_segment(args: argparse.Namespace) -> int:
 
 
 def _cmd_label(args: argparse.Namespace) -> int:
+    from napari_textseg.core.io.export import check_label_target
+
+    check_label_target(args.output)  # a wrong suffix or folder, before the model loads
     from napari_textseg.core.io import read_volume, write_labels
     from napari_textseg.core.text_prompts import parse_targets
     from napari_textseg.engine.interactive.prompts import group_by_slice
@@ -627,6 +646,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Our own warnings as one line, without the source path and code line Python adds."""
+    if issubclass(category, InputWarning):
+        print(f"napari-textseg: warning: {message}", file=sys.stderr)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
+
+
+_python_showwarning = warnings.showwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``napari-textseg`` console script.
 
@@ -635,14 +665,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = _parser()
     args = parser.parse_args(argv)
+    args.command_line = shlex.join(["napari-textseg", *(sys.argv[1:] if argv is None else argv)])
     try:
-        if args.command in (None, "view", "demo"):
-            from napari_textseg.display import check_display
-
-            check_display(shlex.join(["napari-textseg", *(sys.argv[1:] if argv is None else argv)]))
-        if args.command is None:
-            return _viewer()
-        return int(args.func(args))
+        with warnings.catch_warnings():
+            warnings.showwarning = _print_warning
+            if args.command in (None, "demo"):
+                _need_display(args)
+            if args.command is None:
+                return _viewer()
+            return int(args.func(args))
     except KeyboardInterrupt:
         print("napari-textseg: interrupted", file=sys.stderr)
         return 130

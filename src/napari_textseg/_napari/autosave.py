@@ -30,6 +30,15 @@ if TYPE_CHECKING:
 __all__ = ["Autosaver", "autosaver_for"]
 
 
+class _PluginNotification(Notification):
+    """A notification whose "Source:" line names the plugin (napari would show its own
+    notification manager, the event's emitter)."""
+
+    @property
+    def source(self) -> str:
+        return "napari-textseg"
+
+
 def _source(image: Image) -> str | None:
     geometry = layer_geometry({"metadata": image.metadata})
     return (geometry.path if geometry is not None else None) or image.source.path
@@ -79,7 +88,7 @@ class Autosaver:
             return
         self._offered.add(key)
         names = ", ".join(e.layer for e in entries)
-        notification_manager.dispatch(Notification(
+        notification_manager.dispatch(_PluginNotification(
             f"napari-textseg autosaved labels for {layer.name}: {names}. Restore them?",
             severity=NotificationSeverity.INFO,
             actions=[("Restore", lambda *_: self.restore(layer))],

@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from napari_textseg._napari.layers import label_table, layer_geometry
+from napari_textseg.core.errors import NapariTextsegError, WriteError
 from napari_textseg.core.io import write_labels
 
 __all__ = ["write_labels_dicom_seg", "write_labels_nifti", "write_labels_tiff"]
+
+
+def _reason_shown(writer: Callable[..., list[str]]) -> Callable[..., list[str]]:
+    """napari takes a ValueError from a writer for "no writer found" and shows only that; our
+    refusals (InputError is a ValueError) go out as WriteError, so the user reads why."""
+
+    @functools.wraps(writer)
+    def write(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
+        try:
+            return writer(path, data, attributes)
+        except NapariTextsegError as err:
+            if isinstance(err, WriteError):
+                raise
+            raise WriteError(f"cannot save {attributes.get('name', 'the labels')} as {path}: {err}") from err
+
+    return write
 
 
 def _write(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
@@ -26,16 +45,19 @@ def _write(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
     )
 
 
+@_reason_shown
 def write_labels_nifti(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
     """Write a Labels layer as ``.nii.gz``/``.nii`` plus its ``.labels.json`` sidecar."""
     return _write(path, data, attributes)
 
 
+@_reason_shown
 def write_labels_tiff(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
     """Write a Labels layer as a compressed ImageJ/OME TIFF plus its sidecar."""
     return _write(path, data, attributes)
 
 
+@_reason_shown
 def write_labels_dicom_seg(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
     """Write a Labels layer drawn on a DICOM series as a DICOM-SEG (one segment per label)."""
     from napari_textseg.core.errors import InputError

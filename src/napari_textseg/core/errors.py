@@ -15,3 +15,11 @@ class WriteError(NapariTextsegError, OSError):
 
 class InputError(NapariTextsegError, ValueError):
     """User input (text, prompts, options) that cannot be used as given."""
+
+
+class InputWarning(UserWarning):
+    """Something about the input the user should know while the work goes on (NaN voxels, ...).
+
+    The command line prints it as one ``napari-textseg: warning: ...`` line; napari shows
+    it as a notification.
+    """

@@ -6,7 +6,7 @@ import csv
 import json
 import os
 from collections.abc import Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -207,21 +207,22 @@ def _name_key(name: str) -> str:
 
 def match_by_name(
     pred: np.ndarray, pred_names: dict[int, str], ref_names: dict[int, str]
-) -> tuple[np.ndarray, dict[int, str]]:
+) -> tuple[np.ndarray, dict[int, tuple[str, int]]]:
     """The prediction with each label renumbered to the reference's value of the same
     name; its labels without a namesake get fresh values above both maps' (so they
-    score as prediction-only). Returns the renumbered map and the fresh values' names."""
+    score as prediction-only). Returns the renumbered map and, for each fresh value,
+    the name and the value it has in the prediction."""
     by_name = {_name_key(n): v for v, n in ref_names.items()}
     values = [int(v) for v in np.unique(pred) if v != 0]
     fresh = max([0, *values, *ref_names]) + 1
     lut = np.zeros(max([0, *values]) + 1, dtype=np.int64)
-    extra: dict[int, str] = {}
+    extra: dict[int, tuple[str, int]] = {}
     for value in values:
         name = pred_names.get(value)
         target = by_name.get(_name_key(name)) if name else None
         if target is None:
             target, fresh = fresh, fresh + 1
-            extra[target] = name or f"prediction label {value}"
+            extra[target] = (name or f"prediction label {value}", value)
         lut[value] = target
     return lut[pred], extra
 
@@ -259,9 +260,11 @@ def iter_evaluate(
         report.instances = instance_f1(pred, reference, iou_threshold)
         yield 1, 1
         return report
+    shown: dict[int, int] = {}  # a prediction-only label is reported under its own value
     if pred_names and ref_names:
         pred, extra = match_by_name(pred, pred_names, ref_names)
-        names = {**extra, **ref_names}
+        names = {**{v: name for v, (name, _) in extra.items()}, **ref_names}
+        shown = {v: own for v, (_, own) in extra.items()}
         report.matched_by = "name"
     present = set(np.unique(pred).tolist()) | set(np.unique(reference).tolist())
     if labels is None:
@@ -269,8 +272,9 @@ def iter_evaluate(
     elif not present & set(labels):
         raise InputError(f"label value(s) {labels} occur in neither the prediction nor the reference")
     for done, value in enumerate(labels, start=1):
-        report.rows += evaluate_labels(pred, reference, spacing, labels=[value], tolerance=tolerance, names=names,
-                                       volume_per_unit3=_VOLUME_FACTOR.get(unit, 1.0))
+        rows = evaluate_labels(pred, reference, spacing, labels=[value], tolerance=tolerance, names=names,
+                               volume_per_unit3=_VOLUME_FACTOR.get(unit, 1.0))
+        report.rows += [replace(r, value=shown.get(r.value, r.value)) for r in rows]
         yield done, len(labels)
     return report
 

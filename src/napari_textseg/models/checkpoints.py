@@ -25,6 +25,33 @@ def _read(path: Path) -> object:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def _first_sentence(err: Exception) -> str:
+    """torch's zip reader appends a paragraph of advice meant for its own developers."""
+    return str(err).splitlines()[0].split(". ")[0] if str(err) else type(err).__name__
+
+
+def _kind_of_other_file(path: Path) -> str | None:
+    """What a file that cannot be a PyTorch checkpoint looks like, or None when it might be one.
+
+    torch.save writes a zip archive (``PK``), older releases a pickle (byte 0x80), and
+    safetensors starts with an 8-byte header length; a web page or a note saved under
+    the checkpoint's name starts with text.
+    """
+    if path.suffix == ".safetensors":
+        return None
+    with open(path, "rb") as handle:
+        head = handle.read(512)
+    if head.startswith((b"PK", b"\x80")):
+        return None
+    if head.lstrip().lower().startswith((b"<!doctype html", b"<html")):
+        return "a web page (HTML), as a download page saves when the real link needs a login"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return "a text file"
+
+
 def read_state_dict(
     path: str | os.PathLike,
     *,
@@ -42,6 +69,10 @@ def read_state_dict(
         raise CheckpointError(f"checkpoint {path} does not exist")
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint {path.name} is empty (0 bytes); download it again")
+    other = _kind_of_other_file(path)
+    if other is not None:
+        raise CheckpointError(f"{path.name} is not a checkpoint: it is {other}; pass the model's weights file "
+                              "(.pth or .pt) itself")
     try:
         obj = _read(path)
     # torch.load on a file that is not a checkpoint at all (a text file, HTML saved from a
@@ -49,7 +80,7 @@ def read_state_dict(
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError, ValueError,
             KeyError, IndexError, TypeError, AttributeError) as err:
         raise CheckpointError(
-            f"checkpoint {path.name} is truncated or corrupt and cannot be read ({str(err).splitlines()[0]}); "
+            f"checkpoint {path.name} is truncated or corrupt and cannot be read ({_first_sentence(err)}); "
             "delete it and download it again, or pass an intact file"
         ) from err
     if nested_key is not None:

@@ -66,6 +66,11 @@ CLI_WORDING = Wording()
 CLI_CLIP_WORDING = Wording(local_file="pass a local file with --clip-checkpoint FILE")
 
 
+def _worded(wording: Wording, card: ModelCard) -> Wording:
+    """On the command line a CLIP file is given with --clip-checkpoint, not --checkpoint."""
+    return CLI_CLIP_WORDING if wording is CLI_WORDING and card.family == "clip" else wording
+
+
 def cache_dir() -> Path:
     """The folder holding downloaded checkpoints (created on first use)."""
     root = os.environ.get(CACHE_ENV)
@@ -236,6 +241,7 @@ def download(
     :class:`LicenseNotAcceptedError`.
     """
     card = get_card(card) if isinstance(card, str) else card
+    wording = _worded(wording, card)
     target = cached_path(card)
     if target.is_file():
         return target
@@ -320,6 +326,7 @@ def resolve_checkpoint(
             return infer_card(path), path
         return get_card(model_id), path
     card = get_card(model_id)  # type: ignore[arg-type]
+    wording = _worded(wording, card)
     path = cached_path(card)
     if not path.is_file():
         if card.bundled:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from napari_textseg.core.errors import WriteError
 
-__all__ = ["atomic_group", "atomic_target", "safe_stem", "split_suffix"]
+__all__ = ["atomic_group", "atomic_target", "check_folder", "safe_stem", "split_suffix"]
 
 _MULTI_SUFFIXES = (".nii.gz", ".labels.json", ".ome.tiff", ".ome.tif")
 
@@ -51,6 +51,15 @@ def _explain(err: OSError, target: Path) -> str:
     return f"cannot write {target}: {reason}; {kept}"
 
 
+def check_folder(target: str | os.PathLike) -> Path:
+    """The folder ``target`` will be written in, refused when it does not exist."""
+    target = Path(target)
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise WriteError(f"cannot write {target}: the folder {folder} does not exist")
+    return folder
+
+
 @contextlib.contextmanager
 def atomic_target(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces ``target`` in one rename.
@@ -61,9 +70,7 @@ def atomic_target(target: str | os.PathLike) -> Iterator[Path]:
     with a plain reason (disk full, no permission, ...) is raised.
     """
     target = Path(target)
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.is_dir():
-        raise WriteError(f"cannot write {target}: the folder {folder} does not exist")
+    folder = check_folder(target)
     stem, suffix = split_suffix(target)
     tmp = folder / f".{stem}.{secrets.token_hex(4)}.partial{suffix}"
     try:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_textseg.core.errors import ReadError
+from napari_textseg.core.errors import InputWarning, ReadError
 
 __all__ = ["check_file", "count_nan", "guess_is_labels", "guess_medical_modality"]
 
@@ -49,6 +49,26 @@ def guess_is_labels(path: Path, data: np.ndarray, has_sidecar: bool) -> bool:
     return has_sidecar or bool(_LABEL_NAME.search(path.name))
 
 
+def check_fits_in_memory(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    """Refuse, before reading it, a volume larger than this machine's free memory: reading
+    it would swap for minutes or be killed, taking the open session with it."""
+    needed = int(np.prod(shape, dtype=np.float64) * np.dtype(dtype).itemsize)
+    free = _free_memory()
+    if free is not None and needed > free:
+        gib = 1024**3
+        raise ReadError(f"{path.name} needs {needed / gib:.1f} GiB in memory ({' x '.join(map(str, shape))} voxels "
+                        f"of {np.dtype(dtype).name}) and {free / gib:.1f} GiB is free: crop or downsample it first "
+                        "(e.g. with SimpleITK or Fiji), or use a machine with more memory")
+
+
+def _free_memory() -> int | None:
+    try:
+        import psutil
+    except ImportError:  # psutil comes with napari; the engine alone may lack it
+        return None
+    return int(psutil.virtual_memory().available)
+
+
 def count_nan(data: np.ndarray, name: str) -> int:
     """Number of NaN voxels; warns (once, with the count) when there are any."""
     arr = np.asarray(data)
@@ -56,8 +76,7 @@ def count_nan(data: np.ndarray, name: str) -> int:
         return 0
     count = int(np.isnan(arr).sum())
     if count:
-        warnings.warn(
-            f"{name}: {count} voxel(s) are NaN; they are shown empty and fed to the models as 0",
-            stacklevel=3,
-        )
+        voxels = "1 voxel is" if count == 1 else f"{count} voxels are"
+        warnings.warn(f"{name}: {voxels} NaN; they are shown empty and fed to the models as 0",
+                      InputWarning, stacklevel=3)
     return count

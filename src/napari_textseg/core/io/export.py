@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_textseg.core.errors import WriteError
-from napari_textseg.core.io.atomic import atomic_group, split_suffix
+from napari_textseg.core.io.atomic import atomic_group, check_folder, split_suffix
 from napari_textseg.core.io.labels import validate_labels
 from napari_textseg.core.io.nifti import write_nifti
 from napari_textseg.core.io.sidecar import write_sidecar
@@ -29,6 +29,20 @@ def nifti_affine(
     if geometry is not None and geometry.unit == "um":
         return np.diag([*(float(s) for s in scale[::-1]), 1.0])
     return affine_from_display(scale, translate)
+
+
+def check_label_target(path: str | os.PathLike) -> str:
+    """Refuse, before any work, a label file we cannot write: its suffix, a missing folder.
+    Returns the suffix."""
+    path = Path(path)
+    suffix = split_suffix(path)[1].lower()
+    if suffix not in LABEL_SUFFIXES:
+        raise WriteError(
+            f"{path.name}: cannot write labels as {suffix or 'a file without extension'}; "
+            f"use one of {', '.join(LABEL_SUFFIXES)}"
+        )
+    check_folder(path)
+    return suffix
 
 
 def write_labels(
@@ -64,12 +78,7 @@ def write_labels(
         file at ``path`` is left as it was.
     """
     path = Path(path)
-    suffix = split_suffix(path)[1].lower()
-    if suffix not in LABEL_SUFFIXES:
-        raise WriteError(
-            f"{path.name}: cannot write labels as {suffix or 'a file without extension'}; "
-            f"use one of {', '.join(LABEL_SUFFIXES)}"
-        )
+    suffix = check_label_target(path)
     expected = geometry.display_shape() if geometry is not None else None
     data = validate_labels(labels, expected)
     written = [str(path)]

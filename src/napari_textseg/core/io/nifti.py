@@ -12,6 +12,7 @@ from napari_textseg.core.errors import ReadError
 from napari_textseg.core.io.atomic import atomic_target, split_suffix
 from napari_textseg.core.io.common import (
     check_file,
+    check_fits_in_memory,
     count_nan,
     guess_is_labels,
     guess_medical_modality,
@@ -50,6 +51,9 @@ def read_nifti(path: str | os.PathLike) -> Volume:
     if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
         raise ReadError(f"{path.name}: not a NIfTI image ({type(img).__name__})")
     shape = _spatial_shape(img, path)
+    proxy = img.dataobj
+    scaled = (getattr(proxy, "slope", 1.0), getattr(proxy, "inter", 0.0)) != (1.0, 0.0)
+    check_fits_in_memory(path, shape, np.dtype(np.float64) if scaled else proxy.dtype)  # scaling makes float64
     try:
         data = np.asanyarray(img.dataobj).reshape(shape)
     except Exception as err:  # EOFError, zlib.error, OSError, ValueError on short files

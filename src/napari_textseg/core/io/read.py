@@ -40,6 +40,8 @@ def read_volume(path: str | os.PathLike) -> Volume:
     if path.is_dir():
         return read_dicom_series(path)
     reader = _READERS.get(_suffix(path))
+    if reader is None and not path.exists():  # a mistyped folder or file is missing, not of a wrong type
+        raise ReadError(f"{path}: no such file or folder")
     if reader is None:
         raise ReadError(
             f"{path.name}: unsupported file type; napari-textseg reads "

@@ -11,7 +11,12 @@ import tifffile
 
 from napari_textseg.core.errors import ReadError
 from napari_textseg.core.io.atomic import atomic_target, split_suffix
-from napari_textseg.core.io.common import check_file, count_nan, guess_is_labels
+from napari_textseg.core.io.common import (
+    check_file,
+    check_fits_in_memory,
+    count_nan,
+    guess_is_labels,
+)
 from napari_textseg.core.io.sidecar import read_sidecar
 from napari_textseg.core.volume import SourceGeometry, Volume
 
@@ -121,6 +126,7 @@ def read_tiff(path: str | os.PathLike) -> Volume:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
             axes = series.axes
+            check_fits_in_memory(path, tuple(series.shape), series.dtype)
             data = series.asarray()
             voxel_size = None
             if tif.is_ome and tif.ome_metadata:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from napari_textseg.core.errors import NapariTextsegError
 
-__all__ = ["PromptError", "SlicePrompts", "check_points", "group_by_slice"]
+__all__ = ["PromptError", "SlicePrompts", "check_points", "group_by_slice", "voxel_indices"]
 
 
 class PromptError(NapariTextsegError, ValueError):
@@ -56,6 +56,23 @@ class SlicePrompts:
         return SlicePrompts(self.points_yx - np.array([dy, dx]), self.labels.copy(), box)
 
 
+def voxel_indices(values: Sequence[float], what: str) -> tuple[int, ...]:
+    """Typed coordinates (command line, prompts files) as whole voxel indices.
+
+    ``10.5`` lies between two voxels, and rounding it silently could put a click on
+    another slice than the user meant; so it is refused, naming both neighbours.
+    """
+    out = []
+    for value in values:
+        if not np.isfinite(value):
+            raise PromptError(f"{what}: {value} is not a voxel index")
+        if value != int(value):
+            raise PromptError(f"{what}: {value:g} is not a whole voxel index; give "
+                              f"{int(np.floor(value))} or {int(np.ceil(value))}")
+        out.append(int(value))
+    return tuple(out)
+
+
 def check_points(
     points_zyx: np.ndarray, labels: np.ndarray, shape: tuple[int, ...]
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -69,6 +86,9 @@ def check_points(
         raise PromptError("point labels must be 1 (positive) or 0 (negative)")
     upper = np.array(shape, dtype=float) - 0.5
     for point in points:
+        if np.isfinite(point[0]) and abs(point[0] - np.rint(point[0])) > 1e-3:  # a 3-D view's click
+            raise PromptError(f"the point (z, y, x) = ({point[0]:g}, {point[1]:g}, {point[2]:g}) lies between "
+                              "two slices; place points on a slice (2-D view)")
         if np.any(point < -0.5) or np.any(point > upper):
             raise PromptError(
                 f"the point (z, y, x) = ({point[0]:g}, {point[1]:g}, {point[2]:g}) lies outside "

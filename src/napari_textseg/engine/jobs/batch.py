@@ -177,6 +177,7 @@ def _model(model_id: str | None, checkpoint: str | None, device: str | None, cli
 
 
 def _segment_prompts(volume, job: BatchJob, case: BatchCase) -> tuple[np.ndarray, dict[int, str]]:
+    from napari_textseg.engine.interactive.prompts import voxel_indices
     from napari_textseg.engine.interactive.propagate import PropagationSettings
     from napari_textseg.engine.jobs.pipelines import segment_clicks
 
@@ -187,8 +188,8 @@ def _segment_prompts(volume, job: BatchJob, case: BatchCase) -> tuple[np.ndarray
     labels = np.zeros(volume.spatial_shape, dtype=np.uint16)
     names = {}
     for value, obj in enumerate(objects, start=1):
-        positive = np.asarray(obj.get("points", []), dtype=float).reshape(-1, 3)
-        negative = np.asarray(obj.get("negative", []), dtype=float).reshape(-1, 3)
+        positive, negative = (np.array([voxel_indices(p, f"{case.case_id}: {key} {p}") for p in obj.get(key, [])],
+                                       dtype=float).reshape(-1, 3) for key in ("points", "negative"))
         signs = np.r_[np.ones(len(positive)), np.zeros(len(negative))].astype(int)
         settings = PropagationSettings() if obj.get("propagate", True) else None
         mask = segment_clicks(volume, sam, np.vstack([positive, negative]), signs, propagate=settings)
