@@ -95,7 +95,7 @@ def _trained(name: str, volume, device, targets, args) -> dict:
     import tempfile
 
     from napari_textseg.engine.text.backend import TextVolume
-    from napari_textseg.engine.text.registry import open_trained_backend
+    from napari_textseg.engine.text.registry import open_text_backend
 
     text_volume = TextVolume(volume.data, volume.spacing, volume.modality, volume.geometry, volume.name)
     with tempfile.TemporaryDirectory() as tmp:
@@ -108,7 +108,7 @@ def _trained(name: str, volume, device, targets, args) -> dict:
         if weights is None:
             return {"skipped": "no checkpoint given (--medical-sam3-checkpoint)"}
         start = time.perf_counter()
-        labeller = open_trained_backend(name, text_volume, device, weights=weights)
+        labeller = open_text_backend(name, text_volume, device=device, weights=weights)
         load = time.perf_counter() - start
         start = last = time.perf_counter()
         per_organ = []

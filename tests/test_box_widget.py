@@ -54,7 +54,7 @@ def test_a_box_then_s_segments_the_slice_and_points_alone_are_refused(viewer_ct,
     box.add_rectangles(np.array([[z, ys.min(), xs.min()], [z, ys.min(), xs.max()],
                                  [z, ys.max(), xs.max()], [z, ys.max(), xs.min()]], dtype=float))
     widget.segment.click()
-    qtbot.waitUntil(lambda: not controller._state.workers, timeout=60_000)
+    qtbot.waitUntil(lambda: not controller.working, timeout=60_000)
     mask = viewer.layers[PREVIEW_LAYER].data.astype(bool)
     assert mask[z].any() and not np.delete(mask, z, axis=0).any()
     assert dice(mask[z], liver[z]) > 0.8  # a real model's answer to a box round the liver
@@ -66,7 +66,9 @@ def test_a_phantom_model_on_the_real_ct_warns_in_the_panel(viewer_ct, qtbot):
     widget.model.setCurrentIndex(widget.model.findData("phantom_sam"))
     with qtbot.waitSignal(controller_for(viewer).model_ready, timeout=60_000):
         widget.load.click()
-    assert "Warning: phantom_sam was trained on synthetic phantoms, not real images" in widget.status.text()
+    # The warning is about the model: it is in the model section's status.
+    assert "Warning: phantom_sam was trained on synthetic phantoms, not real images" in \
+        widget.model_section.status.text()
 
 
 def test_text_and_a_box_name_an_organ_in_the_panel(viewer_ct, qtbot):
@@ -87,7 +89,7 @@ def test_text_and_a_box_name_an_organ_in_the_panel(viewer_ct, qtbot):
     text.text.setPlainText("spleen")
     text.use_clicks.setChecked(True)
     text.run.click()
-    qtbot.waitUntil(lambda: not controller._state.workers, timeout=120_000)
+    qtbot.waitUntil(lambda: not controller.working, timeout=120_000)
     layer = viewer.layers["organs"]
     assert list(layer.features["name"])[1:] == ["spleen"]
     assert dice(np.asarray(layer.data) == list(layer.features["index"])[1], spleen) > 0.8

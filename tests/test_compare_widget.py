@@ -25,11 +25,12 @@ def test_compare_fills_a_named_table(viewer_and_panel, qtbot):
     panel.tolerance.setValue(3.0)
     panel.run.click()
     qtbot.waitUntil(lambda: panel.report is not None and panel.run.isEnabled(), timeout=60_000)
-    names = [panel.table.item(i, 1).text() for i in range(panel.table.rowCount())]
+    column = {title: j for j, title in enumerate(panel.COLUMNS)}
+    names = [panel.table.item(i, column["name"]).text() for i in range(panel.table.rowCount())]
     assert "liver" in names and len(names) == len([v for v in np.unique(ref.data) if v])
     liver = names.index("liver")
-    assert panel.table.item(liver, 5).text() == "1.0000"  # every surface point within 3 mm
-    assert 0.8 < float(panel.table.item(liver, 2).text()) < 1.0
+    assert panel.table.item(liver, column["NSD"]).text() == "1.0000"  # every surface point within 3 mm
+    assert 0.8 < float(panel.table.item(liver, column["Dice"]).text()) < 1.0
     assert "mean Dice" in panel.status.text()
 
 
@@ -43,4 +44,4 @@ def test_layers_on_other_grids_are_refused_and_the_table_kept(viewer_and_panel, 
         panel.run.click()
         shown = panel.status.text()  # the message is the panel's, not a notification
         assert shown.startswith("error: ") and message in shown and "nothing is resampled" in shown
-        assert panel._worker is None and panel.report is None and panel.table.rowCount() == 0
+        assert not panel.tasks.busy("compare") and panel.report is None and panel.table.rowCount() == 0

@@ -42,7 +42,7 @@ def ready(make_napari_viewer_proxy, qtbot, ct_path, checkpoints):
 
 
 def _wait_idle(qtbot, controller, timeout=120_000):
-    qtbot.waitUntil(lambda: not controller.points._state.workers, timeout=timeout)
+    qtbot.waitUntil(lambda: not controller.points.working, timeout=timeout)
 
 
 def _names(layer):
@@ -119,7 +119,7 @@ def test_bad_text_is_refused_before_any_work(ready, text, message):
     widget.text.setPlainText(text)
     with pytest.raises(Exception, match=message):
         widget._label()
-    assert not controller.points._state.workers and "organs" not in viewer.layers
+    assert not controller.points.working and "organs" not in viewer.layers
 
 
 def test_a_target_layer_of_another_shape_is_refused_and_left_as_it_was(ready):

@@ -151,12 +151,12 @@ def test_auto_picks_voxtell_once_its_weights_are_in_the_cache(model_folder):
 
 
 def test_offline_free_text_fails_fast_through_the_plugins_own_builder(model_folder, monkeypatch):
-    from napari_textseg.engine.text.registry import open_trained_backend
+    from napari_textseg.engine.text.registry import open_text_backend
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     volume = TextVolume(np.arange(256, dtype=np.float32).reshape(4, 8, 8), (1.0, 1.0, 1.0), "CT")
-    backend = open_trained_backend("voxtell", volume, torch.device("cpu"), weights=str(model_folder))
+    backend = open_text_backend("voxtell", volume, device=torch.device("cpu"), weights=str(model_folder))
     backend.text_encoder = "no-such-org/no-such-encoder"  # not in the local hub cache
     with pytest.raises(InputError, match="offline, VoxTell only takes"):
         backend.check_targets(parse_targets("livers"))

@@ -39,7 +39,7 @@ def ready(make_napari_viewer_proxy, qtbot, ct_path, tiny_checkpoint):
 
 
 def _wait_idle(qtbot, controller, timeout=60_000):
-    qtbot.waitUntil(lambda: not controller._state.workers, timeout=timeout)
+    qtbot.waitUntil(lambda: not controller.working, timeout=timeout)
 
 
 def test_licence_is_shown(ready):
@@ -117,7 +117,8 @@ def test_event_loop_stays_responsive_while_propagating(ready, qtbot):
     timer.start()
     started = time.perf_counter()
     controller.propagate()
-    [worker] = controller._state.workers
+    [task] = controller.tasks._tasks
+    worker = task.worker
     ended = []
     worker.returned.connect(lambda _: ended.append(time.perf_counter()))
     _wait_idle(qtbot, controller)
@@ -244,8 +245,8 @@ def test_download_shows_the_licence_then_fetches_into_the_cache(make_napari_view
     _, widget = viewer.window.add_plugin_dock_widget("napari-textseg", "Point prompts")
     widget.model.setCurrentIndex(widget.model.findData("sam_vit_b"))
     widget.load.click()
-    qtbot.waitUntil(lambda: widget.status.text().startswith("error:"), timeout=30_000)
-    message = widget.status.text()
+    qtbot.waitUntil(lambda: widget.model_section.status.text().startswith("error:"), timeout=30_000)
+    message = widget.model_section.status.text()
     assert "press Download" in message and "checkpoint field" in message and "--" not in message
 
     widget.model.setCurrentIndex(widget.model.findData(card.id))
@@ -253,7 +254,7 @@ def test_download_shows_the_licence_then_fetches_into_the_cache(make_napari_view
     asked = []
     monkeypatch.setattr(QMessageBox, "question", lambda *args: asked.append(args[2]) or QMessageBox.StandardButton.Yes)
     widget.download.click()
-    qtbot.waitUntil(lambda: "downloaded to" in widget.status.text(), timeout=30_000)
+    qtbot.waitUntil(lambda: "downloaded to" in widget.model_section.status.text(), timeout=30_000)
     assert "Apache-2.0" in asked[0] and str(cached_path(card)) in asked[0]
     assert cached_path(card).is_file() and not widget.download.isEnabled()
     widget.model.setCurrentIndex(widget.model.findData("phantom_sam"))

@@ -1,18 +1,18 @@
 """The point-segmentation controller shared by the dock widgets of one viewer.
 
-It gathers input from layers on the main thread, runs model work in napari thread
-workers, and writes layers only in the workers' main-thread callbacks. Widgets are
-views on it; they hold no segmentation state.
+It gathers input from layers on the main thread, runs model work through the viewer's
+task runner (napari thread workers), and writes layers only in the workers' main-thread
+callbacks. Widgets are views on it; they hold no segmentation state. Its messages go to
+the section that asked (model, prompts, propagation).
 """
 
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from napari.utils import progress
 from psygnal import Signal
 
 from napari_textseg._napari._triton import keep_triton_out_without_cuda
@@ -29,8 +29,8 @@ from napari_textseg._napari.prompt_layer import (  # noqa: E402
     prompt_layer,
     prompts_of,
 )
+from napari_textseg._napari.tasks import tasks_for  # noqa: E402
 from napari_textseg._napari.wording import panel_wording  # noqa: E402
-from napari_textseg._napari.workers import panel_worker  # noqa: E402
 from napari_textseg.engine.interactive.propagate import PropagationSettings  # noqa: E402
 from napari_textseg.engine.interactive.session import PostProcessing, SegmentationSession  # noqa: E402
 
@@ -79,33 +79,60 @@ class _State:
     session: SegmentationSession | None = None
     session_key: tuple | None = None
     mask: np.ndarray | None = None
-    workers: list = field(default_factory=list)
-    running: dict = field(default_factory=dict)  # id(worker) -> what it does, for the "working" line
+
+
+# The sections whose work uses the segmentation model (one at a time: they share a session).
+MODEL_SECTIONS = ("model", "prompts", "propagation", "text")
 
 
 class SegmentationController:
     """Model loading, slice segmentation, propagation and commit for one viewer."""
 
-    status = Signal(str)
-    busy = Signal(bool)
+    status = Signal(str)  # every message of the model, prompts and propagation sections
+    busy = Signal(bool)  # whether model work runs (in any section that uses the model)
     activity = Signal(str)  # what runs in the background ("" when nothing does)
     model_ready = Signal(object)
 
     def __init__(self, viewer: napari.Viewer):
         self.viewer = viewer
+        self.tasks = tasks_for(viewer)
         self.options = SessionOptions()
         self.settings = PropagationSettings()
         self.post = PostProcessing()
         self.target = CommitTarget()
         self._state = _State()
         self._loading = False
+        self.tasks.changed.connect(self._on_tasks_changed)
+        self.tasks.message.connect(self._relay)
         viewer.layers.events.inserted.connect(self._on_layer_inserted)
 
+    def say(self, section: str, text: str) -> None:
+        """One line in ``section``'s status."""
+        self.tasks.message.emit(section, text)
+
+    def _relay(self, section: str, text: str) -> None:
+        if section in ("model", "prompts", "propagation"):
+            self.status.emit(text)
+
+    def _on_tasks_changed(self, _section: str, _what: str) -> None:
+        self.busy.emit(self.working)
+        self.activity.emit(self.tasks.activity())
+
     def _on_layer_inserted(self, event: Any) -> None:
-        from napari.layers import Labels
+        from napari.layers import Image, Labels
 
         if isinstance(event.value, Labels):
             adopt_source_geometry(event.value, self.viewer.layers)
+        elif isinstance(event.value, Image) and event.value.ndim == 3 and not event.value.rgb:
+            self._check_contrast(event.value)
+
+    def _check_contrast(self, image: napari.layers.Image) -> None:
+        """An all-NaN or constant image is one line in the prompts section, not a black canvas and silence."""
+        from napari_textseg.core.intensity import no_contrast_reason
+
+        blank = no_contrast_reason(np.asarray(image.data))
+        if blank:
+            self.say("prompts", f"{image.name}: {blank}; there is nothing to segment in it")
 
     # -- model ------------------------------------------------------------------------
 
@@ -116,7 +143,7 @@ class SegmentationController:
     def load_model(self, choice: ModelChoice) -> None:
         """Load a model in the background; switching models drops the current object."""
         if self._loading:
-            self.status.emit("a model is already loading; wait for it to finish")
+            self.say("model", "a model is already loading; wait for it to finish")
             return
         from napari_textseg.engine.interactive.backends import make_backend
         from napari_textseg.models.loader import load_model
@@ -131,27 +158,35 @@ class SegmentationController:
             self._state.loaded, self._state.backend = result
             self._state.choice = choice
             card = self._state.loaded.card
-            self.status.emit(f"{card.title} ready on {self._state.loaded.device} (licence: {card.license})")
+            self.say("model", f"{card.name} ready on {self._state.loaded.device}")
             self.model_ready.emit(card)
+
+        def failed(_message: str) -> None:
+            self._loading = False
 
         # No background embedding work may run while the new model's modules import.
         self._drop_session()
         self._state.backend = None
         self._loading = True
-        self.status.emit("loading the model ...")
-        self.start_worker(work, done, "Loading model")
+        self.say("model", "loading the model ...")
+        self.tasks.start("model", work, done, "Loading model", on_error=failed)
 
     # -- helpers ----------------------------------------------------------------------
 
     @property
     def working(self) -> bool:
-        """True while a worker (a load, a segmentation, a propagation) runs."""
-        return bool(self._state.workers)
+        """True while model work (a load, a segmentation, a propagation, text labelling) runs."""
+        return any(self.tasks.busy(section) for section in MODEL_SECTIONS)
 
     @property
     def backend(self):
         """The loaded model's slice backend (None until a model is loaded)."""
         return self._state.backend
+
+    @property
+    def loaded_model(self):
+        """The loaded model (a LoadedModel: its card, device, file), or None."""
+        return self._state.loaded if self._state.backend is not None else None
 
     @property
     def model_choice(self) -> ModelChoice | None:
@@ -176,8 +211,13 @@ class SegmentationController:
             raise ValueError("the model is still loading; try again in a moment")
         if self._state.backend is None:
             raise ValueError("choose a model and press Load first")
-        if self._state.workers:
+        if self.working:
             raise ValueError("still working on the last request; wait for it or press Cancel")
+
+    def session_for(self, image: napari.layers.Image) -> SegmentationSession:
+        """The session of ``image`` with the loaded model and the current options (kept while
+        they stay the same, so each slice is encoded once)."""
+        return self._session(image)
 
     def _session(self, image: napari.layers.Image) -> SegmentationSession:
         key = (id(image), self._state.choice, self.options.roi_mm, self.options.confine_layer,
@@ -261,48 +301,14 @@ class SegmentationController:
             raise ValueError("no prompt given: draw a box (B) or click the object")
         return int(np.rint(points[-1][0]))
 
-    def start_worker(self, work, done, description: str, generator: bool = False, total: int = 0, on_yield=None):
-        """Run ``work`` in a napari thread worker with a progress bar; ``done`` gets its result."""
-        def failed(message: str) -> None:
-            if description == "Loading model":
-                self._loading = False
-            self.status.emit(f"error: {message}")
+    def start_worker(self, work, done, description: str, generator: bool = False, total: int = 0, on_yield=None,
+                     *, section: str = "prompts", layer: Any = None):
+        """Run ``work`` for ``section`` through the viewer's task runner; ``done`` gets its result.
 
-        worker = panel_worker(work, failed)
-        bar = progress(total=total or 0, desc=description)
-        self._state.workers.append(worker)
-        self._state.running[id(worker)] = description
-        self.busy.emit(True)
-        self.activity.emit(description)
-
-        def finish() -> None:
-            bar.close()
-            if worker in self._state.workers:
-                self._state.workers.remove(worker)
-                self._state.running.pop(id(worker), None)
-                self.busy.emit(bool(self._state.workers))
-                self.activity.emit(next(reversed(self._state.running.values()), ""))
-
-        def returned(value: Any) -> None:
-            finish()  # idle before `done` runs, so it (and what it signals) may start new work
-            done(value)
-
-        if generator:
-
-            def advance(step: Any) -> None:
-                if on_yield is not None:  # the caller reads its own events, and says where the bar stands
-                    step = on_yield(step, bar)
-                    if step is None:
-                        return
-                done, total = step
-                bar.total = total
-                bar.update(done - bar.n)
-
-            worker.yielded.connect(advance)
-        worker.returned.connect(returned)
-        worker.finished.connect(finish)
-        worker.start()
-        return worker
+        ``generator`` is accepted for older callers; the runner tells a generator apart itself.
+        """
+        del generator
+        return self.tasks.start(section, work, done, description, layer=layer, total=total, on_yield=on_yield)
 
     # -- actions ----------------------------------------------------------------------
 
@@ -328,10 +334,18 @@ class SegmentationController:
             session.segment_slice(z_volume - (session.roi.start[0] if session.roi is not None else 0))
             return session.mask(self.post)
 
-        self.start_worker(work, lambda mask: self._show(mask, image), "Segmenting slice")
+        def done(mask: np.ndarray) -> None:
+            self._show(mask, image)
+            found = int(np.count_nonzero(mask))
+            self.say("prompts", f"slice {z_volume}: {found} voxels; C commits, Shift+S propagates"
+                      if found else f"slice {z_volume}: nothing found; add or move a prompt")
 
-    def propagate(self, from_slice: int | None = None) -> None:
-        """Propagate through the volume (Shift+S) in the background, with progress and Cancel."""
+        self.say("prompts", f"segmenting slice {z_volume} ...")
+        self.start_worker(work, done, "Segmenting slice", layer=image)
+
+    def propagate(self, from_slice: int | None = None, section: str = "propagation") -> None:
+        """Propagate through the volume (Shift+S) in the background, with progress and Cancel;
+        ``section`` is the one that asked (its status and Cancel)."""
         self.require_model()
         image = self.current_image()
         points, labels, boxes = self.user_prompts(image)
@@ -341,25 +355,27 @@ class SegmentationController:
 
         def done(mask: np.ndarray) -> None:
             self._show(mask, image)
-            self.status.emit(f"propagated through {len(session.visited_slices())} slices")
+            self.say(section, f"propagated through {len(session.visited_slices())} slices; C commits")
 
         def work():
             session.set_prompts(points, labels, boxes)
             return (yield from session.propagate_steps(self.settings, from_slice=from_slice, post=self.post))
 
-        self.start_worker(work, done, "Propagating", generator=True)
+        self.say(section, "propagating ...")
+        self.start_worker(work, done, "Propagating", section=section, layer=image)
 
-    def cancel(self) -> None:
-        """Stop the running work; layers stay as they were."""
-        for worker in list(self._state.workers):
-            worker.quit()
-        self.status.emit("cancelled; nothing was changed")
+    def cancel(self, section: str | None = None) -> None:
+        """Stop the work ``section`` started (None: the model, prompts and propagation
+        sections'); layers stay as they were."""
+        for name in (section,) if section else ("model", "prompts", "propagation"):
+            if self.tasks.cancel(name):
+                self.say(name, "cancelled; nothing was changed")
 
     def commit(self) -> napari.layers.Labels | None:
         """Write the current object into the target Labels layer (C); one Undo reverts it."""
         mask = self._state.mask
         if mask is None or not mask.any():
-            self.status.emit("nothing to commit: segment an object first")
+            self.say("prompts", "nothing to commit: segment an object first")
             return None
         image = self.current_image()
         target = self.target
@@ -378,7 +394,7 @@ class SegmentationController:
         autosaver_for(self.viewer).save(layer, image)
         self.new_object()
         self._keep_prompting()
-        self.status.emit(f"committed {target.name!r} as label {value} in {layer.name!r}")
+        self.say("prompts", f"committed {target.name!r} as label {value} in {layer.name!r}")
         return layer
 
     def new_object(self) -> None:

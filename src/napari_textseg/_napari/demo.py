@@ -51,8 +51,8 @@ def show_box_demo(viewer: napari.Viewer, controller: SegmentationController, org
         corners = np.array([[z, y0, x0], [z, y0, x1], [z, y1, x1], [z, y1, x0]], dtype=float)
         layer.add_rectangles(corners)
         viewer.dims.set_current_step(0, z)
-        controller.status.emit(f"demo: {card.name} segments the {organ} from the yellow box ...")
-        controller.propagate()
+        controller.say("prompts", f"demo: {card.name} segments the {organ} from the yellow box ...")
+        controller.propagate(section="prompts")
 
     controller.model_ready.connect(ready)
 

@@ -1,9 +1,10 @@
 """Text labelling for one viewer: gathers input on the main thread, labels in a worker.
 
 The backend is chosen in the panel (``auto``: the best installed one with its weights).
-For CLIP + SAM the segmentation model is the one loaded in the Point prompts panel (the
-shared :class:`~napari_textseg._napari.controller.SegmentationController`) and the CLIP
-model is loaded here on first use; VoxTell and Medical-SAM3 load their own weights.
+For CLIP + SAM the segmentation model is the one loaded in the model section (the shared
+:class:`~napari_textseg._napari.controller.SegmentationController`), and so is its
+session: text and clicks on one image encode each slice once. The CLIP model is loaded
+here on first use; VoxTell and Medical-SAM3 load their own weights.
 Each finished organ is written into the target Labels layer on the main thread as soon
 as it arrives, as one undoable step, so Cancel keeps the organs already done and the one
 in progress leaves no trace.
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from psygnal import Signal
 
 from napari_textseg._napari.autosave import autosaver_for
 from napari_textseg._napari.controller import ModelChoice, controller_for, name_label
@@ -30,13 +32,8 @@ from napari_textseg.engine.text.backend import (
     assign_values,
     check_text_volume,
 )
-from napari_textseg.engine.text.clip_sam import TextLabeller
 from napari_textseg.engine.text.merge import merge_into
-from napari_textseg.engine.text.registry import (
-    choose_backend,
-    get_backend_info,
-    open_trained_backend,
-)
+from napari_textseg.engine.text.registry import get_backend_info, open_text_backend, resolve_backend
 
 if TYPE_CHECKING:
     import napari
@@ -60,16 +57,31 @@ class _Run:
 class TextController:
     """Runs a text backend for one viewer and writes each finished organ on the main thread."""
 
+    status = Signal(str)  # the text section's messages
+
     def __init__(self, viewer: napari.Viewer):
         self.viewer = viewer
         self.points = controller_for(viewer)
-        self.status = self.points.status
-        self._clip: Any = None  # (choice, DenseClip, TextEncoder)
+        self.tasks = self.points.tasks
+        self._clip: Any = None  # (choice, its LoadedModel): CLIP loads once
         self._session: SegmentationSession | None = None
         self._session_key: tuple | None = None
         self._trained: dict[str, Any] = {}  # backend id -> (image id, backend): weights load once
+        self.tasks.message.connect(self._relay)
+
+    def _relay(self, section: str, text: str) -> None:
+        if section == "text":
+            self.status.emit(text)
+
+    def _say(self, text: str) -> None:
+        self.tasks.message.emit("text", text)
 
     def _text_session(self, image: napari.layers.Image) -> SegmentationSession:
+        """The clicks' session when it works on the whole volume along z (one embedding cache
+        for text and clicks); a session of its own when ROI mode, a confining organ or
+        another slicing axis is set for the clicks."""
+        if self.points.options == type(self.points.options)():
+            return self.points.session_for(image)
         key = (id(image), self.points.model_choice)
         if self._session is None or self._session_key != key:
             if self._session is not None:
@@ -80,28 +92,31 @@ class TextController:
         return self._session
 
     def _load_clip(self, choice: ModelChoice):
+        """The CLIP model of ``choice``, loaded once (in a worker)."""
         if self._clip is not None and self._clip[0] == choice:
-            return self._clip[1:]
+            return self._clip[1]
         from napari_textseg._napari.wording import panel_wording
-        from napari_textseg.engine.text.clip_dense import DenseClip
-        from napari_textseg.engine.text.text_encoder import TextEncoder
         from napari_textseg.models.loader import load_model
 
         loaded = load_model(choice.model_id, choice.checkpoint, device=choice.device,
                             wording=panel_wording("CLIP file"))
         if loaded.card.family != "clip":
             raise InputError(f"{loaded.card.title} is not a CLIP model; text search needs an open_clip checkpoint")
-        encoder = TextEncoder(loaded.model, str(choice.checkpoint or choice.model_id), loaded.card.arch["model_name"])
-        self._clip = (choice, DenseClip(loaded.model), encoder)
-        return self._clip[1:]
+        self._clip = (choice, loaded)
+        return loaded
+
+    def _volume(self, image: napari.layers.Image) -> TextVolume:
+        return TextVolume(np.asarray(image.data), tuple(image.scale), _modality(image),
+                          layer_geometry({"metadata": image.metadata}), image.name)
 
     def _trained_backend(self, backend: str, image: napari.layers.Image, device: Any):
+        """A backend with weights of its own, opened once per image (its weights load once)."""
         cached = self._trained.get(backend)
         if cached is not None and cached[0] == id(image):
             return cached[1]
-        volume = TextVolume(np.asarray(image.data), tuple(image.scale), _modality(image),
-                            layer_geometry({"metadata": image.metadata}), image.name)
-        made = open_trained_backend(backend, volume, device, report=self.status.emit)
+        loaded = self.points.loaded_model
+        made = open_text_backend(backend, self._volume(image), device=device, report=self._say,
+                                 sam=loaded if loaded is not None and loaded.card.family == "sam3" else None)
         self._trained[backend] = (id(image), made)
         return made
 
@@ -119,13 +134,12 @@ class TextController:
         image = self.points.current_image()
         check_text_volume(image.data)
         device = pick_device(None)
-        chosen = choose_backend("clip-sam" if use_clicks and backend == "auto" else backend, _modality(image),
-                                device.type, allow_cpu=allow_cpu)
+        loaded = self.points.loaded_model
+        chosen = resolve_backend(backend, modality=_modality(image), device_type=device.type,
+                                 prompts_given=use_clicks, allow_cpu=allow_cpu,
+                                 model_family=loaded.card.family if loaded is not None else None)
         if chosen != "clip-sam":
-            if use_clicks:
-                raise InputError(f"{get_backend_info(chosen).title} takes the text itself; untick 'use my "
-                                 "clicks', or choose CLIP + SAM for text + click")
-            self._label_trained(chosen, targets, image, layer, device)
+            self._label_with(chosen, targets, image, layer, device)
             return
         self.points.require_model()
         existing = self._existing_names(layer, image)
@@ -135,26 +149,24 @@ class TextController:
                 raise InputError("text + click labels one target at a time: type one name")
             points, signs, boxes = self.points.user_prompts(image)
             if not len(points) and not boxes:
-                raise InputError("text + click: click the organ, or draw a box round it, first (Point prompts panel)")
+                raise InputError("text + click: click the organ, or draw a box round it, first (Prompts)")
             self._text_session(image).check_prompts(points, signs, boxes)  # a box model refuses points here
             clicks = {targets[0].name: (points, signs, boxes)}
         elif clip is None or (clip.model_id is None and clip.checkpoint is None):
             raise InputError("choose a CLIP model (or tick 'use my clicks or box' and click the organ or draw a box)")
         values = assign_values(targets, existing)
         session = self._text_session(image)
-        raw = np.asarray(image.data) if _modality(image) == "CT" else None  # the HU priors are CT-only
+        volume = self._volume(image)
         run = _Run(image, layer, [])
 
         def work():
-            dense = encoder = None
-            if clicks is None:
-                assert clip is not None
-                dense, encoder = self._load_clip(clip)
-            labeller = TextLabeller(session, raw=raw, clip=dense, encoder=encoder, clicks=clicks)
+            loaded_clip = self._load_clip(clip) if clicks is None else None  # type: ignore[arg-type]
+            labeller = open_text_backend("clip-sam", volume, targets=targets, session=session, clip=loaded_clip,
+                                         clicks=clicks)
             yield from labeller.run(targets, values)
             return run.finished
 
-        self._start(work, run, targets, TextLabeller.title)
+        self._start(work, run, targets, get_backend_info("clip-sam").title)
 
     def _existing_names(self, layer: str | None, image) -> dict[int, str]:
         if layer is None:
@@ -182,8 +194,9 @@ class TextController:
 
         return on_event
 
-    def _label_trained(self, backend: str, targets, image, layer: str | None, device) -> None:
-        """VoxTell or Medical-SAM3: the weights load in the worker, once per image."""
+    def _label_with(self, backend: str, targets, image, layer: str | None, device) -> None:
+        """A backend that reads the text itself (VoxTell, Medical-SAM3, SAM3 per slice):
+        its weights load in the worker, once per image."""
         values = assign_values(targets, self._existing_names(layer, image))
         run = _Run(image, layer, [])
 
@@ -197,11 +210,11 @@ class TextController:
         """Run ``work`` in a worker; the status line names the backend before and after."""
 
         def done(finished: list[str]) -> None:
-            self.status.emit(f"labelled {', '.join(finished)} with {title}" if finished else "nothing labelled")
+            self._say(f"labelled {', '.join(finished)} with {title}" if finished else "nothing labelled")
 
-        self.status.emit(f"labelling {', '.join(t.name for t in targets)} with {title} ...")
-        self.points.start_worker(work, done, f"Text labelling ({title})", generator=True,
-                                 on_yield=self._progress(run))
+        self._say(f"labelling {', '.join(t.name for t in targets)} with {title} ...")
+        self.points.start_worker(work, done, f"Text labelling ({title})", on_yield=self._progress(run),
+                                 section="text", layer=run.image)
 
     def _write(self, result: OrganResult, run: _Run) -> None:
         """Merge one organ into the target layer: one undoable step."""
@@ -222,13 +235,13 @@ class TextController:
         autosaver_for(self.viewer).save(layer, image)
         run.finished.append(result.target.name)
         voxels = int((new == result.value).sum())
-        self.status.emit(f"{result.target.name}: label {result.value}, {voxels} voxels, "
-                         f"confidence {result.confidence:.2f}")
+        self._say(f"{result.target.name}: label {result.value}, {voxels} voxels, confidence {result.confidence:.2f}")
 
     def cancel(self) -> None:
-        """Stop now: the organ in progress is dropped, finished organs stay."""
-        self.points.cancel()
-        self.status.emit("cancelled; the organs already labelled are kept, the one in progress is not")
+        """Stop the text labelling now (not the other sections' work): the organ in progress
+        is dropped, finished organs stay."""
+        if self.tasks.cancel("text"):
+            self._say("cancelled; the organs already labelled are kept, the one in progress is not")
 
 
 _CONTROLLERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -1,34 +1,25 @@
-"""The Compare with reference dock widget: per-label Dice, IoU, HD95 and NSD of two Labels layers."""
+"""The compare section: per-label Dice, IoU, HD95 and NSD of two Labels layers (also a dock)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 import numpy as np
-from napari.utils import progress
 from qtpy.QtWidgets import (
+    QAbstractItemView,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
-    QFormLayout,
-    QLabel,
+    QHeaderView,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
-    QWidget,
 )
 
 from napari_textseg._napari.layers import METADATA_KEY, label_table
-from napari_textseg._napari.widgets._common import (
-    fill_labels_combo,
-    hbox,
-    safely,
-    scroll_panel,
-    show_working,
-    working_line,
-)
-from napari_textseg._napari.workers import panel_worker
+from napari_textseg._napari.widgets._common import fill_labels_combo, fit_combo, hbox
+from napari_textseg._napari.widgets._section import Section
 from napari_textseg.core.errors import InputError
 from napari_textseg.core.evaluation import MM_PER_UNIT, Evaluation, GridMismatch, iter_evaluate
 
@@ -56,55 +47,75 @@ def _unit(layer: napari.layers.Labels) -> str:
     return unit if unit in MM_PER_UNIT else "mm"
 
 
-class CompareWidget(QWidget):
+class CompareWidget(Section):
     """Pick a prediction and a reference Labels layer; get the per-label metrics table."""
 
-    COLUMNS = ("value", "name", "Dice", "IoU", "HD95", "NSD", "pred vol", "ref vol", "note")
+    section = "compare"
+    hint = "Pick a prediction and a reference on the same grid, then Compare."
+    # The note ("prediction only", "reference only") explains a Dice of 0: it comes third.
+    COLUMNS = ("name", "Dice", "note", "NSD", "HD95", "IoU", "pred vol", "ref vol", "value")
 
-    def __init__(self, napari_viewer: napari.Viewer):
-        super().__init__()
-        self.viewer = napari_viewer
+    def __init__(self, napari_viewer: napari.Viewer, *, scroll: bool = True):
+        super().__init__(napari_viewer, scroll=scroll)
         self.report: Evaluation | None = None
-        self._worker = None
         self.prediction, self.reference = QComboBox(), QComboBox()
+        for combo in (self.prediction, self.reference):
+            fit_combo(combo)
         self.tolerance = QDoubleSpinBox()
         self.tolerance.setRange(0.0, 100.0)
         self.tolerance.setValue(2.0)
         self.instances = QCheckBox("instances (microscopy): F1 at IoU 0.5")
-        self.run, self.cancel, self.save = QPushButton("Compare"), QPushButton("Cancel"), QPushButton("Save report ...")
+        self.run, self.cancel_button, self.save = QPushButton("Compare"), QPushButton("Cancel"), QPushButton("Save ...")
+        self.save.setToolTip("save the report as CSV or JSON")
         self.save.setEnabled(False)
-        self.cancel.setEnabled(False)
+        self.cancel_button.setEnabled(False)
         self.table = QTableWidget(0, len(self.COLUMNS))
         self.table.setHorizontalHeaderLabels(self.COLUMNS)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.status = QLabel("Pick a prediction and a reference on the same grid, then Compare.")
-        self.status.setWordWrap(True)
-        self.status.setObjectName("status")
-        self.working = working_line()
+        self.table.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setMinimumHeight(160)
 
-        form = QFormLayout()
-        form.addRow("prediction", self.prediction)
-        form.addRow("reference", self.reference)
-        form.addRow("NSD tolerance", self.tolerance)
-        form.addRow(self.instances)
-        form.addRow(hbox(self.run, self.cancel, self.save))
-        layout = scroll_panel(self)
-        layout.addLayout(form)
-        layout.addWidget(self.working)
-        layout.addWidget(self.status)
-        layout.addWidget(self.table)
+        self.form.addRow("prediction", self.prediction)
+        self.form.addRow("reference", self.reference)
+        self.form.addRow("NSD tolerance", self.tolerance)
+        self.form.addRow(self.instances)
+        self.form.addRow(hbox(self.run, self.cancel_button, self.save))
+        self.finish_layout(self.table, stretch=False)
 
-        self.run.clicked.connect(safely(self.compare, self.status))
-        self.cancel.clicked.connect(self._cancel)
-        self.save.clicked.connect(safely(self._save_dialog, self.status))
-        self.viewer.layers.events.inserted.connect(self._refresh)
-        self.viewer.layers.events.removed.connect(self._refresh)
+        self.action(self.run, self.compare)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.action(self.save, self._save_dialog)
+        self.clear_on_change(self.prediction, self.reference, self.tolerance, self.instances)
+        for combo in (self.prediction, self.reference):
+            combo.currentIndexChanged.connect(self._clear_table)
+        self.listen(self.viewer.layers.events.inserted, self._refresh)
+        self.listen(self.viewer.layers.events.removed, self._refresh)
+        self.listen(self.tasks.changed, self._running)
         self.reference.currentTextChanged.connect(self._show_unit)
         self._refresh()
+
+    def cancelled_note(self) -> str:
+        return "the previous table is kept"
+
+    def _running(self, section: str, what: str) -> None:
+        if section == self.section:
+            self.run.setEnabled(not what)
+            self.cancel_button.setEnabled(bool(what))
+
+    def _clear_table(self, *_args: object) -> None:
+        """A table for other layers (or removed ones) would be read as this pair's."""
+        if self.report is not None and (self.report.prediction, self.report.reference) != (
+                self.prediction.currentText(), self.reference.currentText()):
+            self.report = None
+            self.table.setRowCount(0)
+            self.save.setEnabled(False)
 
     def _refresh(self, *_args: object) -> None:
         fill_labels_combo(self.prediction, self.viewer, _PICK)
         fill_labels_combo(self.reference, self.viewer, _PICK)
+        self._clear_table()
 
     def _show_unit(self, name: str) -> None:
         unit = _unit(self.viewer.layers[name]) if name in self.viewer.layers else "mm"
@@ -118,7 +129,7 @@ class CompareWidget(QWidget):
 
     def compare(self) -> None:
         """Score the chosen layers in the background; the table fills when it is done."""
-        if self._worker is not None:
+        if self.tasks.busy(self.section):
             raise InputError("a comparison is already running")
         pred, ref = self._layer(self.prediction, "prediction"), self._layer(self.reference, "reference")
         why = layer_grid_mismatch(pred, ref)
@@ -138,33 +149,7 @@ class CompareWidget(QWidget):
         def work():
             return (yield from steps)
 
-        bar = progress(total=0, desc="Comparing with reference")
-        worker = panel_worker(work, lambda message: self.status.setText(f"error: {message}"))
-
-        def advance(step: tuple[int, int]) -> None:
-            bar.total = step[1]
-            bar.update(step[0] - bar.n)
-
-        def finished() -> None:
-            bar.close()
-            show_working(self.working, "")
-            self._worker = None
-            self.run.setEnabled(True)
-            self.cancel.setEnabled(False)
-
-        worker.yielded.connect(advance)
-        worker.returned.connect(self._show)
-        worker.finished.connect(finished)
-        self._worker = worker
-        self.run.setEnabled(False)
-        self.cancel.setEnabled(True)
-        show_working(self.working, f"comparing {pred.name} with {ref.name}")
-        worker.start()
-
-    def _cancel(self) -> None:
-        if self._worker is not None:
-            self._worker.quit()
-            self.status.setText("Comparison cancelled; the previous table is kept.")
+        self.tasks.start(self.section, work, self._show, f"comparing {pred.name} with {ref.name}")
 
     def _show(self, report: Evaluation) -> None:
         self.report = report
@@ -176,8 +161,9 @@ class CompareWidget(QWidget):
         self.table.setRowCount(len(report.rows))
         for i, row in enumerate(report.rows):
             hd = f"{row.hd95:.2f}" if np.isfinite(row.hd95) else "inf"
-            cells = (row.value, row.name, f"{row.dice:.4f}", f"{row.iou:.4f}", hd, f"{row.nsd:.4f}",
-                     f"{row.pred_volume:.3f}", f"{row.ref_volume:.3f}", "" if row.present == "both" else row.present)
+            note = "" if row.present == "both" else row.present
+            cells = (row.name, f"{row.dice:.4f}", note, f"{row.nsd:.4f}", hd, f"{row.iou:.4f}",
+                     f"{row.pred_volume:.3f}", f"{row.ref_volume:.3f}", row.value)
             for j, cell in enumerate(cells):
                 self.table.setItem(i, j, QTableWidgetItem(str(cell)))
         mean = report.mean()

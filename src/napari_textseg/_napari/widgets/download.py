@@ -3,10 +3,9 @@ download in the background, with the panel's own words in every message."""
 
 from __future__ import annotations
 
-from napari.utils import progress
 from qtpy.QtWidgets import QComboBox, QLabel, QMessageBox, QPushButton
 
-from napari_textseg._napari.workers import panel_worker
+from napari_textseg._napari.tasks import TaskRunner
 from napari_textseg.models.registry import CARDS, ModelCard
 from napari_textseg.models.store import Wording, cached_path
 
@@ -21,9 +20,10 @@ class DownloadButton(QPushButton):
     """Fetches the checkpoint of the card chosen in ``models``; enabled only where one
     can be downloaded and is not in the cache yet."""
 
-    def __init__(self, models: QComboBox, status: QLabel, wording: Wording):
+    def __init__(self, models: QComboBox, status: QLabel, wording: Wording, tasks: TaskRunner, section: str):
         super().__init__("Download")
         self._models, self._status, self._wording = models, status, wording
+        self._tasks, self._section = tasks, section
         self._worker = None
         models.currentIndexChanged.connect(self.refresh)
         self.clicked.connect(self._ask)
@@ -67,23 +67,16 @@ class DownloadButton(QPushButton):
         """Download ``card`` (its licence accepted) in a worker; the result goes to the status line."""
         from napari_textseg.models.store import download
 
-        bar = progress(total=0, desc=f"Downloading {card.id}")
-
         def work():
             return download(card, progressbar=False, confirm_license=lambda _card: True, wording=self._wording)
-
-        def finished() -> None:
-            bar.close()
-            self._worker = None
-            self.refresh()
 
         def returned(path) -> None:
             self._status.setText(f"{card.id} downloaded to {path}; press Load")
 
-        worker = panel_worker(work, lambda message: self._status.setText(f"error: {message}"))
-        worker.returned.connect(returned)
-        worker.finished.connect(finished)
-        self._worker = worker
+        def finished() -> None:
+            self._worker = None
+            self.refresh()
+
+        self._worker = self._tasks.start(self._section, work, returned, f"downloading {card.id}")
+        self._worker.finished.connect(finished)
         self.setEnabled(False)
-        self._status.setText(f"working: downloading {card.id} ...")
-        worker.start()

@@ -1,4 +1,4 @@
-"""The Propagation dock widget: memory bank, direction, stop rule, ROI mode."""
+"""The propagation section: memory bank, direction, stop rule, ROI mode (also a dock of its own)."""
 
 from __future__ import annotations
 
@@ -8,23 +8,15 @@ from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
-    QFormLayout,
     QLabel,
     QLineEdit,
     QPushButton,
     QSpinBox,
-    QWidget,
 )
 
 from napari_textseg._napari.controller import controller_for
-from napari_textseg._napari.widgets._common import (
-    fill_labels_combo,
-    hbox,
-    safely,
-    scroll_panel,
-    show_working,
-    working_line,
-)
+from napari_textseg._napari.widgets._common import fill_labels_combo, hbox, safely
+from napari_textseg._napari.widgets._section import Section
 from napari_textseg.engine.interactive.propagate import DIRECTIONS, PROJECTIONS, PropagationSettings
 from napari_textseg.engine.interactive.session import PostProcessing
 
@@ -36,14 +28,14 @@ __all__ = ["PropagationWidget"]
 _NONE = "<none>"
 
 
-class PropagationWidget(QWidget):
+class PropagationWidget(Section):
     """Propagate the prompted object through the volume (Shift+S)."""
 
-    def __init__(self, napari_viewer: napari.Viewer):
-        super().__init__()
-        self.viewer = napari_viewer
+    section = "propagation"
+
+    def __init__(self, napari_viewer: napari.Viewer, *, scroll: bool = True):
+        super().__init__(napari_viewer, scroll=scroll)
         self.controller = controller_for(napari_viewer)
-        self.setMaximumWidth(380)
 
         defaults = PropagationSettings()  # the command line's defaults too
         self.memory_size = QSpinBox()
@@ -67,11 +59,13 @@ class PropagationWidget(QWidget):
         self.empty_stop.setRange(0, 50)
         self.empty_stop.setValue(defaults.empty_stop)
         self.empty_stop.setSpecialValueText("never")
-        self.use_range = QCheckBox("limit to slices")
+        self.empty_stop.setSuffix(" empty slices")
+        self.use_range = QCheckBox("only slices")
         self.lo = QSpinBox()
         self.hi = QSpinBox()
         for box in (self.lo, self.hi):
             box.setRange(0, 100_000)
+            box.setMaximumWidth(64)
         self.hi.setValue(100_000)
         self.roi_mm = QDoubleSpinBox()
         self.roi_mm.setRange(0, 1000)
@@ -83,32 +77,29 @@ class PropagationWidget(QWidget):
         self.fill_holes = QCheckBox("fill holes")
         self.keep_clicked = QCheckBox("keep only clicked parts")
         self.run = QPushButton("Propagate [Shift+S]")
-        self.cancel = QPushButton("Cancel")
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        self.working = working_line()
+        self.cancel_button = QPushButton("Cancel")
 
-        form = QFormLayout()
-        form.addRow("memory bank size", self.memory_size)
-        form.addRow("memory policy", self.policy)
-        form.addRow(self.offload)
-        form.addRow("SAM projection", self.projection)
-        form.addRow("direction", self.direction)
-        form.addRow("stop after empty slices", self.empty_stop)
-        form.addRow(hbox(self.use_range, self.lo, QLabel("to"), self.hi))
-        form.addRow("tumour ROI", self.roi_mm)
-        form.addRow("confine to", self.confine)
-        form.addRow("", self.confine_values)
-        form.addRow(self.fill_holes)
-        form.addRow(self.keep_clicked)
-        layout = scroll_panel(self)
-        layout.addLayout(form)
-        layout.addLayout(hbox(self.run, self.cancel))
-        layout.addWidget(self.working)
-        layout.addWidget(self.status)
-        layout.addStretch(1)
+        # The action first: at 1366 x 768 it stays in view above the settings.
+        self.form.addRow(hbox(self.run, self.cancel_button))
+        self.form.addRow("memory size", self.memory_size)
+        self.form.addRow("memory policy", self.policy)
+        self.form.addRow(self.offload)
+        self.form.addRow("projection", self.projection)
+        self.form.addRow("direction", self.direction)
+        self.form.addRow("stop after", self.empty_stop)
+        self.form.addRow(self.use_range, hbox(self.lo, QLabel("to"), self.hi))
+        self.form.addRow("tumour ROI", self.roi_mm)
+        self.form.addRow("confine to", self.confine)
+        self.form.addRow("", self.confine_values)
+        self.form.addRow(self.fill_holes)
+        self.form.addRow(self.keep_clicked)
+        self.finish_layout()
 
         # Every change goes to the controller at once, so Shift+S uses what is shown.
+        inputs = (self.memory_size, self.empty_stop, self.lo, self.hi, self.roi_mm, self.policy, self.projection,
+                  self.direction, self.confine, self.offload, self.use_range, self.fill_holes, self.keep_clicked,
+                  self.confine_values)
+        self.clear_on_change(*inputs)
         for spin in (self.memory_size, self.empty_stop, self.lo, self.hi, self.roi_mm):
             spin.valueChanged.connect(safely(self.apply, self.status))
         for combo in (self.policy, self.projection, self.direction, self.confine):
@@ -116,14 +107,15 @@ class PropagationWidget(QWidget):
         for check in (self.offload, self.use_range, self.fill_holes, self.keep_clicked):
             check.toggled.connect(safely(self.apply, self.status))
         self.confine_values.textChanged.connect(safely(self.apply, self.status))
-        self.run.clicked.connect(safely(self._propagate, self.status))
-        self.cancel.clicked.connect(self.controller.cancel)
-        self.controller.busy.connect(lambda busy: self.run.setEnabled(not busy))
-        self.controller.activity.connect(lambda what: show_working(self.working, what))
-        self.controller.status.connect(lambda message: self.status.setText(message))
-        self.viewer.layers.events.inserted.connect(self._refresh_layers)
-        self.viewer.layers.events.removed.connect(self._refresh_layers)
+        self.action(self.run, self._propagate)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.listen(self.controller.busy, lambda busy: self.run.setEnabled(not busy))
+        self.listen(self.viewer.layers.events.inserted, self._refresh_layers)
+        self.listen(self.viewer.layers.events.removed, self._refresh_layers)
         self._refresh_layers()
+
+    def cancelled_note(self) -> str:
+        return "the object is as it was before propagating"
 
     def apply(self) -> None:
         """Copy the controls into the controller (also done before each propagation)."""
@@ -148,7 +140,7 @@ class PropagationWidget(QWidget):
 
     def _propagate(self) -> None:
         self.apply()
-        self.controller.propagate()
+        self.controller.propagate(section=self.section)
 
     def _refresh_layers(self, *_args: object) -> None:
         fill_labels_combo(self.confine, self.viewer, _NONE)

@@ -1,31 +1,15 @@
-"""The Text labelling dock widget: organ names in, one named label map out."""
+"""The text section: organ names in, one named label map out (also a dock of its own)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from qtpy.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QFormLayout,
-    QLabel,
-    QLineEdit,
-    QPlainTextEdit,
-    QPushButton,
-    QWidget,
-)
+from qtpy.QtWidgets import QCheckBox, QComboBox, QLabel, QLineEdit, QPlainTextEdit, QPushButton
 
 from napari_textseg._napari.controller import ModelChoice
 from napari_textseg._napari.text_controller import text_controller_for
-from napari_textseg._napari.widgets._common import (
-    fill_labels_combo,
-    fit_combo,
-    hbox,
-    safely,
-    scroll_panel,
-    show_working,
-    working_line,
-)
+from napari_textseg._napari.widgets._common import fill_labels_combo, fit_combo, hbox
+from napari_textseg._napari.widgets._section import Section
 from napari_textseg._napari.widgets.download import DownloadButton
 from napari_textseg._napari.wording import panel_wording
 from napari_textseg.engine.text.registry import AUTO, BACKENDS, choose_backend, why_unavailable
@@ -40,14 +24,15 @@ _NEW_LAYER = "<new Labels layer>"
 _LOCAL = "local open_clip file ..."
 
 
-class TextLabellingWidget(QWidget):
+class TextLabellingWidget(Section):
     """Type "liver, spleen, left kidney"; get one named, non-overlapping Labels layer."""
 
-    def __init__(self, napari_viewer: napari.Viewer):
-        super().__init__()
-        self.viewer = napari_viewer
+    section = "text"
+    hint = "Load a model, type organ names, press Label."
+
+    def __init__(self, napari_viewer: napari.Viewer, *, scroll: bool = True):
+        super().__init__(napari_viewer, scroll=scroll)
         self.controller = text_controller_for(napari_viewer)
-        self.setMaximumWidth(380)
 
         self.text = QPlainTextEdit()
         self.text.setPlaceholderText("liver, spleen, left kidney\n(commas or one per line)")
@@ -60,7 +45,8 @@ class TextLabellingWidget(QWidget):
                                 "else CLIP + SAM, which needs no medical weights")
         self.backend_note = QLabel()
         self.backend_note.setWordWrap(True)
-        self.allow_cpu = QCheckBox("run a GPU backend on this CPU anyway (slow)")
+        self.allow_cpu = QCheckBox("GPU backend on this CPU (slow)")
+        self.allow_cpu.setToolTip("run a backend that needs a CUDA GPU on this CPU anyway: minutes per organ")
         self.clip = QComboBox()
         for card in CARDS.values():
             if card.family == "clip":
@@ -69,47 +55,42 @@ class TextLabellingWidget(QWidget):
         self.clip_file = QLineEdit()
         self.clip_file.setPlaceholderText("optional: a local open_clip checkpoint")
         self.target = QComboBox()
-        self.use_clicks = QCheckBox("use my clicks or box (the prompt says where)")
+        self.use_clicks = QCheckBox("use my clicks or box")
+        self.use_clicks.setToolTip("the clicks or the box say where the (one) target is; CLIP is not needed")
         self.run = QPushButton("Label")
-        self.cancel = QPushButton("Cancel")
-        self.status = QLabel("Load a model in Point prompts, type organ names, press Label.")
-        self.status.setWordWrap(True)
-        self.status.setObjectName("status")
-        self.download = DownloadButton(self.clip, self.status, panel_wording("CLIP file"))
-        self.working = working_line()
+        self.cancel_button = QPushButton("Cancel")
+        self.download = DownloadButton(self.clip, self.status, panel_wording("CLIP file"), self.tasks, self.section)
         fit_combo(self.clip)
+        fit_combo(self.backend)
+        fit_combo(self.target)
         note = QLabel("<i>Text alone with natural-image weights is unreliable on medical images; "
                       "a click or a box (or medical weights) is the dependable path.</i>")
         note.setWordWrap(True)
 
-        form = QFormLayout()
-        form.addRow("targets", self.text)
-        form.addRow("backend", self.backend)
-        form.addRow(self.backend_note)
-        form.addRow(self.allow_cpu)
-        form.addRow("CLIP model", hbox(self.clip, self.download))
-        form.addRow("CLIP file", self.clip_file)
-        form.addRow("write to", self.target)
-        form.addRow(self.use_clicks)
-        form.addRow(hbox(self.run, self.cancel))
-        layout = scroll_panel(self)
-        layout.addLayout(form)
-        layout.addWidget(self.working)
-        layout.addWidget(self.status)
-        layout.addWidget(note)
-        layout.addStretch(1)
+        self.form.addRow("targets", self.text)
+        self.form.addRow(hbox(self.run, self.cancel_button))
+        self.form.addRow("write to", self.target)
+        self.form.addRow(self.use_clicks)
+        self.form.addRow("backend", self.backend)
+        self.form.addRow(self.backend_note)
+        self.form.addRow(self.allow_cpu)
+        self.form.addRow("CLIP", hbox(self.clip, self.download))
+        self.form.addRow("CLIP file", self.clip_file)
+        self.finish_layout(note)
 
         self.backend.currentIndexChanged.connect(self._explain_backend)
-        self.viewer.layers.selection.events.active.connect(self._explain_backend)
+        self.listen(self.viewer.layers.selection.events.active, self._explain_backend)
         self._explain_backend()
-        self.run.clicked.connect(safely(self._label, self.status))
-        self.cancel.clicked.connect(self.controller.cancel)
-        self.controller.status.connect(lambda message: self.status.setText(message))
-        self.controller.points.busy.connect(lambda busy: self.run.setEnabled(not busy))
-        self.controller.points.activity.connect(lambda what: show_working(self.working, what))
-        self.viewer.layers.events.inserted.connect(self._refresh_targets)
-        self.viewer.layers.events.removed.connect(self._refresh_targets)
+        self.action(self.run, self._label)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.clear_on_change(self.text, self.backend, self.clip, self.clip_file, self.target, self.use_clicks)
+        self.listen(self.controller.points.busy, lambda busy: self.run.setEnabled(not busy))
+        self.listen(self.viewer.layers.events.inserted, self._refresh_targets)
+        self.listen(self.viewer.layers.events.removed, self._refresh_targets)
         self._refresh_targets()
+
+    def cancelled_note(self) -> str:
+        return "the organs already labelled are kept, the one in progress is not"
 
     def _label(self) -> None:
         target = self.target.currentText()
@@ -133,7 +114,7 @@ class TextLabellingWidget(QWidget):
         else:
             text = why_unavailable(backend, modality, device, allow_cpu=self.allow_cpu.isChecked()) or "ready"
         if backend in (AUTO, "clip-sam"):
-            text += " (CLIP + SAM uses the model of Point prompts and the CLIP model below)"
+            text += " (CLIP + SAM uses the loaded model and the CLIP model below)"
         self.backend_note.setText(f"<i>{text}</i>")
 
     def _refresh_targets(self, *_args: object) -> None:

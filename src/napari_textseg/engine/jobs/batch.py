@@ -247,6 +247,7 @@ def run_case(case: BatchCase, job: BatchJob) -> CaseResult:
         if job.text:
             from napari_textseg.core.text_prompts import parse_targets
             from napari_textseg.engine.jobs.pipelines import label_text
+            from napari_textseg.engine.text.registry import resolve_backend
 
             targets = parse_targets("\n".join(job.text))
             sam = _model(job.model, job.checkpoint, job.device)
@@ -254,7 +255,9 @@ def run_case(case: BatchCase, job: BatchJob) -> CaseResult:
             if wants_clip and not (job.clip or job.clip_checkpoint):
                 raise InputError(_NO_CLIP)
             clip = _model(job.clip, job.clip_checkpoint, job.device, clip=True) if wants_clip else None
-            made = label_text(volume, targets, sam, clip)  # type: ignore[arg-type]
+            backend = resolve_backend("clip-sam", modality=volume.modality, device_type=sam.device.type,
+                                      model_named=True, model_family=sam.card.family)
+            made = label_text(volume, targets, sam, clip, backend=backend)  # type: ignore[arg-type]
             labels, names = made.labels, made.names
         else:
             labels, names = _segment_prompts(volume, job, case)

@@ -83,13 +83,9 @@ def label_text(
     weights: str | None = None,
     report: Callable[[str], None] | None = None,
 ) -> LabelMap:
-    """Label every target with one text backend (``backend`` already chosen, not ``auto``).
-
-    ``clip-sam``: CLIP locates and ``sam`` (SAM/SAM2) segments, or SAM3 from the text
-    itself when ``sam`` is a SAM3 model; ``voxtell`` / ``medical-sam3``: the trained
-    3-D models on ``device``, from ``weights`` or their cached download.
-    """
-    from napari_textseg.core.errors import InputError
+    """Label every target with one text backend, resolved already (see
+    :func:`~napari_textseg.engine.text.registry.resolve_backend`) and opened here with
+    :func:`~napari_textseg.engine.text.registry.open_text_backend`."""
     from napari_textseg.engine.text.backend import (
         OrganResult,
         TextVolume,
@@ -97,47 +93,14 @@ def label_text(
         check_text_volume,
         merge_results,
     )
+    from napari_textseg.engine.text.registry import open_text_backend
 
     _single_channel(volume, "label")
     check_text_volume(volume.data)
-    clicks = clicks or {}
     values = assign_values(targets)
     text_volume = TextVolume(volume.data, volume.spacing, volume.modality, volume.geometry, volume.name)
-    if backend in ("voxtell", "medical-sam3"):
-        from napari_textseg.engine.text.registry import get_backend_info, open_trained_backend
-
-        if clicks:
-            raise InputError(f"{get_backend_info(backend).title} takes the text itself: drop the clicks, or use "
-                             "clip-sam for text + click (and correct any organ with clicks afterwards)")
-        labeller = open_trained_backend(backend, text_volume, device, weights=weights, report=report)
-    elif sam is None:
-        raise InputError("the clip-sam backend needs a SAM/SAM2 model (--model ID or --checkpoint FILE)")
-    elif sam.card.family == "sam3":
-        from napari_textseg.core.intensity import normalize_for_model
-        from napari_textseg.engine.text.sam3_slices import Sam3Labeller
-
-        if clicks:
-            raise InputError("SAM3 takes the text itself: drop the clicks, or use a SAM/SAM2 model for text + click")
-        frames = normalize_for_model(volume.data, volume.modality, "soft_tissue")
-        labeller = Sam3Labeller(sam.model, frames, sam.device)
-    else:
-        from napari_textseg.engine.interactive.backends import make_backend
-        from napari_textseg.engine.text.clip_dense import DenseClip
-        from napari_textseg.engine.text.clip_sam import TextLabeller
-        from napari_textseg.engine.text.text_encoder import TextEncoder
-
-        dense = encoder = None
-        if needs_clip(targets, clicks):
-            if clip is None:
-                raise InputError("targets without a click need a CLIP model")
-            if clip.card.family != "clip":
-                raise InputError(f"{clip.card.title} is not a CLIP model")
-            dense = DenseClip(clip.model)
-            encoder = TextEncoder(clip.model, str(clip.checkpoint), clip.card.arch["model_name"])
-        slices = make_backend(sam.model, sam.card.family, sam.device, sam.card.arch)
-        session = SegmentationSession(volume.data, volume.spacing, volume.modality, slices)
-        labeller = TextLabeller(session, raw=volume.data if volume.modality == "CT" else None, clip=dense,
-                                encoder=encoder, clicks=clicks)
+    labeller = open_text_backend(backend, text_volume, targets=targets, device=device, sam=sam, clip=clip,
+                                 clicks=clicks, weights=weights, report=report)
     if report is not None:
         report(f"backend: {labeller.title}")
     results = []

@@ -1,8 +1,13 @@
-"""Which text backends exist, which can run here, and ``auto``: the best one that can.
+"""The text backends: which exist, which can run here, which to run, and how to open one.
 
 Each backend says what it needs (a pip extra, weights, a GPU, a modality) so the
 panel and ``label --backend`` can say plainly why one cannot run, and ``auto`` can
 pick the most accurate one that is installed and has its weights.
+
+Two functions are all the panel, the pipeline, batch and the command line call:
+:func:`resolve_backend` turns the user's choice (``auto``, clicks or boxes given, the
+loaded model's family, the modality) into one backend, and :func:`open_text_backend`
+builds it, whichever it is.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ from dataclasses import dataclass
 from napari_textseg.core.errors import InputError
 
 __all__ = [
-    "AUTO", "BACKENDS", "BackendInfo", "choose_backend", "get_backend_info", "open_trained_backend", "why_unavailable",
+    "AUTO", "BACKENDS", "BackendInfo", "choose_backend", "get_backend_info", "open_text_backend", "resolve_backend",
+    "why_unavailable",
 ]
 
 AUTO = "auto"
@@ -44,6 +50,9 @@ BACKENDS: dict[str, BackendInfo] = {
                     needs_gpu=True),
         BackendInfo("clip-sam", "CLIP + SAM (training-free)", (),
                     "anything CLIP can name; unreliable on medical images without a click"),
+        # Never chosen by auto (clip-sam, before it, always can run): with a SAM3 model, or by name.
+        BackendInfo("sam3-slices", "SAM3 per slice (reads the text)", (),
+                    "short concept phrases, slice by slice, linked into 3-D", "sam3", None, "sam3"),
     )
 }
 
@@ -69,7 +78,8 @@ def why_unavailable(backend: str, modality: str, device_type: str, *, allow_cpu:
     if info.modalities and modality not in info.modalities:
         return f"{info.title} labels {', '.join(info.modalities)} volumes; this one is {modality}"
     if info.module and importlib.util.find_spec(info.module) is None:
-        return f'{info.title} is not installed: pip install "napari-textseg[{info.extra}]"'
+        how = f'"napari-textseg[{info.extra}]"' if info.extra else info.module
+        return f"{info.title} is not installed: pip install {how}"
     if info.card is not None:
         present = cached_path(get_card(info.card)).is_file() if weights_present is None else weights_present
         if not present:
@@ -97,15 +107,98 @@ def choose_backend(backend: str, modality: str, device_type: str, *, allow_cpu: 
     return backend
 
 
-def open_trained_backend(backend: str, volume, device, *, weights: str | None = None,
-                         report=None, online=None):
-    """Build the VoxTell or Medical-SAM3 backend for ``volume`` on ``device``.
+def resolve_backend(choice: str, *, modality: str, device_type: str, prompts_given: bool = False,
+                    model_named: bool = False, model_family: str | None = None, allow_cpu: bool = False,
+                    weights_present: bool | None = None) -> str:
+    """The one backend to run for the user's ``choice`` (a backend id or ``auto``).
 
-    ``weights`` is a local model folder (VoxTell) or checkpoint file (Medical-SAM3);
-    without it the cached download of the backend's card is used. Nothing is
-    downloaded here, except VoxTell's text encoder for free text when ``online()`` (by
-    default: the hub answers the store's quick probe).
+    With ``auto``, clicks or boxes (``prompts_given``) or a segmentation model the user
+    named for this run (``model_named``, the command line's ``--model``) mean CLIP + SAM:
+    the prompt says where, the text what. A SAM3 model (``model_family``) reads the text
+    itself, so CLIP + SAM with SAM3 is ``sam3-slices``. Otherwise :func:`choose_backend`
+    decides (or says why the named backend cannot run).
     """
+    if choice == AUTO and (prompts_given or model_named):
+        choice = "clip-sam"
+    if choice == "clip-sam" and model_family == "sam3":
+        choice = "sam3-slices"
+    if choice == "sam3-slices" and prompts_given:
+        raise InputError("SAM3 takes the text itself: drop the clicks or boxes, or use a SAM/SAM2 model "
+                         "for text + click")
+    if choice in ("voxtell", "medical-sam3") and prompts_given:
+        raise InputError(f"{get_backend_info(choice).title} takes the text itself: drop the clicks, or use "
+                         "clip-sam for text + click (and correct any organ with clicks afterwards)")
+    if choice == "sam3-slices" and model_family == "sam3":
+        return choice  # the model is loaded already: nothing else to check
+    chosen = choose_backend(choice, modality, device_type, allow_cpu=allow_cpu, weights_present=weights_present)
+    return "sam3-slices" if chosen == "clip-sam" and model_family == "sam3" else chosen
+
+
+def open_text_backend(
+    backend: str,
+    volume,
+    *,
+    targets=(),
+    device=None,
+    sam=None,
+    session=None,
+    clip=None,
+    clicks: dict | None = None,
+    weights: str | None = None,
+    report=None,
+    online=None,
+):
+    """Build the text backend ``backend`` (resolved, not ``auto``) for ``volume`` (a TextVolume).
+
+    - ``clip-sam``: ``session`` (a SegmentationSession on the volume: pass the clicks'
+      one to share its embedding cache) or ``sam`` (a LoadedModel) segments; ``clip`` (a
+      LoadedModel) locates the ``targets`` that have no click in ``clicks``.
+    - ``sam3-slices``: ``sam`` when it is a SAM3 model, else SAM3 from ``weights`` or
+      its cached download.
+    - ``voxtell`` / ``medical-sam3``: their trained 3-D models on ``device``, from
+      ``weights`` or the cached download. Nothing is downloaded here, except VoxTell's
+      text encoder for free text when ``online()`` (by default: the hub answers).
+    """
+    clicks = clicks or {}
+    if backend == "clip-sam":
+        return _open_clip_sam(volume, targets, sam, session, clip, clicks)
+    if backend == "sam3-slices":
+        from napari_textseg.core.intensity import normalize_for_model
+        from napari_textseg.engine.text.sam3_slices import Sam3Labeller
+        from napari_textseg.models.loader import load_model
+
+        if sam is None or sam.card.family != "sam3":
+            sam = load_model("sam3", weights, device=getattr(device, "type", device))
+        frames = normalize_for_model(volume.data, volume.modality, "soft_tissue")
+        return Sam3Labeller(sam.model, frames, sam.device)
+    return _open_trained(backend, volume, device, weights, report, online)
+
+
+def _open_clip_sam(volume, targets, sam, session, clip, clicks):
+    from napari_textseg.engine.interactive.backends import make_backend
+    from napari_textseg.engine.interactive.session import SegmentationSession
+    from napari_textseg.engine.text.clip_dense import DenseClip
+    from napari_textseg.engine.text.clip_sam import TextLabeller
+    from napari_textseg.engine.text.text_encoder import TextEncoder
+
+    dense = encoder = None
+    if any(t.name not in clicks for t in targets):
+        if clip is None:
+            raise InputError("targets without a click need a CLIP model")
+        if clip.card.family != "clip":
+            raise InputError(f"{clip.card.title} is not a CLIP model; text search needs an open_clip checkpoint")
+        dense = DenseClip(clip.model)
+        encoder = TextEncoder(clip.model, str(clip.checkpoint), clip.card.arch["model_name"])
+    if session is None:
+        if sam is None:
+            raise InputError("the clip-sam backend needs a SAM/SAM2 model (--model ID or --checkpoint FILE)")
+        slices = make_backend(sam.model, sam.card.family, sam.device, sam.card.arch)
+        session = SegmentationSession(volume.data, volume.spacing, volume.modality, slices)
+    raw = volume.data if volume.modality == "CT" else None  # the HU priors are CT-only
+    return TextLabeller(session, raw=raw, clip=dense, encoder=encoder, clicks=clicks)
+
+
+def _open_trained(backend: str, volume, device, weights: str | None, report, online):
     from pathlib import Path
 
     from napari_textseg.models.registry import get_card
@@ -131,4 +224,4 @@ def open_trained_backend(backend: str, volume, device, *, weights: str | None = 
 
         model, _ = load_medical_sam3_video(weights or cached_path(card), device)
         return MedicalSam3Backend(model, volume, clip_length=int(card.arch["clip_length"]))
-    raise ValueError(f"{backend} is not a trained backend")
+    raise ValueError(f"{backend} is not a text backend")

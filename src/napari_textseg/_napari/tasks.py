@@ -1,0 +1,155 @@
+"""The one task runner of a viewer: background work with progress, Cancel and errors, by section.
+
+Every panel section (model, prompts, propagation, text, compare, download) starts its
+work here. A task runs in a napari thread worker with a progress bar; its failure comes
+back as one line for that section's status (never a traceback); Cancel stops only the
+tasks of the section it belongs to. Callbacks run on the main thread; a task whose
+image layer was removed meanwhile is dropped without writing anything.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from napari.utils import progress
+from psygnal import Signal
+
+from napari_textseg._napari.workers import panel_worker
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["SECTIONS", "Task", "TaskRunner", "tasks_for"]
+
+# The panel's sections, in the order the TextSeg panel shows them.
+SECTIONS = ("model", "prompts", "propagation", "text", "compare")
+
+
+@dataclass
+class Task:
+    """One running piece of work: which section started it and what it does."""
+
+    section: str
+    description: str
+    worker: Any
+    bar: Any
+    layer: Any = None  # the image it reads; removing it stops the task
+
+
+class TaskRunner:
+    """Starts, tracks and cancels the background work of one viewer."""
+
+    changed = Signal(str, str)  # (section, what runs there now, "" when nothing does)
+    message = Signal(str, str)  # (section, one line for that section's status)
+
+    def __init__(self, viewer: napari.Viewer):
+        self._viewer = weakref.ref(viewer)
+        self._tasks: list[Task] = []
+        viewer.layers.events.removed.connect(self._on_layer_removed)
+
+    def start(
+        self,
+        section: str,
+        work: Callable[[], Any],
+        done: Callable[[Any], None] | None,
+        description: str,
+        *,
+        layer: Any = None,
+        total: int = 0,
+        on_yield: Callable[[Any, Any], tuple[int, int] | None] | None = None,
+        on_error: Callable[[str], None] | None = None,
+    ):
+        """Run ``work`` (a function or a generator function) for ``section``.
+
+        ``done`` gets its result on the main thread. A generator yields ``(done, total)``
+        for the progress bar, or events that ``on_yield(event, bar)`` turns into that (or
+        None). A failure goes to ``on_error`` and, as ``error: ...``, to the section's
+        status line.
+        """
+        if section not in SECTIONS:
+            raise ValueError(f"unknown section {section!r}")
+
+        def failed(text: str) -> None:
+            if on_error is not None:
+                on_error(text)
+            self.message.emit(section, f"error: {text}")
+
+        worker = panel_worker(work, failed)
+        task = Task(section, description, worker, progress(total=total or 0, desc=description), layer)
+        self._tasks.append(task)
+        self.changed.emit(section, description)
+
+        def finish() -> None:
+            if task in self._tasks:
+                task.bar.close()
+                self._tasks.remove(task)
+                self.changed.emit(section, self.activity(section))
+
+        def returned(value: Any) -> None:
+            if task.layer is not None and not self._layer_present(task.layer):
+                finish()
+                return  # its image is gone: nothing to write to
+            finish()  # idle before `done` runs, so it (and what it signals) may start new work
+            if done is not None:
+                done(value)
+
+        def advance(step: Any) -> None:
+            if on_yield is not None:  # the caller reads its own events, and says where the bar stands
+                step = on_yield(step, task.bar)
+                if step is None:
+                    return
+            at, of = step
+            task.bar.total = of
+            task.bar.update(at - task.bar.n)
+
+        if hasattr(worker, "yielded"):
+            worker.yielded.connect(advance)
+        worker.returned.connect(returned)
+        worker.finished.connect(finish)
+        worker.start()
+        return worker
+
+    def _layer_present(self, layer: Any) -> bool:
+        viewer = self._viewer()
+        return viewer is not None and any(existing is layer for existing in viewer.layers)
+
+    def _on_layer_removed(self, event: Any) -> None:
+        """The image a task reads was closed: stop that task; it will write nothing."""
+        for task in list(self._tasks):
+            if task.layer is event.value:
+                task.worker.quit()
+                self.message.emit(task.section, f"stopped: {event.value.name} was closed")
+
+    def cancel(self, section: str) -> bool:
+        """Stop the tasks ``section`` started (not the others); True when one was running."""
+        mine = [t for t in self._tasks if t.section == section]
+        for task in mine:
+            task.worker.quit()
+        return bool(mine)
+
+    def busy(self, section: str | None = None) -> bool:
+        """Whether something runs (in ``section``, or anywhere)."""
+        return any(section is None or t.section == section for t in self._tasks)
+
+    def activity(self, section: str | None = None) -> str:
+        """What runs most recently started (in ``section``, or anywhere); "" when idle."""
+        running = [t.description for t in self._tasks if section is None or t.section == section]
+        return running[-1] if running else ""
+
+    def quit_all(self) -> None:
+        """Stop everything (the viewer closes)."""
+        for task in list(self._tasks):
+            task.worker.quit()
+
+
+_RUNNERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def tasks_for(viewer: napari.Viewer) -> TaskRunner:
+    """The one task runner of ``viewer``."""
+    if viewer not in _RUNNERS:
+        _RUNNERS[viewer] = TaskRunner(viewer)
+    return _RUNNERS[viewer]

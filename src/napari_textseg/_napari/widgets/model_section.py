@@ -1,0 +1,106 @@
+"""The model section: one model choice and one Load for everything that uses a model."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from qtpy.QtWidgets import QComboBox, QFileDialog, QLabel, QLineEdit, QPushButton
+
+from napari_textseg._napari.controller import ModelChoice, controller_for
+from napari_textseg._napari.widgets._common import fit_combo, hbox
+from napari_textseg._napari.widgets._section import Section
+from napari_textseg._napari.widgets.download import DownloadButton
+from napari_textseg._napari.wording import panel_wording
+from napari_textseg.models.registry import CARDS, DEFAULT_MODEL, real_image_warning
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["LOCAL_CHECKPOINT", "ModelSection"]
+
+LOCAL_CHECKPOINT = "local checkpoint file ..."
+
+
+def _entry(card) -> str:
+    """A short combo entry: the id and what it takes; the long notes go below the combo."""
+    if card.box_only:
+        return f"{card.id}  (boxes, installed)"
+    if "phantom" in card.tags:
+        return f"{card.id}  (phantom)"
+    return f"{card.id}  ({card.family})"
+
+
+class ModelSection(Section):
+    """Choose a segmentation model (or a local file), download it, load it."""
+
+    section = "model"
+    hint = "Choose a model and press Load."
+
+    def __init__(self, napari_viewer: napari.Viewer, *, scroll: bool = False):
+        super().__init__(napari_viewer, scroll=scroll)
+        self.controller = controller_for(napari_viewer)
+        self.model = QComboBox()
+        # The default first: LiteMedSAM, installed with the plugin, trained on medical images.
+        for card in sorted(CARDS.values(), key=lambda c: c.id != DEFAULT_MODEL):
+            if card.family in ("litemedsam", "sam", "sam2"):
+                self.model.addItem(_entry(card), card.id)
+        self.model.addItem(LOCAL_CHECKPOINT, None)
+        self.checkpoint = QLineEdit()
+        self.checkpoint.setPlaceholderText("optional: a local .pth/.pt file")
+        browse = QPushButton("...")
+        browse.setMaximumWidth(30)
+        browse.clicked.connect(self._browse)
+        self.device = QComboBox()
+        self.device.addItems(["auto", "cpu", "cuda", "mps"])
+        self.load = QPushButton("Load model")
+        self.licence = QLabel("")
+        self.licence.setWordWrap(True)
+        self.licence.setObjectName("licence")
+        self.download = DownloadButton(self.model, self.status, panel_wording("checkpoint"), self.tasks, self.section)
+        fit_combo(self.model)
+
+        self.form.addRow("model", self.model)
+        self.form.addRow("checkpoint", hbox(self.checkpoint, browse))
+        self.form.addRow("device", hbox(self.device, self.load, self.download))
+        self.form.addRow(self.licence)
+        self.finish_layout(stretch=False)
+
+        self.action(self.load, self._load)
+        self.model.currentIndexChanged.connect(self._show_licence)
+        self.clear_on_change(self.model, self.checkpoint, self.device)
+        self.listen(self.controller.model_ready, self._ready)
+        self._show_licence()
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Checkpoint", "", "Checkpoints (*.pt *.pth *.bin *.safetensors)")
+        if path:
+            self.checkpoint.setText(path)
+
+    def _show_licence(self) -> None:
+        model_id = self.model.currentData()
+        if model_id is None:
+            self.licence.setText("A local file: its architecture is recognised from its contents.")
+            return
+        card = CARDS[model_id]
+        origin = f"; weights from {card.package}, a third party's package" if card.package else ""
+        # One line here; the whole story (title, licence page, provenance) in its tooltip.
+        self.licence.setText(f"Licence: {card.license}{origin}")
+        self.licence.setToolTip(f"{card.title}. Licence: {card.license} ({card.license_url}). Weights: {card.source}.")
+
+    def _load(self) -> None:
+        checkpoint = self.checkpoint.text().strip() or None
+        model_id = self.model.currentData()
+        if model_id is None and checkpoint is None:
+            raise ValueError("choose a model, or give a local checkpoint file")
+        device = self.device.currentText()
+        self.controller.load_model(ModelChoice(model_id, checkpoint, None if device == "auto" else device))
+
+    def _ready(self, card) -> None:
+        """A phantom model on a real image says, here, that it will not work there."""
+        try:
+            image = self.controller.current_image()
+        except ValueError:
+            return
+        warning = real_image_warning(card, image.name)
+        if warning:
+            self.status.setText(self.status.text() + f". Warning: {warning}")

@@ -1,0 +1,44 @@
+"""Cheap refusals, before any heavy import: files that must exist, output suffixes, model
+names, installed extras. A wrong argument then costs a fraction of a second, not the
+seconds torch and napari take to import."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from pathlib import Path
+
+from napari_textseg.core.errors import InputError, ReadError
+
+__all__ = ["check_early"]
+
+# Arguments that name a file or folder that must exist, by command.
+_INPUTS = ("file", "image", "prediction", "reference", "labels", "source", "checkpoint", "clip_checkpoint",
+           "confine", "weights", "prompts")
+_LABEL_OUTPUTS = ("segment", "label")
+
+
+def check_early(args: argparse.Namespace) -> None:
+    """Raise the error a later step would raise, for what can be checked without work."""
+    paths = [getattr(args, name, None) for name in _INPUTS] + list(getattr(args, "files", None) or [])
+    for path in paths:
+        if isinstance(path, str) and not Path(path).expanduser().exists():
+            raise ReadError(f"{path}: no such file or folder")
+    if args.command in _LABEL_OUTPUTS:
+        from napari_textseg.core.io.export import check_label_target
+
+        check_label_target(args.output)
+    if args.command in (*_LABEL_OUTPUTS, "batch") or getattr(args, "models_command", None) in ("download", "verify"):
+        from napari_textseg.models.registry import get_card
+
+        for name in (getattr(args, "model", None), getattr(args, "clip", None)):
+            if name:
+                get_card(name)  # an unknown id lists the known ones
+    backend = getattr(args, "backend", None)
+    if backend:
+        from napari_textseg.engine.text.registry import AUTO, BACKENDS
+
+        info = BACKENDS.get(backend)
+        if backend != AUTO and info is not None and info.module and importlib.util.find_spec(info.module) is None:
+            how = f'"napari-textseg[{info.extra}]"' if info.extra else info.module
+            raise InputError(f"{info.title} is not installed: pip install {how}")

@@ -1,0 +1,138 @@
+"""The segmentation commands: segment (boxes and clicks) and label (text)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from napari_textseg.cli._common import coords, count
+
+__all__ = ["label", "segment"]
+
+
+def segment(args: argparse.Namespace) -> int:
+    from napari_textseg.core.io import read_volume, write_labels
+    from napari_textseg.engine.interactive.litemedsam_backend import BOX_ONLY_MESSAGE
+    from napari_textseg.engine.interactive.prompts import PromptError, group_by_slice
+    from napari_textseg.engine.interactive.propagate import PropagationSettings
+    from napari_textseg.engine.interactive.session import PostProcessing
+    from napari_textseg.engine.jobs.pipelines import segment_clicks
+    from napari_textseg.models.loader import load_model
+    from napari_textseg.models.registry import DEFAULT_MODEL, get_card, real_image_warning
+
+    volume = read_volume(args.image)
+    if volume.channel_axis is not None:
+        raise ValueError(f"{args.image} has {volume.data.shape[0]} channels; segment one channel at a time")
+    if not 1 <= args.value < 2**32:
+        raise ValueError(f"--value must be a label value from 1 to {2**32 - 1}, got {args.value}")
+    points = [coords(p, 3, "--point") for p in args.point] + [coords(p, 3, "--negative") for p in args.negative]
+    labels = [1] * len(args.point) + [0] * len(args.negative)
+    boxes = {}
+    for text in args.box:
+        z, y0, x0, y1, x1 = coords(text, 5, "--box")
+        boxes[int(round(z))] = (y0, x0, y1, x1)
+    # Check the clicks before the (slow) model load.
+    group_by_slice(np.array(points).reshape(-1, 3), np.array(labels), volume.spatial_shape, boxes or None)
+    confine = None
+    if args.confine:
+        organ = read_volume(args.confine)
+        values = [int(v) for v in args.confine_label] or None
+        confine = np.isin(organ.data, values) if values else organ.data > 0
+    lo_hi = tuple(int(v) for v in coords(args.slice_range, 2, "--slice-range")) if args.slice_range else None
+    if lo_hi and not 0 <= lo_hi[0] <= lo_hi[1] < volume.spatial_shape[0]:
+        raise PromptError(f"--slice-range {args.slice_range}: give FIRST,LAST with 0 <= FIRST <= LAST <= "
+                          f"{volume.spatial_shape[0] - 1} (the volume has {volume.spatial_shape[0]} slices)")
+    # built (and so checked: memory size 1-6, ...) even without --propagate: a bad value is a typo to report
+    settings = PropagationSettings(direction=args.direction, memory_size=args.memory_size,
+                                   policy=args.memory, empty_stop=args.stop_empty,
+                                   slice_range=lo_hi, offload=args.offload,  # type: ignore[arg-type]
+                                   projection=args.projection)
+    model_id = args.model or (None if args.checkpoint else DEFAULT_MODEL)
+    if points and model_id and get_card(model_id).box_only:  # before the model loads
+        raise PromptError(BOX_ONLY_MESSAGE.format(model=get_card(model_id).name))
+    loaded = load_model(model_id, args.checkpoint, device=args.device)
+    warning = real_image_warning(loaded.card, volume.name)
+    if warning:
+        print(f"napari-textseg: warning: {warning}", file=sys.stderr)
+    mask = segment_clicks(volume, loaded, np.array(points), np.array(labels), boxes,
+                          propagate=settings if args.propagate else None,
+                          post=PostProcessing(fill_holes=args.fill_holes, keep_clicked=args.keep_clicked),
+                          roi_mm=args.roi_mm, confine=confine)
+    labels_out = mask.astype(np.uint32) * np.uint32(args.value)
+    written = write_labels(args.output, labels_out, geometry=volume.geometry, scale=volume.spacing,
+                           translate=volume.origin, label_names={args.value: args.name})
+    print(f"model: {loaded.card.title}", file=sys.stderr)
+    print(f"{int(mask.sum())} voxels in {len(np.unique(np.nonzero(mask)[0]))} slices -> {', '.join(written)}")
+    return 0
+
+
+def label(args: argparse.Namespace) -> int:
+    from napari_textseg.core.io import read_volume, write_labels
+    from napari_textseg.core.text_prompts import parse_targets
+    from napari_textseg.engine.interactive.prompts import group_by_slice
+    from napari_textseg.engine.jobs.pipelines import label_text, needs_clip
+    from napari_textseg.models.loader import load_model
+    from napari_textseg.models.registry import DEFAULT_MODEL
+    from napari_textseg.models.store import CLI_CLIP_WORDING
+
+    targets = parse_targets("\n".join(args.text))
+    volume = read_volume(args.image)
+    if volume.channel_axis is not None:
+        raise ValueError(f"{args.image} has {volume.data.shape[0]} channels; label one channel at a time")
+    names = {t.name.casefold(): t.name for t in targets}
+    clicks: dict[str, tuple[list, list, dict]] = {}
+
+    def target_of(text: str, flag: str, form: str) -> tuple[str, str]:
+        target, _, where = text.rpartition(":")
+        name = names.get(parse_targets(target)[0].name.casefold()) if target.strip() else None
+        if name is None:
+            raise ValueError(f"{flag} {text!r} must be NAME:{form} with NAME one of the --text targets")
+        return name, where
+
+    for text in args.point:
+        name, where = target_of(text, "--point", "Z,Y,X")
+        clicks.setdefault(name, ([], [], {}))[0].append(coords(where, 3, "--point"))
+        clicks[name][1].append(1)
+    for text in args.box:
+        name, where = target_of(text, "--box", "Z,Y0,X0,Y1,X1")
+        z, *box = coords(where, 5, "--box")
+        clicks.setdefault(name, ([], [], {}))[2][int(round(z))] = tuple(box)
+    for points, signs, boxes in clicks.values():  # check the prompts before the (slow) model load
+        group_by_slice(np.array(points).reshape(-1, 3), np.array(signs), volume.spatial_shape, boxes)
+    from napari_textseg.engine.text.registry import resolve_backend
+    from napari_textseg.models.device import pick_device
+    from napari_textseg.models.registry import get_card
+
+    device = pick_device(args.device)
+    named = bool(args.model or args.checkpoint)
+    choose = {"modality": volume.modality, "device_type": device.type, "prompts_given": bool(clicks),
+              "model_named": named, "allow_cpu": args.allow_cpu, "weights_present": True if args.weights else None}
+    backend = resolve_backend(args.backend, model_family=get_card(args.model).family if args.model else None,
+                              **choose)
+    loaded = clip = None
+    if backend == "clip-sam":
+        need_clip = needs_clip(targets, clicks)
+        if need_clip and not (args.clip or args.clip_checkpoint):
+            raise ValueError("targets without --point need a CLIP model: --clip ID or --clip-checkpoint FILE")
+        if not (named or clicks):
+            raise ValueError("the clip-sam backend needs a SAM/SAM2 model: --model ID or --checkpoint FILE "
+                             "(or install a trained backend: --backend voxtell)")
+        # text + prompt without a model named: the installed box model
+        loaded = load_model(args.model or (None if args.checkpoint else DEFAULT_MODEL), args.checkpoint,
+                            device=args.device)
+        if loaded.card.family == "sam3":  # a SAM3 checkpoint given without --model: it reads the text
+            backend = resolve_backend(backend, model_family="sam3", **choose)
+        elif need_clip:
+            clip = load_model(args.clip, args.clip_checkpoint, device=args.device, wording=CLI_CLIP_WORDING)
+    elif backend == "sam3-slices" and named:
+        loaded = load_model(args.model, args.checkpoint, device=args.device)
+    given = {k: (np.array(p, dtype=float).reshape(-1, 3), np.array(s, dtype=int), b)
+             for k, (p, s, b) in clicks.items()}
+    result = label_text(volume, targets, loaded, clip, given, backend=backend, device=device,
+                        weights=args.weights, report=lambda line: print(line, file=sys.stderr))
+    written = write_labels(args.output, result.labels, geometry=volume.geometry, scale=volume.spacing,
+                           translate=volume.origin, label_names=result.names)
+    print(f"{count(len(result.names), 'target')} -> {', '.join(written)}")
+    return 0

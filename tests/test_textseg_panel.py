@@ -1,0 +1,173 @@
+"""The TextSeg panel: one model on top, a tab per task, on a laptop screen.
+
+What a user sees: every action button of each tab in view at 1366 x 768, nothing cut at
+the right edge, readable tab titles; a status line per section that speaks only of that
+section's work; Cancel that stops only its own section's task; one embedding cache for
+clicks and text; and no traceback when the image or the panel goes away mid-task.
+"""
+
+import threading
+
+import numpy as np
+import pytest
+from qtpy.QtWidgets import QApplication, QPushButton
+
+from napari_textseg._napari.controller import ModelChoice, controller_for
+from napari_textseg._napari.text_controller import text_controller_for
+from tiny_models import TINY_SAM2_ARCH, save_tiny_sam2, tiny_card
+
+pytestmark = pytest.mark.viewer
+
+
+@pytest.fixture(scope="module")
+def tiny_sam2(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "tiny_sam2.pt"
+    tiny_card("sam2", TINY_SAM2_ARCH, "test_panel_sam2", "tiny_sam2.pt")
+    save_tiny_sam2(path)
+    return path
+
+
+@pytest.fixture
+def panel(make_napari_viewer_proxy, ct_path):
+    viewer = make_napari_viewer_proxy(show=True)
+    viewer.open(str(ct_path), plugin="napari-textseg")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-textseg", "TextSeg")
+    return viewer, widget
+
+
+def _settle(rounds: int = 10) -> None:
+    for _ in range(rounds):
+        QApplication.processEvents()
+
+
+def _load(qtbot, viewer, checkpoint):
+    controller = controller_for(viewer)
+    with qtbot.waitSignal(controller.model_ready, timeout=60_000):
+        controller.load_model(ModelChoice("test_panel_sam2", str(checkpoint), "cpu"))
+    return controller
+
+
+def _fully_visible(widget, viewport) -> bool:
+    """``widget`` lies inside ``viewport`` (a scroll area's visible part) and inside the panel."""
+    top_left = widget.mapTo(viewport, widget.rect().topLeft())
+    bottom_right = widget.mapTo(viewport, widget.rect().bottomRight())
+    return viewport.rect().contains(top_left) and viewport.rect().contains(bottom_right)
+
+
+def test_every_button_of_every_tab_is_in_view_at_1366x768(panel):
+    viewer, widget = panel
+    window = viewer.window._qt_window
+    window.resize(1366, 768)
+    _settle()
+    assert window.height() <= 768 and window.minimumSizeHint().height() <= 768
+    bar = widget.tabs.tabBar()
+    titles = [bar.tabText(i) for i in range(bar.count())]
+    assert titles == ["Prompts", "Propagate", "Text", "Compare"]
+    for i, title in enumerate(titles):  # whole titles, not "Point pr..."
+        assert bar.tabRect(i).width() >= bar.fontMetrics().horizontalAdvance(title)
+    dock_width = widget.width()
+    for name, section in widget.sections.items():
+        widget.show_section(name)
+        _settle()
+        content = section.layout_.parentWidget()
+        viewport = content.parentWidget()  # the scroll area's viewport
+        assert content.width() <= viewport.width(), f"{name}: {content.width() - viewport.width()} px cut at the right"
+        for button in section.findChildren(QPushButton):
+            if not button.isVisibleTo(section):
+                continue
+            assert _fully_visible(button, viewport), f"{name}: {button.text()!r} is scrolled out of view"
+            right = button.mapTo(widget, button.rect().topRight()).x()
+            assert right <= dock_width, f"{name}: {button.text()!r} is cut at the right edge"
+    for button in widget.model_section.findChildren(QPushButton):
+        assert button.mapTo(widget, button.rect().topRight()).x() <= dock_width
+
+
+def test_each_section_has_its_own_status_cleared_by_its_inputs(panel, qtbot, tiny_sam2):
+    viewer, widget = panel
+    controller = _load(qtbot, viewer, tiny_sam2)
+    assert "ready on cpu" in widget.model_section.status.text()
+    text_before = widget.text.status.text()
+    controller.prompts_layer().add(np.array([15, 50, 40]))
+    widget.prompts.segment.click()
+    qtbot.waitUntil(lambda: widget.prompts.status.text().startswith("slice 15:"), timeout=60_000)
+    # The S went to the prompts section only: the model's line still says what it said, text is untouched.
+    assert "ready on cpu" in widget.model_section.status.text()
+    assert widget.text.status.text() == text_before
+    widget.text.text.setPlainText("")
+    widget.text.run.click()
+    assert widget.text.status.text().startswith("error: ") and "at least one target" in widget.text.status.text()
+    assert widget.prompts.status.text().startswith("slice 15:")
+    widget.text.text.setPlainText("liver")  # typing clears the error: it was about the old text
+    assert widget.text.status.text() == ""
+    widget.compare.prediction.activated.emit(0)
+    assert widget.prompts.status.text().startswith("slice 15:")
+
+
+def test_cancel_stops_only_its_own_sections_task(panel, qtbot):
+    viewer, widget = panel
+    release = threading.Event()
+    tasks = widget.prompts.tasks
+    tasks.start("text", lambda: release.wait(30), None, "Text labelling")
+    tasks.start("compare", lambda: release.wait(30), None, "Comparing")
+    assert tasks.busy("text") and tasks.busy("compare")
+    widget.compare.cancel_button.click()  # the worker stops at its next yield or return
+    assert "cancelled" in widget.compare.status.text()
+    assert widget.text.status.text() == widget.text.hint  # the text section heard nothing
+    widget.prompts.cancel_button.click()  # nothing of the prompts section runs: nothing to say
+    assert "cancelled" not in widget.prompts.status.text()
+    release.set()
+    qtbot.waitUntil(lambda: not tasks.busy(), timeout=10_000)
+
+
+def test_text_and_clicks_share_one_embedding_cache(make_napari_viewer_proxy, qtbot, ct_path, tiny_sam2):
+    """Text + click on the image just clicked encodes each slice once (it made a second
+    session with its own 1 GiB cache)."""
+    viewer = make_napari_viewer_proxy()
+    (image,) = viewer.open(str(ct_path), plugin="napari-textseg")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-textseg", "TextSeg")
+    controller = _load(qtbot, viewer, tiny_sam2)
+    encoded = []
+    encode = controller.backend.encode
+    controller.backend.encode = lambda frame: encoded.append(frame.tobytes()) or encode(frame)
+    controller.prompts_layer().add(np.array([15, 50, 40]))
+    controller.segment_slice()
+    qtbot.waitUntil(lambda: not controller.working, timeout=60_000)
+    clicked = len(encoded)  # the clicked slice, and its neighbours prefetched for the next click
+    widget.text.text.setPlainText("liver")
+    widget.text.use_clicks.setChecked(True)
+    widget.text.run.click()
+    qtbot.waitUntil(lambda: not controller.working, timeout=120_000)
+    assert "labelled liver" in widget.text.status.text()
+    assert text_controller_for(viewer)._text_session(image) is controller.session_for(image)
+    assert len(encoded) == len(set(encoded))  # no slice encoded twice
+    assert len(encoded) > clicked  # the text run propagated, reusing what the click had encoded
+
+
+def test_closing_the_image_mid_task_stops_it_without_a_write(make_napari_viewer_proxy, qtbot, ct_path,
+                                                              tiny_sam2, caplog):
+    viewer = make_napari_viewer_proxy()
+    (image,) = viewer.open(str(ct_path), plugin="napari-textseg")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-textseg", "TextSeg")
+    controller = _load(qtbot, viewer, tiny_sam2)
+    controller.prompts_layer().add(np.array([15, 50, 40]))
+    controller.propagate(section="propagation")
+    viewer.layers.remove(image)
+    qtbot.waitUntil(lambda: not controller.working, timeout=60_000)
+    assert "abdomen_ct was closed" in widget.propagation.status.text()
+    assert "object (napari-textseg)" not in viewer.layers
+    assert "Traceback" not in caplog.text
+
+
+def test_closing_the_panel_mid_task_leaves_no_traceback(make_napari_viewer_proxy, qtbot, ct_path, tiny_sam2,
+                                                         caplog):
+    viewer = make_napari_viewer_proxy()
+    viewer.open(str(ct_path), plugin="napari-textseg")
+    dock, widget = viewer.window.add_plugin_dock_widget("napari-textseg", "TextSeg")
+    controller = _load(qtbot, viewer, tiny_sam2)
+    controller.prompts_layer().add(np.array([15, 50, 40]))
+    controller.propagate(section="propagation")
+    viewer.window.remove_dock_widget(dock)
+    _settle()
+    qtbot.waitUntil(lambda: not controller.working, timeout=60_000)
+    _settle()
+    assert "has been deleted" not in caplog.text and "Traceback" not in caplog.text
