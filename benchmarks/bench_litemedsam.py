@@ -28,9 +28,9 @@ import numpy as np
 import torch
 
 from napari_textseg.core.io import read_volume
-from napari_textseg.engine.interactive.backends import Sam2Backend, make_backend
 from napari_textseg.engine.interactive.propagate import PropagationSettings
 from napari_textseg.engine.interactive.session import SegmentationSession
+from napari_textseg.engine.interactive.slice_models import Sam2SliceModel, make_slice_model
 from napari_textseg.models.loader import load_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     image = read_volume(_data("abdomen_ct.nii.gz"))
     labels = read_volume(_data("abdomen_ct_organs.nii.gz"))
     lite = load_model("litemedsam", device="cpu")
-    backend = make_backend(lite.model, "litemedsam", lite.device, lite.card.arch)
+    backend = make_slice_model(lite.model, "litemedsam", lite.device, lite.card.arch)
     results: dict[str, object] = {"threads": threads, "slice_shape": list(image.data.shape[1:])}
 
     # 1. per slice, plugin vs bare model
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         from napari_textseg.models.sam2 import build_sam2_model
 
         torch.manual_seed(0)
-        sam2 = Sam2Backend(build_sam2_model({"config": "configs/sam2.1/sam2.1_hiera_t.yaml"}), torch.device("cpu"))
+        sam2 = Sam2SliceModel(build_sam2_model({"config": "configs/sam2.1/sam2.1_hiera_t.yaml"}), torch.device("cpu"))
         t_sam2, _ = _segment_3d(sam2, image, z, box, slice_range)
         organ.update({"sam2.1_tiny_1024_s": t_sam2, "sam2_over_litemedsam": t_sam2 / t_lite})
         print(f"  SAM2.1-tiny at 1024 px {t_sam2:.1f} s -> LiteMedSAM is {t_sam2 / t_lite:.2f}x faster")

@@ -26,9 +26,9 @@ import torch
 from scipy import ndimage
 
 from napari_textseg.core.io import read_volume
-from napari_textseg.engine.interactive.backends import Sam2Backend
 from napari_textseg.engine.interactive.propagate import PropagationSettings
 from napari_textseg.engine.interactive.session import SegmentationSession
+from napari_textseg.engine.interactive.slice_models import Sam2SliceModel
 from napari_textseg.models.sam2 import build_sam2_model, load_sam2
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,7 +72,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = Path(tmp) / "tiny.pt"
         torch.save({"model": build_sam2_model(ARCH).state_dict()}, checkpoint)
-        backend = Sam2Backend(load_sam2(ARCH, checkpoint), torch.device("cpu"))
+        backend = Sam2SliceModel(load_sam2(ARCH, checkpoint), torch.device("cpu"))
     ct = read_volume(args.image)
     factors = (args.slices / ct.data.shape[0], args.size / ct.data.shape[1], args.size / ct.data.shape[2])
     baseline = _rss()

@@ -34,10 +34,10 @@ import torch
 
 from napari_textseg.core.intensity import normalize_for_model
 from napari_textseg.core.io import read_volume
-from napari_textseg.engine.interactive.backends import Sam2Backend
 from napari_textseg.engine.interactive.prompts import SlicePrompts
 from napari_textseg.engine.interactive.propagate import PropagationSettings
 from napari_textseg.engine.interactive.session import SegmentationSession
+from napari_textseg.engine.interactive.slice_models import Sam2SliceModel
 from napari_textseg.models.sam2 import load_sam2
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,7 +63,7 @@ def _timed(fn, repeat: int = 1) -> tuple[float, object]:
     return statistics.median(times), out
 
 
-def bench_click(backend: Sam2Backend, frame: np.ndarray, repeat: int) -> dict:
+def bench_click(backend: Sam2SliceModel, frame: np.ndarray, repeat: int) -> dict:
     features = backend.encode(frame)
     prompts = SlicePrompts(np.array([[50.0, 40.0]]), np.array([1]))
     model = backend.model
@@ -121,7 +121,7 @@ def _official_session(checkpoint: Path, frames: np.ndarray, z0: int, z1: int, cl
     return timings
 
 
-def _our_session(backend: Sam2Backend, volume, z0: int, z1: int, click0, click1) -> tuple[dict, np.ndarray]:
+def _our_session(backend: Sam2SliceModel, volume, z0: int, z1: int, click0, click1) -> tuple[dict, np.ndarray]:
     settings = PropagationSettings(empty_stop=0)  # visit every slice, as the official loop does
     session = SegmentationSession(volume.data, volume.spacing, volume.modality, backend)
     timings = {}
@@ -139,7 +139,7 @@ def _our_session(backend: Sam2Backend, volume, z0: int, z1: int, click0, click1)
     return timings, first
 
 
-def bench_per_slice(backend: Sam2Backend, frames: np.ndarray, repeat: int) -> dict:
+def bench_per_slice(backend: Sam2SliceModel, frames: np.ndarray, repeat: int) -> dict:
     """Our propagation's cost per slice against the model's own compute for one slice: the
     encoder and ``SAM2Base.track_step`` with a full memory (6 mask memories, 16 pointers)."""
     model = backend.model
@@ -162,7 +162,7 @@ def bench_per_slice(backend: Sam2Backend, frames: np.ndarray, repeat: int) -> di
     return {"bare_slice_s": t_bare}
 
 
-def _model_input(backend: Sam2Backend, frame: np.ndarray) -> torch.Tensor:
+def _model_input(backend: Sam2SliceModel, frame: np.ndarray) -> torch.Tensor:
     import torch.nn.functional as F
 
     image = torch.from_numpy(np.ascontiguousarray(frame, dtype=np.float32))[None, None].expand(1, 3, *frame.shape) / 255
@@ -191,7 +191,7 @@ def main(argv=None) -> int:
 
         checkpoint = Path(tmp) / "sam2.1_hiera_tiny_random.pt"
         torch.save({"model": build_sam2_model(_arch(size)).state_dict()}, checkpoint)
-        backend = Sam2Backend(load_sam2(_arch(size), checkpoint), torch.device("cpu"))
+        backend = Sam2SliceModel(load_sam2(_arch(size), checkpoint), torch.device("cpu"))
 
         results: dict = {"image": args.image, "shape": list(volume.data.shape), "input_size": size,
                          "threads": torch.get_num_threads(), "torch": torch.__version__}
@@ -211,7 +211,7 @@ def main(argv=None) -> int:
         results["per_slice"]["ours_s"] = ours["first_pass_per_slice_s"]
 
         if not args.skip_reduced and not args.quick:
-            reduced = Sam2Backend(load_sam2(_arch(512), checkpoint), torch.device("cpu"))
+            reduced = Sam2SliceModel(load_sam2(_arch(512), checkpoint), torch.device("cpu"))
             small, small_mask = _our_session(reduced, volume, z0, z1, click0, click1)
             inter = np.logical_and(first_mask, small_mask).sum()
             dice = 2 * inter / max(1, first_mask.sum() + small_mask.sum())

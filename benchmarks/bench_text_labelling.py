@@ -40,12 +40,12 @@ import torch
 
 from napari_textseg.core.io import read_volume
 from napari_textseg.core.text_prompts import parse_targets
-from napari_textseg.engine.interactive.backends import Sam2Backend
 from napari_textseg.engine.interactive.propagate import PropagationSettings
 from napari_textseg.engine.interactive.session import SegmentationSession
-from napari_textseg.engine.text.backend import OrganResult, assign_values
+from napari_textseg.engine.interactive.slice_models import Sam2SliceModel
 from napari_textseg.engine.text.clip_dense import DenseClip
 from napari_textseg.engine.text.clip_sam import LabelSettings, TextLabeller
+from napari_textseg.engine.text.protocol import OrganResult, assign_values
 from napari_textseg.engine.text.text_encoder import TextEncoder
 from napari_textseg.models.clip import build_clip
 from napari_textseg.models.device import pick_device
@@ -55,7 +55,7 @@ REPO = Path(__file__).resolve().parents[1]
 ORGANS = "liver, spleen, left kidney, right kidney, pancreas, stomach, aorta, gallbladder"
 
 
-def _sam2(image_size: int, device: torch.device) -> Sam2Backend:
+def _sam2(image_size: int, device: torch.device) -> Sam2SliceModel:
     feat = image_size // 16
     overrides = () if image_size == 1024 else (
         f"++model.image_size={image_size}",
@@ -64,7 +64,7 @@ def _sam2(image_size: int, device: torch.device) -> Sam2Backend:
     )
     torch.manual_seed(0)
     model = build_sam2_model({"config": "configs/sam2.1/sam2.1_hiera_t.yaml", "overrides": overrides})
-    return Sam2Backend(model.to(device).eval(), device)
+    return Sam2SliceModel(model.to(device).eval(), device)
 
 
 def _label(volume, backend, clip, encoder, targets, settings, shared: bool) -> tuple[float, list[float]]:
@@ -94,8 +94,8 @@ def _trained(name: str, volume, device, targets, args) -> dict:
     """Seconds in all and per organ for a trained backend, built as the plugin builds it."""
     import tempfile
 
-    from napari_textseg.engine.text.backend import TextVolume
-    from napari_textseg.engine.text.registry import open_text_backend
+    from napari_textseg.engine.text.backends import open_text_backend
+    from napari_textseg.engine.text.protocol import TextVolume
 
     text_volume = TextVolume(volume.data, volume.spacing, volume.modality, volume.geometry, volume.name)
     with tempfile.TemporaryDirectory() as tmp:

@@ -35,8 +35,9 @@ from napari_textseg.core.intensity import normalize_for_model
 from napari_textseg.core.io import read_volume
 from napari_textseg.core.metrics import dice
 from napari_textseg.core.text_prompts import parse_targets
-from napari_textseg.engine.text.backend import OrganResult, TextVolume, assign_values
-from napari_textseg.engine.text.medical_sam3 import MedicalSam3Backend, load_medical_sam3_video
+from napari_textseg.engine.text.medical_sam3 import MedicalSam3Backend
+from napari_textseg.engine.text.protocol import OrganResult, TextVolume, assign_values
+from napari_textseg.models.medical_sam3 import load_medical_sam3_video
 from napari_textseg.models.registry import get_card
 from napari_textseg.models.store import cached_path
 

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from napari_textseg.core.io import read_volume
-from napari_textseg.engine.interactive.backends import make_backend
 from napari_textseg.engine.interactive.prompts import PromptError
 from napari_textseg.engine.interactive.propagate import PropagationSettings
 from napari_textseg.engine.interactive.session import PostProcessing, SegmentationSession
+from napari_textseg.engine.interactive.slice_models import make_slice_model
 from threshold_backend import ThresholdBackend, spheres
 from tiny_models import TINY_SAM2_ARCH, TINY_SAM_ARCH
 
@@ -222,8 +222,8 @@ def tiny_backends():
 
     torch.manual_seed(0)
     cpu = torch.device("cpu")
-    return {"sam": make_backend(build_sam(TINY_SAM_ARCH), "sam", cpu),
-            "sam2": make_backend(build_sam2_model(TINY_SAM2_ARCH), "sam2", cpu)}
+    return {"sam": make_slice_model(build_sam(TINY_SAM_ARCH), "sam", cpu),
+            "sam2": make_slice_model(build_sam2_model(TINY_SAM2_ARCH), "sam2", cpu)}
 
 
 @pytest.mark.parametrize("policy", ["fifo", "ranked"])

@@ -24,11 +24,15 @@ from skimage.measure import label as skimage_label
 from napari_textseg.core.intensity import normalize_for_model
 from napari_textseg.core.io import read_volume
 from napari_textseg.engine.interactive import memory_attention
-from napari_textseg.engine.interactive.backends import Sam2Backend, SamBackend, make_backend
 from napari_textseg.engine.interactive.postprocess import fill_small_holes
 from napari_textseg.engine.interactive.prompts import SlicePrompts
 from napari_textseg.engine.interactive.propagate import PropagationSettings
 from napari_textseg.engine.interactive.session import SegmentationSession
+from napari_textseg.engine.interactive.slice_models import (
+    Sam2SliceModel,
+    SamSliceModel,
+    make_slice_model,
+)
 from napari_textseg.models.loader import load_model
 from napari_textseg.models.registry import PHANTOM_SAM_ARCH
 from tiny_models import TINY_SAM2_ARCH, save_tiny_sam2, tiny_card
@@ -129,7 +133,7 @@ def _resize_correctly(image: torch.Tensor) -> torch.Tensor:
 
 
 def _sam_click_measures(model, frame, resize, ours_click, ref_click):
-    backend = SamBackend(model, CPU)
+    backend = SamSliceModel(model, CPU)
     features = backend.encode(frame)
     ours = backend.decode(features, SlicePrompts(np.array(ours_click), np.ones(len(ours_click), dtype=int)))
     mask, logits = _sam_reference(model, frame, resize, ref_click)
@@ -183,14 +187,14 @@ def _medsam_reference(model, grey: np.ndarray, box_xyxy: np.ndarray) -> np.ndarr
 
 
 def test_medsam_box_equals_its_published_inference(sam_model, ct):
-    backend = make_backend(sam_model, "sam", CPU, {"preprocess": "medsam"})
+    backend = make_slice_model(sam_model, "sam", CPU, {"preprocess": "medsam"})
     grey = np.rint(normalize_for_model(ct[0], "CT")[15]).astype(np.float32)  # MedSAM reads 8-bit images
     box = (30.0, 50.0, 70.0, 100.0)  # (y0, x0, y1, x1): a non-square box off the diagonal
     ours = backend.decode(backend.encode(grey), SlicePrompts(box=box))
     reference = _medsam_reference(sam_model, grey.astype(np.uint8), np.array([[50.0, 30.0, 100.0, 70.0]]))
     assert ours.mask.any() and _iou(ours.mask, reference) >= IOU_BAR
     # negative controls: SAM's own preprocessing, and the box with x and y swapped
-    sam = make_backend(sam_model, "sam", CPU)
+    sam = make_slice_model(sam_model, "sam", CPU)
     assert _iou(sam.decode(sam.encode(grey), SlicePrompts(box=box)).mask, reference) < IOU_BAR
     swapped = _medsam_reference(sam_model, grey.astype(np.uint8), np.array([[30.0, 50.0, 70.0, 100.0]]))
     assert _iou(ours.mask, swapped) < IOU_BAR
@@ -252,7 +256,7 @@ def test_medsam_box_propagation_equals_its_3d_box_recipe(ct):
     grey = np.rint(normalize_for_model(ct[0], "CT")).astype(np.uint8)
     z_mid, (z_min, z_max) = 15, (9, 21)
     box = (40.0, 55.0, 75.0, 95.0)  # (y0, x0, y1, x1)
-    backend = make_backend(sam_model, "sam", CPU, {"preprocess": "medsam"})
+    backend = make_slice_model(sam_model, "sam", CPU, {"preprocess": "medsam"})
     session = SegmentationSession(grey.astype(np.float32), ct[1], "MR", backend)  # already 8-bit: kept as is
     session.set_prompts(np.zeros((0, 3)), np.zeros(0, dtype=int), {z_mid: box})
     ours = session.propagate(PropagationSettings(slice_range=(z_min, z_max)))
@@ -286,7 +290,7 @@ def test_sam2_click_equals_sam2_image_predictor(sam2_models, ct, click):
         best = int(np.argmax(scores))
         return masks[best].astype(bool), logits[best]
 
-    backend = Sam2Backend(model, CPU, fill_hole_area=0)
+    backend = Sam2SliceModel(model, CPU, fill_hole_area=0)
     ours = backend.decode(backend.encode(frame), SlicePrompts(np.array([click]), np.array([1])))
     mask, logits = reference(click)
     assert _meets([(_iou(ours.mask, mask), float(np.abs(ours.logits[0, 0].numpy() - logits).max()))])
@@ -305,10 +309,10 @@ def test_medsam2_input_equals_its_published_inference(sam2_models, ct):
     mean = torch.tensor((0.485, 0.456, 0.406))[:, None, None]
     std = torch.tensor((0.229, 0.224, 0.225))[:, None, None]
     reference = (torch.from_numpy(rgb).float() - mean) / std
-    ours = make_backend(model, "sam2", CPU, {"preprocess": "medsam2"}).frame_input(grey.astype(np.float32))
+    ours = make_slice_model(model, "sam2", CPU, {"preprocess": "medsam2"}).frame_input(grey.astype(np.float32))
     assert float((ours[0] - reference).abs().max()) <= 1e-6
     # control: SAM 2's own transform is another resampling
-    sam2_input = make_backend(model, "sam2", CPU).frame_input(grey.astype(np.float32))
+    sam2_input = make_slice_model(model, "sam2", CPU).frame_input(grey.astype(np.float32))
     assert float((sam2_input[0] - reference).abs().max()) > 1e-3
 
 
@@ -349,7 +353,7 @@ def _reference_run(reference, frames: np.ndarray, z: int, yx, reverse: bool, mon
 def _our_run(model, data, spacing, z: int, yx, reverse: bool, cache_dtype=None, **settings):
     calls, handle = _record_memory_inputs(model)
     try:
-        session = SegmentationSession(data, spacing, "CT", make_backend(model, "sam2", CPU), cache_dtype=cache_dtype)
+        session = SegmentationSession(data, spacing, "CT", make_slice_model(model, "sam2", CPU), cache_dtype=cache_dtype)
         session.set_prompts(np.array([[z, *yx]]), np.array([1]))
         session.propagate(PropagationSettings(direction="backward" if reverse else "forward", empty_stop=0,
                                               **settings))
@@ -414,14 +418,14 @@ def test_sam2_propagation_equals_sam2_video_predictor(sam2_models, ct, monkeypat
     assert not _propagation_meets(_propagation_measures(wrong, wrong_calls, masks, logits, calls))
 
     # negative control 3: zeroed memory (SAM2's own num_maskmem = 0 path is not used here)
-    original = Sam2Backend._store_memory
+    original = Sam2SliceModel._store_memory
 
     def zeroed(self, state, feats, pos):
         original(self, state, torch.zeros_like(feats), pos)
 
-    monkeypatch.setattr(Sam2Backend, "_store_memory", zeroed)
+    monkeypatch.setattr(Sam2SliceModel, "_store_memory", zeroed)
     blank, blank_calls = _our_run(model, data, spacing, z, yx, reverse)
-    monkeypatch.setattr(Sam2Backend, "_store_memory", original)
+    monkeypatch.setattr(Sam2SliceModel, "_store_memory", original)
     assert not _propagation_meets(_propagation_measures(blank, blank_calls, masks, logits, calls))
 
 
@@ -471,7 +475,7 @@ def test_segment_then_propagate_equals_a_plain_propagation(sam_model, sam2_model
     click = np.array([[5, *CLICKS[1]]])
 
     def session():
-        s = SegmentationSession(data, spacing, "CT", make_backend(model, family, CPU))
+        s = SegmentationSession(data, spacing, "CT", make_slice_model(model, family, CPU))
         s.set_prompts(click, np.array([1]))
         return s
 

@@ -18,10 +18,10 @@ import torch.nn.functional as F
 from conftest import data_file
 from napari_textseg.core.io import read_volume
 from napari_textseg.core.metrics import dice
-from napari_textseg.engine.interactive.backends import make_backend
 from napari_textseg.engine.interactive.prompts import PromptError
 from napari_textseg.engine.interactive.propagate import PropagationSettings
 from napari_textseg.engine.interactive.session import SegmentationSession
+from napari_textseg.engine.interactive.slice_models import make_slice_model
 from napari_textseg.models.errors import CheckpointError
 from napari_textseg.models.loader import load_model
 from napari_textseg.models.registry import get_card
@@ -45,7 +45,7 @@ def ct_session(lite, ct):
     """One session for every CT test: the slice embeddings are computed once."""
     image, _ = ct
     session = SegmentationSession(image.data, image.spacing, image.modality,
-                                  make_backend(lite.model, "litemedsam", lite.device, lite.card.arch))
+                                  make_slice_model(lite.model, "litemedsam", lite.device, lite.card.arch))
     yield session
     session.close()
 
@@ -239,7 +239,7 @@ def test_one_box_per_nucleus_segments_the_nuclei_stack(lite):
     image = read_volume(data_file("nuclei_3d.tif"))
     truth = read_volume(data_file("nuclei_3d_labels.tif")).data
     session = SegmentationSession(image.data, image.spacing, image.modality,
-                                  make_backend(lite.model, "litemedsam", lite.device, lite.card.arch))
+                                  make_slice_model(lite.model, "litemedsam", lite.device, lite.card.arch))
     scores = []
     try:
         for value in np.unique(truth[truth > 0]):

@@ -15,16 +15,15 @@ import pytest
 from napari_textseg.core.errors import InputError
 from napari_textseg.core.io import read_volume
 from napari_textseg.core.text_prompts import parse_targets
-from napari_textseg.engine.text.backend import OrganResult, TextVolume
+from napari_textseg.engine.text.backends import choose_backend, why_unavailable
 from napari_textseg.engine.text.medical_sam3 import (
-    INSTALL_HINT,
     MedicalSam3Backend,
     clip_windows,
     fuse_pixel_scores,
-    load_medical_sam3_video,
     slice_frames,
 )
-from napari_textseg.engine.text.registry import choose_backend, why_unavailable
+from napari_textseg.engine.text.protocol import OrganResult, TextVolume
+from napari_textseg.models.medical_sam3 import INSTALL_HINT, load_medical_sam3_video
 
 
 def test_clips_are_independent_four_slice_windows():

@@ -34,8 +34,8 @@ from phantom_training.phantom_scores import (
 from napari_textseg.core.io import read_volume
 from napari_textseg.core.metrics import dice
 from napari_textseg.data import bundled_model_path
-from napari_textseg.engine.interactive.backends import make_backend
 from napari_textseg.engine.interactive.propagate import PROJECTIONS, PropagationSettings
+from napari_textseg.engine.interactive.slice_models import make_slice_model
 from napari_textseg.models.loader import load_model
 from napari_textseg.models.registry import get_card
 from napari_textseg.models.store import resolve_checkpoint
@@ -55,7 +55,7 @@ def cases(tmp_path_factory):
 def backend():
     """The committed phantom SAM, resolved by the store with no model file given."""
     loaded = load_model("phantom_sam", device="cpu")
-    return make_backend(loaded.model, loaded.card.family, loaded.device)
+    return make_slice_model(loaded.model, loaded.card.family, loaded.device)
 
 
 def test_phantom_checkpoint_is_a_small_official_format_file_resolved_by_the_store():

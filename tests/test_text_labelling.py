@@ -18,11 +18,11 @@ from napari_textseg.core.io import read_volume
 from napari_textseg.core.metrics import dice
 from napari_textseg.core.phantoms import ct_phantom
 from napari_textseg.core.text_prompts import parse_targets
-from napari_textseg.engine.interactive.backends import make_backend
 from napari_textseg.engine.interactive.session import SegmentationSession
-from napari_textseg.engine.text.backend import OrganResult, Progress, assign_values, merge_results
+from napari_textseg.engine.interactive.slice_models import make_slice_model
 from napari_textseg.engine.text.clip_dense import DenseClip
 from napari_textseg.engine.text.clip_sam import TextLabeller
+from napari_textseg.engine.text.protocol import OrganResult, Progress, assign_values, merge_results
 from napari_textseg.engine.text.text_encoder import TextEncoder
 from napari_textseg.models.loader import load_model
 from tiny_models import TINY_DENSE_CLIP_ARCH, save_tiny_clip, tiny_card
@@ -51,7 +51,7 @@ def labeller(phantom_file, clip_file):
     volume = read_volume(image)
     sam = load_model("phantom_sam", device="cpu")
     clip = load_model("test_dense_clip", clip_file, device="cpu")
-    session = SegmentationSession(volume.data, volume.spacing, volume.modality, make_backend(sam.model, "sam", sam.device))
+    session = SegmentationSession(volume.data, volume.spacing, volume.modality, make_slice_model(sam.model, "sam", sam.device))
     dense = DenseClip(clip.model)
     encoder = TextEncoder(clip.model, "test_dense_clip", TINY_DENSE_CLIP_ARCH["model_name"])
     return TextLabeller(session, raw=volume.data, clip=dense, encoder=encoder)

@@ -127,8 +127,8 @@ def test_text_and_clicks_share_one_embedding_cache(make_napari_viewer_proxy, qtb
     _, widget = viewer.window.add_plugin_dock_widget("napari-textseg", "TextSeg")
     controller = _load(qtbot, viewer, tiny_sam2)
     encoded = []
-    encode = controller.backend.encode
-    controller.backend.encode = lambda frame: encoded.append(frame.tobytes()) or encode(frame)
+    encode = controller.slice_model.encode
+    controller.slice_model.encode = lambda frame: encoded.append(frame.tobytes()) or encode(frame)
     controller.prompts_layer().add(np.array([15, 50, 40]))
     controller.segment_slice()
     qtbot.waitUntil(lambda: not controller.working, timeout=60_000)

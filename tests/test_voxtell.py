@@ -25,8 +25,9 @@ from conftest import data_file
 from napari_textseg.core.errors import InputError
 from napari_textseg.core.io import read_volume
 from napari_textseg.core.text_prompts import parse_targets
-from napari_textseg.engine.text.backend import OrganResult, Progress, TextVolume
-from napari_textseg.engine.text.voxtell import VoxTellBackend, load_voxtell, to_voxtell_grid
+from napari_textseg.engine.text.protocol import OrganResult, Progress, TextVolume
+from napari_textseg.engine.text.voxtell import VoxTellBackend, to_voxtell_grid
+from napari_textseg.models.voxtell import load_voxtell
 from voxtell_models import save_voxtell_folder
 
 PROMPTS = ["liver", "spleen"]
@@ -138,7 +139,7 @@ def test_label_command_runs_voxtell_and_names_the_backend(model_folder, tmp_path
 
 
 def test_auto_picks_voxtell_once_its_weights_are_in_the_cache(model_folder):
-    from napari_textseg.engine.text.registry import choose_backend
+    from napari_textseg.engine.text.backends import choose_backend
     from napari_textseg.models.registry import get_card
     from napari_textseg.models.store import cached_path
 
@@ -151,7 +152,7 @@ def test_auto_picks_voxtell_once_its_weights_are_in_the_cache(model_folder):
 
 
 def test_offline_free_text_fails_fast_through_the_plugins_own_builder(model_folder, monkeypatch):
-    from napari_textseg.engine.text.registry import open_text_backend
+    from napari_textseg.engine.text.backends import open_text_backend
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)

@@ -196,7 +196,7 @@ def test_switching_the_model_mid_session_starts_a_fresh_object(ready, qtbot, tin
     assert controller._state.session is None  # no embeddings of the old model are reused
     controller.segment_slice()  # the clicks are kept, segmented with the new model
     _wait_idle(qtbot, controller)
-    assert controller._state.session.backend.family == "sam"
+    assert controller._state.session.slice_model.family == "sam"
 
 
 def test_a_failing_worker_does_not_abort_a_script_without_napari_run(tmp_path):

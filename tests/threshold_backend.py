@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from napari_textseg.engine.interactive.backends import SliceMask
+from napari_textseg.engine.interactive.slice_models import SliceMask
 
 
 class ThresholdBackend:

@@ -21,8 +21,8 @@ from phantom_training.phantom_scores import (
 )
 
 from napari_textseg.data import bundled_model_path
-from napari_textseg.engine.interactive.backends import make_backend
 from napari_textseg.engine.interactive.propagate import PropagationSettings
+from napari_textseg.engine.interactive.slice_models import make_slice_model
 from napari_textseg.models.loader import load_model
 from napari_textseg.models.registry import phantom_card
 
@@ -39,7 +39,7 @@ class _Shipped(dict):
         if not bundled_model_path(phantom_card(family).filename).is_file():
             pytest.skip(f"phantom_{family} is not shipped yet")
         loaded = load_model(f"phantom_{family}", device="cpu")
-        self[family] = make_backend(loaded.model, loaded.card.family, loaded.device)
+        self[family] = make_slice_model(loaded.model, loaded.card.family, loaded.device)
         return self[family]
 
 

@@ -24,7 +24,7 @@ from phantom_training.phantom_scores import click_masks, held_out_cases
 from scipy import ndimage
 
 from napari_textseg.core.metrics import dice
-from napari_textseg.engine.interactive.backends import make_backend
+from napari_textseg.engine.interactive.slice_models import make_slice_model
 from napari_textseg.models.loader import load_model
 
 
@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     args = parser.parse_args(argv)
     loaded = load_model(args.model, args.checkpoint, device="cpu")
-    backend = make_backend(loaded.model, loaded.card.family, loaded.device)
+    backend = make_slice_model(loaded.model, loaded.card.family, loaded.device)
     model, baseline, offsets, areas = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for phantom, value, pred, true in click_masks(held_out_cases(Path(tmp), args.seeds), backend, args.kind):

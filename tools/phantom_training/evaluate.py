@@ -15,15 +15,15 @@ from phantom_training.phantom_scores import (
     swapped_click_scores,
 )
 
-from napari_textseg.engine.interactive.backends import make_backend
 from napari_textseg.engine.interactive.propagate import PROJECTIONS, PropagationSettings
+from napari_textseg.engine.interactive.slice_models import make_slice_model
 from napari_textseg.models.loader import load_model
 
 
 def evaluate(model_id: str, checkpoint: Path, seeds=range(1, 6), log=print) -> dict[str, float]:
     """Mean Dice of one click, propagation (fifo and ranked), ROI vs full slice and a correction."""
     loaded = load_model(model_id, checkpoint, device="cpu")
-    backend = make_backend(loaded.model, loaded.card.family, loaded.device)
+    backend = make_slice_model(loaded.model, loaded.card.family, loaded.device)
     with tempfile.TemporaryDirectory() as tmp:
         cases = held_out_cases(Path(tmp), seeds)
         _, swapped = swapped_click_scores(cases, backend)

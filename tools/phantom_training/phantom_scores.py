@@ -21,9 +21,9 @@ from napari_textseg.core.io import read_volume
 from napari_textseg.core.metrics import dice
 from napari_textseg.core.phantoms import Phantom, ct_phantom, nuclei_phantom
 from napari_textseg.core.volume import Volume
-from napari_textseg.engine.interactive.backends import SliceBackend
 from napari_textseg.engine.interactive.propagate import PropagationSettings, deepest_point
 from napari_textseg.engine.interactive.session import SegmentationSession
+from napari_textseg.engine.interactive.slice_models import SliceModel
 
 __all__ = [
     "PhantomCase", "click_masks", "click_scores", "correction_gains", "held_out_cases", "organs",
@@ -38,7 +38,7 @@ class PhantomCase:
     phantom: Phantom
     volume: Volume
 
-    def session(self, backend: SliceBackend, **kwargs) -> SegmentationSession:
+    def session(self, backend: SliceModel, **kwargs) -> SegmentationSession:
         return SegmentationSession(self.volume.data, self.volume.spacing, self.phantom.modality, backend, **kwargs)
 
 
@@ -70,7 +70,7 @@ def _targets(phantom: Phantom, kind: str) -> list[int]:
     raise ValueError(f"kind must be 'organ', 'lesion' or 'nucleus', got {kind!r}")
 
 
-def _organ_sessions(cases: list[PhantomCase], backend: SliceBackend) -> Iterator[tuple[Phantom, SegmentationSession, int]]:
+def _organ_sessions(cases: list[PhantomCase], backend: SliceModel) -> Iterator[tuple[Phantom, SegmentationSession, int]]:
     """(phantom, session, organ value) for every organ of the CT cases, one session per case."""
     for case in cases:
         if case.phantom.modality != "CT":
@@ -96,7 +96,7 @@ def _click_dice(session: SegmentationSession, phantom: Phantom, value: int, swap
     return dice(*_click_masks(session, phantom, value, swap))
 
 
-def click_masks(cases: list[PhantomCase], backend: SliceBackend, kind: str, *,
+def click_masks(cases: list[PhantomCase], backend: SliceModel, kind: str, *,
                 roi_mm: float | None = None) -> Iterator[tuple[Phantom, int, np.ndarray, np.ndarray]]:
     """(phantom, value, predicted, true) on the clicked slice, for one centre click on
     every ``kind`` object ("organ", "lesion", "nucleus").
@@ -116,13 +116,13 @@ def click_masks(cases: list[PhantomCase], backend: SliceBackend, kind: str, *,
                     yield case.phantom, value, *_click_masks(session, case.phantom, value)
 
 
-def click_scores(cases: list[PhantomCase], backend: SliceBackend, kind: str, *,
+def click_scores(cases: list[PhantomCase], backend: SliceModel, kind: str, *,
                  roi_mm: float | None = None) -> list[float]:
     """Dice of one centre click on every ``kind`` object (see :func:`click_masks`)."""
     return [dice(pred, true) for _, _, pred, true in click_masks(cases, backend, kind, roi_mm=roi_mm)]
 
 
-def swapped_click_scores(cases: list[PhantomCase], backend: SliceBackend) -> tuple[list[float], list[float]]:
+def swapped_click_scores(cases: list[PhantomCase], backend: SliceModel) -> tuple[list[float], list[float]]:
     """Organ click Dice, right and with x and y swapped, where the swapped click misses the organ."""
     right, swapped = [], []
     for phantom, session, value in _organ_sessions(cases, backend):
@@ -134,7 +134,7 @@ def swapped_click_scores(cases: list[PhantomCase], backend: SliceBackend) -> tup
     return right, swapped
 
 
-def propagation_scores(cases: list[PhantomCase], backend: SliceBackend,
+def propagation_scores(cases: list[PhantomCase], backend: SliceModel,
                        settings: PropagationSettings | None = None) -> list[float]:
     """3-D Dice of each organ propagated from one centre click."""
     scores = []
@@ -145,7 +145,7 @@ def propagation_scores(cases: list[PhantomCase], backend: SliceBackend,
     return scores
 
 
-def correction_gains(cases: list[PhantomCase], backend: SliceBackend, good: float = 0.9) -> list[float]:
+def correction_gains(cases: list[PhantomCase], backend: SliceModel, good: float = 0.9) -> list[float]:
     """Dice gained on the worst propagated slice of each organ by one correction click.
 
     After propagation from a centre click, a user clicks the deepest point of the larger

@@ -17,7 +17,7 @@ from phantom_training.losses import resize_mask, sam_loss
 from phantom_training.prompts import add_clicks, batch_prompts
 from phantom_training.schedule import TimeBudget
 
-from napari_textseg.engine.interactive.backends import SamBackend
+from napari_textseg.engine.interactive.slice_models import SamSliceModel
 from napari_textseg.models.sam import build_sam
 
 
@@ -84,7 +84,7 @@ def train_sam(arch: dict, minutes: float, bank, *, steps: int | None = None, see
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = build_sam(arch)
-    backend = SamBackend(model, torch.device("cpu"))
+    backend = SamSliceModel(model, torch.device("cpu"))
     model.train()
     size = backend.image_size
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)

@@ -25,7 +25,7 @@ from phantom_training.losses import resize_mask, sam_loss
 from phantom_training.prompts import add_clicks, batch_prompts
 from phantom_training.schedule import TimeBudget
 
-from napari_textseg.engine.interactive.backends import Sam2Backend
+from napari_textseg.engine.interactive.slice_models import Sam2SliceModel
 from napari_textseg.models.sam2 import build_sam2_model
 
 
@@ -139,7 +139,7 @@ def train_sam2(arch: dict, minutes: float, bank, *, steps: int | None = None, se
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = build_sam2_model(arch)
-    backend = Sam2Backend(model, torch.device("cpu"))
+    backend = Sam2SliceModel(model, torch.device("cpu"))
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     budget = TimeBudget(minutes, lr, steps=steps)

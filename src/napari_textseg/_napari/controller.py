@@ -74,7 +74,7 @@ class CommitTarget:
 @dataclass
 class _State:
     loaded: Any = None
-    backend: Any = None
+    slice_model: Any = None
     choice: ModelChoice | None = None
     session: SegmentationSession | None = None
     session_key: tuple | None = None
@@ -145,17 +145,17 @@ class SegmentationController:
         if self._loading:
             self.say("model", "a model is already loading; wait for it to finish")
             return
-        from napari_textseg.engine.interactive.backends import make_backend
+        from napari_textseg.engine.interactive.slice_models import make_slice_model
         from napari_textseg.models.loader import load_model
 
         def work():
             loaded = load_model(choice.model_id, choice.checkpoint, device=choice.device,
                                 wording=panel_wording("checkpoint"))
-            return loaded, make_backend(loaded.model, loaded.card.family, loaded.device, loaded.card.arch)
+            return loaded, make_slice_model(loaded.model, loaded.card.family, loaded.device, loaded.card.arch)
 
         def done(result) -> None:
             self._loading = False
-            self._state.loaded, self._state.backend = result
+            self._state.loaded, self._state.slice_model = result
             self._state.choice = choice
             card = self._state.loaded.card
             self.say("model", f"{card.name} ready on {self._state.loaded.device}")
@@ -166,7 +166,7 @@ class SegmentationController:
 
         # No background embedding work may run while the new model's modules import.
         self._drop_session()
-        self._state.backend = None
+        self._state.slice_model = None
         self._loading = True
         self.say("model", "loading the model ...")
         self.tasks.start("model", work, done, "Loading model", on_error=failed)
@@ -179,14 +179,14 @@ class SegmentationController:
         return any(self.tasks.busy(section) for section in MODEL_SECTIONS)
 
     @property
-    def backend(self):
-        """The loaded model's slice backend (None until a model is loaded)."""
-        return self._state.backend
+    def slice_model(self):
+        """The loaded model's slice slice_model (None until a model is loaded)."""
+        return self._state.slice_model
 
     @property
     def loaded_model(self):
         """The loaded model (a LoadedModel: its card, device, file), or None."""
-        return self._state.loaded if self._state.backend is not None else None
+        return self._state.loaded if self._state.slice_model is not None else None
 
     @property
     def model_choice(self) -> ModelChoice | None:
@@ -209,7 +209,7 @@ class SegmentationController:
         """Refuse (with a message) while a model loads, none is loaded, or work is running."""
         if self._loading:
             raise ValueError("the model is still loading; try again in a moment")
-        if self._state.backend is None:
+        if self._state.slice_model is None:
             raise ValueError("choose a model and press Load first")
         if self.working:
             raise ValueError("still working on the last request; wait for it or press Cancel")
@@ -231,7 +231,7 @@ class SegmentationController:
                 confine = np.isin(organ, values) if values else organ > 0
             modality = layer_modality({"metadata": image.metadata})
             self._state.session = SegmentationSession(
-                np.asarray(image.data), tuple(image.scale), modality, self._state.backend,
+                np.asarray(image.data), tuple(image.scale), modality, self._state.slice_model,
                 roi_mm=self.options.roi_mm, confine=confine, axis=self.options.axis,
             )
             self._state.session_key = key
@@ -267,7 +267,7 @@ class SegmentationController:
         active = self.viewer.layers.selection.active
         if active is not None and active.name in (BOX_LAYER, PROMPT_LAYER):
             return active.name == BOX_LAYER
-        return bool(getattr(self._state.backend, "box_only", False))
+        return bool(getattr(self._state.slice_model, "box_only", False))
 
     def box_tool(self) -> napari.layers.Shapes:
         """B: the box layer active, drawing rectangles on the current slice."""

@@ -25,15 +25,15 @@ from napari_textseg._napari.layers import add_labels_on, label_table, layer_geom
 from napari_textseg.core.errors import InputError
 from napari_textseg.core.text_prompts import parse_targets
 from napari_textseg.engine.interactive.session import SegmentationSession
-from napari_textseg.engine.text.backend import (
+from napari_textseg.engine.text.backends import get_backend_info, open_text_backend, resolve_backend
+from napari_textseg.engine.text.merge import merge_into
+from napari_textseg.engine.text.protocol import (
     OrganResult,
     Progress,
     TextVolume,
     assign_values,
     check_text_volume,
 )
-from napari_textseg.engine.text.merge import merge_into
-from napari_textseg.engine.text.registry import get_backend_info, open_text_backend, resolve_backend
 
 if TYPE_CHECKING:
     import napari
@@ -87,7 +87,7 @@ class TextController:
             if self._session is not None:
                 self._session.close()
             self._session = SegmentationSession(np.asarray(image.data), tuple(image.scale), _modality(image),
-                                                self.points.backend)
+                                                self.points.slice_model)
             self._session_key = key
         return self._session
 

@@ -36,7 +36,7 @@ def check_early(args: argparse.Namespace) -> None:
                 get_card(name)  # an unknown id lists the known ones
     backend = getattr(args, "backend", None)
     if backend:
-        from napari_textseg.engine.text.registry import AUTO, BACKENDS
+        from napari_textseg.engine.text.backends import AUTO, BACKENDS
 
         info = BACKENDS.get(backend)
         if backend != AUTO and info is not None and info.module and importlib.util.find_spec(info.module) is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from napari_textseg import __version__
-from napari_textseg.engine.text.registry import AUTO, BACKENDS
+from napari_textseg.engine.text.backends import AUTO, BACKENDS
 
 __all__ = ["build_parser"]
 

@@ -14,7 +14,7 @@ __all__ = ["label", "segment"]
 
 def segment(args: argparse.Namespace) -> int:
     from napari_textseg.core.io import read_volume, write_labels
-    from napari_textseg.engine.interactive.litemedsam_backend import BOX_ONLY_MESSAGE
+    from napari_textseg.engine.interactive.litemedsam_slices import BOX_ONLY_MESSAGE
     from napari_textseg.engine.interactive.prompts import PromptError, group_by_slice
     from napari_textseg.engine.interactive.propagate import PropagationSettings
     from napari_textseg.engine.interactive.session import PostProcessing
@@ -101,7 +101,7 @@ def label(args: argparse.Namespace) -> int:
         clicks.setdefault(name, ([], [], {}))[2][int(round(z))] = tuple(box)
     for points, signs, boxes in clicks.values():  # check the prompts before the (slow) model load
         group_by_slice(np.array(points).reshape(-1, 3), np.array(signs), volume.spatial_shape, boxes)
-    from napari_textseg.engine.text.registry import resolve_backend
+    from napari_textseg.engine.text.backends import resolve_backend
     from napari_textseg.models.device import pick_device
     from napari_textseg.models.registry import get_card
 

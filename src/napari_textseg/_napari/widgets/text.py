@@ -12,7 +12,7 @@ from napari_textseg._napari.widgets._common import fill_labels_combo, fit_combo,
 from napari_textseg._napari.widgets._section import Section
 from napari_textseg._napari.widgets.download import DownloadButton
 from napari_textseg._napari.wording import panel_wording
-from napari_textseg.engine.text.registry import AUTO, BACKENDS, choose_backend, why_unavailable
+from napari_textseg.engine.text.backends import AUTO, BACKENDS, choose_backend, why_unavailable
 from napari_textseg.models.registry import CARDS
 
 if TYPE_CHECKING:

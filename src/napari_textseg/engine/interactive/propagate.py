@@ -34,12 +34,17 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from napari_textseg.engine.interactive.backends import Sam2Backend, SliceBackend, SliceMask, orig_hw
 from napari_textseg.engine.interactive.features import Features
 from napari_textseg.engine.interactive.heap import release_free_memory
 from napari_textseg.engine.interactive.memory import POLICIES, MemoryEntry, make_bank
 from napari_textseg.engine.interactive.memory_attention import MemoryView
 from napari_textseg.engine.interactive.prompts import PromptError, SlicePrompts
+from napari_textseg.engine.interactive.slice_models import (
+    Sam2SliceModel,
+    SliceMask,
+    SliceModel,
+    orig_hw,
+)
 
 __all__ = [
     "DIRECTIONS",
@@ -176,12 +181,12 @@ class _Propagator:
 
     def __init__(
         self,
-        backend: SliceBackend,
+        slice_model: SliceModel,
         features: Callable[[int], Features],
         n_slices: int,
         settings: PropagationSettings,
     ):
-        self.backend = backend
+        self.slice_model = slice_model
         self.features = features
         self.n_slices = n_slices
         self.settings = settings
@@ -199,7 +204,7 @@ class _Propagator:
         raise NotImplementedError
 
     def _segment_prompted(self, z: int, prompts: SlicePrompts, logits: torch.Tensor | None) -> SliceMask:
-        return self.backend.decode(self.features(z), prompts, logits)
+        return self.slice_model.decode(self.features(z), prompts, logits)
 
     def iter_run(
         self,
@@ -283,11 +288,11 @@ class Sam2Propagator(_Propagator):
     the past slices that give mask memories.
     """
 
-    backend: Sam2Backend
+    slice_model: Sam2SliceModel
 
-    def __init__(self, backend: Sam2Backend, *args, **kwargs):
-        super().__init__(backend, *args, **kwargs)
-        model = backend.model
+    def __init__(self, slice_model: Sam2SliceModel, *args, **kwargs):
+        super().__init__(slice_model, *args, **kwargs)
+        model = slice_model.model
         # SAM2 has trained temporal encodings for num_maskmem - 1 past memories.
         self.max_memory = int(model.num_maskmem) - 1
         # How far back a pass still needs a slice's mask memory, and its object pointer.
@@ -296,7 +301,7 @@ class Sam2Propagator(_Propagator):
         self._cond: dict[int, dict] = {}
 
     def _start_passes(self) -> None:
-        self._cond = {z: self.backend.remember(self.features(z), a) for z, a in self.anchors.items()}
+        self._cond = {z: self.slice_model.remember(self.features(z), a) for z, a in self.anchors.items()}
 
     def _start_pass(self, start: int, step: int) -> None:
         self._past: dict[int, dict] = {}
@@ -320,7 +325,7 @@ class Sam2Propagator(_Propagator):
             mask_memory=None if bank is None else [e.output for e in bank.entries],
             max_past=None if self._size == self.max_memory else self._size,
         )
-        result = self.backend.track(self.features(z), z, view, self.n_slices, reverse=step < 0)
+        result = self.slice_model.track(self.features(z), z, view, self.n_slices, reverse=step < 0)
         state = result.state
         assert state is not None
         if self.settings.offload:  # long volumes: memories wait in host RAM
@@ -361,7 +366,7 @@ class SamProjectionPropagator(_Propagator):
             ys, xs = np.nonzero(previous.mask)
             box = (float(ys.min()), float(xs.min()), float(ys.max() + 1), float(xs.max() + 1))
         prompts = SlicePrompts(points_yx=deepest_point(previous.mask)[None], labels=np.array([1]), box=box)
-        current = self.backend.decode(self.features(z), prompts)
+        current = self.slice_model.decode(self.features(z), prompts)
         if _iou(previous.mask, current.mask) < self.min_iou:
             return None
         current.prompts = prompts
@@ -381,28 +386,28 @@ class BoxPropagator(_Propagator):
 
     def _start_pass(self, start: int, step: int) -> None:
         features = self.features(start)
-        self._first_box = self.backend.model_box(self.prompts[start].box, orig_hw(features))  # type: ignore[attr-defined]
+        self._first_box = self.slice_model.model_box(self.prompts[start].box, orig_hw(features))  # type: ignore[attr-defined]
         self._last_box = self._first_box
 
     def _segment(self, z: int, previous: SliceMask, start: int, step: int) -> SliceMask | None:
-        box = self.backend.box_from_mask(previous.mask)  # type: ignore[attr-defined]
+        box = self.slice_model.box_from_mask(previous.mask)  # type: ignore[attr-defined]
         if self.settings.slice_range is not None:
             if box is None:  # LiteMedSAM's script re-uses the prompted box, MedSAM's the last one
-                previous_box = getattr(self.backend, "box_fallback", "prompted") == "previous"
+                previous_box = getattr(self.slice_model, "box_fallback", "prompted") == "previous"
                 box = self._last_box if previous_box else self._first_box
             self._last_box = box
-            return self.backend.decode_model_box(self.features(z), box)  # type: ignore[attr-defined]
+            return self.slice_model.decode_model_box(self.features(z), box)  # type: ignore[attr-defined]
         # No range: the object ends where its mask vanishes or jumps (micro-sam's rule, as
         # for SAM). A box model always finds something in a box, so "vanishes" alone
         # would run to the volume's end.
         if box is None:
             return None
-        current = self.backend.decode_model_box(self.features(z), box)  # type: ignore[attr-defined]
+        current = self.slice_model.decode_model_box(self.features(z), box)  # type: ignore[attr-defined]
         return current if _iou(previous.mask, current.mask) >= MIN_SLICE_IOU else None
 
 
 def make_propagator(
-    backend: SliceBackend,
+    slice_model: SliceModel,
     features: Callable[[int], Features],
     n_slices: int,
     settings: PropagationSettings,
@@ -411,8 +416,8 @@ def make_propagator(
     """SAM2 memory propagation for SAM2 models; MedSAM's box recipe for box-only models, and
     for MedSAM given boxes alone; prompt projection for SAM models."""
     boxes_alone = bool(prompts) and all(p.box is not None and not len(p.labels) for p in prompts.values())
-    if getattr(backend, "box_only", False) or (boxes_alone and getattr(backend, "box_recipe", False)):
-        return BoxPropagator(backend, features, n_slices, settings)
-    if isinstance(backend, Sam2Backend):
-        return Sam2Propagator(backend, features, n_slices, settings)
-    return SamProjectionPropagator(backend, features, n_slices, settings)
+    if getattr(slice_model, "box_only", False) or (boxes_alone and getattr(slice_model, "box_recipe", False)):
+        return BoxPropagator(slice_model, features, n_slices, settings)
+    if isinstance(slice_model, Sam2SliceModel):
+        return Sam2Propagator(slice_model, features, n_slices, settings)
+    return SamProjectionPropagator(slice_model, features, n_slices, settings)

@@ -14,9 +14,8 @@ import numpy as np
 import torch
 
 from napari_textseg.core.intensity import Window, no_contrast_reason, normalize_for_model
-from napari_textseg.engine.interactive.backends import Sam2Backend, SliceBackend, SliceMask
 from napari_textseg.engine.interactive.features import FeatureCache
-from napari_textseg.engine.interactive.litemedsam_backend import BOX_ONLY_MESSAGE
+from napari_textseg.engine.interactive.litemedsam_slices import BOX_ONLY_MESSAGE
 from napari_textseg.engine.interactive.postprocess import fill_holes, keep_clicked_components
 from napari_textseg.engine.interactive.prompts import (
     PromptError,
@@ -31,6 +30,7 @@ from napari_textseg.engine.interactive.propagate import (
     make_propagator,
 )
 from napari_textseg.engine.interactive.roi import Roi, roi_around
+from napari_textseg.engine.interactive.slice_models import Sam2SliceModel, SliceMask, SliceModel
 
 __all__ = ["PostProcessing", "SegmentationSession"]
 
@@ -56,8 +56,8 @@ class SegmentationSession:
         (z, y, x) voxel size, used by ROI mode.
     modality
         ``"CT"`` windows the data, anything else is percentile-normalised.
-    backend
-        A SAM or SAM2 :class:`~napari_textseg.engine.interactive.backends.SliceBackend`.
+    slice_model
+        A SAM or SAM2 :class:`~napari_textseg.engine.interactive.slice_models.SliceModel`.
     axis
         The axis slices are taken along (0: axial for the display convention).
     roi_mm
@@ -79,7 +79,7 @@ class SegmentationSession:
         data: np.ndarray,
         spacing: tuple[float, float, float],
         modality: str,
-        backend: SliceBackend,
+        slice_model: SliceModel,
         *,
         axis: int = 0,
         window: str | Window = "soft_tissue",
@@ -103,7 +103,7 @@ class SegmentationSession:
         self.axis = axis
         self._order = [axis] + [a for a in range(3) if a != axis]  # volume axes in working order
         self.spacing = tuple(float(s) for s in spacing)
-        self.backend = backend
+        self.slice_model = slice_model
         self.roi_mm = roi_mm
         self.confine = None if confine is None else np.asarray(confine, dtype=bool)
         self._data, self._modality, self._window = data, modality, window
@@ -125,7 +125,7 @@ class SegmentationSession:
         """The windowed volume, slicing axis first; computed on first use (in a worker)."""
         if self._normalised is None:
             # A model may read volumes prepared its own way (LiteMedSAM: the challenge's uint8).
-            prepare = getattr(self.backend, "prepare_volume", normalize_for_model)
+            prepare = getattr(self.slice_model, "prepare_volume", normalize_for_model)
             self._normalised = np.moveaxis(prepare(self._data, self._modality, self._window), self.axis, 0)
         return self._normalised
 
@@ -156,7 +156,7 @@ class SegmentationSession:
     def _encode(self, key: tuple):
         start, shape, z = key
         if start is None:
-            return self.backend.encode(self._model_input[z])
+            return self.slice_model.encode(self._model_input[z])
         # Crop the one plane from the key itself: a prefetch may outlive the ROI it was for.
         plane = Roi(tuple(start[1:]), tuple(shape[1:]), self._model_input.shape[1:])  # type: ignore[arg-type]
         index = start[0] + z
@@ -164,7 +164,7 @@ class SegmentationSession:
             frame = plane.crop(self._model_input[index], fill=0.0)
         else:
             frame = np.zeros(shape[1:], dtype=self._model_input.dtype)
-        return self.backend.encode(frame)
+        return self.slice_model.encode(frame)
 
     def _features(self, z: int):
         return self.cache.get(self._key(z))
@@ -218,8 +218,8 @@ class SegmentationSession:
         the points (N, 3) and labels (N,) as arrays.
         """
         points, labels = check_points(points_zyx, labels, self.shape)
-        if getattr(self.backend, "box_only", False) and len(points):
-            raise PromptError(BOX_ONLY_MESSAGE.format(model=getattr(self.backend, "title", "this model")))
+        if getattr(self.slice_model, "box_only", False) and len(points):
+            raise PromptError(BOX_ONLY_MESSAGE.format(model=getattr(self.slice_model, "title", "this model")))
         # set(): one snapshot of the keys, a worker may be adding slices
         corrected = {z + self._slice_offset() for z in set(self.result.logits)}
         shape = tuple(self.shape[a] for a in self._order)
@@ -229,7 +229,7 @@ class SegmentationSession:
     def check_settings(self, settings: PropagationSettings) -> None:
         """Refuse settings this model cannot use, before any work: a memory policy other than
         SAM2's own on a model without memory (the command line and the panel both ask here)."""
-        if settings.policy != "fifo" and not isinstance(self.backend, Sam2Backend):
+        if settings.policy != "fifo" and not isinstance(self.slice_model, Sam2SliceModel):
             raise PromptError(f"the {settings.policy} memory bank is SAM2's: choose a SAM2 model, or the fifo "
                               "policy (this model has no memory)")
 
@@ -264,7 +264,7 @@ class SegmentationSession:
         if z not in self.prompts:
             raise PromptError(f"slice {z} has no prompt")
         prompts = self._slice_prompts(z)
-        result = self.backend.decode(self._features(z), prompts, self.result.logits.get(z))
+        result = self.slice_model.decode(self._features(z), prompts, self.result.logits.get(z))
         self._decoded[z] = (prompts, result)
         self.result.masks[z], self.result.scores[z], self.result.logits[z] = result.mask, result.score, result.logits
         self.result.source[z] = z
@@ -301,7 +301,7 @@ class SegmentationSession:
         # click would run beside it and split the same cores (one already running finishes).
         self.cache.cancel_prefetch()
         prompts = {z: self._slice_prompts(z) for z in self.prompts}
-        propagator = make_propagator(self.backend, self._features, self.n_slices, settings, prompts)
+        propagator = make_propagator(self.slice_model, self._features, self.n_slices, settings, prompts)
         decoded = {z: r for z, (p, r) in self._decoded.items() if z in prompts and p.same_as(prompts[z])}
         run = yield from propagator.iter_run(prompts, self.result.logits, only_from=from_slice, decoded=decoded)
         for z in prompts:

@@ -247,7 +247,7 @@ def run_case(case: BatchCase, job: BatchJob) -> CaseResult:
         if job.text:
             from napari_textseg.core.text_prompts import parse_targets
             from napari_textseg.engine.jobs.pipelines import label_text
-            from napari_textseg.engine.text.registry import resolve_backend
+            from napari_textseg.engine.text.backends import resolve_backend
 
             targets = parse_targets("\n".join(job.text))
             sam = _model(job.model, job.checkpoint, job.device)

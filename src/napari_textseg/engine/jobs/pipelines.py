@@ -39,10 +39,10 @@ def segment_clicks(
     confine: np.ndarray | None = None,
 ) -> np.ndarray:
     """The boolean (z, y, x) mask of the clicked object; ``propagate`` runs it through the volume."""
-    from napari_textseg.engine.interactive.backends import make_backend
+    from napari_textseg.engine.interactive.slice_models import make_slice_model
 
     _single_channel(volume, "segment")
-    backend = make_backend(sam.model, sam.card.family, sam.device, sam.card.arch)
+    backend = make_slice_model(sam.model, sam.card.family, sam.device, sam.card.arch)
     session = SegmentationSession(volume.data, volume.spacing, volume.modality, backend,
                                   roi_mm=roi_mm, confine=confine)
     try:
@@ -84,16 +84,16 @@ def label_text(
     report: Callable[[str], None] | None = None,
 ) -> LabelMap:
     """Label every target with one text backend, resolved already (see
-    :func:`~napari_textseg.engine.text.registry.resolve_backend`) and opened here with
-    :func:`~napari_textseg.engine.text.registry.open_text_backend`."""
-    from napari_textseg.engine.text.backend import (
+    :func:`~napari_textseg.engine.text.backends.resolve_backend`) and opened here with
+    :func:`~napari_textseg.engine.text.backends.open_text_backend`."""
+    from napari_textseg.engine.text.backends import open_text_backend
+    from napari_textseg.engine.text.protocol import (
         OrganResult,
         TextVolume,
         assign_values,
         check_text_volume,
         merge_results,
     )
-    from napari_textseg.engine.text.registry import open_text_backend
 
     _single_channel(volume, "label")
     check_text_volume(volume.data)

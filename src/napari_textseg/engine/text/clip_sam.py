@@ -25,9 +25,9 @@ from napari_textseg.core.errors import InputError
 from napari_textseg.core.text_prompts import TextTarget, background_ensemble, object_ensemble
 from napari_textseg.engine.interactive.propagate import PropagationSettings
 from napari_textseg.engine.interactive.session import PostProcessing, SegmentationSession
-from napari_textseg.engine.text.backend import OrganResult, Progress
 from napari_textseg.engine.text.clip_dense import DenseClip
 from napari_textseg.engine.text.locate import LocateSettings, Location, locate, scored_slices
+from napari_textseg.engine.text.protocol import OrganResult, Progress
 from napari_textseg.engine.text.text_encoder import TextEncoder
 
 __all__ = ["LabelSettings", "TextLabeller"]

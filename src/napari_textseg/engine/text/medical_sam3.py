@@ -21,11 +21,7 @@ compares it with the reference ``infer_volume`` on a GPU machine (docs/text.md).
 
 from __future__ import annotations
 
-import importlib.util
-import inspect
-import sys
 from collections.abc import Generator, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,23 +29,15 @@ import numpy as np
 from napari_textseg.core.errors import InputError
 from napari_textseg.core.intensity import normalize_for_model
 from napari_textseg.core.text_prompts import TextTarget
-from napari_textseg.engine.text.backend import OrganResult, Progress, TextVolume, check_text_volume
+from napari_textseg.engine.text.protocol import OrganResult, Progress, TextVolume, check_text_volume
 
 __all__ = [
-    "CLIP_LENGTH", "INSTALL_HINT", "MedicalSam3Backend", "clip_windows", "fuse_pixel_scores",
-    "load_medical_sam3_video", "slice_frames",
+    "CLIP_LENGTH", "MedicalSam3Backend", "clip_windows", "fuse_pixel_scores",
+    "slice_frames",
 ]
 
 CLIP_LENGTH = 4
 PRIORITY_FLOOR = 0.5  # pixel_score fusion starts every voxel at this probability
-INSTALL_HINT = (
-    "Medical-SAM3 3-D needs the sam3 package of its own repository (its builder takes training_mode "
-    "and builds at 504 px; PyPI sam3 cannot load the 3-D checkpoint): git clone "
-    "https://github.com/AIM-Research-Lab/Medical-SAM3 && pip install --no-deps -e ./Medical-SAM3 && "
-    'pip install "napari-textseg[medical-sam3]"'
-)
-
-
 def clip_windows(depth: int, clip_length: int = CLIP_LENGTH) -> list[tuple[int, int]]:
     """``[start, end)`` of each independent clip: 0-4, 4-8, ..., the last one shorter."""
     if depth < 1 or clip_length < 1:
@@ -75,41 +63,6 @@ def fuse_pixel_scores(labels: np.ndarray, priority: np.ndarray, mask: np.ndarray
     update = mask & (scores > priority)
     priority[update] = scores[update]
     labels[update] = value
-
-
-def _repository_root() -> Path:
-    spec = importlib.util.find_spec("sam3")
-    if spec is None or spec.origin is None:
-        raise InputError(INSTALL_HINT)
-    return Path(spec.origin).resolve().parents[1]
-
-
-def load_medical_sam3_video(checkpoint: str | Path, device: Any) -> tuple[Any, Any]:
-    """The Medical-SAM3 video model, built as its 3-D inference builds it, and the repository's
-    ``medical.inference_3d`` module (whose hook exposes mask probabilities)."""
-    root = _repository_root()
-    reference = root / "medical" / "inference_3d.py"
-    from sam3.model_builder import build_sam3_video_model
-
-    if "training_mode" not in inspect.signature(build_sam3_video_model).parameters or not reference.is_file():
-        raise InputError(INSTALL_HINT)
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    import medical.inference_3d as released
-
-    released.install_probability_outputs()
-    bpe = released.DEFAULT_BPE if Path(released.DEFAULT_BPE).is_file() else None
-    model = build_sam3_video_model(
-        checkpoint_path=str(checkpoint), load_from_HF=False, bpe_path=str(bpe) if bpe else None,
-        strict_state_dict_loading=True, training_mode=False, device=str(device), compile=False,
-        apply_temporal_disambiguation=True, image_size=504,
-    )
-    model.eval()
-    # The released 3-D policy turns the tracker's hot-start delays off.
-    model.hotstart_delay = 0
-    model.hotstart_unmatch_thresh = 0
-    model.hotstart_dup_thresh = 0
-    return model, released
 
 
 class MedicalSam3Backend:

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from napari_textseg.core.text_prompts import TextTarget
-from napari_textseg.engine.text.backend import OrganResult, Progress
 from napari_textseg.engine.text.locate import Location
+from napari_textseg.engine.text.protocol import OrganResult, Progress
 
 __all__ = ["Sam3Labeller", "link_slices"]
 

@@ -19,7 +19,6 @@ import difflib
 import queue
 import threading
 from collections.abc import Callable, Generator, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,10 +26,10 @@ import torch
 
 from napari_textseg.core.errors import InputError
 from napari_textseg.core.text_prompts import TextTarget
-from napari_textseg.engine.text.backend import OrganResult, Progress, TextVolume, check_text_volume
+from napari_textseg.engine.text.protocol import OrganResult, Progress, TextVolume, check_text_volume
 
 __all__ = [
-    "TEXT_ENCODER", "VOXTELL_MODALITIES", "VoxTellBackend", "from_voxtell_grid", "load_voxtell",
+    "TEXT_ENCODER", "VOXTELL_MODALITIES", "VoxTellBackend", "from_voxtell_grid",
     "to_voxtell_grid",
 ]
 
@@ -48,30 +47,6 @@ def from_voxtell_grid(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array[..., ::-1, ::-1])
 
 
-def _require_voxtell() -> None:
-    try:
-        import voxtell  # noqa: F401
-    except ImportError as err:
-        raise InputError('the VoxTell backend needs the voxtell package: pip install "napari-textseg[voxtell]"') from err
-
-
-def load_voxtell(model_dir: str | Path, device: torch.device, bank: str | Path | None = None) -> Any:
-    """VoxTell's own predictor on ``device``, from a model folder; nothing is downloaded here.
-
-    ``bank`` is the published ``text_embeddings.npz``; without it every prompt needs the
-    text encoder.
-    """
-    _require_voxtell()
-    from voxtell.inference.predictor import VoxTellPredictor
-
-    folder = Path(model_dir)
-    for needed in ("plans.json", "fold_0/checkpoint_final.pth"):
-        if not (folder / needed).is_file():
-            raise InputError(f"{folder} is not a VoxTell model folder: {needed} is missing")
-    return VoxTellPredictor(model_dir=str(folder), device=device, embedding_bank=str(bank) if bank else None,
-                            use_precomputed_embeddings=False)
-
-
 def _text_encoder_cached(name: str) -> bool:
     from huggingface_hub import try_to_load_from_cache
 
@@ -84,7 +59,7 @@ class VoxTellBackend:
     Parameters
     ----------
     predictor
-        A ``VoxTellPredictor`` (:func:`load_voxtell`).
+        A ``VoxTellPredictor`` (:func:`napari_textseg.models.voxtell.load_voxtell`).
     volume
         The volume, in display order; CT, MR or PET.
     online

@@ -26,7 +26,7 @@ from napari_textseg.engine.interactive.sam2_heads import sam2_heads
 from napari_textseg.models.device import autocast
 
 __all__ = [
-    "Sam2Backend", "SamBackend", "SliceBackend", "SliceMask", "make_backend", "orig_hw", "resize_longest_side",
+    "Sam2SliceModel", "SamSliceModel", "SliceModel", "SliceMask", "make_slice_model", "orig_hw", "resize_longest_side",
     "sam_decoder",
 ]
 
@@ -53,7 +53,7 @@ class SliceMask:
     state: dict[str, Any] | None = field(default=None, repr=False)  # SAM2's frame output
 
 
-class SliceBackend(Protocol):
+class SliceModel(Protocol):
     """What the engine needs from a promptable model family."""
 
     family: str
@@ -115,7 +115,7 @@ def orig_hw(features: Features) -> tuple[int, int]:
     return int(hw[0]), int(hw[1])
 
 
-class SamBackend:
+class SamSliceModel:
     """Segment Anything (v1), as ``SamPredictor`` runs it, and MedSAM, as its own
     ``MedSAM_Inference.py`` runs it (``preprocess="medsam"``).
 
@@ -248,7 +248,7 @@ class SamBackend:
         return SliceMask(mask=mask.cpu().numpy(), score=float(iou[0, 0]), logits=low_res)
 
 
-class Sam2Backend:
+class Sam2SliceModel:
     """SAM 2 / 2.1 and MedSAM2, as ``SAM2ImagePredictor`` (a click) and ``SAM2VideoPredictor``
     (propagation) run them.
 
@@ -417,19 +417,19 @@ class Sam2Backend:
         return self._finish(orig, heads.low_res, heads.ious, state)
 
 
-def make_backend(
+def make_slice_model(
     model: torch.nn.Module, family: str, device: torch.device, arch: dict[str, Any] | None = None
-) -> SliceBackend:
-    """The backend for a loaded model of ``family`` (``"sam"``, ``"sam2"`` or ``"litemedsam"``);
+) -> SliceModel:
+    """The slice model for a loaded model of ``family`` (``"sam"``, ``"sam2"`` or ``"litemedsam"``);
     a card's ``arch`` may name the preprocessing its weights were trained with (MedSAM's,
     MedSAM2's) and LiteMedSAM's propagated-box margin."""
     if family == "litemedsam":
-        from napari_textseg.engine.interactive.litemedsam_backend import LiteMedSamBackend
+        from napari_textseg.engine.interactive.litemedsam_slices import LiteMedSamSliceModel
 
-        return LiteMedSamBackend(model, device, box_shift=int((arch or {}).get("box_shift", 3)))
+        return LiteMedSamSliceModel(model, device, box_shift=int((arch or {}).get("box_shift", 3)))
     if family == "sam":
-        return SamBackend(model, device, preprocess=(arch or {}).get("preprocess", "sam"),
+        return SamSliceModel(model, device, preprocess=(arch or {}).get("preprocess", "sam"),
                           box_shift=int((arch or {}).get("box_shift", 5)))
     if family == "sam2":
-        return Sam2Backend(model, device, preprocess=(arch or {}).get("preprocess", "sam2"))
+        return Sam2SliceModel(model, device, preprocess=(arch or {}).get("preprocess", "sam2"))
     raise ValueError(f"point and box prompts need a SAM, SAM2 or LiteMedSAM model, not a {family} model")

@@ -18,12 +18,12 @@ import torch
 import torch.nn.functional as F
 
 from napari_textseg.core.intensity import Window, challenge_uint8
-from napari_textseg.engine.interactive.backends import SliceMask, orig_hw, sam_decoder
 from napari_textseg.engine.interactive.features import Features
 from napari_textseg.engine.interactive.prompts import PromptError, SlicePrompts
+from napari_textseg.engine.interactive.slice_models import SliceMask, orig_hw, sam_decoder
 from napari_textseg.models.device import autocast
 
-__all__ = ["BOX_ONLY_MESSAGE", "LiteMedSamBackend", "resize_longest_side_area"]
+__all__ = ["BOX_ONLY_MESSAGE", "LiteMedSamSliceModel", "resize_longest_side_area"]
 
 BOX_ONLY_MESSAGE = (
     "{model} is a box-prompted model (trained on boxes; points give no usable mask): draw a box "
@@ -52,7 +52,7 @@ def _pad(image: np.ndarray, target: int) -> np.ndarray:
     return np.pad(image, pad)
 
 
-class LiteMedSamBackend:
+class LiteMedSamSliceModel:
     """LiteMedSAM (or any MedSAM-Lite architecture): encode a slice, decode a box.
 
     ``box_shift`` widens a propagated box on each side, in model pixels (the script's 3).

@@ -175,8 +175,8 @@ def open_text_backend(
 
 
 def _open_clip_sam(volume, targets, sam, session, clip, clicks):
-    from napari_textseg.engine.interactive.backends import make_backend
     from napari_textseg.engine.interactive.session import SegmentationSession
+    from napari_textseg.engine.interactive.slice_models import make_slice_model
     from napari_textseg.engine.text.clip_dense import DenseClip
     from napari_textseg.engine.text.clip_sam import TextLabeller
     from napari_textseg.engine.text.text_encoder import TextEncoder
@@ -192,35 +192,28 @@ def _open_clip_sam(volume, targets, sam, session, clip, clicks):
     if session is None:
         if sam is None:
             raise InputError("the clip-sam backend needs a SAM/SAM2 model (--model ID or --checkpoint FILE)")
-        slices = make_backend(sam.model, sam.card.family, sam.device, sam.card.arch)
+        slices = make_slice_model(sam.model, sam.card.family, sam.device, sam.card.arch)
         session = SegmentationSession(volume.data, volume.spacing, volume.modality, slices)
     raw = volume.data if volume.modality == "CT" else None  # the HU priors are CT-only
     return TextLabeller(session, raw=raw, clip=dense, encoder=encoder, clicks=clicks)
 
 
 def _open_trained(backend: str, volume, device, weights: str | None, report, online):
-    from pathlib import Path
-
     from napari_textseg.models.registry import get_card
     from napari_textseg.models.store import cached_path, hugging_face_reachable
 
     info = get_backend_info(backend)
     card = get_card(info.card)  # type: ignore[arg-type]
     if backend == "voxtell":
-        from napari_textseg.engine.text.voxtell import VoxTellBackend, load_voxtell
+        from napari_textseg.engine.text.voxtell import VoxTellBackend
+        from napari_textseg.models.voxtell import cached_voxtell, load_voxtell, local_voxtell
 
-        if weights is not None:
-            folder, bank = Path(weights), Path(weights).parent / "text_embeddings.npz"
-        else:
-            folder = cached_path(card).parents[1]
-            bank = cached_path(card).parents[2] / card.extra_files[1]
+        folder, bank = local_voxtell(weights) if weights is not None else cached_voxtell(card)
         predictor = load_voxtell(folder, device, bank if bank.is_file() else None)
         return VoxTellBackend(predictor, volume, report=report, online=online or hugging_face_reachable)
     if backend == "medical-sam3":
-        from napari_textseg.engine.text.medical_sam3 import (
-            MedicalSam3Backend,
-            load_medical_sam3_video,
-        )
+        from napari_textseg.engine.text.medical_sam3 import MedicalSam3Backend
+        from napari_textseg.models.medical_sam3 import load_medical_sam3_video
 
         model, _ = load_medical_sam3_video(weights or cached_path(card), device)
         return MedicalSam3Backend(model, volume, clip_length=int(card.arch["clip_length"]))
