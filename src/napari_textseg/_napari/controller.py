@@ -293,14 +293,6 @@ class SegmentationController:
             raise ValueError("boxes are drawn on axial slices: set the slicing axis to z to use them")
         return points, labels, boxes
 
-    def _prompted_slice(self, points: np.ndarray, boxes: dict) -> int:
-        """The slice S segments: the last box's after drawing a box, else the last click's."""
-        if boxes and (self._box_tool or not len(points)):
-            return list(boxes)[-1]
-        if not len(points):
-            raise ValueError("no prompt given: draw a box (B) or click the object")
-        return int(np.rint(points[-1][0]))
-
     def start_worker(self, work, done, description: str, generator: bool = False, total: int = 0, on_yield=None,
                      *, section: str = "prompts", layer: Any = None):
         """Run ``work`` for ``section`` through the viewer's task runner; ``done`` gets its result.
@@ -324,15 +316,12 @@ class SegmentationController:
         """Segment the slice holding the most recent click (S)."""
         self.require_model()
         image = self.current_image()
-        points, labels, boxes = self.user_prompts(image)
         session = self._session(image)
-        session.check_prompts(points, labels, boxes)  # instant errors, before any work
-        z_volume = self._prompted_slice(points[:, [session.axis]], boxes)
+        prompts = session.check_prompts(*self.user_prompts(image))  # checked once, before any work
+        z_volume = prompts.slice_to_segment(prefer_box=self._box_tool)
 
         def work():
-            session.set_prompts(points, labels, boxes)
-            session.segment_slice(z_volume - (session.roi.start[0] if session.roi is not None else 0))
-            return session.mask(self.post)
+            return session.segment_prompted_slice(prompts, z_volume, self.post)
 
         def done(mask: np.ndarray) -> None:
             self._show(mask, image)
@@ -348,9 +337,8 @@ class SegmentationController:
         ``section`` is the one that asked (its status and Cancel)."""
         self.require_model()
         image = self.current_image()
-        points, labels, boxes = self.user_prompts(image)
         session = self._session(image)
-        session.check_prompts(points, labels, boxes)
+        prompts = session.check_prompts(*self.user_prompts(image))  # checked once, before any work
         session.check_settings(self.settings)
 
         def done(mask: np.ndarray) -> None:
@@ -358,7 +346,7 @@ class SegmentationController:
             self.say(section, f"propagated through {len(session.visited_slices())} slices; C commits")
 
         def work():
-            session.set_prompts(points, labels, boxes)
+            session.set_prompts(prompts)
             return (yield from session.propagate_steps(self.settings, from_slice=from_slice, post=self.post))
 
         self.say(section, "propagating ...")

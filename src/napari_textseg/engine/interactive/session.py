@@ -32,7 +32,7 @@ from napari_textseg.engine.interactive.propagate import (
 from napari_textseg.engine.interactive.roi import Roi, roi_around
 from napari_textseg.engine.interactive.slice_models import Sam2SliceModel, SliceMask, SliceModel
 
-__all__ = ["PostProcessing", "SegmentationSession"]
+__all__ = ["CheckedPrompts", "PostProcessing", "SegmentationSession"]
 
 _PREFETCH_RADIUS = 2
 
@@ -43,6 +43,28 @@ class PostProcessing:
 
     fill_holes: bool = False
     keep_clicked: bool = False
+
+
+@dataclass(frozen=True)
+class CheckedPrompts:
+    """Prompts checked once against a session (:meth:`SegmentationSession.check_prompts`):
+    the volume (z, y, x) points and labels, the boxes, and the prompts of each slice
+    along the session's axis, in the whole volume's frame."""
+
+    points: np.ndarray
+    labels: np.ndarray
+    boxes: dict[int, tuple[float, float, float, float]]
+    by_slice: dict[int, SlicePrompts]
+    axis: int = 0
+
+    def slice_to_segment(self, prefer_box: bool = False) -> int:
+        """The slice S segments: the last box's after drawing a box (or with no click),
+        else the last click's."""
+        if self.boxes and (prefer_box or not len(self.points)):
+            return list(self.boxes)[-1]
+        if not len(self.points):
+            raise PromptError("no prompt given: draw a box (B) or click the object")
+        return int(np.rint(self.points[-1][self.axis]))
 
 
 class SegmentationSession:
@@ -178,44 +200,58 @@ class SegmentationSession:
 
     def set_prompts(
         self,
-        points_zyx: np.ndarray,
-        labels: np.ndarray,
+        points_zyx: np.ndarray | CheckedPrompts,
+        labels: np.ndarray | None = None,
         boxes: dict[int, tuple[float, float, float, float]] | None = None,
     ) -> None:
-        """Replace the prompts: points in volume (z, y, x) voxels, labels 1/0.
+        """Replace the prompts: points in volume (z, y, x) voxels, labels 1/0, boxes by slice;
+        or prompts :meth:`check_prompts` checked already (they are not checked again).
 
         In ROI mode the ROI is placed around the positive clicks the first time and
-        kept for corrections; a later click outside it is an error.
+        kept for corrections; a later prompt outside it is an error.
         """
-        points, labels = self.check_prompts(points_zyx, labels, boxes)
-        order = self._order
+        checked = points_zyx if isinstance(points_zyx, CheckedPrompts) else \
+            self.check_prompts(points_zyx, labels, boxes)  # type: ignore[arg-type]
+        points, labels = checked.points, checked.labels
         if self.roi_mm is not None:
-            in_work = points[:, order]
+            in_work = points[:, self._order]
             if self.roi is None:
-                spacing = tuple(self.spacing[a] for a in order)
-                shape = tuple(self.shape[a] for a in order)
+                spacing = tuple(self.spacing[a] for a in self._order)
+                shape = tuple(self.shape[a] for a in self._order)
                 self.roi = roi_around(in_work[labels == 1], spacing, self.roi_mm, shape)  # type: ignore[arg-type]
                 self._roi_work = self.roi.crop(self._model_input, fill=0.0)
             elif not self.roi.contains(in_work):
                 raise PromptError("a click lies outside the ROI; start a new object to move the ROI")
-        work_points = self._to_work(points)
-        work_shape = tuple(self.roi.shape) if self.roi is not None else tuple(self.shape[a] for a in order)
-        self.prompts = group_by_slice(  # type: ignore[arg-type]
-            work_points, labels, work_shape, boxes, corrected=self.result.logits)
+        self.prompts = self._in_work_frame(checked.by_slice)
         self._positive = points[labels == 1]
+
+    def _in_work_frame(self, by_slice: dict[int, SlicePrompts]) -> dict[int, SlicePrompts]:
+        """Per-slice prompts of the whole volume, moved into the ROI (the same without one)."""
+        if self.roi is None:
+            return dict(by_slice)
+        z0, y0, x0 = self.roi.start
+        moved = {z - z0: prompts.shifted(y0, x0) for z, prompts in by_slice.items()}
+        depth, height, width = self.roi.shape
+        for z, prompts in moved.items():
+            box = prompts.box
+            if not 0 <= z < depth or (box is not None and not (0 <= min(box[0], box[2]) and max(box[0], box[2])
+                                                               <= height and 0 <= min(box[1], box[3])
+                                                               and max(box[1], box[3]) <= width)):
+                raise PromptError("a prompt lies outside the ROI; start a new object to move the ROI")
+        return moved
 
     def check_prompts(
         self,
         points_zyx: np.ndarray,
         labels: np.ndarray,
         boxes: dict[int, tuple[float, float, float, float]] | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Raise :class:`PromptError` for prompts this session cannot use, before any work.
+    ) -> CheckedPrompts:
+        """Check prompts once, before any work; raise :class:`PromptError` for prompts this
+        session cannot use.
 
         Points must lie in the volume and each slice (along the session's axis) needs a
         positive click or a box, except a slice that already holds a result: there a
-        negative click alone is a correction. A box-only model takes no points. Returns
-        the points (N, 3) and labels (N,) as arrays.
+        negative click alone is a correction. A box-only model takes no points.
         """
         points, labels = check_points(points_zyx, labels, self.shape)
         if getattr(self.slice_model, "box_only", False) and len(points):
@@ -223,8 +259,8 @@ class SegmentationSession:
         # set(): one snapshot of the keys, a worker may be adding slices
         corrected = {z + self._slice_offset() for z in set(self.result.logits)}
         shape = tuple(self.shape[a] for a in self._order)
-        group_by_slice(points[:, self._order], labels, shape, boxes, corrected=corrected)  # type: ignore[arg-type]
-        return points, labels
+        by_slice = group_by_slice(points[:, self._order], labels, shape, boxes, corrected=corrected)  # type: ignore[arg-type]
+        return CheckedPrompts(points, labels, dict(boxes or {}), by_slice, self.axis)
 
     def check_settings(self, settings: PropagationSettings) -> None:
         """Refuse settings this model cannot use, before any work: a memory policy other than
@@ -261,8 +297,22 @@ class SegmentationSession:
             if len(self.prompts) != 1:
                 raise PromptError("several slices are prompted: say which one to segment")
             z = next(iter(self.prompts))
+        single = np.zeros(self._work.shape, dtype=bool)
+        single[z] = self._decode(z).mask
+        return self._from_work(single)
+
+    def segment_prompted_slice(self, prompts: CheckedPrompts, at: int,
+                               post: PostProcessing = PostProcessing()) -> np.ndarray:
+        """S in the panel: use ``prompts``, segment the volume's slice ``at`` (along the
+        session's axis; the session maps it into its ROI) and return the 3-D result to show."""
+        self.set_prompts(prompts)
+        self._decode(at - self._slice_offset())
+        return self.mask(post)
+
+    def _decode(self, z: int) -> SliceMask:
+        """Decode working-frame slice ``z`` from its prompts; keep the result; prefetch its neighbours."""
         if z not in self.prompts:
-            raise PromptError(f"slice {z} has no prompt")
+            raise PromptError(f"slice {z + self._slice_offset()} has no prompt")
         prompts = self._slice_prompts(z)
         result = self.slice_model.decode(self._features(z), prompts, self.result.logits.get(z))
         self._decoded[z] = (prompts, result)
@@ -270,9 +320,7 @@ class SegmentationSession:
         self.result.source[z] = z
         nearby = [z + d for d in range(1, _PREFETCH_RADIUS + 1)] + [z - d for d in range(1, _PREFETCH_RADIUS + 1)]
         self.cache.prefetch(self._key(n) for n in nearby if 0 <= n < self.n_slices)
-        single = np.zeros(self._work.shape, dtype=bool)
-        single[z] = result.mask
-        return self._from_work(single)
+        return result
 
     def propagate_steps(
         self,
