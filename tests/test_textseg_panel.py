@@ -171,3 +171,17 @@ def test_closing_the_panel_mid_task_leaves_no_traceback(make_napari_viewer_proxy
     qtbot.waitUntil(lambda: not controller.working, timeout=60_000)
     _settle()
     assert "has been deleted" not in caplog.text and "Traceback" not in caplog.text
+
+
+def test_settings_are_one_evented_model_that_every_view_shows(panel):
+    """The TextSeg tab and the separate Text dock are two views of one model."""
+    viewer, widget = panel
+    _, dock = viewer.window.add_plugin_dock_widget("napari-textseg", "Text labelling")
+    settings = controller_for(viewer).settings
+    widget.text.text.setPlainText("liver, spleen")
+    assert settings.text.text == "liver, spleen" and dock.text.toPlainText() == "liver, spleen"
+    settings.text.use_clicks = True
+    assert widget.text.use_clicks.isChecked() and dock.use_clicks.isChecked()
+    settings.propagation.policy = "ranked"
+    assert widget.propagation.policy.currentText() == "ranked"
+    assert settings.propagation.engine_settings().policy == "ranked"

@@ -71,8 +71,11 @@ def test_segment_propagate_commit_and_undo(ready, qtbot):
     propagation_widget.memory_size.setValue(3)
     propagation_widget.policy.setCurrentText("ranked")
     propagation_widget.projection.setCurrentText("point")
-    assert controller.settings.policy == "ranked" and controller.settings.memory_size == 3
-    assert controller.settings.projection == "point"
+    options = controller.settings.propagation  # the controls are views of one evented model
+    assert options.policy == "ranked" and options.memory_size == 3 and options.projection == "point"
+    options.memory_size = 4  # ... and the model drives the controls (a script, another view)
+    assert propagation_widget.memory_size.value() == 4
+    assert controller.settings.propagation.engine_settings().memory_size == 4
     controller.propagate()
     _wait_idle(qtbot, controller)
     assert np.count_nonzero(preview.data.reshape(30, -1).any(axis=1)) > 1

@@ -29,10 +29,10 @@ from napari_textseg._napari.prompt_layer import (  # noqa: E402
     prompt_layer,
     prompts_of,
 )
+from napari_textseg._napari.settings import PanelSettings  # noqa: E402
 from napari_textseg._napari.tasks import tasks_for  # noqa: E402
 from napari_textseg._napari.wording import panel_wording  # noqa: E402
-from napari_textseg.engine.interactive.propagate import PropagationSettings  # noqa: E402
-from napari_textseg.engine.interactive.session import PostProcessing, SegmentationSession  # noqa: E402
+from napari_textseg.engine.interactive.session import SegmentationSession  # noqa: E402
 
 if TYPE_CHECKING:
     import napari
@@ -49,26 +49,6 @@ class ModelChoice:
     model_id: str | None
     checkpoint: str | None = None
     device: str | None = None
-
-
-@dataclass
-class SessionOptions:
-    """Options that need a new session (and so new embeddings) when they change."""
-
-    roi_mm: float | None = None
-    confine_layer: str | None = None
-    confine_values: tuple[int, ...] = ()
-    axis: int = 0
-
-
-@dataclass
-class CommitTarget:
-    """Where a committed object goes."""
-
-    layer: str | None = None  # None: a new Labels layer
-    value: int | None = None  # None: the next free value
-    name: str = "object"
-    preserve_existing: bool = True
 
 
 @dataclass
@@ -96,10 +76,7 @@ class SegmentationController:
     def __init__(self, viewer: napari.Viewer):
         self.viewer = viewer
         self.tasks = tasks_for(viewer)
-        self.options = SessionOptions()
-        self.settings = PropagationSettings()
-        self.post = PostProcessing()
-        self.target = CommitTarget()
+        self.settings = PanelSettings()  # what the panel's sections set; read when work starts
         self._state = _State()
         self._loading = False
         self.tasks.changed.connect(self._on_tasks_changed)
@@ -220,19 +197,21 @@ class SegmentationController:
         return self._session(image)
 
     def _session(self, image: napari.layers.Image) -> SegmentationSession:
-        key = (id(image), self._state.choice, self.options.roi_mm, self.options.confine_layer,
-               self.options.confine_values, self.options.axis)
+        options = self.settings.propagation
+        key = (id(image), self._state.choice, *options.session_key())
         if self._state.session is None or self._state.session_key != key:
             self._drop_session()
             confine = None
-            if self.options.confine_layer:
-                organ = np.asarray(self.viewer.layers[self.options.confine_layer].data)
-                values = list(self.options.confine_values)
+            if options.confine_layer:
+                if options.confine_layer not in self.viewer.layers:
+                    raise ValueError(f"there is no layer named {options.confine_layer!r} to confine to")
+                organ = np.asarray(self.viewer.layers[options.confine_layer].data)
+                values = list(options.confine_label_values())
                 confine = np.isin(organ, values) if values else organ > 0
             modality = layer_modality({"metadata": image.metadata})
             self._state.session = SegmentationSession(
                 np.asarray(image.data), tuple(image.scale), modality, self._state.slice_model,
-                roi_mm=self.options.roi_mm, confine=confine, axis=self.options.axis,
+                roi_mm=options.roi_mm or None, confine=confine, axis=options.axis,
             )
             self._state.session_key = key
         return self._state.session
@@ -289,7 +268,7 @@ class SegmentationController:
         if PROMPT_LAYER in self.viewer.layers:
             points, labels = prompts_of(self.viewer.layers[PROMPT_LAYER], image)
         boxes = boxes_of(self.viewer.layers[BOX_LAYER], image) if BOX_LAYER in self.viewer.layers else {}
-        if boxes and self.options.axis != 0:
+        if boxes and self.settings.propagation.axis != 0:
             raise ValueError("boxes are drawn on axial slices: set the slicing axis to z to use them")
         return points, labels, boxes
 
@@ -320,8 +299,10 @@ class SegmentationController:
         prompts = session.check_prompts(*self.user_prompts(image))  # checked once, before any work
         z_volume = prompts.slice_to_segment(prefer_box=self._box_tool)
 
+        post = self.settings.propagation.post()
+
         def work():
-            return session.segment_prompted_slice(prompts, z_volume, self.post)
+            return session.segment_prompted_slice(prompts, z_volume, post)
 
         def done(mask: np.ndarray) -> None:
             self._show(mask, image)
@@ -339,7 +320,8 @@ class SegmentationController:
         image = self.current_image()
         session = self._session(image)
         prompts = session.check_prompts(*self.user_prompts(image))  # checked once, before any work
-        session.check_settings(self.settings)
+        settings, post = self.settings.propagation.engine_settings(), self.settings.propagation.post()
+        session.check_settings(settings)
 
         def done(mask: np.ndarray) -> None:
             self._show(mask, image)
@@ -347,7 +329,7 @@ class SegmentationController:
 
         def work():
             session.set_prompts(prompts)
-            return (yield from session.propagate_steps(self.settings, from_slice=from_slice, post=self.post))
+            return (yield from session.propagate_steps(settings, from_slice=from_slice, post=post))
 
         self.say(section, "propagating ...")
         self.start_worker(work, done, "Propagating", section=section, layer=image)
@@ -366,23 +348,25 @@ class SegmentationController:
             self.say("prompts", "nothing to commit: segment an object first")
             return None
         image = self.current_image()
-        target = self.target
-        if target.layer and target.layer in self.viewer.layers:
-            layer = self.viewer.layers[target.layer]
+        target = self.settings.prompts
+        if target.target_layer and target.target_layer in self.viewer.layers:
+            layer = self.viewer.layers[target.target_layer]
             if layer.data.shape != mask.shape:
                 raise ValueError(f"the Labels layer {layer.name!r} has shape {layer.data.shape}, "
                                  f"the image {mask.shape}")
         else:
-            layer = add_labels_on(self.viewer, image, np.zeros(mask.shape, dtype=np.uint16), target.layer or "labels")
+            layer = add_labels_on(self.viewer, image, np.zeros(mask.shape, dtype=np.uint16),
+                                  target.target_layer or "labels")
         value = target.value or int(np.max(layer.data)) + 1
         where = mask & (layer.data == 0) if target.preserve_existing else mask
         with layer.block_history():
             layer.data_setitem(np.nonzero(where), value)
-        name_label(layer, value, target.name, self.viewer.layers)
+        name = target.name.strip() or "object"
+        name_label(layer, value, name, self.viewer.layers)
         autosaver_for(self.viewer).save(layer, image)
         self.new_object()
         self._keep_prompting()
-        self.say("prompts", f"committed {target.name!r} as label {value} in {layer.name!r}")
+        self.say("prompts", f"committed {name!r} as label {value} in {layer.name!r}")
         return layer
 
     def new_object(self) -> None:

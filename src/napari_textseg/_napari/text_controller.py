@@ -62,6 +62,7 @@ class TextController:
     def __init__(self, viewer: napari.Viewer):
         self.viewer = viewer
         self.points = controller_for(viewer)
+        self.settings = self.points.settings.text  # what the Text section sets
         self.tasks = self.points.tasks
         self._clip: Any = None  # (choice, its LoadedModel): CLIP loads once
         self._session: SegmentationSession | None = None
@@ -80,7 +81,7 @@ class TextController:
         """The clicks' session when it works on the whole volume along z (one embedding cache
         for text and clicks); a session of its own when ROI mode, a confining organ or
         another slicing axis is set for the clicks."""
-        if self.points.options == type(self.points.options)():
+        if self.points.settings.propagation.whole_volume:
             return self.points.session_for(image)
         key = (id(image), self.points.model_choice)
         if self._session is None or self._session_key != key:
@@ -119,6 +120,13 @@ class TextController:
                                  sam=loaded if loaded is not None and loaded.card.family == "sam3" else None)
         self._trained[backend] = (id(image), made)
         return made
+
+    def run(self) -> None:
+        """Label what the Text settings say (the section's Label button)."""
+        s = self.settings
+        clip = ModelChoice(s.clip_model or None, s.clip_file.strip() or None)
+        self.label(s.text, s.target_layer or None, clip, use_clicks=s.use_clicks, backend=s.backend,
+                   allow_cpu=s.allow_cpu)
 
     def label(self, text: str, layer: str | None, clip: ModelChoice | None, use_clicks: bool = False,
               backend: str = "clip-sam", allow_cpu: bool = False) -> None:

@@ -12,7 +12,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from qtpy.QtWidgets import QAbstractButton, QFormLayout, QLabel, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (
+    QAbstractButton,
+    QAbstractSpinBox,
+    QComboBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QVBoxLayout,
+    QWidget,
+)
 
 from napari_textseg._napari.tasks import tasks_for
 from napari_textseg._napari.widgets._common import safely, scroll_panel, show_working, working_line
@@ -82,6 +92,31 @@ class Section(QWidget):
         """``button`` runs ``run``; a failure is one line in this section's status."""
         button.clicked.connect(safely(run, self.status))
 
+    def bind(self, widget: QWidget, model: object, name: str, *, to_model: Callable = lambda v: v,
+             to_widget: Callable = lambda v: v) -> None:
+        """Two-way: ``widget`` shows ``model.<name>`` (an evented model) and edits it.
+
+        A combo box stores its item's data when it has some, else its text; ``to_model``
+        and ``to_widget`` convert where the two differ (an entry such as "<none>" for "").
+        """
+        get, put, changed = _accessors(widget)
+
+        def widget_changed(*_args: object) -> None:
+            setattr(model, name, to_model(get()))
+
+        def model_changed(value: object) -> None:
+            if to_model(get()) != value:
+                widget.blockSignals(True)
+                try:
+                    put(to_widget(value))
+                finally:
+                    widget.blockSignals(False)
+
+        model_changed(getattr(model, name))
+        widget_changed()
+        changed.connect(widget_changed)
+        self.listen(getattr(model.events, name), model_changed)  # type: ignore[attr-defined]
+
     def clear_on_change(self, *inputs: QWidget) -> None:
         """The user changing any of ``inputs`` clears the status: it spoke of the previous
         input. (User signals only: a list refilled because a layer was added is no change.)"""
@@ -118,3 +153,27 @@ class Section(QWidget):
         show_working(self.working, self.tasks.activity())
 
 
+
+
+def _accessors(widget: QWidget) -> tuple[Callable, Callable, object]:
+    """(read, write, changed signal) of an input widget."""
+    if isinstance(widget, QAbstractButton):
+        return widget.isChecked, widget.setChecked, widget.toggled
+    if isinstance(widget, QAbstractSpinBox):
+        return widget.value, widget.setValue, widget.valueChanged  # type: ignore[attr-defined]
+    if isinstance(widget, QLineEdit):
+        return widget.text, widget.setText, widget.textChanged
+    if isinstance(widget, QPlainTextEdit):
+        return widget.toPlainText, widget.setPlainText, widget.textChanged
+    if isinstance(widget, QComboBox):
+
+        def read() -> object:
+            data = widget.currentData()
+            return widget.currentText() if data is None else data
+
+        def write(value: object) -> None:
+            index = widget.findData(value)
+            widget.setCurrentIndex(index if index >= 0 else max(widget.findText(str(value)), 0))
+
+        return read, write, widget.currentIndexChanged
+    raise TypeError(f"cannot bind a {type(widget).__name__}")

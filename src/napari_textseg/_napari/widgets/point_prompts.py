@@ -66,6 +66,13 @@ class PromptsSection(Section):
         self.action(self.box, self._box_tool)
         self.action(self.points, self._point_tool)
         self.cancel_button.clicked.connect(self.cancel)
+        self._refresh_targets()
+        target = self.controller.settings.prompts  # the controls are views of this model
+        self.bind(self.target, target, "target_layer", to_model=lambda t: "" if t == _NEW_LAYER else t,
+                  to_widget=lambda v: v or _NEW_LAYER)
+        self.bind(self.value, target, "value")
+        self.bind(self.name, target, "name")
+        self.bind(self.preserve, target, "preserve_existing")
         self.clear_on_change(self.target, self.value, self.name)
         self.listen(self.controller.model_ready, self._ready)
         self.listen(self.controller.busy, self._busy)
@@ -120,15 +127,10 @@ class PromptsSection(Section):
         self.status.setText(f"new clicks are {sign}")
 
     def _commit(self) -> None:
-        target = self.target.currentText()
-        self.controller.target.layer = None if target == _NEW_LAYER else target
-        self.controller.target.value = self.value.value() or None
-        self.controller.target.name = self.name.text().strip() or "object"
-        self.controller.target.preserve_existing = self.preserve.isChecked()
         layer = self.controller.commit()
         if layer is not None:
             self._refresh_targets()
-            self.target.setCurrentText(layer.name)
+            self.controller.settings.prompts.target_layer = layer.name  # the next object goes there too
 
     def cancelled_note(self) -> str:
         return "the labels are as they were"

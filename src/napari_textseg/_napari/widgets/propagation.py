@@ -15,10 +15,9 @@ from qtpy.QtWidgets import (
 )
 
 from napari_textseg._napari.controller import controller_for
-from napari_textseg._napari.widgets._common import fill_labels_combo, hbox, safely
+from napari_textseg._napari.widgets._common import fill_labels_combo, hbox
 from napari_textseg._napari.widgets._section import Section
-from napari_textseg.engine.interactive.propagate import DIRECTIONS, PROJECTIONS, PropagationSettings
-from napari_textseg.engine.interactive.session import PostProcessing
+from napari_textseg.engine.interactive.propagate import DIRECTIONS, PROJECTIONS
 
 if TYPE_CHECKING:
     import napari
@@ -37,27 +36,21 @@ class PropagationWidget(Section):
         super().__init__(napari_viewer, scroll=scroll)
         self.controller = controller_for(napari_viewer)
 
-        defaults = PropagationSettings()  # the command line's defaults too
         self.memory_size = QSpinBox()
         self.memory_size.setRange(1, 6)  # SAM2's trained temporal encodings: 6 past memories
-        self.memory_size.setValue(defaults.memory_size)
         self.policy = QComboBox()
         self.policy.addItems(["fifo", "ranked"])
-        self.policy.setCurrentText(defaults.policy)
         self.policy.setToolTip("fifo: SAM2's own (most recent). ranked: CRISP-SAM2 (IoU gate 0.6, "
                                "evict the least typical memory)")
         self.projection = QComboBox()
         self.projection.addItems(list(PROJECTIONS))
-        self.projection.setCurrentText(defaults.projection)
         self.projection.setToolTip("SAM models: prompt each slice with its neighbour's deepest point and box, "
                                    "or the point alone (no box to take in an adjacent organ)")
         self.offload = QCheckBox("keep memories in host RAM")
         self.direction = QComboBox()
         self.direction.addItems(list(DIRECTIONS))
-        self.direction.setCurrentText(defaults.direction)
         self.empty_stop = QSpinBox()
         self.empty_stop.setRange(0, 50)
-        self.empty_stop.setValue(defaults.empty_stop)
         self.empty_stop.setSpecialValueText("never")
         self.empty_stop.setSuffix(" empty slices")
         self.use_range = QCheckBox("only slices")
@@ -66,7 +59,6 @@ class PropagationWidget(Section):
         for box in (self.lo, self.hi):
             box.setRange(0, 100_000)
             box.setMaximumWidth(64)
-        self.hi.setValue(100_000)
         self.roi_mm = QDoubleSpinBox()
         self.roi_mm.setRange(0, 1000)
         self.roi_mm.setSuffix(" mm")
@@ -95,18 +87,21 @@ class PropagationWidget(Section):
         self.form.addRow(self.keep_clicked)
         self.finish_layout()
 
-        # Every change goes to the controller at once, so Shift+S uses what is shown.
+        # The controls are views of the controller's model: Shift+S uses what is shown.
+        self._refresh_layers()
+        model = self.controller.settings.propagation
+        for widget, name in ((self.memory_size, "memory_size"), (self.policy, "policy"), (self.offload, "offload"),
+                             (self.projection, "projection"), (self.direction, "direction"),
+                             (self.empty_stop, "empty_stop"), (self.use_range, "use_range"), (self.lo, "first"),
+                             (self.hi, "last"), (self.roi_mm, "roi_mm"), (self.confine_values, "confine_values"),
+                             (self.fill_holes, "fill_holes"), (self.keep_clicked, "keep_clicked")):
+            self.bind(widget, model, name)
+        self.bind(self.confine, model, "confine_layer", to_model=lambda t: "" if t == _NONE else t,
+                  to_widget=lambda v: v or _NONE)
         inputs = (self.memory_size, self.empty_stop, self.lo, self.hi, self.roi_mm, self.policy, self.projection,
                   self.direction, self.confine, self.offload, self.use_range, self.fill_holes, self.keep_clicked,
                   self.confine_values)
         self.clear_on_change(*inputs)
-        for spin in (self.memory_size, self.empty_stop, self.lo, self.hi, self.roi_mm):
-            spin.valueChanged.connect(safely(self.apply, self.status))
-        for combo in (self.policy, self.projection, self.direction, self.confine):
-            combo.currentIndexChanged.connect(safely(self.apply, self.status))
-        for check in (self.offload, self.use_range, self.fill_holes, self.keep_clicked):
-            check.toggled.connect(safely(self.apply, self.status))
-        self.confine_values.textChanged.connect(safely(self.apply, self.status))
         self.action(self.run, self._propagate)
         self.cancel_button.clicked.connect(self.cancel)
         self.listen(self.controller.busy, lambda busy: self.run.setEnabled(not busy))
@@ -117,29 +112,7 @@ class PropagationWidget(Section):
     def cancelled_note(self) -> str:
         return "the object is as it was before propagating"
 
-    def apply(self) -> None:
-        """Copy the controls into the controller (also done before each propagation)."""
-        try:
-            values = tuple(int(v) for v in self.confine_values.text().replace(",", " ").split())
-        except ValueError:
-            raise ValueError("confine label values must be whole numbers, e.g. 5 or 2, 3") from None
-        confine = self.confine.currentText()
-        self.controller.settings = PropagationSettings(
-            direction=self.direction.currentText(),
-            memory_size=self.memory_size.value(),
-            policy=self.policy.currentText(),
-            empty_stop=self.empty_stop.value(),
-            slice_range=(self.lo.value(), self.hi.value()) if self.use_range.isChecked() else None,
-            offload=self.offload.isChecked(),
-            projection=self.projection.currentText(),
-        )
-        self.controller.options.roi_mm = self.roi_mm.value() or None
-        self.controller.options.confine_layer = None if confine in ("", _NONE) else confine
-        self.controller.options.confine_values = values
-        self.controller.post = PostProcessing(self.fill_holes.isChecked(), self.keep_clicked.isChecked())
-
     def _propagate(self) -> None:
-        self.apply()
         self.controller.propagate(section=self.section)
 
     def _refresh_layers(self, *_args: object) -> None:

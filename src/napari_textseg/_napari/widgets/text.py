@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING
 
 from qtpy.QtWidgets import QCheckBox, QComboBox, QLabel, QLineEdit, QPlainTextEdit, QPushButton
 
-from napari_textseg._napari.controller import ModelChoice
 from napari_textseg._napari.text_controller import text_controller_for
 from napari_textseg._napari.widgets._common import fill_labels_combo, fit_combo, hbox
 from napari_textseg._napari.widgets._section import Section
@@ -83,6 +82,15 @@ class TextLabellingWidget(Section):
         self._explain_backend()
         self.action(self.run, self._label)
         self.cancel_button.clicked.connect(self.cancel)
+        self._refresh_targets()
+        model = self.controller.settings  # the controls are views of this model
+        for widget, name in ((self.text, "text"), (self.backend, "backend"), (self.allow_cpu, "allow_cpu"),
+                             (self.clip_file, "clip_file"), (self.use_clicks, "use_clicks")):
+            self.bind(widget, model, name)
+        self.bind(self.clip, model, "clip_model", to_model=lambda v: "" if v == _LOCAL else v,
+                  to_widget=lambda v: v or _LOCAL)
+        self.bind(self.target, model, "target_layer", to_model=lambda t: "" if t == _NEW_LAYER else t,
+                  to_widget=lambda v: v or _NEW_LAYER)
         self.clear_on_change(self.text, self.backend, self.clip, self.clip_file, self.target, self.use_clicks)
         self.listen(self.controller.points.busy, lambda busy: self.run.setEnabled(not busy))
         self.listen(self.viewer.layers.events.inserted, self._refresh_targets)
@@ -93,12 +101,7 @@ class TextLabellingWidget(Section):
         return "the organs already labelled are kept, the one in progress is not"
 
     def _label(self) -> None:
-        target = self.target.currentText()
-        clip_file = self.clip_file.text().strip() or None
-        clip = ModelChoice(self.clip.currentData(), clip_file)
-        self.controller.label(self.text.toPlainText(), None if target == _NEW_LAYER else target, clip,
-                              use_clicks=self.use_clicks.isChecked(), backend=self.backend.currentData(),
-                              allow_cpu=self.allow_cpu.isChecked())
+        self.controller.run()
 
     def _explain_backend(self, *_args: object) -> None:
         """Say what the chosen backend needs here, before the user presses Label."""

@@ -1,0 +1,104 @@
+"""The panel's settings as evented models: Qt-free state the widgets bind to, the controllers read.
+
+As napari-animation keeps its state in a Qt-free model with a thin Qt view: each section's
+controls are views of one model here (a control changes the model; a change of the model,
+from a script or another view, updates the control), and a controller reads the model
+when it starts work. The engine's own :class:`PropagationSettings` stays the validated,
+frozen description of one run; :meth:`PropagationOptions.engine_settings` makes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from psygnal import evented
+
+from napari_textseg.engine.interactive.propagate import PropagationSettings
+from napari_textseg.engine.interactive.session import PostProcessing
+
+__all__ = ["PanelSettings", "PromptSettings", "PropagationOptions", "TextSettings"]
+
+_DEFAULT = PropagationSettings()  # the command line's defaults too
+
+
+@evented
+@dataclass
+class PromptSettings:
+    """Where the Prompts section commits an object."""
+
+    target_layer: str = ""  # "": a new Labels layer
+    value: int = 0  # 0: the next free value
+    name: str = "object"
+    preserve_existing: bool = True
+
+
+@evented
+@dataclass
+class PropagationOptions:
+    """The Propagate section: the memory bank, the passes, ROI mode and clean-up."""
+
+    memory_size: int = _DEFAULT.memory_size
+    policy: str = _DEFAULT.policy
+    offload: bool = _DEFAULT.offload
+    projection: str = _DEFAULT.projection
+    direction: str = _DEFAULT.direction
+    empty_stop: int = _DEFAULT.empty_stop
+    use_range: bool = False
+    first: int = 0
+    last: int = 100_000
+    roi_mm: float = 0.0  # 0: off
+    confine_layer: str = ""  # "": none
+    confine_values: str = ""  # label values, e.g. "5" or "2, 3"; "": any
+    fill_holes: bool = False
+    keep_clicked: bool = False
+    axis: int = 0
+
+    def engine_settings(self) -> PropagationSettings:
+        """The engine's settings for one run (checked there: memory size 1-6, ...)."""
+        return PropagationSettings(
+            direction=self.direction, memory_size=self.memory_size, policy=self.policy,  # type: ignore[arg-type]
+            empty_stop=self.empty_stop, slice_range=(self.first, self.last) if self.use_range else None,
+            offload=self.offload, projection=self.projection,  # type: ignore[arg-type]
+        )
+
+    def post(self) -> PostProcessing:
+        return PostProcessing(self.fill_holes, self.keep_clicked)
+
+    def confine_label_values(self) -> tuple[int, ...]:
+        """The confining organ's label values (empty: any label)."""
+        try:
+            return tuple(int(v) for v in self.confine_values.replace(",", " ").split())
+        except ValueError:
+            raise ValueError("confine label values must be whole numbers, e.g. 5 or 2, 3") from None
+
+    def session_key(self) -> tuple:
+        """What needs a new session (and so new embeddings) when it changes."""
+        return self.roi_mm or None, self.confine_layer or None, self.confine_label_values(), self.axis
+
+    @property
+    def whole_volume(self) -> bool:
+        """No ROI, no confining organ, axial slices: the session text labelling can share."""
+        return not self.roi_mm and not self.confine_layer and self.axis == 0
+
+
+@evented
+@dataclass
+class TextSettings:
+    """The Text section: what to label, with which backend, into which layer."""
+
+    text: str = ""
+    backend: str = "auto"
+    allow_cpu: bool = False
+    clip_model: str = ""  # a CLIP card id; "": a local file
+    clip_file: str = ""
+    target_layer: str = ""  # "": a new Labels layer
+    use_clicks: bool = False
+
+
+@dataclass
+class PanelSettings:
+    """Everything the panel's sections set, in one object per viewer."""
+
+    prompts: PromptSettings = field(default_factory=PromptSettings)
+    propagation: PropagationOptions = field(default_factory=PropagationOptions)
+    text: TextSettings = field(default_factory=TextSettings)
