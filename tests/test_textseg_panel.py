@@ -14,17 +14,14 @@ from qtpy.QtWidgets import QApplication, QPushButton
 
 from napari_textseg._napari.controller import ModelChoice, controller_for
 from napari_textseg._napari.text_controller import text_controller_for
-from tiny_models import TINY_SAM2_ARCH, save_tiny_sam2, tiny_card
+from tiny_models import registered_tiny_sam2
 
 pytestmark = pytest.mark.viewer
 
 
 @pytest.fixture(scope="module")
 def tiny_sam2(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ckpt") / "tiny_sam2.pt"
-    tiny_card("sam2", TINY_SAM2_ARCH, "test_panel_sam2", "tiny_sam2.pt")
-    save_tiny_sam2(path)
-    return path
+    return registered_tiny_sam2(tmp_path_factory.mktemp("ckpt"), "test_panel_sam2")
 
 
 @pytest.fixture
@@ -185,3 +182,11 @@ def test_settings_are_one_evented_model_that_every_view_shows(panel):
     settings.propagation.policy = "ranked"
     assert widget.propagation.policy.currentText() == "ranked"
     assert settings.propagation.engine_settings().policy == "ranked"
+
+
+def test_an_all_nan_image_is_one_line_in_the_prompts_tab(panel):
+    viewer, widget = panel
+    viewer.add_image(np.full((8, 16, 16), np.nan, dtype=np.float32), name="blank")
+    assert widget.prompts.status.text() == "blank: all voxels are NaN or infinite; there is nothing to segment in it"
+    viewer.add_image(np.full((8, 16, 16), 7, dtype=np.int16), name="flat")
+    assert "flat: every voxel is 7" in widget.prompts.status.text()

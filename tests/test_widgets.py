@@ -13,7 +13,7 @@ from qtpy.QtCore import QTimer
 from napari_textseg._napari.autosave import autosaver_for
 from napari_textseg._napari.controller import PREVIEW_LAYER, ModelChoice, controller_for
 from napari_textseg._napari.prompt_layer import PROMPT_LAYER, toggle_sign
-from tiny_models import TINY_SAM2_ARCH, save_tiny_sam2, tiny_card
+from tiny_models import registered_tiny_sam2, tiny_card
 from viewer_setup import viewer_with_model
 
 pytestmark = pytest.mark.viewer
@@ -21,10 +21,7 @@ pytestmark = pytest.mark.viewer
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ckpt") / "tiny_sam2.pt"
-    tiny_card("sam2", TINY_SAM2_ARCH, "test_widget_sam2", "tiny_sam2.pt")
-    save_tiny_sam2(path)
-    return path
+    return registered_tiny_sam2(tmp_path_factory.mktemp("ckpt"), "test_widget_sam2")
 
 
 @pytest.fixture

@@ -72,6 +72,14 @@ def save_tiny_sam2(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
+def registered_tiny_sam2(folder: Path, card_id: str) -> Path:
+    """A tiny SAM2 checkpoint saved in ``folder`` and a card ``card_id`` that loads it."""
+    path = folder / "tiny_sam2.pt"
+    tiny_card("sam2", TINY_SAM2_ARCH, card_id, path.name)
+    save_tiny_sam2(path)
+    return path
+
+
 def save_tiny_clip(path: Path, arch: dict | None = None) -> dict[str, torch.Tensor]:
     """A tiny open_clip model saved as a state dict (``.bin``) or ``.safetensors``."""
     from napari_textseg.models.clip import build_clip
