@@ -10,6 +10,7 @@ import threading
 
 import numpy as np
 import pytest
+from qtpy.QtCore import QEvent
 from qtpy.QtWidgets import QApplication, QPushButton
 
 from napari_textseg._napari.controller import ModelChoice, controller_for
@@ -163,8 +164,12 @@ def test_closing_the_panel_mid_task_leaves_no_traceback(make_napari_viewer_proxy
     controller = _load(qtbot, viewer, tiny_sam2)
     controller.prompts_layer().add(np.array([15, 50, 40]))
     controller.propagate(section="propagation")
+    listening = len(controller.tasks.message)
     viewer.window.remove_dock_widget(dock)
+    widget.deleteLater()  # as when napari deletes a closed dock with its widget
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     _settle()
+    assert len(controller.tasks.message) < listening  # the deleted sections no longer listen
     qtbot.waitUntil(lambda: not controller.working, timeout=60_000)
     _settle()
     assert "has been deleted" not in caplog.text and "Traceback" not in caplog.text

@@ -71,12 +71,14 @@ class Section(QWidget):
         signal.connect(slot)
         self._slots.append((signal, slot))
         if len(self._slots) == 1:
-            self.destroyed.connect(self._disconnect_all)
+            slots = self._slots
 
-    def _disconnect_all(self, *_args: object) -> None:
-        for signal, slot in self._slots:
-            signal.disconnect(slot)
-        self._slots.clear()
+            def disconnect_all(*_args: object) -> None:  # no reference to self: Qt calls it while deleting
+                for connected, callback in slots:
+                    connected.disconnect(callback)
+                slots.clear()
+
+            self.destroyed.connect(disconnect_all)
 
     def finish_layout(self, *extra: QWidget, stretch: bool = True) -> None:
         """The form, then ``extra`` widgets, the working line and the status line."""
