@@ -100,7 +100,8 @@ class SegmentationController:
 
         if isinstance(event.value, Labels):
             adopt_source_geometry(event.value, self.viewer.layers)
-        elif isinstance(event.value, Image) and event.value.ndim == 3 and not event.value.rgb:
+        elif isinstance(event.value, Image) and event.value.ndim == 3 and not event.value.rgb \
+                and not event.value.multiscale:
             self._check_contrast(event.value)
 
     def _check_contrast(self, image: napari.layers.Image) -> None:
@@ -157,7 +158,7 @@ class SegmentationController:
 
     @property
     def slice_model(self):
-        """The loaded model's slice slice_model (None until a model is loaded)."""
+        """The loaded model's slice model (None until a model is loaded)."""
         return self._state.slice_model
 
     @property
