@@ -273,13 +273,9 @@ class SegmentationController:
             raise ValueError("boxes are drawn on axial slices: set the slicing axis to z to use them")
         return points, labels, boxes
 
-    def start_worker(self, work, done, description: str, generator: bool = False, total: int = 0, on_yield=None,
-                     *, section: str = "prompts", layer: Any = None):
-        """Run ``work`` for ``section`` through the viewer's task runner; ``done`` gets its result.
-
-        ``generator`` is accepted for older callers; the runner tells a generator apart itself.
-        """
-        del generator
+    def start_worker(self, work, done, description: str, *, total: int = 0, on_yield=None,
+                     section: str = "prompts", layer: Any = None):
+        """Run ``work`` for ``section`` through the viewer's task runner; ``done`` gets its result."""
         return self.tasks.start(section, work, done, description, layer=layer, total=total, on_yield=on_yield)
 
     # -- actions ----------------------------------------------------------------------

@@ -5,7 +5,6 @@ seconds torch and napari take to import."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
 from pathlib import Path
 
 from napari_textseg.core.errors import InputError, ReadError
@@ -36,9 +35,8 @@ def check_early(args: argparse.Namespace) -> None:
                 get_card(name)  # an unknown id lists the known ones
     backend = getattr(args, "backend", None)
     if backend:
-        from napari_textseg.engine.text.backends import AUTO, BACKENDS
+        from napari_textseg.engine.text.backends import AUTO, not_installed
 
-        info = BACKENDS.get(backend)
-        if backend != AUTO and info is not None and info.module and importlib.util.find_spec(info.module) is None:
-            how = f'"napari-textseg[{info.extra}]"' if info.extra else info.module
-            raise InputError(f"{info.title} is not installed: pip install {how}")
+        missing = not_installed(backend) if backend != AUTO else None
+        if missing:
+            raise InputError(missing)

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from napari_textseg.core.errors import InputError
 
 __all__ = [
-    "AUTO", "BACKENDS", "BackendInfo", "choose_backend", "get_backend_info", "open_text_backend", "resolve_backend",
-    "why_unavailable",
+    "AUTO", "BACKENDS", "BackendInfo", "choose_backend", "get_backend_info", "not_installed", "open_text_backend",
+    "resolve_backend", "why_unavailable",
 ]
 
 AUTO = "auto"
@@ -65,6 +65,15 @@ def get_backend_info(backend: str) -> BackendInfo:
         raise InputError(f"unknown text backend {backend!r}; choose one of {AUTO}, {', '.join(BACKENDS)}") from None
 
 
+def not_installed(backend: str) -> str | None:
+    """How to install ``backend``'s package when it is missing (checked without importing it)."""
+    info = get_backend_info(backend)
+    if info.module and importlib.util.find_spec(info.module) is None:
+        how = f'"napari-textseg[{info.extra}]"' if info.extra else info.module
+        return f"{info.title} is not installed: pip install {how}"
+    return None
+
+
 def why_unavailable(backend: str, modality: str, device_type: str, *, allow_cpu: bool = False,
                     weights_present: bool | None = None) -> str | None:
     """Why ``backend`` cannot label this volume here, or None when it can.
@@ -77,9 +86,9 @@ def why_unavailable(backend: str, modality: str, device_type: str, *, allow_cpu:
     info = get_backend_info(backend)
     if info.modalities and modality not in info.modalities:
         return f"{info.title} labels {', '.join(info.modalities)} volumes; this one is {modality}"
-    if info.module and importlib.util.find_spec(info.module) is None:
-        how = f'"napari-textseg[{info.extra}]"' if info.extra else info.module
-        return f"{info.title} is not installed: pip install {how}"
+    missing = not_installed(backend)
+    if missing:
+        return missing
     if info.card is not None:
         present = cached_path(get_card(info.card)).is_file() if weights_present is None else weights_present
         if not present:
