@@ -89,12 +89,9 @@ class TaskRunner:
                 self.changed.emit(section, self.activity(section))
 
         def returned(value: Any) -> None:
-            if task.layer is not None and not self._layer_present(task.layer):
-                finish()
-                return  # its image is gone: nothing to write to
             finish()  # idle before `done` runs, so it (and what it signals) may start new work
-            if done is not None:
-                done(value)
+            if done is not None and (task.layer is None or self._layer_present(task.layer)):
+                done(value)  # (a task whose image is gone has nothing to write to)
 
         def advance(step: Any) -> None:
             if on_yield is not None:  # the caller reads its own events, and says where the bar stands

@@ -201,10 +201,13 @@ def no_contrast_reason(data: np.ndarray) -> str:
     arr = np.asarray(data)
     if arr.size == 0:
         return "the volume is empty"
+    low, high = finite_range(arr)
+    if low != high:
+        return ""
+    # (0, 0) is also what finite_range gives when nothing is finite: only then look again
     if arr.dtype.kind == "f" and not np.isfinite(arr).any():
         return "all voxels are NaN or infinite"
-    low, high = finite_range(arr)
-    return f"every voxel is {low:g}" if low == high else ""
+    return f"every voxel is {low:g}"
 
 
 def contrast_limits(
