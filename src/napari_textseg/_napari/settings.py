@@ -45,7 +45,7 @@ class PropagationOptions:
     empty_stop: int = _DEFAULT.empty_stop
     use_range: bool = False
     first: int = 0
-    last: int = 100_000
+    last: int = 9_999  # past the last slice: the engine clips the range to the volume
     roi_mm: float = 0.0  # 0: off
     confine_layer: str = ""  # "": none
     confine_values: str = ""  # label values, e.g. "5" or "2, 3"; "": any

@@ -57,8 +57,8 @@ class PropagationWidget(Section):
         self.lo = QSpinBox()
         self.hi = QSpinBox()
         for box in (self.lo, self.hi):
-            box.setRange(0, 100_000)
-            box.setMaximumWidth(64)
+            box.setRange(0, 9_999)  # four digits: what fits the panel; the engine clips to the volume
+            box.setMaximumWidth(96)
         self.roi_mm = QDoubleSpinBox()
         self.roi_mm.setRange(0, 1000)
         self.roi_mm.setSuffix(" mm")
