@@ -68,6 +68,16 @@ def isolated_model_cache(tmp_path_factory, monkeypatch) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def isolated_embedding_cache(tmp_path_factory, monkeypatch) -> Path:
+    """Slice embeddings go to a fresh folder per test; converted OpenVINO encoders to one
+    folder per run (converting LiteMedSAM's takes seconds, and the key holds the weights' hash)."""
+    folder = tmp_path_factory.mktemp("embeddings")
+    monkeypatch.setenv("NAPARI_TEXTSEG_EMBEDDING_CACHE", str(folder))
+    monkeypatch.setenv("NAPARI_TEXTSEG_OPENVINO_CACHE", str(tmp_path_factory.getbasetemp() / "openvino"))
+    return folder
+
+
+@pytest.fixture(autouse=True)
 def isolated_recovery_dir(tmp_path_factory, monkeypatch) -> Path:
     """Autosaves go to a fresh folder per test, never the user's cache."""
     folder = tmp_path_factory.mktemp("recovery")

@@ -93,3 +93,41 @@ def test_text_and_a_box_name_an_organ_in_the_panel(viewer_ct, qtbot):
     layer = viewer.layers["organs"]
     assert list(layer.features["name"])[1:] == ["spleen"]
     assert dice(np.asarray(layer.data) == list(layer.features["index"])[1], spleen) > 0.8
+
+
+def test_key_boxes_drawn_as_corrections_give_the_command_line_s_mask_and_undo_reverts_one(viewer_ct, qtbot):
+    """Box on the liver's middle slice, Shift+S; then a box at a quarter and one at three
+    quarters of the liver, each followed by Shift+S: the panel's mask is the one the command
+    line gives for the three boxes at once, and Ctrl+Z takes back the last correction."""
+    from conftest import data_file
+    from napari_textseg.core.io import read_volume
+    from napari_textseg.engine.interactive.propagate import PropagationSettings
+    from napari_textseg.engine.jobs.pipelines import segment_clicks
+    from napari_textseg.models.loader import load_model
+
+    viewer, widget = viewer_ct
+    controller = controller_for(viewer)
+    with qtbot.waitSignal(controller.model_ready, timeout=60_000):
+        widget.load.click()
+    liver = _liver(viewer)
+    zs = np.nonzero(liver.any(axis=(1, 2)))[0]
+    boxes, masks, said = {}, [], []
+    controller.tasks.message.connect(lambda _section, line: said.append(line))
+    for fraction in (0.5, 0.25, 0.75):
+        z = int(zs.min() + (zs.max() - zs.min()) * fraction)
+        ys, xs = np.nonzero(liver[z])
+        y0, x0, y1, x1 = float(ys.min()), float(xs.min()), float(ys.max() + 1), float(xs.max() + 1)
+        boxes[z] = (y0, x0, y1, x1)
+        controller.box_tool().add_rectangles(np.array([[z, y0, x0], [z, y0, x1], [z, y1, x1], [z, y1, x0]]))
+        widget.prompts.propagate.click()
+        qtbot.waitUntil(lambda: not controller.working, timeout=120_000)
+        masks.append(viewer.layers[PREVIEW_LAYER].data.astype(bool).copy())
+    assert any(line.startswith(f"key box on slice {z}: the slices nearest to it") for line in said)
+    image = read_volume(data_file("abdomen_ct.nii.gz"))
+    expected = segment_clicks(image, load_model("litemedsam", device="cpu"), np.zeros((0, 3)), np.zeros(0),
+                              boxes, propagate=PropagationSettings())
+    np.testing.assert_array_equal(masks[-1], expected)
+    assert dice(masks[-1], liver) >= 0.91 and dice(masks[0], liver) < 0.88
+    controller.undo()  # Ctrl+Z on the box layer
+    np.testing.assert_array_equal(viewer.layers[PREVIEW_LAYER].data.astype(bool), masks[1])
+    assert len(viewer.layers[BOX_LAYER].data) == 2

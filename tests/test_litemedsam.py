@@ -42,10 +42,12 @@ def ct():
 
 @pytest.fixture(scope="module")
 def ct_session(lite, ct):
-    """One session for every CT test: the slice embeddings are computed once."""
+    """One session for every CT test: the slice embeddings are computed once, by the
+    encoder the plugin runs on a CPU (OpenVINO f32): the recipe's equivalence below holds for it."""
     image, _ = ct
-    session = SegmentationSession(image.data, image.spacing, image.modality,
-                                  make_slice_model(lite.model, "litemedsam", lite.device, lite.card.arch))
+    slice_model = make_slice_model(lite.model, "litemedsam", lite.device, lite.card.arch, runtime="openvino")
+    assert slice_model.encoder.tag == "openvino-f32", slice_model.runtime_note
+    session = SegmentationSession(image.data, image.spacing, image.modality, slice_model)
     yield session
     session.close()
 

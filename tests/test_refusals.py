@@ -106,6 +106,8 @@ CASES = [
                                  "-o", "{out}/o.nii.gz"], "is not a checkpoint: it is a text file", None),
     ("damaged checkpoint", ["segment", CT, *BOX, "--model", "sam_vit_b", "--checkpoint", "{bad}/cut.pth",
                             "-o", "{out}/o.nii.gz"], "is truncated or corrupt", None),
+    ("bf16 on the PyTorch runtime", ["segment", CT, *BOX, "--runtime", "torch", "--precision", "bf16",
+                                     "-o", "{out}/o.nii.gz"], "precision bf16 needs the OpenVINO runtime", None),
     ("CUDA asked for, none present", ["segment", CT, *BOX, "--device", "cuda", "-o", "{out}/o.nii.gz"],
      "no CUDA GPU is available", None),
     ("no network", ["models", "download", "sam_vit_b", "--accept-license"], "no network", _no_network),

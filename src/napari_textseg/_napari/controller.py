@@ -25,6 +25,7 @@ from napari_textseg._napari.prompt_layer import (  # noqa: E402
     BOX_LAYER,
     PROMPT_LAYER,
     box_layer,
+    box_slices,
     boxes_of,
     prompt_layer,
     prompts_of,
@@ -32,7 +33,13 @@ from napari_textseg._napari.prompt_layer import (  # noqa: E402
 from napari_textseg._napari.settings import PanelSettings  # noqa: E402
 from napari_textseg._napari.tasks import tasks_for  # noqa: E402
 from napari_textseg._napari.wording import panel_wording  # noqa: E402
+from napari_textseg.engine.interactive.embedding_store import default_store  # noqa: E402
 from napari_textseg.engine.interactive.session import SegmentationSession  # noqa: E402
+from napari_textseg.engine.interactive.session_factory import (  # noqa: E402
+    EmbeddingOptions,
+    open_session,
+    open_slice_model,
+)
 
 if TYPE_CHECKING:
     import napari
@@ -49,6 +56,8 @@ class ModelChoice:
     model_id: str | None
     checkpoint: str | None = None
     device: str | None = None
+    runtime: str = "auto"  # where LiteMedSAM's encoder runs (models.encoder_runtime)
+    precision: str = "f32"
 
 
 @dataclass
@@ -79,6 +88,10 @@ class SegmentationController:
         self.settings = PanelSettings()  # what the panel's sections set; read when work starts
         self._state = _State()
         self._loading = False
+        self._precompute: Any = None  # the worker encoding the image in the background
+        self._ready_line = ""  # the model section's line about the loaded model
+        # Slice embeddings kept on disk across sessions (one warning, then memory only, if unwritable).
+        self.store = default_store()
         self.tasks.changed.connect(self._on_tasks_changed)
         self.tasks.message.connect(self._relay)
         viewer.layers.events.inserted.connect(self._on_layer_inserted)
@@ -123,21 +136,33 @@ class SegmentationController:
         if self._loading:
             self.say("model", "a model is already loading; wait for it to finish")
             return
-        from napari_textseg.engine.interactive.slice_models import make_slice_model
+        from napari_textseg.models.encoder_runtime import check_runtime
         from napari_textseg.models.loader import load_model
 
+        check_runtime(choice.runtime, choice.precision)  # before the old model is dropped
+        previous = self._state.session
+
         def work():
+            if previous is not None:  # its last slice encode ends before a new model converts or loads
+                previous.cache.close(wait=True)
             loaded = load_model(choice.model_id, choice.checkpoint, device=choice.device,
                                 wording=panel_wording("checkpoint"))
-            return loaded, make_slice_model(loaded.model, loaded.card.family, loaded.device, loaded.card.arch)
+            return loaded, open_slice_model(loaded, EmbeddingOptions(choice.runtime, choice.precision))
 
         def done(result) -> None:
             self._loading = False
             self._state.loaded, self._state.slice_model = result
             self._state.choice = choice
-            card = self._state.loaded.card
-            self.say("model", f"{card.name} ready on {self._state.loaded.device}")
+            card, slice_model = self._state.loaded.card, self._state.slice_model
+            encoder = getattr(slice_model, "encoder", None)
+            runs = f" (encoder: {'OpenVINO' if encoder.runtime == 'openvino' else 'PyTorch'} {encoder.precision})" \
+                if encoder is not None else ""
+            where = f"{self._state.loaded.device}{runs}"
+            note = f"; {slice_model.runtime_note}" if slice_model.runtime_note else ""
+            self._ready_line = f"{card.name} ready on {where}{note}"
+            self.say("model", self._ready_line)
             self.model_ready.emit(card)
+            self.precompute()
 
         def failed(_message: str) -> None:
             self._loading = False
@@ -153,8 +178,9 @@ class SegmentationController:
 
     @property
     def working(self) -> bool:
-        """True while model work (a load, a segmentation, a propagation, text labelling) runs."""
-        return any(self.tasks.busy(section) for section in MODEL_SECTIONS)
+        """True while model work (a load, a segmentation, a propagation, text labelling) runs;
+        the background precompute gives way to prompts and does not count."""
+        return self._loading or any(self.tasks.busy(section) for section in MODEL_SECTIONS if section != "model")
 
     @property
     def slice_model(self):
@@ -210,14 +236,54 @@ class SegmentationController:
                 values = list(options.confine_label_values())
                 confine = np.isin(organ, values) if values else organ > 0
             modality = layer_modality({"metadata": image.metadata})
-            self._state.session = SegmentationSession(
-                np.asarray(image.data), tuple(image.scale), modality, self._state.slice_model,
-                roi_mm=options.roi_mm or None, confine=confine, axis=options.axis,
+            choice = self._state.choice
+            embedding = EmbeddingOptions(choice.runtime, choice.precision, self.store) if choice else None
+            self._state.session = open_session(
+                np.asarray(image.data), tuple(image.scale), modality, self._state.slice_model, embedding,
+                image.name, roi_mm=options.roi_mm or None, confine=confine, axis=options.axis,
             )
             self._state.session_key = key
         return self._state.session
 
+    def precompute(self) -> None:
+        """Encode the current image in the background, from the slice on screen outwards
+        (progress and Cancel in the model section); prompts are served first."""
+        try:
+            image = self.current_image()
+            session = self._session(image)
+        except ValueError:
+            return  # no image yet, or options that need the user first: prompts encode on demand
+        if session.roi_mm:
+            return
+        at = int(self.viewer.dims.current_step[session.axis])
+
+        def done(counts: tuple[int, int]) -> None:
+            self._precompute = None
+            encoded, read = counts
+            self.say("model", f"{self._ready_line}. {image.name}: every slice ready ({encoded} encoded, {read} "
+                              "from the cache); a prompt costs the decoder only")
+
+        def failed(_message: str) -> None:
+            self._precompute = None
+
+        def step(event: tuple[int, int], _bar: Any) -> tuple[int, int]:
+            done_, total = event
+            self.say("model", f"{self._ready_line}. Encoding {image.name} in the background: {done_}/{total} "
+                              "slices (prompts first; Cancel stops it)")
+            return event
+
+        self._precompute = self.tasks.start(
+            "model", lambda: (yield from session.precompute_steps(at)), done, "Encoding slices in the background",
+            layer=image, on_yield=step, on_error=failed, background=True,
+        )
+
+    def _stop_precompute(self) -> None:
+        if self._precompute is not None:
+            self._precompute.quit()
+            self._precompute = None
+
     def _drop_session(self) -> None:
+        self._stop_precompute()
         if self._state.session is not None:
             self._state.session.close()
         self._state.session = None
@@ -304,8 +370,9 @@ class SegmentationController:
         def done(mask: np.ndarray) -> None:
             self._show(mask, image)
             found = int(np.count_nonzero(mask))
-            self.say("prompts", f"slice {z_volume}: {found} voxels; C commits, Shift+S propagates"
-                      if found else f"slice {z_volume}: nothing found; add or move a prompt")
+            note = f" ({prompts.note})" if prompts.note else ""
+            self.say("prompts", (f"slice {z_volume}: {found} voxels; C commits, Shift+S propagates"
+                      if found else f"slice {z_volume}: nothing found; add or move a prompt") + note)
 
         self.say("prompts", f"segmenting slice {z_volume} ...")
         self.start_worker(work, done, "Segmenting slice", layer=image)
@@ -320,16 +387,44 @@ class SegmentationController:
         settings, post = self.settings.propagation.engine_settings(), self.settings.propagation.post()
         session.check_settings(settings)
 
+        key: list[int | None] = [from_slice]
+
         def done(mask: np.ndarray) -> None:
             self._show(mask, image)
-            self.say(section, f"propagated through {len(session.visited_slices())} slices; C commits")
+            note = f" ({prompts.note})" if prompts.note else ""
+            if key[0] is not None and from_slice is None:
+                self.say(section, f"key box on slice {key[0]}: the slices nearest to it were propagated again, "
+                                  f"the others kept; Undo (Ctrl+Z) reverts it{note}")
+            else:
+                self.say(section, f"propagated through {len(session.visited_slices())} slices; C commits{note}")
 
         def work():
             session.set_prompts(prompts)
-            return (yield from session.propagate_steps(settings, from_slice=from_slice, post=post))
+            if key[0] is None:  # after a propagation, one new box: a correction from it alone
+                key[0] = session.new_key_slice()
+            return (yield from session.propagate_steps(settings, from_slice=key[0], post=post))
 
         self.say(section, "propagating ...")
         self.start_worker(work, done, "Propagating", section=section, layer=image)
+
+    def undo(self) -> None:
+        """Revert the latest propagation (Ctrl+Z on the prompt layers): the mask as it was,
+        and the boxes it had not started from removed."""
+        self.require_model()
+        session = self._state.session
+        restored = session.undo() if session is not None else None
+        if restored is None:
+            self.say("prompts", "nothing to undo here (Ctrl+Z on a Labels layer undoes a commit)")
+            return
+        image = self.current_image()
+        if BOX_LAYER in self.viewer.layers:
+            layer = self.viewer.layers[BOX_LAYER]
+            drop = [i for i, z in enumerate(box_slices(layer, image)) if z not in restored]
+            if drop:
+                layer.selected_data = set(drop)
+                layer.remove_selected()
+        self._show(session.mask(self.settings.propagation.post()), image)
+        self.say("prompts", "the latest propagation was undone")
 
     def cancel(self, section: str | None = None) -> None:
         """Stop the work ``section`` started (None: the model, prompts and propagation

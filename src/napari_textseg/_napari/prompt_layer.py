@@ -85,6 +85,11 @@ def box_layer(viewer: napari.Viewer, image: napari.layers.Image) -> napari.layer
     )
 
 
+def box_slices(layer: napari.layers.Shapes, image: napari.layers.Image) -> list[int]:
+    """The image slice each shape of ``layer`` lies on, in the layer's order."""
+    return [int(np.rint(image.world_to_data(layer.data_to_world(corners[0]))[0])) for corners in layer.data]
+
+
 def boxes_of(layer: napari.layers.Shapes, image: napari.layers.Image) -> dict[int, tuple[float, float, float, float]]:
     """Each rectangle as ``{slice: (y0, x0, y1, x1)}`` in the image's voxels; the latest box on a
     slice wins. A shape that is not an axial rectangle on one slice raises ``ValueError``."""

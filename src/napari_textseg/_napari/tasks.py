@@ -37,6 +37,7 @@ class Task:
     worker: Any
     bar: Any
     layer: Any = None  # the image it reads; removing it stops the task
+    background: bool = False  # work the user did not ask for now (encoding ahead): only its section shows it
 
 
 class TaskRunner:
@@ -61,13 +62,14 @@ class TaskRunner:
         total: int = 0,
         on_yield: Callable[[Any, Any], tuple[int, int] | None] | None = None,
         on_error: Callable[[str], None] | None = None,
+        background: bool = False,
     ):
         """Run ``work`` (a function or a generator function) for ``section``.
 
         ``done`` gets its result on the main thread. A generator yields ``(done, total)``
         for the progress bar, or events that ``on_yield(event, bar)`` turns into that (or
         None). A failure goes to ``on_error`` and, as ``error: ...``, to the section's
-        status line.
+        status line. A ``background`` task's working line shows in its own section only.
         """
         if section not in SECTIONS:
             raise ValueError(f"unknown section {section!r}")
@@ -78,7 +80,7 @@ class TaskRunner:
             self.message.emit(section, f"error: {text}")
 
         worker = panel_worker(work, failed)
-        task = Task(section, description, worker, progress(total=total or 0, desc=description), layer)
+        task = Task(section, description, worker, progress(total=total or 0, desc=description), layer, background)
         self._tasks.append(task)
         self.changed.emit(section, description)
 
@@ -132,8 +134,10 @@ class TaskRunner:
         return any(section is None or t.section == section for t in self._tasks)
 
     def activity(self, section: str | None = None) -> str:
-        """What runs most recently started (in ``section``, or anywhere); "" when idle."""
-        running = [t.description for t in self._tasks if section is None or t.section == section]
+        """What runs most recently started (in ``section``, or anywhere but background work);
+        "" when idle."""
+        running = [t.description for t in self._tasks
+                   if t.section == section or (section is None and not t.background)]
         return running[-1] if running else ""
 
     def quit_all(self) -> None:

@@ -25,8 +25,10 @@ def check_early(args: argparse.Namespace) -> None:
             raise ReadError(f"{path}: no such file or folder")
     if args.command in _LABEL_OUTPUTS:
         from napari_textseg.core.io.export import check_label_target
+        from napari_textseg.models.encoder_runtime import check_runtime
 
         check_label_target(args.output)
+        check_runtime(args.runtime, args.precision)  # bf16 with --runtime torch: before any work
     if args.command in (*_LABEL_OUTPUTS, "batch") or getattr(args, "models_command", None) in ("download", "verify"):
         from napari_textseg.models.registry import get_card
 

@@ -12,6 +12,18 @@ from napari_textseg.cli._common import coords, count
 __all__ = ["label", "segment"]
 
 
+def _embedding(args: argparse.Namespace):
+    """The encoder runtime and the slice-embedding cache the flags ask for."""
+    from napari_textseg.engine.interactive.embedding_store import default_store
+    from napari_textseg.engine.interactive.session_factory import EmbeddingOptions
+
+    return EmbeddingOptions(args.runtime, args.precision, default_store(args.cache_dir, not args.no_cache))
+
+
+def _warn(line: str) -> None:
+    print(f"napari-textseg: warning: {line}", file=sys.stderr)
+
+
 def segment(args: argparse.Namespace) -> int:
     from napari_textseg.core.io import read_volume, write_labels
     from napari_textseg.engine.interactive.litemedsam_slices import BOX_ONLY_MESSAGE
@@ -50,16 +62,16 @@ def segment(args: argparse.Namespace) -> int:
                                    slice_range=lo_hi, offload=args.offload,  # type: ignore[arg-type]
                                    projection=args.projection)
     model_id = args.model or (None if args.checkpoint else DEFAULT_MODEL)
-    if points and model_id and get_card(model_id).box_only:  # before the model loads
+    if points and not boxes and model_id and get_card(model_id).box_only:  # before the model loads
         raise PromptError(BOX_ONLY_MESSAGE.format(model=get_card(model_id).name))
     loaded = load_model(model_id, args.checkpoint, device=args.device)
     warning = real_image_warning(loaded.card, volume.name)
     if warning:
-        print(f"napari-textseg: warning: {warning}", file=sys.stderr)
+        _warn(warning)
     mask = segment_clicks(volume, loaded, np.array(points), np.array(labels), boxes,
                           propagate=settings if args.propagate else None,
                           post=PostProcessing(fill_holes=args.fill_holes, keep_clicked=args.keep_clicked),
-                          roi_mm=args.roi_mm, confine=confine)
+                          roi_mm=args.roi_mm, confine=confine, embedding=_embedding(args), report=_warn)
     labels_out = mask.astype(np.uint32) * np.uint32(args.value)
     written = write_labels(args.output, labels_out, geometry=volume.geometry, scale=volume.spacing,
                            translate=volume.origin, label_names={args.value: args.name})
@@ -131,7 +143,8 @@ def label(args: argparse.Namespace) -> int:
     given = {k: (np.array(p, dtype=float).reshape(-1, 3), np.array(s, dtype=int), b)
              for k, (p, s, b) in clicks.items()}
     result = label_text(volume, targets, loaded, clip, given, backend=backend, device=device,
-                        weights=args.weights, report=lambda line: print(line, file=sys.stderr))
+                        weights=args.weights, report=lambda line: print(line, file=sys.stderr),
+                        embedding=_embedding(args))
     written = write_labels(args.output, result.labels, geometry=volume.geometry, scale=volume.spacing,
                            translate=volume.origin, label_names=result.names)
     print(f"{count(len(result.names), 'target')} -> {', '.join(written)}")

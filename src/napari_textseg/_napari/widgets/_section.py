@@ -152,7 +152,7 @@ class Section(QWidget):
             self.status.setText(text)
 
     def _on_changed(self, _section: str, _what: str) -> None:
-        show_working(self.working, self.tasks.activity())
+        show_working(self.working, self.tasks.activity() or self.tasks.activity(self.section))
 
 
 

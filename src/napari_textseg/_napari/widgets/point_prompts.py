@@ -96,8 +96,10 @@ class PromptsSection(Section):
             self.viewer.bind_key(key, lambda _viewer, act=action: safely(act, self.status)(), overwrite=True)
 
     def bind_prompt_layer_keys(self, layer: napari.layers.Layer) -> None:
-        """The same keys on the prompt layers, whose own S would switch to select mode."""
-        for key, action in self._key_actions().items():
+        """The same keys on the prompt layers, whose own S would switch to select mode; and
+        Ctrl+Z there undoes the latest propagation (on a Labels layer it undoes a commit)."""
+        actions = {**self._key_actions(), "Control-z": self.controller.undo}
+        for key, action in actions.items():
             layer.bind_key(key, lambda _layer, act=action: safely(act, self.status)(), overwrite=True)
 
     def _ready(self, card) -> None:

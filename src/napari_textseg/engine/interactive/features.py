@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import torch
@@ -57,6 +59,8 @@ class FeatureCache:
         self._pending: dict[Hashable, Future] = {}
         self._lock = threading.RLock()
         self._executor: ThreadPoolExecutor | None = None
+        self._foreground = 0  # get() calls in progress (the user waits on them)
+        self._computing: dict[Hashable, threading.Event] = {}  # keys being encoded, by any thread
         self.hits = 0
         self.misses = 0
 
@@ -86,22 +90,73 @@ class FeatureCache:
                 total -= dropped
         return features
 
+    def _cached(self, key: Hashable, count: bool = True) -> Features | None:
+        """The entry of ``key``, marked recently used (call with the lock held)."""
+        if key not in self._entries:
+            return None
+        self.hits += int(count)
+        self._entries.move_to_end(key)
+        return self._entries[key][0]
+
     def get(self, key: Hashable) -> Features:
-        """The features of ``key``, computed now if neither cached nor being prefetched."""
+        """The features of ``key``, computed now if not cached. A prefetch of ``key`` still
+        queued is taken over (computed here, now); one being computed is waited for.
+        While a call is in here, :meth:`get_background` waits: the user's prompts come first."""
         with self._lock:
-            if key in self._entries:
-                self.hits += 1
-                self._entries.move_to_end(key)
-                return self._entries[key][0]
+            found = self._cached(key)
+            if found is not None:
+                return found
             pending = self._pending.get(key)
+            if pending is not None and pending.cancel():  # queued behind others: do it now
+                del self._pending[key]
+                pending = None
+        with self.serving():
+            return self._get_or_compute(key, pending)
+
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[None]:
+        """Foreground work (a prompt, a propagation) runs inside: background precompute waits."""
+        with self._lock:
+            self._foreground += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._foreground -= 1
+
+    def get_background(self, key: Hashable, pause: float = 0.02) -> Features:
+        """:meth:`get` for background work (precomputing a volume): it starts only while no
+        foreground work runs (:meth:`serving`), so what the user asks for is encoded first."""
+        while True:
+            with self._lock:
+                found = self._cached(key, count=False)
+                if found is not None:
+                    return found
+                if not self._foreground:
+                    pending = self._pending.get(key)
+                    break
+            time.sleep(pause)
+        return self._get_or_compute(key, pending)
+
+    def _get_or_compute(self, key: Hashable, pending: Future | None) -> Features:
         if pending is not None:
             pending.result()
+        with self._lock:
+            running = self._computing.get(key)
+        if running is not None:  # another thread encodes this slice right now
+            running.wait()
+        with self._lock:
+            found = self._cached(key)
+            if found is not None:
+                return found
+            self.misses += 1
+            done = self._computing.setdefault(key, threading.Event())
+        try:
+            return self._store(key, self._compute(key))
+        finally:
             with self._lock:
-                if key in self._entries:
-                    self.hits += 1
-                    return self._entries[key][0]
-        self.misses += 1
-        return self._store(key, self._compute(key))
+                self._computing.pop(key, None)
+            done.set()
 
     def prefetch(self, keys: Iterable[Hashable]) -> None:
         """Compute missing ``keys`` in the background, nearest first."""
@@ -149,8 +204,14 @@ class FeatureCache:
 
     def close(self, wait: bool = False) -> None:
         """Stop the background thread. Queued slices are dropped; one being encoded
-        finishes in the background unless ``wait``, so the GUI never waits for it."""
+        finishes in the background unless ``wait``, so the GUI never waits for it.
+        ``wait`` also waits for an encode another thread runs (a precompute)."""
         self.cancel_prefetch()
         if self._executor is not None:
             self._executor.shutdown(wait=wait, cancel_futures=True)
             self._executor = None
+        if wait:
+            with self._lock:
+                running = list(self._computing.values())
+            for event in running:
+                event.wait()

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -20,8 +21,14 @@ import torch.nn.functional as F
 from napari_textseg.core.intensity import Window, challenge_uint8
 from napari_textseg.engine.interactive.features import Features
 from napari_textseg.engine.interactive.prompts import PromptError, SlicePrompts
-from napari_textseg.engine.interactive.slice_models import SliceMask, orig_hw, sam_decoder
+from napari_textseg.engine.interactive.slice_models import (
+    SliceMask,
+    model_tag,
+    orig_hw,
+    sam_decoder,
+)
 from napari_textseg.models.device import autocast
+from napari_textseg.models.encoder_runtime import Encoder, make_encoder
 
 __all__ = ["BOX_ONLY_MESSAGE", "LiteMedSamSliceModel", "resize_longest_side_area"]
 
@@ -56,17 +63,26 @@ class LiteMedSamSliceModel:
     """LiteMedSAM (or any MedSAM-Lite architecture): encode a slice, decode a box.
 
     ``box_shift`` widens a propagated box on each side, in model pixels (the script's 3).
+    ``encoder`` runs the image encoder (eager PyTorch by default; OpenVINO from
+    :func:`~napari_textseg.models.encoder_runtime.make_encoder`).
     """
 
     family = "litemedsam"
     box_only = True
 
-    def __init__(self, model: Any, device: torch.device, box_shift: int = 3, title: str = "LiteMedSAM"):
+    def __init__(self, model: Any, device: torch.device, box_shift: int = 3, title: str = "LiteMedSAM",
+                 encoder: Encoder | None = None):
         self.model = model.to(device).eval()
         self.device = device
         self.image_size = int(model.prompt_encoder.input_image_size[0])
         self.box_shift = int(box_shift)
         self.title = title
+        self.encoder = encoder or make_encoder(self.model.image_encoder, self.image_size, device, "torch")
+        self.runtime_note = self.encoder.note
+
+    @cached_property
+    def cache_tag(self) -> str:
+        return model_tag(self.family, self.model, self.device, self.encoder.tag, f"{self.image_size}px")
 
     def prepare_volume(self, data: np.ndarray, modality: str, window: str | Window) -> np.ndarray:
         """The volume as the challenge's uint8 (its window for CT)."""
@@ -88,8 +104,7 @@ class LiteMedSamSliceModel:
 
     def encode(self, frame: np.ndarray) -> Features:
         image, new_hw = self.model_input(frame)
-        with torch.inference_mode(), autocast(self.device):
-            embed = self.model.image_encoder(image)
+        embed = self.encoder(image)
         return {"embed": embed, "input_hw": torch.tensor(new_hw), "orig_hw": torch.tensor(np.shape(frame))}
 
     def model_box(self, box_yx: tuple[float, float, float, float], orig: tuple[int, int]) -> np.ndarray:

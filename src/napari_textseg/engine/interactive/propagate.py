@@ -18,7 +18,9 @@ prompted slice is kept.
   slice takes the bounding box of its neighbour's mask, widened; an empty neighbour falls
   back to the prompted slice's box. Over a slice range (a 3-D box) every slice of the
   range is segmented; without one, a pass ends where the mask vanishes or consecutive
-  masks overlap with IoU < 0.5.
+  masks overlap with IoU < 0.5. With several boxes (key boxes), every slice belongs to
+  its nearest key slice (a tie to the box drawn later): a pass stops where the slices
+  start to belong to the next key, so a new key box changes only the slices nearest to it.
 
 Image features come from a shared cache, so a second pass, a correction or a
 re-propagation reuses them instead of re-encoding slices.
@@ -132,6 +134,18 @@ class PropagationResult:
     visited: list[int] = field(default_factory=list)
     cancelled: bool = False
 
+    def drop(self, z: int) -> None:
+        """Forget slice ``z``."""
+        for table in (self.masks, self.scores, self.source, self.logits, self.prompts):
+            table.pop(z, None)
+        if z in self.visited:
+            self.visited.remove(z)
+
+    def copy(self) -> PropagationResult:
+        """A copy whose tables can change without changing this one (masks are shared)."""
+        return PropagationResult(dict(self.masks), dict(self.scores), dict(self.source), dict(self.logits),
+                                 dict(self.prompts), list(self.visited), self.cancelled)
+
     def volume(self, shape: tuple[int, int, int]) -> np.ndarray:
         """The 3D boolean mask (slices not visited are empty)."""
         out = np.zeros(shape, dtype=bool)
@@ -139,11 +153,15 @@ class PropagationResult:
             out[z] = mask
         return out
 
-    def keep(self, z: int, result: SliceMask, source: int) -> None:
-        """Store ``result`` for slice ``z`` unless a nearer prompted slice already gave one."""
+    def keep(self, z: int, result: SliceMask, source: int, order: dict[int, int] | None = None) -> None:
+        """Store ``result`` for slice ``z`` unless a nearer prompted slice already gave one
+        (at the same distance: unless the one given first is later in ``order``)."""
         if z not in self.source:
             self.visited.append(z)
         elif abs(self.source[z] - z) < abs(source - z):
+            return
+        elif abs(self.source[z] - z) == abs(source - z) and order is not None \
+                and order.get(self.source[z], -1) > order.get(source, -1):
             return
         self.masks[z], self.scores[z], self.source[z], self.logits[z] = (
             result.mask, result.score, source, result.logits,
@@ -152,10 +170,26 @@ class PropagationResult:
             self.prompts[z] = result.prompts
 
 
+def owned_end(start: int, other: int, order: dict[int, int] | None) -> int:
+    """The last slice from ``start`` towards key slice ``other`` that is nearer ``start``
+    (the middle slice, at equal distance, goes to the key later in ``order``)."""
+    step = 1 if other > start else -1
+    gap = abs(other - start)
+    reach = gap // 2 if gap % 2 == 0 else (gap - 1) // 2
+    if gap % 2 == 0 and order is not None and order.get(start, -1) < order.get(other, -1):
+        reach -= 1
+    return start + step * reach
+
+
 def plan_passes(
-    prompted: list[int], n_slices: int, settings: PropagationSettings, only_from: int | None = None
+    prompted: list[int], n_slices: int, settings: PropagationSettings, only_from: int | None = None,
+    order: dict[int, int] | None = None,
 ) -> list[tuple[int, int, int]]:
-    """Passes as (prompted slice, step, last slice inclusive), forwards then backwards."""
+    """Passes as (prompted slice, step, last slice inclusive), forwards then backwards.
+
+    With ``order`` (the key slices' drawing order), a pass ends where the slices start to
+    belong to the next key slice (:func:`owned_end`); without it, at the next key slice.
+    """
     lo, hi = settings.slice_range if settings.slice_range is not None else (0, n_slices - 1)
     lo, hi = max(0, lo), min(n_slices - 1, hi)
     marks = sorted(prompted)
@@ -166,11 +200,15 @@ def plan_passes(
         if not lo <= z <= hi:
             continue
         if settings.direction in ("both", "forward"):
-            end = marks[i + 1] - 1 if i + 1 < len(marks) else hi
+            end = hi
+            if i + 1 < len(marks):
+                end = owned_end(z, marks[i + 1], order) if order is not None else marks[i + 1] - 1
             if end > z:
                 passes.append((z, 1, min(end, hi)))
         if settings.direction in ("both", "backward"):
-            end = marks[i - 1] + 1 if i > 0 else lo
+            end = lo
+            if i > 0:
+                end = owned_end(z, marks[i - 1], order) if order is not None else marks[i - 1] + 1
             if end < z:
                 passes.append((z, -1, max(end, lo)))
     return passes
@@ -190,6 +228,18 @@ class _Propagator:
         self.features = features
         self.n_slices = n_slices
         self.settings = settings
+        self.planned: list[tuple[int, int, int]] = []
+
+    # Key slices own the slices nearest to them (box models): passes stop half-way.
+    owns_nearest = False
+
+    def owned(self, key: int) -> set[int]:
+        """The slices the passes from ``key`` were planned to cover, ``key`` included."""
+        covered = {key}
+        for start, step, end in self.planned:
+            if start == key:
+                covered.update(range(start, end + step, step))
+        return covered
 
     def _start_passes(self) -> None: ...
 
@@ -228,7 +278,8 @@ class _Propagator:
             raise PromptError("the volume has a single slice: there is nothing to propagate to")
         logits = logits or {}
         self.prompts = prompts
-        passes = plan_passes(list(prompts), self.n_slices, self.settings, only_from)
+        order = {z: i for i, z in enumerate(prompts)} if self.owns_nearest else None
+        passes = self.planned = plan_passes(list(prompts), self.n_slices, self.settings, only_from, order)
         total = sum(abs(end - start) for start, _, end in passes) + len(prompts)
         done = 0
         result = PropagationResult()
@@ -237,7 +288,7 @@ class _Propagator:
         for z in sorted(prompts):
             anchor = decoded.get(z) or self._segment_prompted(z, prompts[z], logits.get(z))
             self.anchors[z] = anchor
-            result.keep(z, anchor, z)
+            result.keep(z, anchor, z, order)
             done += 1
             yield done, total
         self._start_passes()
@@ -253,7 +304,7 @@ class _Propagator:
                 yield done, total
                 if current is None:
                     break
-                result.keep(z, current, start)
+                result.keep(z, current, start, order)
                 empty_run = empty_run + 1 if not current.mask.any() else 0
                 if self._stop_rule and empty_run >= self._stop_rule:
                     break
@@ -377,8 +428,11 @@ class BoxPropagator(_Propagator):
     """MedSAM's 3-D box recipe (``CVPR24_LiteMedSAM_infer.py``), for box-only models.
 
     Every slice of a given range is segmented (the released script's downward loop once
-    stopped a slice short of the box's first slice; here the whole range is done).
+    stopped a slice short of the box's first slice; here the whole range is done). With
+    several key boxes, each slice is segmented from its nearest box only.
     """
+
+    owns_nearest = True
 
     @property
     def _stop_rule(self) -> int:

@@ -7,13 +7,16 @@ it imports no GUI code.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from napari_textseg.core.intensity import Window, no_contrast_reason, normalize_for_model
+from napari_textseg.engine.interactive.embedding_store import EmbeddingStore
 from napari_textseg.engine.interactive.features import FeatureCache
 from napari_textseg.engine.interactive.litemedsam_slices import BOX_ONLY_MESSAGE
 from napari_textseg.engine.interactive.postprocess import fill_holes, keep_clicked_components
@@ -35,6 +38,7 @@ from napari_textseg.engine.interactive.slice_models import Sam2SliceModel, Slice
 __all__ = ["CheckedPrompts", "PostProcessing", "SegmentationSession"]
 
 _PREFETCH_RADIUS = 2
+_UNDO_DEPTH = 3  # each holds a whole result (masks and logits of every slice it changed)
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ class CheckedPrompts:
     boxes: dict[int, tuple[float, float, float, float]]
     by_slice: dict[int, SlicePrompts]
     axis: int = 0
+    note: str = ""  # one line about prompts that were not used (points given to a box model)
 
     def slice_to_segment(self, prefer_box: bool = False) -> int:
         """The slice S segments: the last box's after drawing a box (or with no click),
@@ -109,6 +114,7 @@ class SegmentationSession:
         confine: np.ndarray | None = None,
         cache_bytes: int = 1024**3,
         cache_dtype: torch.dtype | None = None,
+        store: EmbeddingStore | None = None,
     ):
         if np.asarray(data).ndim != 3:
             raise PromptError(f"point segmentation needs a 3-D volume, got shape {np.shape(data)}")
@@ -129,16 +135,23 @@ class SegmentationSession:
         self.roi_mm = roi_mm
         self.confine = None if confine is None else np.asarray(confine, dtype=bool)
         self._data, self._modality, self._window = data, modality, window
+        self.name = ""  # the image's name, for the disk store's listing
         self._normalised: np.ndarray | None = None
         self._roi_work: np.ndarray | None = None
         self.roi: Roi | None = None
         self.cache = FeatureCache(self._encode, cache_bytes, cache_dtype)
+        self.store = store
+        self._store_folder: Path | None = None
+        self._store_lock = threading.Lock()
         self.prompts: dict[int, SlicePrompts] = {}
         self._positive: np.ndarray = np.zeros((0, 3))
         self.result = PropagationResult()
         # The latest decode of each prompted slice and the prompts it was made from:
         # propagation reuses it, so S then Shift+S decodes a slice once, as Shift+S alone.
         self._decoded: dict[int, tuple[SlicePrompts, SliceMask]] = {}
+        # What each propagation replaced (result and prompts), for undo.
+        self._history: list[tuple[PropagationResult, dict[int, SlicePrompts]]] = []
+        self._last_prompts: dict[int, SlicePrompts] = {}  # what the latest propagation ran from
 
     # -- geometry helpers ------------------------------------------------------------
 
@@ -175,10 +188,29 @@ class SegmentationSession:
         """Cache key of working-frame slice ``z``: the ROI it belongs to, and the slice."""
         return (self.roi.start, self.roi.shape, z) if self.roi is not None else (None, None, z)
 
+    def _stored(self) -> Path | None:
+        """This image's folder in the disk store (found once: it hashes the frames)."""
+        if self.store is None:
+            return None
+        with self._store_lock:
+            if self._store_folder is None:
+                frames = self._model_input
+                key = self.store.image_key(frames, self.axis, self.slice_model.cache_tag)
+                meta = {"shape": list(self.shape), "axis": self.axis, "model": self.slice_model.cache_tag,
+                        "modality": self._modality, "window": str(self._window), "name": self.name}
+                self._store_folder = self.store.open(key, meta)
+            return self._store_folder
+
     def _encode(self, key: tuple):
         start, shape, z = key
         if start is None:
-            return self.slice_model.encode(self._model_input[z])
+            folder = self._stored()
+            features = self.store.load(folder, z) if folder is not None else None  # type: ignore[union-attr]
+            if features is None:
+                features = self.slice_model.encode(self._model_input[z])
+                if folder is not None:
+                    self.store.save(folder, z, features)  # type: ignore[union-attr]
+            return features
         # Crop the one plane from the key itself: a prefetch may outlive the ROI it was for.
         plane = Roi(tuple(start[1:]), tuple(shape[1:]), self._model_input.shape[1:])  # type: ignore[arg-type]
         index = start[0] + z
@@ -254,13 +286,19 @@ class SegmentationSession:
         negative click alone is a correction. A box-only model takes no points.
         """
         points, labels = check_points(points_zyx, labels, self.shape)
+        note = ""
         if getattr(self.slice_model, "box_only", False) and len(points):
-            raise PromptError(BOX_ONLY_MESSAGE.format(model=getattr(self.slice_model, "title", "this model")))
+            title = getattr(self.slice_model, "title", "this model")
+            if not boxes:
+                raise PromptError(BOX_ONLY_MESSAGE.format(model=title))
+            note = (f"{title} takes boxes only: the {len(points)} point{'s' if len(points) > 1 else ''} "
+                    f"{'were' if len(points) > 1 else 'was'} ignored and the boxes used")
+            points, labels = np.zeros((0, 3)), np.zeros(0, dtype=int)
         # set(): one snapshot of the keys, a worker may be adding slices
         corrected = {z + self._slice_offset() for z in set(self.result.logits)}
         shape = tuple(self.shape[a] for a in self._order)
         by_slice = group_by_slice(points[:, self._order], labels, shape, boxes, corrected=corrected)  # type: ignore[arg-type]
-        return CheckedPrompts(points, labels, dict(boxes or {}), by_slice, self.axis)
+        return CheckedPrompts(points, labels, dict(boxes or {}), by_slice, self.axis, note)
 
     def check_settings(self, settings: PropagationSettings) -> None:
         """Refuse settings this model cannot use, before any work: a memory policy other than
@@ -305,8 +343,9 @@ class SegmentationSession:
                                post: PostProcessing = PostProcessing()) -> np.ndarray:
         """S in the panel: use ``prompts``, segment the volume's slice ``at`` (along the
         session's axis; the session maps it into its ROI) and return the 3-D result to show."""
-        self.set_prompts(prompts)
-        self._decode(at - self._slice_offset())
+        with self.cache.serving():
+            self.set_prompts(prompts)
+            self._decode(at - self._slice_offset())
         return self.mask(post)
 
     def _decode(self, z: int) -> SliceMask:
@@ -351,15 +390,22 @@ class SegmentationSession:
         prompts = {z: self._slice_prompts(z) for z in self.prompts}
         propagator = make_propagator(self.slice_model, self._features, self.n_slices, settings, prompts)
         decoded = {z: r for z, (p, r) in self._decoded.items() if z in prompts and p.same_as(prompts[z])}
-        run = yield from propagator.iter_run(prompts, self.result.logits, only_from=from_slice, decoded=decoded)
+        with self.cache.serving():  # a background precompute waits until the run ends (or is cancelled)
+            run = yield from propagator.iter_run(prompts, self.result.logits, only_from=from_slice, decoded=decoded)
         for z in prompts:
             self._decoded[z] = (prompts[z], propagator.anchors[z])
+        self._history = [*self._history[-(_UNDO_DEPTH - 1):], (self.result.copy(), dict(self._last_prompts))]
+        self._last_prompts = dict(self.prompts)
         if from_slice is None:
             for z in self.prompts:  # a corrected slice keeps the prompt its correction refines
                 if z in self.result.prompts:
                     run.prompts.setdefault(z, self.result.prompts[z])
             self.result = run
         else:
+            self.result = self.result.copy()
+            if propagator.owns_nearest:  # a key box: the slices nearest to it are its own, reached or not
+                for z in propagator.owned(from_slice) - set(run.visited):
+                    self.result.drop(z)
             for z in run.visited:  # the new run's masks win on the slices it reached
                 if z not in self.result.source:
                     self.result.visited.append(z)
@@ -415,6 +461,43 @@ class SegmentationSession:
         """Predicted IoU per segmented slice, keyed by volume slice index."""
         return {z + self._slice_offset(): s for z, s in self.result.scores.items()}
 
+    def precompute_steps(self, start: int = 0) -> Generator[tuple[int, int], None, tuple[int, int]]:
+        """Encode every slice not yet cached, from volume slice ``start`` outwards, each when
+        no prompt is waiting for the encoder; yields ``(done, total)``, returns how many
+        slices were encoded and how many read from the disk store. Closing the generator
+        (Cancel) stops between two slices."""
+        if self.roi is not None:  # ROI mode encodes crops around the clicks, not whole slices
+            return 0, 0
+        n = self.n_slices
+        start = min(max(int(start), 0), n - 1)
+        order = [start] + [z for d in range(1, n) for z in (start + d, start - d) if 0 <= z < n]
+        todo = [(None, None, z) for z in order if (None, None, z) not in self.cache]  # whole slices
+        hits = self.store.hits if self.store is not None else 0
+        for done, key in enumerate(todo, 1):
+            self.cache.get_background(key)
+            yield done, len(todo)
+        read = (self.store.hits - hits) if self.store is not None else 0
+        return len(todo) - read, read
+
+    def new_key_slice(self) -> int | None:
+        """After a propagation, the one slice (working frame) given a box since, when the
+        other prompts are unchanged: propagating from it alone corrects the slices nearest
+        to it (key boxes). ``None`` otherwise."""
+        if not self._last_prompts or not getattr(self.slice_model, "box_only", False):
+            return None
+        new = [z for z in self.prompts if z not in self._last_prompts]
+        kept = all(z in self.prompts and self.prompts[z].same_as(p) for z, p in self._last_prompts.items())
+        return new[0] if len(new) == 1 and kept else None
+
+    def undo(self) -> list[int] | None:
+        """Revert the latest propagation; returns the prompted slices (volume indices) it had
+        started from, or ``None`` when there is nothing to undo."""
+        if not self._history:
+            return None
+        self.result, self._last_prompts = self._history.pop()
+        self._decoded = {}
+        return sorted(z + self._slice_offset() for z in self._last_prompts)
+
     def reset(self) -> None:
         """Forget the prompts, the ROI and the result; cached embeddings are kept."""
         self.prompts = {}
@@ -423,6 +506,8 @@ class SegmentationSession:
         self._roi_work = None
         self.result = PropagationResult()
         self._decoded = {}
+        self._history = []
+        self._last_prompts = {}
 
     def close(self) -> None:
         """Stop background prefetching and free the cache."""

@@ -7,6 +7,7 @@ resized on the model's device in floating point: no 8-bit rounding, no JPEG.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 
 import numpy as np
@@ -24,10 +25,11 @@ from napari_textseg.engine.interactive.postprocess import fill_small_holes
 from napari_textseg.engine.interactive.prompts import SlicePrompts
 from napari_textseg.engine.interactive.sam2_heads import sam2_heads
 from napari_textseg.models.device import autocast
+from napari_textseg.models.encoder_runtime import module_hash
 
 __all__ = [
-    "Sam2SliceModel", "SamSliceModel", "SliceModel", "SliceMask", "make_slice_model", "orig_hw", "resize_longest_side",
-    "sam_decoder",
+    "Sam2SliceModel", "SamSliceModel", "SliceModel", "SliceMask", "make_slice_model", "model_tag", "orig_hw",
+    "resize_longest_side", "sam_decoder",
 ]
 
 SAM_PREPROCESSING = ("sam", "medsam")
@@ -58,6 +60,12 @@ class SliceModel(Protocol):
 
     family: str
     device: torch.device
+    runtime_note: str | None  # why the encoder does not run where it was asked to (None: it does)
+
+    @property
+    def cache_tag(self) -> str:
+        """What makes this model's embeddings what they are (weights, runtime, precision, device)."""
+        ...
 
     def encode(self, frame: np.ndarray) -> Features:
         """Image features of a (H, W) float32 frame in [0, 255]."""
@@ -109,6 +117,12 @@ def _grey_to_rgb(frame: np.ndarray, device: torch.device) -> torch.Tensor:
     return image[None, None].expand(1, 3, *frame.shape)
 
 
+def model_tag(family: str, model: Any, device: torch.device, runtime: str = "torch-f32", *extra: str) -> str:
+    """A slice model's cache tag: its family, its weights' hash, runtime, precision and device
+    (CUDA runs under bf16 autocast: other numbers than a CPU's)."""
+    return "-".join([family, *extra, module_hash(model)[:16], runtime, device.type])
+
+
 def orig_hw(features: Features) -> tuple[int, int]:
     hw = features["orig_hw"]
     assert isinstance(hw, torch.Tensor)
@@ -126,6 +140,7 @@ class SamSliceModel:
     """
 
     family = "sam"
+    runtime_note: str | None = None
 
     def __init__(self, model: Any, device: torch.device, preprocess: str = "sam", box_shift: int = 5):
         from segment_anything.utils.transforms import ResizeLongestSide
@@ -142,6 +157,10 @@ class SamSliceModel:
         self.image_size = int(model.image_encoder.img_size)
         # Used for prompt coordinates only, which every release maps from (H, W) correctly.
         self._transform = ResizeLongestSide(self.image_size)
+
+    @cached_property
+    def cache_tag(self) -> str:
+        return model_tag(self.family, self.model, self.device, "torch-f32", self.preprocess)
 
     def model_input(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) frames in [0, 255] -> the encoder's input: resized, normalised, padded.
@@ -260,6 +279,7 @@ class Sam2SliceModel:
     """
 
     family = "sam2"
+    runtime_note: str | None = None
 
     def __init__(self, model: Any, device: torch.device, fill_hole_area: int | None = None,
                  preprocess: str = "sam2"):
@@ -276,6 +296,10 @@ class Sam2SliceModel:
         self._pos_embeds: list[torch.Tensor] | None = None
         self._feat_sizes: list[tuple[int, int]] | None = None
         self._maskmem_pos: list[torch.Tensor] | None = None
+
+    @cached_property
+    def cache_tag(self) -> str:
+        return model_tag(self.family, self.model, self.device, "torch-f32", self.preprocess)
 
     def model_input(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) frames in [0, 255] -> the encoder's input: resized and normalised."""
@@ -326,7 +350,9 @@ class Sam2SliceModel:
 
     def _vision(self, features: Features) -> list[torch.Tensor]:
         if self._pos_embeds is None:
-            raise RuntimeError("encode a slice before decoding it")
+            # Features read from the disk cache: the positional encodings (one constant of
+            # the model for this input size) come from one encoder call.
+            self.encode(np.zeros(orig_hw(features), dtype=np.float32))
         return [f.to(self.device, torch.float32) for f in features["feats"]]  # type: ignore[union-attr]
 
     def _finish(self, orig: tuple[int, int], low_res: torch.Tensor, iou: torch.Tensor,
@@ -418,18 +444,35 @@ class Sam2SliceModel:
 
 
 def make_slice_model(
-    model: torch.nn.Module, family: str, device: torch.device, arch: dict[str, Any] | None = None
+    model: torch.nn.Module, family: str, device: torch.device, arch: dict[str, Any] | None = None,
+    *, runtime: str = "auto", precision: str = "f32",
 ) -> SliceModel:
     """The slice model for a loaded model of ``family`` (``"sam"``, ``"sam2"`` or ``"litemedsam"``);
     a card's ``arch`` may name the preprocessing its weights were trained with (MedSAM's,
-    MedSAM2's) and LiteMedSAM's propagated-box margin."""
+    MedSAM2's) and LiteMedSAM's propagated-box margin.
+
+    ``runtime`` and ``precision`` choose where LiteMedSAM's encoder runs
+    (:func:`~napari_textseg.models.encoder_runtime.make_encoder`); SAM and SAM2 encoders
+    run on PyTorch, and their ``runtime_note`` says so when another runtime was asked for.
+    """
+    from napari_textseg.models.encoder_runtime import check_runtime
+
+    check_runtime(runtime, precision)
     if family == "litemedsam":
         from napari_textseg.engine.interactive.litemedsam_slices import LiteMedSamSliceModel
+        from napari_textseg.models.encoder_runtime import make_encoder
 
-        return LiteMedSamSliceModel(model, device, box_shift=int((arch or {}).get("box_shift", 3)))
+        size = int(model.prompt_encoder.input_image_size[0])
+        encoder = make_encoder(model.image_encoder, size, device, runtime, precision)
+        return LiteMedSamSliceModel(model, device, box_shift=int((arch or {}).get("box_shift", 3)), encoder=encoder)
     if family == "sam":
-        return SamSliceModel(model, device, preprocess=(arch or {}).get("preprocess", "sam"),
-                          box_shift=int((arch or {}).get("box_shift", 5)))
-    if family == "sam2":
-        return Sam2SliceModel(model, device, preprocess=(arch or {}).get("preprocess", "sam2"))
-    raise ValueError(f"point and box prompts need a SAM, SAM2 or LiteMedSAM model, not a {family} model")
+        built: SliceModel = SamSliceModel(model, device, preprocess=(arch or {}).get("preprocess", "sam"),
+                                          box_shift=int((arch or {}).get("box_shift", 5)))
+    elif family == "sam2":
+        built = Sam2SliceModel(model, device, preprocess=(arch or {}).get("preprocess", "sam2"))
+    else:
+        raise ValueError(f"point and box prompts need a SAM, SAM2 or LiteMedSAM model, not a {family} model")
+    if runtime == "openvino" or precision != "f32":
+        built.runtime_note = (f"the OpenVINO runtime is LiteMedSAM's; {family.upper()} encoders run on PyTorch "
+                              f"in {'bf16 autocast' if device.type == 'cuda' else 'f32'} on {device}")
+    return built

@@ -14,7 +14,12 @@ import numpy as np
 from napari_textseg.core.text_prompts import TextTarget
 from napari_textseg.core.volume import Volume
 from napari_textseg.engine.interactive.propagate import PropagationSettings
-from napari_textseg.engine.interactive.session import PostProcessing, SegmentationSession
+from napari_textseg.engine.interactive.session import PostProcessing
+from napari_textseg.engine.interactive.session_factory import (
+    EmbeddingOptions,
+    open_session,
+    open_slice_model,
+)
 from napari_textseg.models.loader import LoadedModel
 
 __all__ = ["LabelMap", "label_text", "needs_clip", "segment_clicks"]
@@ -37,18 +42,30 @@ def segment_clicks(
     post: PostProcessing | None = None,
     roi_mm: float | None = None,
     confine: np.ndarray | None = None,
+    embedding: EmbeddingOptions | None = None,
+    report: Callable[[str], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
-    """The boolean (z, y, x) mask of the clicked object; ``propagate`` runs it through the volume."""
-    from napari_textseg.engine.interactive.slice_models import make_slice_model
+    """The boolean (z, y, x) mask of the clicked object; ``propagate`` runs it through the volume.
 
+    ``embedding`` chooses the encoder's runtime and the disk store; ``report`` gets one
+    line for anything not used as asked (a runtime fallback, points a box model ignores);
+    ``progress`` gets ``(done, total)`` slices while propagating.
+    """
     _single_channel(volume, "segment")
-    backend = make_slice_model(sam.model, sam.card.family, sam.device, sam.card.arch)
-    session = SegmentationSession(volume.data, volume.spacing, volume.modality, backend,
-                                  roi_mm=roi_mm, confine=confine)
+    backend = open_slice_model(sam, embedding)
+    if report is not None and backend.runtime_note:
+        report(backend.runtime_note)
+    session = open_session(volume.data, volume.spacing, volume.modality, backend, embedding, volume.name,
+                           roi_mm=roi_mm, confine=confine)
     try:
-        session.set_prompts(np.asarray(points, dtype=float).reshape(-1, 3), np.asarray(labels), boxes or None)
+        checked = session.check_prompts(np.asarray(points, dtype=float).reshape(-1, 3), np.asarray(labels),
+                                        boxes or None)
+        if report is not None and checked.note:
+            report(checked.note)
+        session.set_prompts(checked)
         if propagate is not None:
-            return session.propagate(propagate, post=post or PostProcessing())
+            return session.propagate(propagate, post=post or PostProcessing(), progress=progress)
         for z in session.prompts:
             session.segment_slice(z)
         return session.mask(post or PostProcessing())
@@ -82,6 +99,7 @@ def label_text(
     device: object = None,
     weights: str | None = None,
     report: Callable[[str], None] | None = None,
+    embedding: EmbeddingOptions | None = None,
 ) -> LabelMap:
     """Label every target with one text backend, resolved already (see
     :func:`~napari_textseg.engine.text.backends.resolve_backend`) and opened here with
@@ -100,7 +118,8 @@ def label_text(
     values = assign_values(targets)
     text_volume = TextVolume(volume.data, volume.spacing, volume.modality, volume.geometry, volume.name)
     labeller = open_text_backend(backend, text_volume, targets=targets, device=device, sam=sam, clip=clip,
-                                 clicks=clicks, weights=weights, report=report)
+                                 clicks=clicks, weights=weights, report=report,
+                                 embedding=embedding)
     if report is not None:
         report(f"backend: {labeller.title}")
     results = []

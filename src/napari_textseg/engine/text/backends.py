@@ -156,6 +156,7 @@ def open_text_backend(
     weights: str | None = None,
     report=None,
     online=None,
+    embedding=None,
 ):
     """Build the text backend ``backend`` (resolved, not ``auto``) for ``volume`` (a TextVolume).
 
@@ -170,7 +171,7 @@ def open_text_backend(
     """
     clicks = clicks or {}
     if backend == "clip-sam":
-        return _open_clip_sam(volume, targets, sam, session, clip, clicks)
+        return _open_clip_sam(volume, targets, sam, session, clip, clicks, embedding)
     if backend == "sam3-slices":
         from napari_textseg.core.intensity import normalize_for_model
         from napari_textseg.engine.text.sam3_slices import Sam3Labeller
@@ -183,9 +184,8 @@ def open_text_backend(
     return _open_trained(backend, volume, device, weights, report, online)
 
 
-def _open_clip_sam(volume, targets, sam, session, clip, clicks):
-    from napari_textseg.engine.interactive.session import SegmentationSession
-    from napari_textseg.engine.interactive.slice_models import make_slice_model
+def _open_clip_sam(volume, targets, sam, session, clip, clicks, embedding=None):
+    from napari_textseg.engine.interactive.session_factory import open_session, open_slice_model
     from napari_textseg.engine.text.clip_dense import DenseClip
     from napari_textseg.engine.text.clip_sam import TextLabeller
     from napari_textseg.engine.text.text_encoder import TextEncoder
@@ -201,8 +201,8 @@ def _open_clip_sam(volume, targets, sam, session, clip, clicks):
     if session is None:
         if sam is None:
             raise InputError("the clip-sam backend needs a SAM/SAM2 model (--model ID or --checkpoint FILE)")
-        slices = make_slice_model(sam.model, sam.card.family, sam.device, sam.card.arch)
-        session = SegmentationSession(volume.data, volume.spacing, volume.modality, slices)
+        session = open_session(volume.data, volume.spacing, volume.modality, open_slice_model(sam, embedding),
+                               embedding, volume.name)
     raw = volume.data if volume.modality == "CT" else None  # the HU priors are CT-only
     return TextLabeller(session, raw=raw, clip=dense, encoder=encoder, clicks=clicks)
 
