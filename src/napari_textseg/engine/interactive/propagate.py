@@ -153,15 +153,11 @@ class PropagationResult:
             out[z] = mask
         return out
 
-    def keep(self, z: int, result: SliceMask, source: int, order: dict[int, int] | None = None) -> None:
-        """Store ``result`` for slice ``z`` unless a nearer prompted slice already gave one
-        (at the same distance: unless the one given first is later in ``order``)."""
+    def keep(self, z: int, result: SliceMask, source: int) -> None:
+        """Store ``result`` for slice ``z`` unless a nearer prompted slice already gave one."""
         if z not in self.source:
             self.visited.append(z)
         elif abs(self.source[z] - z) < abs(source - z):
-            return
-        elif abs(self.source[z] - z) == abs(source - z) and order is not None \
-                and order.get(self.source[z], -1) > order.get(source, -1):
             return
         self.masks[z], self.scores[z], self.source[z], self.logits[z] = (
             result.mask, result.score, source, result.logits,
@@ -173,12 +169,11 @@ class PropagationResult:
 def owned_end(start: int, other: int, order: dict[int, int] | None) -> int:
     """The last slice from ``start`` towards key slice ``other`` that is nearer ``start``
     (the middle slice, at equal distance, goes to the key later in ``order``)."""
-    step = 1 if other > start else -1
     gap = abs(other - start)
-    reach = gap // 2 if gap % 2 == 0 else (gap - 1) // 2
+    reach = gap // 2
     if gap % 2 == 0 and order is not None and order.get(start, -1) < order.get(other, -1):
         reach -= 1
-    return start + step * reach
+    return start + (1 if other > start else -1) * reach
 
 
 def plan_passes(
@@ -288,7 +283,7 @@ class _Propagator:
         for z in sorted(prompts):
             anchor = decoded.get(z) or self._segment_prompted(z, prompts[z], logits.get(z))
             self.anchors[z] = anchor
-            result.keep(z, anchor, z, order)
+            result.keep(z, anchor, z)
             done += 1
             yield done, total
         self._start_passes()
@@ -304,7 +299,7 @@ class _Propagator:
                 yield done, total
                 if current is None:
                     break
-                result.keep(z, current, start, order)
+                result.keep(z, current, start)
                 empty_run = empty_run + 1 if not current.mask.any() else 0
                 if self._stop_rule and empty_run >= self._stop_rule:
                     break
