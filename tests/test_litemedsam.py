@@ -272,13 +272,19 @@ def test_points_alone_are_refused_by_name(ct, ct_session):
 
 @pytest.mark.parametrize(("box", "words"), [
     ({15: (40, 50, 40, 80)}, "zero area"),
-    ({15: (40, 50, 400, 80)}, "outside the slice"),
+    ({15: (200.4, 150, 400, 180)}, r"the box \(200, 150, 400, 180\) on slice 15 lies outside the slice \(101 x 122"),
     ({99: (40, 50, 60, 80)}, "outside the volume"),
 ])
 def test_bad_boxes_are_refused(ct_session, box, words):
     ct_session.reset()
     with pytest.raises(PromptError, match=words):
         ct_session.set_prompts(*NO_POINTS, box)
+
+
+def test_a_box_dragged_past_the_edge_is_clipped_to_the_slice(ct_session):
+    ct_session.reset()
+    ct_session.set_prompts(*NO_POINTS, {15: (-10.0, -10.0, 60.0, 500.0)})
+    assert ct_session.prompts[15].box == (0.0, 0.0, 60.0, 122.0)
 
 
 def test_a_box_outside_the_slice_range_is_refused(ct_session):

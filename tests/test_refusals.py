@@ -113,6 +113,7 @@ CASES = [
     ("no network", ["models", "download", "sam_vit_b", "--accept-license"], "no network", _no_network),
     ("no network, CLIP", ["models", "download", "clip_vit_b_16", "--accept-license"],
      "pass a local file with --clip-checkpoint FILE", _no_network),
+    ("output is the input image", ["segment", CT, *BOX, "-o", CT], "writing there would replace it", None),
     ("label output suffix", ["segment", CT, *BOX, "-o", "{out}/o.png"], "cannot write labels as .png", None),
     ("missing output folder", ["segment", CT, *BOX, "-o", "{out}/nodir/o.nii.gz"],
      "the folder {out}/nodir does not exist", None),

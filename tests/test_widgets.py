@@ -332,3 +332,30 @@ def test_a_working_line_says_what_runs(ready, qtbot):
     with qtbot.waitSignal(controller.busy, check_params_cb=lambda busy: not busy, timeout=10_000):
         release.set()
     assert not points_widget.working.isVisibleTo(points_widget)
+
+
+def test_a_failed_load_keeps_the_model_that_was_loaded(ready, qtbot):
+    """Load a model that is not downloaded: one error line, and S still segments with the
+    model that was loaded (before: 'choose a model and press Load first')."""
+    viewer, controller, points_widget, _ = ready
+    before = controller.slice_model
+    controller.load_model(ModelChoice("sam_vit_b"))
+    qtbot.waitUntil(lambda: not controller.loading, timeout=30_000)
+    assert "sam_vit_b is not downloaded yet" in points_widget.model_section.status.text()
+    assert controller.slice_model is before
+    controller.segment_slice()
+    _wait_idle(qtbot, controller)
+    assert viewer.layers[PREVIEW_LAYER].data[15].any()
+
+
+def test_cancel_in_the_prompts_tab_stops_the_propagation_it_started(ready, qtbot):
+    """Propagate (or Shift+S) pressed in the Prompts tab is that tab's work: its Cancel stops
+    it, its status says so, and the mask is left as it was (before: nothing stopped)."""
+    viewer, controller, points_widget, propagation_widget = ready
+    propagation_widget.empty_stop.setValue(0)
+    points_widget.prompts.propagate.click()
+    assert controller.tasks.busy("prompts") and not controller.tasks.busy("propagation")
+    points_widget.cancel.click()
+    _wait_idle(qtbot, controller)
+    assert points_widget.status.text() == "cancelled; the labels are as they were"
+    assert PREVIEW_LAYER not in viewer.layers or not viewer.layers[PREVIEW_LAYER].data.any()

@@ -151,6 +151,7 @@ class SegmentationController:
 
         def done(result) -> None:
             self._loading = False
+            self._drop_session()
             self._state.loaded, self._state.slice_model = result
             self._state.choice = choice
             card, slice_model = self._state.loaded.card, self._state.slice_model
@@ -165,11 +166,12 @@ class SegmentationController:
             self.precompute()
 
         def failed(_message: str) -> None:
-            self._loading = False
+            self._loading = False  # the model loaded before (if any) is still the one in use
 
-        # No background embedding work may run while the new model's modules import.
-        self._drop_session()
-        self._state.slice_model = None
+        # No background embedding work may run while the new model's modules import (the
+        # worker waits for a slice in flight); the loaded model stays until the new one is
+        # ready, so a failed Load leaves it working.
+        self._stop_precompute()
         self._loading = True
         self.say("model", "loading the model ...")
         self.tasks.start("model", work, done, "Loading model", on_error=failed)

@@ -17,6 +17,15 @@ _INPUTS = ("file", "image", "prediction", "reference", "labels", "source", "chec
 _LABEL_OUTPUTS = ("segment", "label")
 
 
+def _not_an_input(output: str, inputs: list[str]) -> None:
+    """Refuse an output that would overwrite one of the command's own input files."""
+    target = Path(output).expanduser().resolve()
+    for path in inputs:
+        if Path(path).expanduser().resolve() == target:
+            raise InputError(f"-o {output} is an input of this command ({path}): writing there would replace "
+                             "it; choose another output file")
+
+
 def check_early(args: argparse.Namespace) -> None:
     """Raise the error a later step would raise, for what can be checked without work."""
     paths = [getattr(args, name, None) for name in _INPUTS] + list(getattr(args, "files", None) or [])
@@ -28,6 +37,7 @@ def check_early(args: argparse.Namespace) -> None:
         from napari_textseg.models.encoder_runtime import check_runtime
 
         check_label_target(args.output)
+        _not_an_input(args.output, [p for p in paths if isinstance(p, str)])
         check_runtime(args.runtime, args.precision)  # bf16 with --runtime torch: before any work
     if args.command in (*_LABEL_OUTPUTS, "batch") or getattr(args, "models_command", None) in ("download", "verify"):
         from napari_textseg.models.registry import get_card

@@ -59,7 +59,7 @@ class PromptsSection(Section):
         self.finish_layout()
 
         self.action(self.segment, self.controller.segment_slice)
-        self.action(self.propagate, self.controller.propagate)
+        self.action(self.propagate, self._propagate)
         self.action(self.commit, self._commit)
         self.action(self.new, self.controller.new_object)
         self.action(self.toggle, self._toggle)
@@ -88,7 +88,7 @@ class PromptsSection(Section):
     def _key_actions(self) -> dict:
         # micro-sam's keys: S segments the slice, Shift+S the volume, C commits, T toggles;
         # B draws a box, P goes back to clicking.
-        return {"s": self.controller.segment_slice, "Shift-s": self.controller.propagate,
+        return {"s": self.controller.segment_slice, "Shift-s": self._propagate,
                 "c": self._commit, "t": self._toggle, "b": self._box_tool, "p": self._point_tool}
 
     def _bind_keys(self) -> None:
@@ -112,6 +112,10 @@ class PromptsSection(Section):
         self._box_tool() if card.box_only else self._point_tool()
         self.status.setText("Draw a box (B), then S; Shift+S for 3-D" if card.box_only
                             else "Click the object, then S; Shift+S for 3-D")
+
+    def _propagate(self) -> None:
+        """Propagate from this tab: its status and its Cancel follow the work."""
+        self.controller.propagate(section=self.section)
 
     def _box_tool(self) -> None:
         self.bind_prompt_layer_keys(self.controller.box_tool())

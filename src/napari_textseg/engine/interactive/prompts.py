@@ -119,11 +119,15 @@ def group_by_slice(
         if not 0 <= z < shape[0]:
             raise PromptError(f"the box on slice {z} lies outside the volume ({shape[0]} slices)")
         y0, x0, y1, x1 = box
-        if not (0 <= min(y0, y1) and max(y0, y1) <= shape[1] and 0 <= min(x0, x1) and max(x0, x1) <= shape[2]):
-            raise PromptError(f"the box {box} on slice {z} lies outside the slice {shape[1:]} ")
+        shown = "(" + ", ".join(str(round(float(v))) for v in box) + ")"  # whole voxels, as the user gave them
         if y0 == y1 or x0 == x1:
-            raise PromptError(f"the box {box} on slice {z} has zero area: drag its corners apart")
-        grouped.setdefault(int(z), SlicePrompts()).box = (min(y0, y1), min(x0, x1), max(y0, y1), max(x0, x1))
+            raise PromptError(f"the box {shown} on slice {z} has zero area: drag its corners apart")
+        # A box dragged past the image's edge is clipped to it, as napari's own tools clip.
+        clipped = (max(min(y0, y1), 0.0), max(min(x0, x1), 0.0), min(max(y0, y1), float(shape[1])),
+                   min(max(x0, x1), float(shape[2])))
+        if clipped[0] >= clipped[2] or clipped[1] >= clipped[3]:
+            raise PromptError(f"the box {shown} on slice {z} lies outside the slice ({shape[1]} x {shape[2]} voxels)")
+        grouped.setdefault(int(z), SlicePrompts()).box = clipped
     if not grouped:
         raise PromptError("no prompt given: click at least one positive point (or draw a box)")
     for z, prompts in grouped.items():
