@@ -116,3 +116,16 @@ def test_three_key_boxes_give_the_liver_on_the_command_line(tmp_path, capsys):
         scores[n] = dice(read_volume(out).data > 0, liver)
     print("liver Dice, 1 and 3 key boxes:", scores)
     assert scores[3] >= 0.91 and scores[3] > scores[1] + 0.05, scores
+
+
+def test_the_command_line_shows_a_progress_bar_on_a_terminal_only(tmp_path, capsys, monkeypatch):
+    import napari_textseg.cli.segment as segment_command
+
+    args = ["segment", str(data_file("abdomen_ct.nii.gz")), "--box", "15,40,40,60,60", "--propagate",
+            "--slice-range", "13,17"]
+    assert main([*args, "-o", str(tmp_path / "quiet.nii.gz")]) == 0
+    assert "propagating" not in capsys.readouterr().err  # a log or a pipe gets no bar
+    monkeypatch.setattr(segment_command, "_stderr_is_terminal", lambda: True)
+    assert main([*args, "-o", str(tmp_path / "bar.nii.gz")]) == 0
+    err = capsys.readouterr().err
+    assert "propagating" in err and "5/5" in err and "slice" in err

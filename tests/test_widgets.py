@@ -359,3 +359,16 @@ def test_cancel_in_the_prompts_tab_stops_the_propagation_it_started(ready, qtbot
     _wait_idle(qtbot, controller)
     assert points_widget.status.text() == "cancelled; the labels are as they were"
     assert PREVIEW_LAYER not in viewer.layers or not viewer.layers[PREVIEW_LAYER].data.any()
+
+
+def test_a_propagation_shows_slice_k_of_n_and_the_time_left(ready, qtbot):
+    viewer, controller, _, propagation_widget = ready
+    propagation_widget.empty_stop.setValue(0)
+    said = []
+    controller.tasks.message.connect(lambda section, line: said.append((section, line)))
+    controller.propagate()
+    _wait_idle(qtbot, controller)
+    lines = [line for section, line in said if section == "propagation"]
+    assert "propagating: slice 1 of 30; Cancel stops it" in lines
+    assert any(line.startswith("propagating: slice 5 of 30, about ") and " s left" in line for line in lines)
+    assert lines[-1].startswith("propagated through 30 slices")

@@ -8,6 +8,7 @@ the section that asked (model, prompts, propagation).
 
 from __future__ import annotations
 
+import time
 import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -406,8 +407,15 @@ class SegmentationController:
                 key[0] = session.new_key_slice()
             return (yield from session.propagate_steps(settings, from_slice=key[0], post=post))
 
+        started = time.monotonic()
+
+        def step(event: tuple[int, int], _bar: Any) -> tuple[int, int]:
+            at, total = event
+            self.say(section, f"propagating: slice {at} of {total}{time_left(started, at, total)}; Cancel stops it")
+            return event
+
         self.say(section, "propagating ...")
-        self.start_worker(work, done, "Propagating", section=section, layer=image)
+        self.tasks.start(section, work, done, "Propagating", layer=image, on_yield=step)
 
     def undo(self) -> None:
         """Revert the latest propagation (Ctrl+Z on the prompt layers): the mask as it was,
@@ -474,6 +482,14 @@ class SegmentationController:
         if self._state.session is not None:
             self._state.session.reset()
         self._state.mask = None
+
+
+def time_left(started: float, done: int, total: int) -> str:
+    """", about 40 s left" from the time taken so far (nothing before the first slices)."""
+    if done < 2 or done >= total:
+        return ""
+    seconds = (time.monotonic() - started) / done * (total - done)
+    return f", about {seconds:.0f} s left" if seconds < 90 else f", about {seconds / 60:.0f} min left"
 
 
 def name_label(layer: napari.layers.Labels, value: int, name: str, layers: Any = ()) -> None:

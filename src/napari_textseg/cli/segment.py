@@ -24,6 +24,32 @@ def _warn(line: str) -> None:
     print(f"napari-textseg: warning: {line}", file=sys.stderr)
 
 
+def _stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
+class _SliceProgress:
+    """A progress bar on stderr for a propagation (slices done of the total, time left);
+    quiet when stderr is not a terminal (a log, a pipe, a batch job)."""
+
+    def __init__(self) -> None:
+        self.bar = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if not _stderr_is_terminal():
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc="propagating", unit="slice", file=sys.stderr, leave=False)
+        self.bar.total = total
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def segment(args: argparse.Namespace) -> int:
     from napari_textseg.core.io import read_volume, write_labels
     from napari_textseg.engine.interactive.litemedsam_slices import BOX_ONLY_MESSAGE
@@ -68,10 +94,15 @@ def segment(args: argparse.Namespace) -> int:
     warning = real_image_warning(loaded.card, volume.name)
     if warning:
         _warn(warning)
-    mask = segment_clicks(volume, loaded, np.array(points), np.array(labels), boxes,
-                          propagate=settings if args.propagate else None,
-                          post=PostProcessing(fill_holes=args.fill_holes, keep_clicked=args.keep_clicked),
-                          roi_mm=args.roi_mm, confine=confine, embedding=_embedding(args), report=_warn)
+    progress = _SliceProgress()
+    try:
+        mask = segment_clicks(volume, loaded, np.array(points), np.array(labels), boxes,
+                              propagate=settings if args.propagate else None,
+                              post=PostProcessing(fill_holes=args.fill_holes, keep_clicked=args.keep_clicked),
+                              roi_mm=args.roi_mm, confine=confine, embedding=_embedding(args), report=_warn,
+                              progress=progress)
+    finally:
+        progress.close()
     labels_out = mask.astype(np.uint32) * np.uint32(args.value)
     written = write_labels(args.output, labels_out, geometry=volume.geometry, scale=volume.spacing,
                            translate=volume.origin, label_names={args.value: args.name})
