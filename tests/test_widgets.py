@@ -372,3 +372,17 @@ def test_a_propagation_shows_slice_k_of_n_and_the_time_left(ready, qtbot):
     assert "propagating: slice 1 of 30; Cancel stops it" in lines
     assert any(line.startswith("propagating: slice 5 of 30, about ") and " s left" in line for line in lines)
     assert lines[-1].startswith("propagated through 30 slices")
+
+
+def test_ctrl_z_where_the_panel_leaves_you_undoes_the_commit(ready, qtbot):
+    """After Commit the prompt layer stays selected (ready for the next object): Ctrl+Z there
+    takes the commit back (before: it did nothing, napari's undo lives on the Labels layer)."""
+    viewer, controller, _, _ = ready
+    controller.segment_slice()
+    _wait_idle(qtbot, controller)
+    labels = controller.commit()
+    assert labels.data.any() and viewer.layers.selection.active.name == PROMPT_LAYER
+    controller.undo()  # what Ctrl+Z on the prompt layer runs
+    assert not labels.data.any()
+    controller.undo()
+    assert controller is controller_for(viewer) and not labels.data.any()

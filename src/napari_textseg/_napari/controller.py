@@ -91,6 +91,7 @@ class SegmentationController:
         self._loading = False
         self._precompute: Any = None  # the worker encoding the image in the background
         self._ready_line = ""  # the model section's line about the loaded model
+        self._last_commit: Any = None  # weak reference to the Labels layer of the last commit (Ctrl+Z)
         # Slice embeddings kept on disk across sessions (one warning, then memory only, if unwritable).
         self.store = default_store()
         self.tasks.changed.connect(self._on_tasks_changed)
@@ -417,14 +418,25 @@ class SegmentationController:
         self.say(section, "propagating ...")
         self.tasks.start(section, work, done, "Propagating", layer=image, on_yield=step)
 
+    def _undo_commit(self) -> None:
+        """Ctrl+Z on a prompt layer with no propagation to take back: the last commit, in
+        the Labels layer it went to (napari's own undo of that layer)."""
+        layer = self._last_commit() if self._last_commit is not None else None
+        if layer is None or layer not in self.viewer.layers:
+            self.say("prompts", "nothing to undo")
+            return
+        layer.undo()
+        self._last_commit = None
+        self.say("prompts", f"the last commit to {layer.name!r} was undone")
+
     def undo(self) -> None:
-        """Revert the latest propagation (Ctrl+Z on the prompt layers): the mask as it was,
-        and the boxes it had not started from removed."""
+        """Ctrl+Z on the prompt layers: revert the latest propagation (the mask as it was,
+        and the boxes it had not started from removed), or else the last commit."""
         self.require_model()
         session = self._state.session
         restored = session.undo() if session is not None else None
         if restored is None:
-            self.say("prompts", "nothing to undo here (Ctrl+Z on a Labels layer undoes a commit)")
+            self._undo_commit()
             return
         image = self.current_image()
         if BOX_LAYER in self.viewer.layers:
@@ -466,6 +478,7 @@ class SegmentationController:
         name = target.name.strip() or "object"
         name_label(layer, value, name, self.viewer.layers)
         autosaver_for(self.viewer).save(layer, image)
+        self._last_commit = weakref.ref(layer)
         self.new_object()
         self._keep_prompting()
         self.say("prompts", f"committed {name!r} as label {value} in {layer.name!r}")

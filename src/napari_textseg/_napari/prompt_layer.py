@@ -34,7 +34,7 @@ def prompt_layer(viewer: napari.Viewer, image: napari.layers.Image) -> napari.la
         face_color="sign",
         face_color_cycle=COLOURS,
         border_color="white",
-        size=max(float(np.min(image.scale[-2:])) * 4, 1e-6),
+        size=max(float(np.min(image.scale[-2:])) * 2, 1e-6),  # two voxels: a mark, not a disc over the organ
         out_of_slice_display=False,
     )
     layer.face_color_mode = "cycle"

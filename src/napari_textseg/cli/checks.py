@@ -26,6 +26,16 @@ def _not_an_input(output: str, inputs: list[str]) -> None:
                              "it; choose another output file")
 
 
+def _check_prompt_syntax(args: argparse.Namespace) -> None:
+    """--box, --point and --negative are numbers of the right count (label's NAME:numbers)."""
+    from napari_textseg.cli._common import coords
+
+    for flag, n in (("box", 5), ("point", 3), ("negative", 3)):
+        for text in getattr(args, flag, None) or []:
+            where = text.rpartition(":")[2] if args.command == "label" else text
+            coords(where, n, f"--{flag}")
+
+
 def check_early(args: argparse.Namespace) -> None:
     """Raise the error a later step would raise, for what can be checked without work."""
     paths = [getattr(args, name, None) for name in _INPUTS] + list(getattr(args, "files", None) or [])
@@ -38,6 +48,7 @@ def check_early(args: argparse.Namespace) -> None:
 
         check_label_target(args.output)
         _not_an_input(args.output, [p for p in paths if isinstance(p, str)])
+        _check_prompt_syntax(args)
         check_runtime(args.runtime, args.precision)  # bf16 with --runtime torch: before any work
     if args.command in (*_LABEL_OUTPUTS, "batch") or getattr(args, "models_command", None) in ("download", "verify"):
         from napari_textseg.models.registry import get_card

@@ -105,12 +105,21 @@ class PropagationWidget(Section):
         self.action(self.run, self._propagate)
         self.cancel_button.clicked.connect(self.cancel)
         self.listen(self.controller.busy, lambda busy: self.run.setEnabled(not busy))
+        self.listen(self.controller.model_ready, self._model_ready)
         self.listen(self.viewer.layers.events.inserted, self._refresh_layers)
         self.listen(self.viewer.layers.events.removed, self._refresh_layers)
         self._refresh_layers()
 
     def cancelled_note(self) -> str:
         return "the object is as it was before propagating"
+
+    def _model_ready(self, card) -> None:
+        """Settings the loaded model cannot use are greyed out: the memory bank is SAM2's,
+        prompt projection SAM (v1)'s."""
+        for widget in (self.memory_size, self.policy, self.offload):
+            widget.setEnabled(card.family == "sam2")
+            widget.setToolTip("" if card.family == "sam2" else f"SAM2 only: {card.name} has no memory bank")
+        self.projection.setEnabled(card.family == "sam")
 
     def _propagate(self) -> None:
         self.controller.propagate(section=self.section)

@@ -45,6 +45,8 @@ def _explain(err: OSError, target: Path) -> str:
         reason = "the disk is full"
     elif err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         reason = f"no permission to write in {target.parent}"
+    elif err.errno == errno.ENOENT and target.parent.is_dir():  # /proc and other virtual folders
+        reason = f"files cannot be created in {target.parent}"
     else:
         reason = err.strerror or str(err)
     kept = "the existing file is unchanged" if target.exists() else "no file was written"
@@ -57,6 +59,20 @@ def check_folder(target: str | os.PathLike) -> Path:
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise WriteError(f"cannot write {target}: the folder {folder} does not exist")
+    return folder
+
+
+def check_writable(target: str | os.PathLike) -> Path:
+    """:func:`check_folder`, and a file can really be created there (read-only mounts,
+    /proc, a full disk): checked before the work, not after it."""
+    target = Path(target)
+    folder = check_folder(target)
+    probe = folder / f".napari-textseg-probe-{secrets.token_hex(4)}"
+    try:
+        probe.touch(exist_ok=False)
+    except OSError as err:
+        raise WriteError(_explain(err, target)) from None
+    probe.unlink(missing_ok=True)
     return folder
 
 

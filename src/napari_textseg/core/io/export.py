@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_textseg.core.errors import WriteError
-from napari_textseg.core.io.atomic import atomic_group, check_folder, split_suffix
+from napari_textseg.core.io.atomic import atomic_group, check_writable, split_suffix
 from napari_textseg.core.io.labels import validate_labels
 from napari_textseg.core.io.nifti import write_nifti
 from napari_textseg.core.io.sidecar import write_sidecar
@@ -41,7 +41,7 @@ def check_label_target(path: str | os.PathLike) -> str:
             f"{path.name}: cannot write labels as {suffix or 'a file without extension'}; "
             f"use one of {', '.join(LABEL_SUFFIXES)}"
         )
-    check_folder(path)
+    check_writable(path)
     return suffix
 
 

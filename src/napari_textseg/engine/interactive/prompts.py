@@ -129,7 +129,7 @@ def group_by_slice(
             raise PromptError(f"the box {shown} on slice {z} lies outside the slice ({shape[1]} x {shape[2]} voxels)")
         grouped.setdefault(int(z), SlicePrompts()).box = clipped
     if not grouped:
-        raise PromptError("no prompt given: click at least one positive point (or draw a box)")
+        raise PromptError("no prompt given: draw a box (B) or click a positive point on the object")
     for z, prompts in grouped.items():
         if not prompts.has_positive and z not in corrected:
             raise PromptError(
