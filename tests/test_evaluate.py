@@ -101,3 +101,25 @@ def test_volumes_csv_in_millilitres(tmp_path, capsys):
     # 3 mm isotropic voxels are 27 uL each.
     assert float(rows["liver"]["volume_mL"]) == pytest.approx(int(rows["liver"]["voxels"]) * 0.027)
     assert "liver" in capsys.readouterr().out
+
+
+def test_one_object_named_on_the_command_line_pairs_with_its_reference_label(organs, tmp_path, capsys):
+    """A kidney segmented as 'object' scores against kidney_left with --name, and the
+    headline mean is that organ's score, not a 41st of it (before: 'prediction only', 0.0225)."""
+    value = {v: k for k, v in organs.label_names.items()}["kidney_left"]
+    kidney = np.roll(organs.data == value, 1, axis=1)
+    path = tmp_path / "object.nii.gz"
+    write_labels(path, kidney.astype(np.uint8), geometry=organs.geometry, scale=organs.spacing,
+                 translate=organs.origin, label_names={1: "object"})
+    report = tmp_path / "r.json"
+    assert main(["evaluate", str(path), str(data_file("abdomen_ct_organs.nii.gz")), "--name", "left kidney",
+                 "--json", str(report)]) == 0
+    out = capsys.readouterr().out
+    rows = json.loads(report.read_text())
+    kidney_row = next(r for r in rows["labels"] if r["name"] == "kidney_left")
+    assert kidney_row["present"] == "both" and kidney_row["dice"] > 0.8
+    assert rows["mean"]["dice"] == pytest.approx(kidney_row["dice"])
+    assert rows["mean_all"]["dice"] < 0.1
+    assert "mean, 1 predicted" in out and "mean, all" in out
+    assert main(["evaluate", str(path), str(data_file("abdomen_ct_organs.nii.gz")), "--name", "livr"]) == 2
+    assert "no label named 'livr' in the reference; did you mean liver?" in capsys.readouterr().err

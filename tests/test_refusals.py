@@ -128,6 +128,8 @@ CASES = [
     ("export-seg source not DICOM", ["export-seg", ORGANS, "--source", CT, "-o", "{out}/o.dcm"],
      "DICOM series", None),
     ("evaluate on other grids", ["evaluate", ORGANS, NUCLEI_LABELS], "evaluation never resamples", None),
+    ("an image given as the prediction", ["evaluate", CT, ORGANS], "negative values (down to -1100); is it the image?",
+     None),
     ("evaluate unknown label", ["evaluate", ORGANS, ORGANS, "--labels", "foo"], "unknown label 'foo'", None),
     ("batch with a model not downloaded", ["batch", CT, "--text", "liver", "--model", "sam_vit_b",
                                            "-o", "{out}/batch"], "sam_vit_b is not downloaded yet", None),

@@ -140,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--instances", action="store_true",
                     help="label values are instances (microscopy): report F1 at --iou and true-positive Dice")
     ev.add_argument("--iou", type=float, default=0.5, help="instance match threshold (default 0.5)")
+    ev.add_argument("--name", metavar="NAME",
+                    help="the prediction is one object (any label value): score it as the reference's label NAME "
+                    "(e.g. kidney_left, 'left kidney')")
     out = ev.add_mutually_exclusive_group()
     out.add_argument("--json", metavar="OUT", help="also write the report as JSON")
     out.add_argument("--csv", metavar="OUT", help="also write the report as CSV")

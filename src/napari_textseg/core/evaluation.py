@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import difflib
 import json
 import os
 from collections.abc import Generator
@@ -55,7 +56,20 @@ def label_map(volume: Volume, role: str) -> np.ndarray:
             raise InputError(f"the {role} ({volume.name or 'volume'}) is not a label map: "
                              f"its values are {data.dtype}, not whole numbers")
         data = data.astype(np.int64)
+    if data.size and data.min() < 0:
+        raise InputError(f"the {role} ({volume.name or 'volume'}) is not a label map: it has negative values "
+                         f"(down to {int(data.min())}); is it the image?")
     return data
+
+
+def check_semantic_labels(data: np.ndarray, role: str, name: str = "", most: int = 1000) -> None:
+    """Refuse a volume with more distinct values than an organ map has (an image given as
+    labels); instance maps (nuclei) are not checked."""
+    values = np.unique(data)
+    if len(values) > most:
+        raise InputError(f"the {role} ({name or 'volume'}) is not a label map: it holds {len(values)} distinct "
+                         f"values ({int(values[0])} to {int(values[-1])}); is it the image? (--instances for "
+                         "instance labels)")
 
 
 def check_same_grid(pred: Volume, reference: Volume, atol_mm: float = 1e-3) -> None:
@@ -100,11 +114,14 @@ class Evaluation:
     def volume_unit(self) -> str:
         return _VOLUME_UNIT.get(self.unit, f"{self.unit}3")
 
-    def mean(self) -> dict[str, float]:
-        """Mean Dice, IoU and NSD over the evaluated labels (a missing label scores 0)."""
-        if not self.rows:
+    def mean(self, over: str = "predicted") -> dict[str, float]:
+        """Mean Dice, IoU and NSD over the labels the prediction holds (``over="all"``: every
+        evaluated label, a missing one scoring 0). One good organ scored against a 40-organ
+        reference is that organ's score, not a fortieth of it."""
+        rows = self.rows if over == "all" else [r for r in self.rows if r.present != "reference only"]
+        if not rows:
             return {}
-        return {k: float(np.mean([getattr(r, k) for r in self.rows])) for k in ("dice", "iou", "nsd")}
+        return {k: float(np.mean([getattr(r, k) for r in rows])) for k in ("dice", "iou", "nsd")}
 
     def table(self) -> str:
         """The report as an aligned text table."""
@@ -125,9 +142,11 @@ class Evaluation:
             note = "" if r.present == "both" else r.present
             lines.append(f"{r.value:>5}  {r.name[:24]:<24} {r.dice:7.4f} {r.iou:7.4f} {hd} {r.nsd:10.4f} "
                          f"{r.pred_volume:11.3f} {r.ref_volume:11.3f}  {note}")
-        m = self.mean()
-        if m:
-            lines.append(f"{'':>5}  {'mean':<24} {m['dice']:7.4f} {m['iou']:7.4f} {'':>8} {m['nsd']:10.4f}")
+        predicted = sum(r.present != "reference only" for r in self.rows)
+        for over, title in (("predicted", f"mean, {predicted} predicted"), ("all", f"mean, all {len(self.rows)}")):
+            m = self.mean(over)
+            if m and (over == "predicted" or predicted < len(self.rows)):
+                lines.append(f"{'':>5}  {title:<24} {m['dice']:7.4f} {m['iou']:7.4f} {'':>8} {m['nsd']:10.4f}")
         return "\n".join(lines)
 
     def as_dict(self) -> dict:
@@ -141,7 +160,8 @@ class Evaluation:
             out["instances"] = self.instances.as_dict()
         else:
             out["labels"] = [r.as_dict() for r in self.rows]
-            out["mean"] = self.mean()
+            out["mean"] = self.mean()  # over the labels the prediction holds
+            out["mean_all"] = self.mean("all")
         return out
 
     def write(self, path: str | os.PathLike) -> Path:
@@ -203,6 +223,17 @@ def label_volumes(volume: Volume) -> list[dict]:
 def _name_key(name: str) -> str:
     organ = lookup(name)  # "kidney_left", "left kidney" and "L kidney" are one organ
     return organ.name if organ is not None else normalise(name)
+
+
+def named_value(name: str, names: dict[int, str]) -> int:
+    """The value of label ``name`` in ``names``, synonyms included ("left kidney" is kidney_left)."""
+    key = _name_key(name)
+    for value, other in names.items():
+        if _name_key(other) == key:
+            return value
+    close = difflib.get_close_matches(name, list(names.values()), n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise InputError(f"no label named {name!r} in the reference{hint}")
 
 
 def match_by_name(
@@ -282,6 +313,8 @@ def iter_evaluate(
 def evaluate_volumes(pred: Volume, reference: Volume, **options) -> Evaluation:
     """Check that two label volumes share a grid, then score them (options of :func:`iter_evaluate`)."""
     p, r = label_map(pred, "prediction"), label_map(reference, "reference")
+    if not options.get("instances"):
+        check_semantic_labels(p, "prediction", pred.name)
     check_same_grid(pred, reference)
     names = {**(pred.label_names or {}), **(reference.label_names or {})}
     steps = iter_evaluate(p, r, reference.spacing, reference.geometry.unit, names=names,
