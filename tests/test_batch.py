@@ -203,3 +203,28 @@ def test_text_targets_on_a_threaded_cluster_are_named_and_scored(tmp_path):
     no_clip = BatchJob(text=("liver",), model="phantom_sam")
     (refused,) = [run_case(c, no_clip) for c in find_cases(str(manifest), tmp_path / "other")]
     assert refused.status == "error" and "need a CLIP model" in refused.message
+
+
+def test_a_glob_and_boxes_run_the_default_box_model(tmp_path, capsys):
+    """The glob form from batch's own --help, and a prompts file with boxes: LiteMedSAM, the
+    default model, labels the liver (before: the glob was 'no such file', LiteMedSAM refused)."""
+    import shutil
+
+    organs = read_volume(data_file("abdomen_ct_organs.nii.gz"))
+    liver = organs.data == next(v for v, n in organs.label_names.items() if n == "liver")
+    zs = np.nonzero(liver.any(axis=(1, 2)))[0]
+    z = int((zs.min() + zs.max()) // 2)
+    ys, xs = np.nonzero(liver[z])
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    shutil.copy(data_file("abdomen_ct.nii.gz"), scans / "ct1.nii.gz")
+    prompts = tmp_path / "prompts.json"
+    box = [z, int(ys.min()), int(xs.min()), int(ys.max()) + 1, int(xs.max()) + 1]
+    prompts.write_text(json.dumps({"ct1": [{"name": "liver", "boxes": [box], "points": [[z, 50, 50]]}]}))
+    code = main(["batch", str(scans / "*.nii.gz"), "--prompts", str(prompts), "-o", str(tmp_path / "out"),
+                 "--workers", "1"])
+    assert code == 0, capsys.readouterr().err
+    labels = read_volume(tmp_path / "out" / "ct1.nii.gz")
+    from napari_textseg.core.metrics import dice
+
+    assert labels.label_names == {1: "liver"} and dice(labels.data == 1, liver) > 0.75

@@ -5,6 +5,7 @@ seconds torch and napari take to import."""
 from __future__ import annotations
 
 import argparse
+import glob
 from pathlib import Path
 
 from napari_textseg.core.errors import InputError, ReadError
@@ -41,6 +42,8 @@ def check_early(args: argparse.Namespace) -> None:
     paths = [getattr(args, name, None) for name in _INPUTS] + list(getattr(args, "files", None) or [])
     for path in paths:
         if isinstance(path, str) and not Path(path).expanduser().exists():
+            if args.command == "batch" and path == args.source and glob.has_magic(path):
+                continue  # a glob of images: batch expands it (and says when it matches nothing)
             raise ReadError(f"{path}: no such file or folder")
     if args.command in _LABEL_OUTPUTS:
         from napari_textseg.core.io.export import check_label_target

@@ -119,11 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     what = bat.add_mutually_exclusive_group(required=True)
     what.add_argument("--text", action="append", default=[], metavar="NAME", help="targets (repeat or comma-separate)")
     what.add_argument("--prompts", metavar="FILE",
-                      help='JSON: {"case": [{"name": "tumour", "points": [[z,y,x]], "negative": [], "propagate": true}]}')
+                      help='JSON: {"case": [{"name": "liver", "boxes": [[z,y0,x0,y1,x1]], "points": [[z,y,x]], '
+                      '"negative": [], "propagate": true}]} (boxes for the default litemedsam)')
     bat.add_argument("-o", "--output", required=True, metavar="DIR", help="one <case>.nii.gz each, results.csv")
     bat.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler (default: a LocalCluster)")
     bat.add_argument("--workers", type=int, metavar="N", help="LocalCluster worker processes")
-    bat.add_argument("--model", help="SAM/SAM2 model id (see 'models list')")
+    bat.add_argument("--model", help="model id (see 'models list'; default for --prompts: litemedsam, a box model)")
     bat.add_argument("--checkpoint", metavar="FILE", help="a local SAM/SAM2 checkpoint file")
     bat.add_argument("--clip", help="CLIP model id, for --text")
     bat.add_argument("--clip-checkpoint", metavar="FILE", help="a local open_clip checkpoint file")

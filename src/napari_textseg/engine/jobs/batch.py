@@ -65,7 +65,8 @@ class BatchJob:
     """What every case runs: text targets, or per-case clicks from a prompts file."""
 
     text: tuple[str, ...] = ()
-    prompts: dict = field(default_factory=dict)  # case id -> [{"name", "points", "negative", "propagate"}]
+    # case id -> [{"name", "points", "negative", "boxes", "propagate"}]; boxes as --box: [z, y0, x0, y1, x1]
+    prompts: dict = field(default_factory=dict)
     model: str | None = None
     checkpoint: str | None = None
     clip: str | None = None
@@ -76,8 +77,15 @@ class BatchJob:
     def __post_init__(self) -> None:
         if bool(self.text) == bool(self.prompts):
             raise InputError("a batch runs either --text targets or a --prompts file (exactly one of them)")
-        if not (self.model or self.checkpoint):
-            raise InputError("a batch needs a SAM/SAM2 model: --model ID or --checkpoint FILE")
+        if self.text and not (self.model or self.checkpoint):
+            raise InputError("text targets in a batch need a SAM/SAM2 model: --model ID or --checkpoint FILE")
+
+    @property
+    def model_id(self) -> str | None:
+        """The model to load: the one named, else (prompts files) the installed box model, as segment uses."""
+        from napari_textseg.models.registry import DEFAULT_MODEL
+
+        return self.model or (None if self.checkpoint else DEFAULT_MODEL)
 
 
 @dataclass
@@ -104,7 +112,7 @@ def check_job(job: BatchJob) -> None:
         resolve_checkpoint,
     )
 
-    card, _ = resolve_checkpoint(job.model, job.checkpoint, CLI_WORDING)
+    card, _ = resolve_checkpoint(job.model_id, job.checkpoint, CLI_WORDING)
     check_installed(card)
     if job.text and _wants_clip(card.family, job.text):
         if not (job.clip or job.clip_checkpoint):
@@ -176,6 +184,10 @@ def _model(model_id: str | None, checkpoint: str | None, device: str | None, cli
     return _MODELS[key]
 
 
+def _bad_box(case_id: str, box: object):
+    raise InputError(f"{case_id}: box {box} must be [z, y0, x0, y1, x1] in voxels, as --box")
+
+
 def _segment_prompts(volume, job: BatchJob, case: BatchCase) -> tuple[np.ndarray, dict[int, str]]:
     from napari_textseg.engine.interactive.prompts import voxel_indices
     from napari_textseg.engine.interactive.propagate import PropagationSettings
@@ -183,16 +195,21 @@ def _segment_prompts(volume, job: BatchJob, case: BatchCase) -> tuple[np.ndarray
 
     objects = job.prompts.get(case.case_id)
     if not objects:
-        raise InputError(f"the prompts file has no clicks for case {case.case_id!r}")
-    sam = _model(job.model, job.checkpoint, job.device)
+        raise InputError(f"the prompts file has no clicks or boxes for case {case.case_id!r}")
+    sam = _model(job.model_id, job.checkpoint, job.device)
     labels = np.zeros(volume.spatial_shape, dtype=np.uint16)
     names = {}
     for value, obj in enumerate(objects, start=1):
         positive, negative = (np.array([voxel_indices(p, f"{case.case_id}: {key} {p}") for p in obj.get(key, [])],
                                        dtype=float).reshape(-1, 3) for key in ("points", "negative"))
         signs = np.r_[np.ones(len(positive)), np.zeros(len(negative))].astype(int)
+        boxes = {}
+        for box in obj.get("boxes", []):
+            z, *corners = voxel_indices(box, f"{case.case_id}: box {box}") if len(box) == 5 else \
+                _bad_box(case.case_id, box)
+            boxes[int(z)] = tuple(float(v) for v in corners)
         settings = PropagationSettings() if obj.get("propagate", True) else None
-        mask = segment_clicks(volume, sam, np.vstack([positive, negative]), signs, propagate=settings)
+        mask = segment_clicks(volume, sam, np.vstack([positive, negative]), signs, boxes or None, propagate=settings)
         labels[mask & (labels == 0)] = value  # earlier objects keep their voxels
         names[value] = str(obj.get("name") or f"object {value}")
     return labels, names
@@ -250,7 +267,7 @@ def run_case(case: BatchCase, job: BatchJob) -> CaseResult:
             from napari_textseg.engine.text.backends import resolve_backend
 
             targets = parse_targets("\n".join(job.text))
-            sam = _model(job.model, job.checkpoint, job.device)
+            sam = _model(job.model_id, job.checkpoint, job.device)
             wants_clip = _wants_clip(sam.card.family, job.text)
             if wants_clip and not (job.clip or job.clip_checkpoint):
                 raise InputError(_NO_CLIP)
