@@ -382,6 +382,7 @@ def test_text_and_a_box_name_an_organ_without_clip(ct, tmp_path, capsys):
                  "--box", f"left kidney:{z},{ys.min()},{xs.min()},{ys.max()},{xs.max()}", "-o", str(out)])
     err = capsys.readouterr().err
     assert code == 0, err
+    assert "backend: your prompts + LiteMedSAM (no CLIP)" in err  # (before: "CLIP + SAM", which never ran)
     names = json.loads((tmp_path / "organs.labels.json").read_text())["labels"]
     assert list(names.values()) == ["left kidney"]
     assert dice(read_volume(out).data == int(next(iter(names))), truth) >= 0.85

@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--box", action="append", default=[], metavar="NAME:Z,Y0,X0,Y1,X1",
                      help="text + box: a box round target NAME on slice Z (how a box model, the default "
                      "litemedsam, names organs without CLIP)")
+    lab.add_argument("--allow-any-name", action="store_true",
+                     help="label a target the organ vocabulary does not know as typed (CLIP reads free text); "
+                     "without it, 'livr' gets 'did you mean liver?' and 'kidney' asks which one")
     lab.add_argument("--backend", default=AUTO, choices=[AUTO, *BACKENDS],
                      help="auto (default): the most accurate installed backend with its weights "
                      "(VoxTell, then Medical-SAM3 on a GPU), else clip-sam (training-free)")

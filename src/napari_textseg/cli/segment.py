@@ -113,7 +113,7 @@ def segment(args: argparse.Namespace) -> int:
 
 def label(args: argparse.Namespace) -> int:
     from napari_textseg.core.io import read_volume, write_labels
-    from napari_textseg.core.text_prompts import parse_targets
+    from napari_textseg.core.text_prompts import check_known, parse_targets
     from napari_textseg.engine.interactive.prompts import group_by_slice
     from napari_textseg.engine.jobs.pipelines import label_text, needs_clip
     from napari_textseg.models.loader import load_model
@@ -121,6 +121,8 @@ def label(args: argparse.Namespace) -> int:
     from napari_textseg.models.store import CLI_CLIP_WORDING
 
     targets = parse_targets("\n".join(args.text))
+    if not args.allow_any_name:
+        check_known(targets)
     volume = read_volume(args.image)
     if volume.channel_axis is not None:
         raise ValueError(f"{args.image} has {volume.data.shape[0]} channels; label one channel at a time")

@@ -13,6 +13,8 @@ names what the rest of a slice shows.
 
 from __future__ import annotations
 
+import difflib
+
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -100,6 +102,29 @@ def parse_targets(text: str) -> list[TextTarget]:
         seen[key] = part
         targets.append(TextTarget(part, name, organ))
     return targets
+
+
+def check_known(targets: list[TextTarget], flag: str = "--allow-any-name") -> None:
+    """Refuse a target the organ vocabulary does not know, with the organs it may mean:
+    "kidney" names two ("left kidney, right kidney"), "livr" is a typo of "liver". ``flag``
+    is how the caller lets free text through (CLIP reads any words)."""
+    from napari_textseg.core.vocabulary import ORGANS, normalise
+
+    for target in targets:
+        if target.known:
+            continue
+        typed = normalise(target.typed)
+        sided = [o.name for o in ORGANS if o.name.split()[0] in ("left", "right")
+                 and normalise(o.name).split(maxsplit=1)[1] == typed]
+        if sided:
+            raise InputError(f"{target.typed!r} names {len(sided)} organs: {', '.join(sided)}; type the one you "
+                             f"mean (or both), or {flag} to label {target.typed!r} as typed")
+        spelled = {normalise(s): o.name for o in ORGANS for s in (o.name, o.totalseg, *o.synonyms) if len(s) > 3}
+        close = list(dict.fromkeys(spelled[k] for k in difflib.get_close_matches(typed, list(spelled), n=5,
+                                                                                cutoff=0.75)))[:3]
+        hint = f"did you mean {' or '.join(close)}? " if close else ""
+        raise InputError(f"unknown organ {target.typed!r}: {hint}Give an organ of the vocabulary "
+                         f"(docs/text.md), or {flag} to label free text as typed")
 
 
 def ensemble(target: TextTarget, *, descriptions: bool = True) -> tuple[list[str], list[str]]:
