@@ -14,7 +14,6 @@ names what the rest of a slice shows.
 from __future__ import annotations
 
 import difflib
-
 import re
 import unicodedata
 from dataclasses import dataclass
