@@ -386,3 +386,33 @@ def test_ctrl_z_where_the_panel_leaves_you_undoes_the_commit(ready, qtbot):
     assert not labels.data.any()
     controller.undo()
     assert controller is controller_for(viewer) and not labels.data.any()
+
+
+def test_the_plugin_keys_reach_it_with_the_image_selected_and_napari_gets_them_back(ready, qtbot):
+    """With the CT selected, C is the plugin's commit (before: napari's auto-contrast ran and
+    the window jumped); once the panels are closed, C is napari's auto-contrast again."""
+    viewer, controller, points_widget, propagation_widget = ready
+    image = viewer.layers["abdomen_ct"]
+    keys = viewer.window._qt_viewer._key_map_handler
+
+    def press(key: str) -> None:
+        viewer.layers.selection.active = image
+        keys.press_key(key)
+        keys.release_key(key)
+
+    image.contrast_limits = (-160.0, 240.0)
+    press("c")
+    assert points_widget.status.text() == "nothing to commit: segment an object first"  # the plugin's C
+    assert tuple(image.contrast_limits) == (-160.0, 240.0)
+    press("t")
+    assert points_widget.status.text() == "new clicks are negative"
+    from qtpy.QtCore import QEvent
+    from qtpy.QtWidgets import QApplication
+
+    for widget in (points_widget, propagation_widget):
+        viewer.window.remove_dock_widget(widget)
+        widget.deleteLater()  # as when napari deletes a closed dock with its widget
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    qtbot.waitUntil(lambda: not image.keymap, timeout=5_000)
+    press("c")
+    assert tuple(image.contrast_limits) != (-160.0, 240.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING
 
 from qtpy.QtWidgets import QCheckBox, QComboBox, QLineEdit, QPushButton, QSpinBox, QWidget
@@ -92,15 +93,37 @@ class PromptsSection(Section):
                 "c": self._commit, "t": self._toggle, "b": self._box_tool, "p": self._point_tool}
 
     def _bind_keys(self) -> None:
+        """The keys on the viewer, and on the layers where napari's own layer keys would win
+        (the images: C is napari's auto-contrast there); given back when the panel closes."""
         for key, action in self._key_actions().items():
             self.viewer.bind_key(key, lambda _viewer, act=action: safely(act, self.status)(), overwrite=True)
+        bound = self._bound_layers = weakref.WeakSet()
+        keys = [*self._key_actions(), "Control-z"]
+
+        def give_back(*_args: object) -> None:  # no reference to self: Qt calls it while deleting
+            for layer in list(bound):
+                for key in keys:
+                    layer.bind_key(key, None)  # napari's own binding for the key applies again
+            bound.clear()
+
+        self.destroyed.connect(give_back)
+        for layer in self.viewer.layers:
+            self._bind_image_keys(layer)
+        self.listen(self.viewer.layers.events.inserted, lambda event: self._bind_image_keys(event.value))
+
+    def _bind_image_keys(self, layer: napari.layers.Layer) -> None:
+        from napari.layers import Image
+
+        if isinstance(layer, Image) and layer.ndim == 3 and not layer.rgb:
+            self.bind_prompt_layer_keys(layer)
 
     def bind_prompt_layer_keys(self, layer: napari.layers.Layer) -> None:
-        """The same keys on the prompt layers, whose own S would switch to select mode; and
-        Ctrl+Z there undoes the latest propagation (on a Labels layer it undoes a commit)."""
+        """The same keys on the prompt layers, whose own S would switch to select mode, and on
+        the images; Ctrl+Z there undoes the latest propagation or the last commit."""
         actions = {**self._key_actions(), "Control-z": self.controller.undo}
         for key, action in actions.items():
             layer.bind_key(key, lambda _layer, act=action: safely(act, self.status)(), overwrite=True)
+        self._bound_layers.add(layer)
 
     def _ready(self, card) -> None:
         """A model is ready: the prompt layers exist now (not before: a failed Load makes
