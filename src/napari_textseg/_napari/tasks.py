@@ -38,6 +38,7 @@ class Task:
     bar: Any
     layer: Any = None  # the image it reads; removing it stops the task
     background: bool = False  # work the user did not ask for now (encoding ahead): only its section shows it
+    cancelled: bool = False  # Cancel was pressed: what it still yields is not shown
 
 
 class TaskRunner:
@@ -96,6 +97,8 @@ class TaskRunner:
                 done(value)  # (a task whose image is gone has nothing to write to)
 
         def advance(step: Any) -> None:
+            if task.cancelled:  # a step in flight when Cancel was pressed: the status says cancelled
+                return
             if on_yield is not None:  # the caller reads its own events, and says where the bar stands
                 step = on_yield(step, task.bar)
                 if step is None:
@@ -126,6 +129,7 @@ class TaskRunner:
         """Stop the tasks ``section`` started (not the others); True when one was running."""
         mine = [t for t in self._tasks if t.section == section]
         for task in mine:
+            task.cancelled = True
             task.worker.quit()
         return bool(mine)
 
