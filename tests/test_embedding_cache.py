@@ -13,8 +13,11 @@ from napari_textseg.cli import main
 from napari_textseg.core.errors import InputWarning
 from napari_textseg.core.io import read_volume
 from napari_textseg.engine.interactive.embedding_store import EmbeddingStore
-from napari_textseg.engine.interactive.session_factory import EmbeddingOptions, open_session
-from napari_textseg.engine.interactive.slice_models import make_slice_model
+from napari_textseg.engine.interactive.session_factory import (
+    EmbeddingOptions,
+    make_slice_model,
+    open_session,
+)
 from napari_textseg.models.sam import build_sam
 from tiny_models import TINY_SAM_ARCH
 

@@ -8,7 +8,7 @@ from napari_textseg.core.io import read_volume
 from napari_textseg.engine.interactive.prompts import PromptError
 from napari_textseg.engine.interactive.propagate import PropagationSettings
 from napari_textseg.engine.interactive.session import PostProcessing, SegmentationSession
-from napari_textseg.engine.interactive.slice_models import make_slice_model
+from napari_textseg.engine.interactive.session_factory import make_slice_model
 from threshold_backend import ThresholdBackend, spheres
 from tiny_models import TINY_SAM2_ARCH, TINY_SAM_ARCH
 

@@ -21,7 +21,7 @@ from napari_textseg.core.metrics import dice
 from napari_textseg.engine.interactive.prompts import PromptError
 from napari_textseg.engine.interactive.propagate import PropagationSettings
 from napari_textseg.engine.interactive.session import SegmentationSession
-from napari_textseg.engine.interactive.slice_models import make_slice_model
+from napari_textseg.engine.interactive.session_factory import make_slice_model
 from napari_textseg.models.errors import CheckpointError
 from napari_textseg.models.loader import load_model
 from napari_textseg.models.registry import get_card

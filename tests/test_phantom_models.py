@@ -35,7 +35,7 @@ from napari_textseg.core.io import read_volume
 from napari_textseg.core.metrics import dice
 from napari_textseg.data import bundled_model_path
 from napari_textseg.engine.interactive.propagate import PROJECTIONS, PropagationSettings
-from napari_textseg.engine.interactive.slice_models import make_slice_model
+from napari_textseg.engine.interactive.session_factory import make_slice_model
 from napari_textseg.models.loader import load_model
 from napari_textseg.models.registry import get_card
 from napari_textseg.models.store import resolve_checkpoint

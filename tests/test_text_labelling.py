@@ -19,7 +19,7 @@ from napari_textseg.core.metrics import dice
 from napari_textseg.core.phantoms import ct_phantom
 from napari_textseg.core.text_prompts import parse_targets
 from napari_textseg.engine.interactive.session import SegmentationSession
-from napari_textseg.engine.interactive.slice_models import make_slice_model
+from napari_textseg.engine.interactive.session_factory import make_slice_model
 from napari_textseg.engine.text.clip_dense import DenseClip
 from napari_textseg.engine.text.clip_sam import TextLabeller
 from napari_textseg.engine.text.protocol import OrganResult, Progress, assign_values, merge_results

@@ -24,7 +24,7 @@ from phantom_training.phantom_scores import click_masks, held_out_cases
 from scipy import ndimage
 
 from napari_textseg.core.metrics import dice
-from napari_textseg.engine.interactive.slice_models import make_slice_model
+from napari_textseg.engine.interactive.session_factory import make_slice_model
 from napari_textseg.models.loader import load_model
 
 

@@ -16,7 +16,7 @@ from phantom_training.phantom_scores import (
 )
 
 from napari_textseg.engine.interactive.propagate import PROJECTIONS, PropagationSettings
-from napari_textseg.engine.interactive.slice_models import make_slice_model
+from napari_textseg.engine.interactive.session_factory import make_slice_model
 from napari_textseg.models.loader import load_model
 
 

@@ -122,6 +122,7 @@ class TaskRunner:
         """The image a task reads was closed: stop that task; it will write nothing."""
         for task in list(self._tasks):
             if task.layer is event.value:
+                task.cancelled = True
                 task.worker.quit()
                 self.message.emit(task.section, f"stopped: {event.value.name} was closed")
 

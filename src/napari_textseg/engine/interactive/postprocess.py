@@ -3,11 +3,21 @@ connected to the positive clicks in 3D masks."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from scipy import ndimage
 
-__all__ = ["fill_holes", "fill_small_holes", "keep_clicked_components"]
+__all__ = ["PostProcessing", "fill_holes", "fill_small_holes", "keep_clicked_components"]
+
+
+@dataclass(frozen=True)
+class PostProcessing:
+    """Clean-up applied to the 3-D result."""
+
+    fill_holes: bool = False
+    keep_clicked: bool = False
 
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from napari_textseg.core.errors import NapariTextsegError
 
-__all__ = ["PromptError", "SlicePrompts", "check_points", "group_by_slice", "voxel_indices"]
+__all__ = ["CheckedPrompts", "PromptError", "SlicePrompts", "check_points", "group_by_slice", "voxel_indices"]
 
 
 class PromptError(NapariTextsegError, ValueError):
@@ -136,3 +136,26 @@ def group_by_slice(
                 f"slice {z} has only negative points; add a positive point on the object first"
             )
     return grouped
+
+
+@dataclass(frozen=True)
+class CheckedPrompts:
+    """Prompts checked once against a session (:meth:`SegmentationSession.check_prompts`):
+    the volume (z, y, x) points and labels, the boxes, and the prompts of each slice
+    along the session's axis, in the whole volume's frame."""
+
+    points: np.ndarray
+    labels: np.ndarray
+    boxes: dict[int, tuple[float, float, float, float]]
+    by_slice: dict[int, SlicePrompts]
+    axis: int = 0
+    note: str = ""  # one line about prompts that were not used (points given to a box model)
+
+    def slice_to_segment(self, prefer_box: bool = False) -> int:
+        """The slice S segments: the last box's after drawing a box (or with no click),
+        else the last click's."""
+        if self.boxes and (prefer_box or not len(self.points)):
+            return list(self.boxes)[-1]
+        if not len(self.points):
+            raise PromptError("no prompt given: draw a box (B) or click the object")
+        return int(np.rint(self.points[-1][self.axis]))

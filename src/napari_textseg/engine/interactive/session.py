@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +18,13 @@ from napari_textseg.core.intensity import Window, no_contrast_reason, normalize_
 from napari_textseg.engine.interactive.embedding_store import EmbeddingStore
 from napari_textseg.engine.interactive.features import FeatureCache
 from napari_textseg.engine.interactive.litemedsam_slices import BOX_ONLY_MESSAGE
-from napari_textseg.engine.interactive.postprocess import fill_holes, keep_clicked_components
+from napari_textseg.engine.interactive.postprocess import (
+    PostProcessing,
+    fill_holes,
+    keep_clicked_components,
+)
 from napari_textseg.engine.interactive.prompts import (
+    CheckedPrompts,
     PromptError,
     SlicePrompts,
     check_points,
@@ -39,37 +43,6 @@ __all__ = ["CheckedPrompts", "PostProcessing", "SegmentationSession"]
 
 _PREFETCH_RADIUS = 2
 _UNDO_DEPTH = 3  # each holds a whole result (masks and logits of every slice it changed)
-
-
-@dataclass(frozen=True)
-class PostProcessing:
-    """Clean-up applied to the 3-D result."""
-
-    fill_holes: bool = False
-    keep_clicked: bool = False
-
-
-@dataclass(frozen=True)
-class CheckedPrompts:
-    """Prompts checked once against a session (:meth:`SegmentationSession.check_prompts`):
-    the volume (z, y, x) points and labels, the boxes, and the prompts of each slice
-    along the session's axis, in the whole volume's frame."""
-
-    points: np.ndarray
-    labels: np.ndarray
-    boxes: dict[int, tuple[float, float, float, float]]
-    by_slice: dict[int, SlicePrompts]
-    axis: int = 0
-    note: str = ""  # one line about prompts that were not used (points given to a box model)
-
-    def slice_to_segment(self, prefer_box: bool = False) -> int:
-        """The slice S segments: the last box's after drawing a box (or with no click),
-        else the last click's."""
-        if self.boxes and (prefer_box or not len(self.points)):
-            return list(self.boxes)[-1]
-        if not len(self.points):
-            raise PromptError("no prompt given: draw a box (B) or click the object")
-        return int(np.rint(self.points[-1][self.axis]))
 
 
 class SegmentationSession:

@@ -1,4 +1,4 @@
-"""One way to open a segmentation session for a loaded model: the encoder's runtime and
+"""One way to open a slice model and a segmentation session for a loaded model: the encoder's runtime and
 precision, and the disk store of slice embeddings, chosen in one place for the command
 line, the text backends and the panel."""
 
@@ -8,13 +8,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 from napari_textseg.engine.interactive.embedding_store import EmbeddingStore
 from napari_textseg.engine.interactive.session import SegmentationSession
-from napari_textseg.engine.interactive.slice_models import SliceModel, make_slice_model
+from napari_textseg.engine.interactive.slice_models import Sam2SliceModel, SamSliceModel, SliceModel
+from napari_textseg.models.encoder_runtime import check_runtime, make_encoder
 from napari_textseg.models.loader import LoadedModel
 
-__all__ = ["EmbeddingOptions", "open_session", "open_slice_model"]
+__all__ = ["EmbeddingOptions", "make_slice_model", "open_session", "open_slice_model"]
 
 # With a disk store behind it, memory holds only the slices in use: a slice read back from
 # disk costs milliseconds (LiteMedSAM: 4 MB), and a 300-slice CT stays within volume + 2 GiB.
@@ -29,6 +31,38 @@ class EmbeddingOptions:
     runtime: str = "auto"
     precision: str = "f32"
     store: EmbeddingStore | None = None
+
+
+def make_slice_model(
+    model: torch.nn.Module, family: str, device: torch.device, arch: dict[str, Any] | None = None,
+    *, runtime: str = "auto", precision: str = "f32",
+) -> SliceModel:
+    """The slice model for a loaded model of ``family`` (``"sam"``, ``"sam2"`` or ``"litemedsam"``);
+    a card's ``arch`` may name the preprocessing its weights were trained with (MedSAM's,
+    MedSAM2's) and LiteMedSAM's propagated-box margin.
+
+    ``runtime`` and ``precision`` choose where LiteMedSAM's encoder runs
+    (:func:`~napari_textseg.models.encoder_runtime.make_encoder`); SAM and SAM2 encoders
+    run on PyTorch, and their ``runtime_note`` says so when another runtime was asked for.
+    """
+    check_runtime(runtime, precision)
+    if family == "litemedsam":
+        from napari_textseg.engine.interactive.litemedsam_slices import LiteMedSamSliceModel
+
+        size = int(model.prompt_encoder.input_image_size[0])
+        encoder = make_encoder(model.image_encoder, size, device, runtime, precision)
+        return LiteMedSamSliceModel(model, device, box_shift=int((arch or {}).get("box_shift", 3)), encoder=encoder)
+    if family == "sam":
+        built: SliceModel = SamSliceModel(model, device, preprocess=(arch or {}).get("preprocess", "sam"),
+                                          box_shift=int((arch or {}).get("box_shift", 5)))
+    elif family == "sam2":
+        built = Sam2SliceModel(model, device, preprocess=(arch or {}).get("preprocess", "sam2"))
+    else:
+        raise ValueError(f"point and box prompts need a SAM, SAM2 or LiteMedSAM model, not a {family} model")
+    if runtime == "openvino" or precision != "f32":
+        built.runtime_note = (f"the OpenVINO runtime is LiteMedSAM's; {family.upper()} encoders run on PyTorch "
+                              f"in {'bf16 autocast' if device.type == 'cuda' else 'f32'} on {device}")
+    return built
 
 
 def open_slice_model(loaded: LoadedModel, options: EmbeddingOptions | None = None) -> SliceModel:

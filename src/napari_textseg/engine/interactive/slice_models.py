@@ -28,7 +28,7 @@ from napari_textseg.models.device import autocast
 from napari_textseg.models.encoder_runtime import module_hash
 
 __all__ = [
-    "Sam2SliceModel", "SamSliceModel", "SliceModel", "SliceMask", "make_slice_model", "model_tag", "orig_hw",
+    "Sam2SliceModel", "SamSliceModel", "SliceModel", "SliceMask", "model_tag", "orig_hw",
     "resize_longest_side", "sam_decoder",
 ]
 
@@ -441,38 +441,3 @@ class Sam2SliceModel:
         state = {"obj_ptr": heads.obj_ptr.float(), "object_score_logits": heads.object_score.float()}
         self._store_memory(state, mem, pos)
         return self._finish(orig, heads.low_res, heads.ious, state)
-
-
-def make_slice_model(
-    model: torch.nn.Module, family: str, device: torch.device, arch: dict[str, Any] | None = None,
-    *, runtime: str = "auto", precision: str = "f32",
-) -> SliceModel:
-    """The slice model for a loaded model of ``family`` (``"sam"``, ``"sam2"`` or ``"litemedsam"``);
-    a card's ``arch`` may name the preprocessing its weights were trained with (MedSAM's,
-    MedSAM2's) and LiteMedSAM's propagated-box margin.
-
-    ``runtime`` and ``precision`` choose where LiteMedSAM's encoder runs
-    (:func:`~napari_textseg.models.encoder_runtime.make_encoder`); SAM and SAM2 encoders
-    run on PyTorch, and their ``runtime_note`` says so when another runtime was asked for.
-    """
-    from napari_textseg.models.encoder_runtime import check_runtime
-
-    check_runtime(runtime, precision)
-    if family == "litemedsam":
-        from napari_textseg.engine.interactive.litemedsam_slices import LiteMedSamSliceModel
-        from napari_textseg.models.encoder_runtime import make_encoder
-
-        size = int(model.prompt_encoder.input_image_size[0])
-        encoder = make_encoder(model.image_encoder, size, device, runtime, precision)
-        return LiteMedSamSliceModel(model, device, box_shift=int((arch or {}).get("box_shift", 3)), encoder=encoder)
-    if family == "sam":
-        built: SliceModel = SamSliceModel(model, device, preprocess=(arch or {}).get("preprocess", "sam"),
-                                          box_shift=int((arch or {}).get("box_shift", 5)))
-    elif family == "sam2":
-        built = Sam2SliceModel(model, device, preprocess=(arch or {}).get("preprocess", "sam2"))
-    else:
-        raise ValueError(f"point and box prompts need a SAM, SAM2 or LiteMedSAM model, not a {family} model")
-    if runtime == "openvino" or precision != "f32":
-        built.runtime_note = (f"the OpenVINO runtime is LiteMedSAM's; {family.upper()} encoders run on PyTorch "
-                              f"in {'bf16 autocast' if device.type == 'cuda' else 'f32'} on {device}")
-    return built
