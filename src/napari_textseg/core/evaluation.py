@@ -62,10 +62,9 @@ def label_map(volume: Volume, role: str) -> np.ndarray:
     return data
 
 
-def check_semantic_labels(data: np.ndarray, role: str, name: str = "", most: int = 1000) -> None:
-    """Refuse a volume with more distinct values than an organ map has (an image given as
-    labels); instance maps (nuclei) are not checked."""
-    values = np.unique(data)
+def check_semantic_labels(values: np.ndarray, role: str, name: str = "", most: int = 1000) -> None:
+    """Refuse a label map whose sorted distinct ``values`` are more than an organ map has
+    (an image given as labels); instance maps (nuclei) are not checked."""
     if len(values) > most:
         raise InputError(f"the {role} ({name or 'volume'}) is not a label map: it holds {len(values)} distinct "
                          f"values ({int(values[0])} to {int(values[-1])}); is it the image? (--instances for "
@@ -237,14 +236,15 @@ def named_value(name: str, names: dict[int, str]) -> int:
 
 
 def match_by_name(
-    pred: np.ndarray, pred_names: dict[int, str], ref_names: dict[int, str]
+    pred: np.ndarray, pred_names: dict[int, str], ref_names: dict[int, str], present: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[int, tuple[str, int]]]:
     """The prediction with each label renumbered to the reference's value of the same
     name; its labels without a namesake get fresh values above both maps' (so they
     score as prediction-only). Returns the renumbered map and, for each fresh value,
-    the name and the value it has in the prediction."""
+    the name and the value it has in the prediction. ``present``: the prediction's distinct
+    values, when the caller has them already."""
     by_name = {_name_key(n): v for v, n in ref_names.items()}
-    values = [int(v) for v in np.unique(pred) if v != 0]
+    values = [int(v) for v in (np.unique(pred) if present is None else present) if v != 0]
     fresh = max([0, *values, *ref_names]) + 1
     lut = np.zeros(max([0, *values]) + 1, dtype=np.int64)
     extra: dict[int, tuple[str, int]] = {}
@@ -291,13 +291,16 @@ def iter_evaluate(
         report.instances = instance_f1(pred, reference, iou_threshold)
         yield 1, 1
         return report
+    pred_values = np.unique(pred)
+    check_semantic_labels(pred_values, "prediction", prediction)
     shown: dict[int, int] = {}  # a prediction-only label is reported under its own value
     if pred_names and ref_names:
-        pred, extra = match_by_name(pred, pred_names, ref_names)
+        pred, extra = match_by_name(pred, pred_names, ref_names, pred_values)
+        pred_values = np.unique(pred)
         names = {**{v: name for v, (name, _) in extra.items()}, **ref_names}
         shown = {v: own for v, (_, own) in extra.items()}
         report.matched_by = "name"
-    present = set(np.unique(pred).tolist()) | set(np.unique(reference).tolist())
+    present = set(pred_values.tolist()) | set(np.unique(reference).tolist())
     if labels is None:
         labels = sorted(present - {0})
     elif not present & set(labels):
@@ -313,8 +316,6 @@ def iter_evaluate(
 def evaluate_volumes(pred: Volume, reference: Volume, **options) -> Evaluation:
     """Check that two label volumes share a grid, then score them (options of :func:`iter_evaluate`)."""
     p, r = label_map(pred, "prediction"), label_map(reference, "reference")
-    if not options.get("instances"):
-        check_semantic_labels(p, "prediction", pred.name)
     check_same_grid(pred, reference)
     names = {**(pred.label_names or {}), **(reference.label_names or {})}
     steps = iter_evaluate(p, r, reference.spacing, reference.geometry.unit, names=names,

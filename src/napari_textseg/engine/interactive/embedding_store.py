@@ -20,11 +20,9 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import threading
 import warnings
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +31,7 @@ import platformdirs
 import torch
 
 from napari_textseg.core.errors import InputWarning
+from napari_textseg.core.io.atomic import atomic_target
 from napari_textseg.engine.interactive.features import Features
 
 __all__ = [
@@ -114,11 +113,9 @@ class CachedImage:
 class EmbeddingStore:
     """Slice features on disk under ``root``, capped at ``cap_bytes`` (least recently used go)."""
 
-    def __init__(self, root: str | os.PathLike, cap_bytes: int | None = None,
-                 warn: Callable[[str], None] | None = None):
+    def __init__(self, root: str | os.PathLike, cap_bytes: int | None = None):
         self.root = Path(root)
         self.cap_bytes = int(cap_bytes) if cap_bytes else _cap_bytes()
-        self._warn = warn or (lambda text: warnings.warn(text, InputWarning, stacklevel=2))
         self.disabled: str | None = None  # why the store was turned off, once it was
         self._lock = threading.Lock()
         self.hits = 0
@@ -150,7 +147,8 @@ class EmbeddingStore:
             folder.mkdir(parents=True, exist_ok=True)
             meta_file = folder / _META
             if not meta_file.is_file():
-                self._write_atomic(meta_file, lambda f: f.write(json.dumps(meta, indent=1).encode()))
+                with atomic_target(meta_file) as tmp:
+                    tmp.write_text(json.dumps(meta, indent=1))
             os.utime(folder)  # last used: what eviction orders by
         except OSError as err:
             self._turn_off(err)
@@ -180,7 +178,8 @@ class EmbeddingStore:
             return
         arrays = _to_arrays(features)
         try:
-            self._write_atomic(self._slice_file(folder, z), lambda f: np.savez(f, **arrays))
+            with atomic_target(self._slice_file(folder, z)) as tmp:
+                np.savez(tmp, **arrays)
         except OSError as err:
             self._turn_off(err)
             return
@@ -188,23 +187,13 @@ class EmbeddingStore:
         if self.writes % 16 == 1:  # a walk of the cache folder now and then, not per slice
             self.evict(keep=folder.name)
 
-    def _write_atomic(self, path: Path, write: Callable) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                write(f)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
     def _turn_off(self, err: OSError) -> None:
         with self._lock:
             if self.disabled:
                 return
             self.disabled = f"{err.strerror or err}"
-        self._warn(f"the embedding cache {self.root} cannot be written ({self.disabled}); "
-                   "going on without it (slices are encoded in memory only)")
+        warnings.warn(f"the embedding cache {self.root} cannot be written ({self.disabled}); going on without "
+                      "it (slices are encoded in memory only)", InputWarning, stacklevel=2)
 
     # -- housekeeping ----------------------------------------------------------------
 
@@ -252,10 +241,9 @@ class EmbeddingStore:
         return freed
 
 
-def default_store(cache_dir: str | os.PathLike | None = None, enabled: bool = True,
-                  warn: Callable[[str], None] | None = None) -> EmbeddingStore | None:
+def default_store(cache_dir: str | os.PathLike | None = None, enabled: bool = True) -> EmbeddingStore | None:
     """The store the command line and the panel use (``None`` with ``enabled=False``)."""
     if not enabled:
         return None
-    return EmbeddingStore(cache_dir or embedding_cache_dir(), warn=warn)
+    return EmbeddingStore(cache_dir or embedding_cache_dir())
 

@@ -88,6 +88,7 @@ class SegmentationSession:
         cache_bytes: int = 1024**3,
         cache_dtype: torch.dtype | None = None,
         store: EmbeddingStore | None = None,
+        name: str = "",
     ):
         if np.asarray(data).ndim != 3:
             raise PromptError(f"point segmentation needs a 3-D volume, got shape {np.shape(data)}")
@@ -108,7 +109,7 @@ class SegmentationSession:
         self.roi_mm = roi_mm
         self.confine = None if confine is None else np.asarray(confine, dtype=bool)
         self._data, self._modality, self._window = data, modality, window
-        self.name = ""  # the image's name, for the disk store's listing
+        self.name = name  # the image's name, for the disk store's listing
         self._normalised: np.ndarray | None = None
         self._roi_work: np.ndarray | None = None
         self.roi: Roi | None = None

@@ -86,6 +86,4 @@ def open_session(
     store = options.store if options is not None else None
     if store is not None:
         kwargs.setdefault("cache_bytes", STORE_MEMORY_BYTES)
-    session = SegmentationSession(data, spacing, modality, slice_model, store=store, **kwargs)
-    session.name = name
-    return session
+    return SegmentationSession(data, spacing, modality, slice_model, store=store, name=name, **kwargs)
