@@ -447,11 +447,14 @@ class SegmentationSession:
         order = [start] + [z for d in range(1, n) for z in (start + d, start - d) if 0 <= z < n]
         todo = [(None, None, z) for z in order if (None, None, z) not in self.cache]  # whole slices
         hits = self.store.hits if self.store is not None else 0
+        fetched = 0  # slices this loop brought in (a prompt or a propagation may have done others meanwhile)
         for done, key in enumerate(todo, 1):
-            self.cache.get_background(key)
+            if key not in self.cache:
+                self.cache.get_background(key)
+                fetched += 1
             yield done, len(todo)
         read = (self.store.hits - hits) if self.store is not None else 0
-        return len(todo) - read, read
+        return max(fetched - read, 0), read
 
     def new_key_slice(self) -> int | None:
         """After a propagation, the one slice (working frame) given a box since, when the
