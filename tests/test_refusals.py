@@ -77,6 +77,15 @@ CASES = [
     ("2-D image", ["segment", "{bad}/2d.nii.gz", *BOX, "-o", "{out}/o.nii.gz"], "is 2-D", None),
     ("RGB image", ["segment", "{bad}/rgb.tif", *BOX, "-o", "{out}/o.nii.gz"], "RGB(A) image", None),
     ("huge volume", ["info", "{bad}/huge.nii"], "GiB is free: crop or downsample it", None),
+    ("4-D NRRD", ["segment", "{nrrd}/four_d.nrrd", *BOX, "-o", "{out}/o.nii.gz"], "four_d.nrrd is 4-D", None),
+    ("vector NRRD", ["info", "{nrrd}/vector.nrrd"], "is a vector image", None),
+    ("unknown NRRD encoding", ["info", "{nrrd}/zstd.nrrd"], "unsupported NRRD encoding 'zstd'", None),
+    ("detached NRRD header without its data", ["info", "{nrrd}/orphan.nhdr"], "its data file orphan.raw is missing",
+     None),
+    ("corrupt gzip NRRD", ["segment", "{nrrd}/corrupt.nrrd", *BOX, "-o", "{out}/o.nii.gz"],
+     "corrupt.nrrd: the file is truncated or corrupt", None),
+    ("multi-layer Slicer segmentation", ["info", "{nrrd}/layered.seg.nrrd"],
+     "holds 2 segmentation layers whose segments overlap", None),
     ("all-NaN volume", ["segment", "{bad}/nan.nii.gz", *BOX, "-o", "{out}/o.nii.gz"],
      "all voxels are NaN or infinite", None),
     ("constant volume", ["label", "{bad}/const.nii.gz", "--text", "liver", "--box", "liver:15,40,40,60,60",
@@ -143,13 +152,13 @@ CASES = [
 
 
 @pytest.mark.parametrize("args, words, setup", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_bad_input_is_refused_in_one_line(args, words, setup, bad_files, tmp_path, capsys, monkeypatch,
+def test_bad_input_is_refused_in_one_line(args, words, setup, bad_files, bad_nrrds, tmp_path, capsys, monkeypatch,
                                           isolated_model_cache):
     out = tmp_path / "out"
     out.mkdir()
     if setup is not None:
         setup(monkeypatch)
-    argv = [a.format(bad=bad_files, out=out) for a in args]
+    argv = [a.format(bad=bad_files, nrrd=bad_nrrds, out=out) for a in args]
     assert main(argv) == 2
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if not line.startswith("napari-textseg: warning: ")]

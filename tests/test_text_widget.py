@@ -122,6 +122,21 @@ def test_bad_text_is_refused_before_any_work(ready, text, message):
     assert not controller.points.working and "organs" not in viewer.layers
 
 
+def test_a_misspelt_organ_is_refused_with_what_it_may_mean_unless_any_name_is_ticked(ready, qtbot):
+    viewer, widget, controller = ready
+    widget.text.setPlainText("livr")
+    with pytest.raises(Exception, match="unknown organ 'livr': did you mean liver\\? .*tick 'any name'"):
+        widget._label()
+    widget.text.setPlainText("kidney")
+    with pytest.raises(Exception, match="'kidney' names 2 organs: left kidney, right kidney"):
+        widget._label()
+    assert not controller.points.working and "organs" not in viewer.layers
+    widget.any_name.setChecked(True)  # free text, labelled as typed
+    widget._label()
+    _wait_idle(qtbot, controller)
+    assert _names(viewer.layers["organs"]) == {1: "kidney"}
+
+
 def test_a_target_layer_of_another_shape_is_refused_and_left_as_it_was(ready):
     viewer, widget, controller = ready
     other = viewer.add_labels(np.ones((4, 5, 6), np.uint8), name="other")

@@ -35,6 +35,7 @@ from napari_textseg._napari.settings import PanelSettings  # noqa: E402
 from napari_textseg._napari.tasks import tasks_for  # noqa: E402
 from napari_textseg._napari.wording import panel_wording  # noqa: E402
 from napari_textseg.engine.interactive.embedding_store import default_store  # noqa: E402
+from napari_textseg.engine.interactive.roi import BOX_ROI_CONTEXT  # noqa: E402
 from napari_textseg.engine.interactive.session import SegmentationSession  # noqa: E402
 from napari_textseg.engine.interactive.session_factory import (  # noqa: E402
     EmbeddingOptions,
@@ -244,7 +245,8 @@ class SegmentationController:
             embedding = EmbeddingOptions(choice.runtime, choice.precision, self.store) if choice else None
             self._state.session = open_session(
                 np.asarray(image.data), tuple(image.scale), modality, self._state.slice_model, embedding,
-                image.name, roi_mm=options.roi_mm or None, confine=confine, axis=options.axis,
+                image.name, roi_mm=options.roi_mm or None, roi_context=BOX_ROI_CONTEXT if options.roi_box else None,
+                confine=confine, axis=options.axis,
             )
             self._state.session_key = key
         return self._state.session
@@ -257,7 +259,7 @@ class SegmentationController:
             session = self._session(image)
         except ValueError:
             return  # no image yet, or options that need the user first: prompts encode on demand
-        if session.roi_mm:
+        if session.uses_roi:
             return
         at = int(self.viewer.dims.current_step[session.axis])
 

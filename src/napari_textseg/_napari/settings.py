@@ -47,6 +47,7 @@ class PropagationOptions:
     first: int = 0
     last: int = 9_999  # past the last slice: the engine clips the range to the volume
     roi_mm: float = 0.0  # 0: off
+    roi_box: bool = False  # box ROI mode: every slice cropped to 3x the box around it
     confine_layer: str = ""  # "": none
     confine_values: str = ""  # label values, e.g. "5" or "2, 3"; "": any
     fill_holes: bool = False
@@ -73,12 +74,12 @@ class PropagationOptions:
 
     def session_key(self) -> tuple:
         """What needs a new session (and so new embeddings) when it changes."""
-        return self.roi_mm or None, self.confine_layer or None, self.confine_label_values(), self.axis
+        return self.roi_mm or None, self.roi_box, self.confine_layer or None, self.confine_label_values(), self.axis
 
     @property
     def whole_volume(self) -> bool:
         """No ROI, no confining organ, axial slices: the session text labelling can share."""
-        return not self.roi_mm and not self.confine_layer and self.axis == 0
+        return not self.roi_mm and not self.roi_box and not self.confine_layer and self.axis == 0
 
 
 @evented
@@ -89,6 +90,7 @@ class TextSettings:
     text: str = ""
     backend: str = "auto"
     allow_cpu: bool = False
+    allow_any_name: bool = False  # free text, as typed (CLIP reads any words); else organs of the vocabulary
     clip_model: str = ""  # a CLIP card id; "": a local file
     clip_file: str = ""
     target_layer: str = ""  # "": a new Labels layer

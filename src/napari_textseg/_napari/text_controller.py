@@ -23,7 +23,7 @@ from napari_textseg._napari.autosave import autosaver_for
 from napari_textseg._napari.controller import ModelChoice, controller_for, name_label
 from napari_textseg._napari.layers import add_labels_on, label_table, layer_geometry, layer_modality
 from napari_textseg.core.errors import InputError
-from napari_textseg.core.text_prompts import parse_targets
+from napari_textseg.core.text_prompts import check_known, parse_targets
 from napari_textseg.engine.interactive.session import SegmentationSession
 from napari_textseg.engine.text.backends import get_backend_info, open_text_backend, resolve_backend
 from napari_textseg.engine.text.merge import merge_into
@@ -126,19 +126,22 @@ class TextController:
         s = self.settings
         clip = ModelChoice(s.clip_model or None, s.clip_file.strip() or None)
         self.label(s.text, s.target_layer or None, clip, use_clicks=s.use_clicks, backend=s.backend,
-                   allow_cpu=s.allow_cpu)
+                   allow_cpu=s.allow_cpu, allow_any_name=s.allow_any_name)
 
     def label(self, text: str, layer: str | None, clip: ModelChoice | None, use_clicks: bool = False,
-              backend: str = "clip-sam", allow_cpu: bool = False) -> None:
+              backend: str = "clip-sam", allow_cpu: bool = False, allow_any_name: bool = True) -> None:
         """Label the targets named in ``text`` into ``layer`` (None: a new one), in the background.
 
         With ``use_clicks`` the clicks of the prompts layer, or the boxes of the box layer,
         say where the (single) target is and CLIP is not needed (CLIP + SAM only); with a
-        box model (LiteMedSAM) a box is how an organ gets its name without CLIP.
+        box model (LiteMedSAM) a box is how an organ gets its name without CLIP. Without
+        ``allow_any_name`` a name outside the organ vocabulary is refused with what it may mean.
         """
         from napari_textseg.models.device import pick_device
 
         targets = parse_targets(text)
+        if not allow_any_name:
+            check_known(targets, flag="tick 'any name'")
         image = self.points.current_image()
         check_text_volume(image.data)
         device = pick_device(None)

@@ -31,10 +31,25 @@ def error_message(err: BaseException) -> str:
     return f"unexpected {type(err).__name__}: {err} (the traceback is in the log; please report it)"
 
 
+class ClosingGeneratorWorker(GeneratorWorker):
+    """A generator worker that closes its generator when it stops, on its own thread.
+
+    superqt's worker only stops sending to an aborted generator: it stays suspended, and
+    the ``with``/``finally`` blocks it is inside (e.g. a propagation holding the encoder for
+    the user) would run at some later garbage collection, or never. A precompute waiting
+    for that encoder would then wait forever, and so would the interpreter's exit."""
+
+    def work(self) -> Any:
+        try:
+            return super().work()
+        finally:
+            self._gen.close()  # GeneratorExit inside it: its cleanup runs now, here
+
+
 def panel_worker(work: Callable[[], Any], on_error: Callable[[str], None]):
     """An unstarted napari worker for ``work`` (a function or a generator function) that
     hands a failure to ``on_error`` as :func:`error_message` and nowhere else."""
-    worker_class = GeneratorWorker if inspect.isgeneratorfunction(work) else FunctionWorker
+    worker_class = ClosingGeneratorWorker if inspect.isgeneratorfunction(work) else FunctionWorker
     worker = create_worker(work, _start_thread=False, _ignore_errors=True, _worker_class=worker_class)
     worker.errored.connect(lambda err: on_error(error_message(err)))
     return worker

@@ -1,4 +1,5 @@
-"""npe2 writers for Labels layers: NIfTI on the source grid, TIFF with voxel size, DICOM-SEG."""
+"""npe2 writers for Labels layers: NIfTI and NRRD on the source grid, Slicer's .seg.nrrd, TIFF
+with voxel size, DICOM-SEG."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from napari_textseg._napari.layers import label_table, layer_geometry
 from napari_textseg.core.errors import NapariTextsegError, WriteError
 from napari_textseg.core.io import write_labels
 
-__all__ = ["write_labels_dicom_seg", "write_labels_nifti", "write_labels_tiff"]
+__all__ = ["write_labels_dicom_seg", "write_labels_nifti", "write_labels_nrrd", "write_labels_seg_nrrd",
+           "write_labels_tiff"]
 
 
 def _reason_shown(writer: Callable[..., list[str]]) -> Callable[..., list[str]]:
@@ -48,6 +50,18 @@ def _write(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
 @_reason_shown
 def write_labels_nifti(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
     """Write a Labels layer as ``.nii.gz``/``.nii`` plus its ``.labels.json`` sidecar."""
+    return _write(path, data, attributes)
+
+
+@_reason_shown
+def write_labels_nrrd(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
+    """Write a Labels layer as gzip ``.nrrd`` on the source grid plus its sidecar."""
+    return _write(path, data, attributes)
+
+
+@_reason_shown
+def write_labels_seg_nrrd(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
+    """Write a Labels layer as 3D Slicer's ``.seg.nrrd``: one named, coloured segment per label."""
     return _write(path, data, attributes)
 
 

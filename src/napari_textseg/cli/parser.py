@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--slice-range", metavar="LO,HI", help="propagate only within these slices")
     seg.add_argument("--offload", action="store_true", help="keep memories in host RAM (long volumes)")
     seg.add_argument("--roi-mm", type=float, metavar="SIZE", help="tumour ROI mode: box of SIZE mm around the clicks")
+    seg.add_argument("--roi", action="store_true",
+                     help="box ROI mode: crop every slice to 3x the box (at least 64 px) around it, so a small lesion "
+                          "fills the model's input (off by default: docs/segmentation.md has the figures)")
     seg.add_argument("--confine", metavar="LABELS", help="a label file on the same grid to confine the result to")
     seg.add_argument("--confine-label", action="append", default=[], metavar="V", help="label value(s) in --confine")
     seg.add_argument("--fill-holes", action="store_true", help="fill enclosed holes")

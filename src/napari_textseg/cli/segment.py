@@ -55,6 +55,7 @@ def segment(args: argparse.Namespace) -> int:
     from napari_textseg.engine.interactive.litemedsam_slices import BOX_ONLY_MESSAGE
     from napari_textseg.engine.interactive.prompts import PromptError, group_by_slice
     from napari_textseg.engine.interactive.propagate import PropagationSettings
+    from napari_textseg.engine.interactive.roi import BOX_ROI_CONTEXT
     from napari_textseg.engine.interactive.session import PostProcessing
     from napari_textseg.engine.jobs.pipelines import segment_clicks
     from napari_textseg.models.loader import load_model
@@ -71,6 +72,9 @@ def segment(args: argparse.Namespace) -> int:
     for text in args.box:
         z, y0, x0, y1, x1 = coords(text, 5, "--box")
         boxes[int(round(z))] = (y0, x0, y1, x1)
+    if args.roi and (args.roi_mm or not boxes):
+        raise PromptError("--roi crops around a box: give --box" if not args.roi_mm else
+                          "--roi (around a box) and --roi-mm (around clicks) are two ROI modes: choose one")
     # Check the clicks before the (slow) model load.
     group_by_slice(np.array(points).reshape(-1, 3), np.array(labels), volume.spatial_shape, boxes or None)
     confine = None
@@ -99,8 +103,8 @@ def segment(args: argparse.Namespace) -> int:
         mask = segment_clicks(volume, loaded, np.array(points), np.array(labels), boxes,
                               propagate=settings if args.propagate else None,
                               post=PostProcessing(fill_holes=args.fill_holes, keep_clicked=args.keep_clicked),
-                              roi_mm=args.roi_mm, confine=confine, embedding=_embedding(args), report=_warn,
-                              progress=progress)
+                              roi_mm=args.roi_mm, roi_context=BOX_ROI_CONTEXT if args.roi else None, confine=confine,
+                              embedding=_embedding(args), report=_warn, progress=progress)
     finally:
         progress.close()
     labels_out = mask.astype(np.uint32) * np.uint32(args.value)

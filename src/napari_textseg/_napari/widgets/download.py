@@ -12,6 +12,16 @@ from napari_textseg.models.store import Wording, cached_path
 __all__ = ["DownloadButton"]
 
 
+def _alive(*widgets: object) -> bool:
+    """Whether Qt still holds these widgets (a closed panel deletes them under Python's feet)."""
+    try:
+        for widget in widgets:
+            widget.objectName()  # type: ignore[attr-defined]
+    except RuntimeError:
+        return False
+    return True
+
+
 def _downloadable(card: ModelCard | None) -> bool:
     return card is not None and not card.bundled and not card.local_only
 
@@ -71,11 +81,13 @@ class DownloadButton(QPushButton):
             return download(card, progressbar=False, confirm_license=lambda _card: True, wording=self._wording)
 
         def returned(path) -> None:
-            self._status.setText(f"{card.id} downloaded to {path}; press Load")
+            if _alive(self._status):
+                self._status.setText(f"{card.id} downloaded to {path}; press Load")
 
         def finished() -> None:
             self._worker = None
-            self.refresh()
+            if _alive(self, self._models):  # the panel may have closed while the file came in
+                self.refresh()
 
         self._worker = self._tasks.start(self._section, work, returned, f"downloading {card.id}")
         self._worker.finished.connect(finished)

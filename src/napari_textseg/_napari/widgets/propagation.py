@@ -63,6 +63,10 @@ class PropagationWidget(Section):
         self.roi_mm.setRange(0, 1000)
         self.roi_mm.setSuffix(" mm")
         self.roi_mm.setSpecialValueText("off")
+        self.roi_mm.setToolTip("clicks: the model sees only a cube of this size around them (small lesions)")
+        self.roi_box = QCheckBox("crop to 3x box")
+        self.roi_box.setToolTip("boxes: every slice is cropped to 3x the box (at least 64 px) around it, so a "
+                                "small lesion fills the model's input; off by default (docs/segmentation.md)")
         self.confine = QComboBox()
         self.confine_values = QLineEdit()
         self.confine_values.setPlaceholderText("label values, e.g. 5 (empty: any)")
@@ -80,7 +84,7 @@ class PropagationWidget(Section):
         self.form.addRow("direction", self.direction)
         self.form.addRow("stop after", self.empty_stop)
         self.form.addRow(self.use_range, hbox(self.lo, QLabel("to"), self.hi))
-        self.form.addRow("tumour ROI", self.roi_mm)
+        self.form.addRow("tumour ROI", hbox(self.roi_mm, self.roi_box))
         self.form.addRow("confine to", self.confine)
         self.form.addRow("", self.confine_values)
         self.form.addRow(self.fill_holes)
@@ -93,14 +97,14 @@ class PropagationWidget(Section):
         for widget, name in ((self.memory_size, "memory_size"), (self.policy, "policy"), (self.offload, "offload"),
                              (self.projection, "projection"), (self.direction, "direction"),
                              (self.empty_stop, "empty_stop"), (self.use_range, "use_range"), (self.lo, "first"),
-                             (self.hi, "last"), (self.roi_mm, "roi_mm"), (self.confine_values, "confine_values"),
+                             (self.hi, "last"), (self.roi_mm, "roi_mm"), (self.roi_box, "roi_box"), (self.confine_values, "confine_values"),
                              (self.fill_holes, "fill_holes"), (self.keep_clicked, "keep_clicked")):
             self.bind(widget, model, name)
         self.bind(self.confine, model, "confine_layer", to_model=lambda t: "" if t == _NONE else t,
                   to_widget=lambda v: v or _NONE)
         inputs = (self.memory_size, self.empty_stop, self.lo, self.hi, self.roi_mm, self.policy, self.projection,
                   self.direction, self.confine, self.offload, self.use_range, self.fill_holes, self.keep_clicked,
-                  self.confine_values)
+                  self.confine_values, self.roi_box)
         self.clear_on_change(*inputs)
         self.action(self.run, self._propagate)
         self.cancel_button.clicked.connect(self.cancel)

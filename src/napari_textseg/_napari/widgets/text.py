@@ -54,6 +54,9 @@ class TextLabellingWidget(Section):
         self.clip_file = QLineEdit()
         self.clip_file.setPlaceholderText("optional: a local open_clip checkpoint")
         self.target = QComboBox()
+        self.any_name = QCheckBox("any name")
+        self.any_name.setToolTip("label free text as typed (CLIP reads any words); unticked, a name outside the "
+                                 "organ vocabulary is refused with the organs it may mean")
         self.use_clicks = QCheckBox("use my clicks or box")
         self.use_clicks.setToolTip("the clicks or the box say where the (one) target is; CLIP is not needed")
         self.run = QPushButton("Label")
@@ -69,7 +72,7 @@ class TextLabellingWidget(Section):
         self.form.addRow("targets", self.text)
         self.form.addRow(hbox(self.run, self.cancel_button))
         self.form.addRow("write to", self.target)
-        self.form.addRow(self.use_clicks)
+        self.form.addRow(hbox(self.use_clicks, self.any_name))
         self.form.addRow("backend", self.backend)
         self.form.addRow(self.backend_note)
         self.form.addRow(self.allow_cpu)
@@ -85,13 +88,15 @@ class TextLabellingWidget(Section):
         self._refresh_targets()
         model = self.controller.settings  # the controls are views of this model
         for widget, name in ((self.text, "text"), (self.backend, "backend"), (self.allow_cpu, "allow_cpu"),
-                             (self.clip_file, "clip_file"), (self.use_clicks, "use_clicks")):
+                             (self.clip_file, "clip_file"), (self.use_clicks, "use_clicks"),
+                             (self.any_name, "allow_any_name")):
             self.bind(widget, model, name)
         self.bind(self.clip, model, "clip_model", to_model=lambda v: "" if v == _LOCAL else v,
                   to_widget=lambda v: v or _LOCAL)
         self.bind(self.target, model, "target_layer", to_model=lambda t: "" if t == _NEW_LAYER else t,
                   to_widget=lambda v: v or _NEW_LAYER)
-        self.clear_on_change(self.text, self.backend, self.clip, self.clip_file, self.target, self.use_clicks)
+        self.clear_on_change(self.text, self.backend, self.clip, self.clip_file, self.target, self.use_clicks,
+                             self.any_name)
         self.listen(self.controller.points.busy, lambda busy: self.run.setEnabled(not busy))
         self.listen(self.viewer.layers.events.inserted, self._refresh_targets)
         self.listen(self.viewer.layers.events.removed, self._refresh_targets)

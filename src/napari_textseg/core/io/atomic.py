@@ -20,7 +20,7 @@ from napari_textseg.core.errors import WriteError
 
 __all__ = ["atomic_group", "atomic_target", "check_folder", "safe_stem", "split_suffix"]
 
-_MULTI_SUFFIXES = (".nii.gz", ".labels.json", ".ome.tiff", ".ome.tif")
+_MULTI_SUFFIXES = (".nii.gz", ".seg.nrrd", ".labels.json", ".ome.tiff", ".ome.tif")
 
 
 def split_suffix(path: str | os.PathLike) -> tuple[str, str]:

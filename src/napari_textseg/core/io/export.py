@@ -1,4 +1,5 @@
-"""Write a label map onto its source grid: NIfTI or TIFF, plus the names sidecar."""
+"""Write a label map onto its source grid: NIfTI, NRRD (Slicer's .seg.nrrd too) or TIFF, plus
+the names sidecar."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ from napari_textseg.core.errors import WriteError
 from napari_textseg.core.io.atomic import atomic_group, check_writable, split_suffix
 from napari_textseg.core.io.labels import validate_labels
 from napari_textseg.core.io.nifti import write_nifti
+from napari_textseg.core.io.nrrd import SEG_SUFFIX, write_nrrd
 from napari_textseg.core.io.sidecar import write_sidecar
 from napari_textseg.core.io.tiff import write_tiff
 from napari_textseg.core.volume import SourceGeometry, affine_from_display
 
 __all__ = ["LABEL_SUFFIXES", "nifti_affine", "write_labels"]
 
-LABEL_SUFFIXES = (".nii.gz", ".nii", ".tif", ".tiff")
+LABEL_SUFFIXES = (".nii.gz", ".nii", SEG_SUFFIX, ".nrrd", ".tif", ".tiff")
 
 
 def nifti_affine(
@@ -60,7 +62,8 @@ def write_labels(
     Parameters
     ----------
     path
-        ``.nii.gz``/``.nii`` or ``.tif``/``.tiff``.
+        ``.nii.gz``/``.nii``, ``.nrrd``, ``.seg.nrrd`` (3D Slicer's segmentation: segment
+        names and colours inside, no sidecar) or ``.tif``/``.tiff``.
     labels
         Integer label map in display order. It is stored in the smallest unsigned
         integer type that fits.
@@ -85,10 +88,12 @@ def write_labels(
     with atomic_group():  # the label map and its names sidecar appear together, or neither
         if suffix in (".nii", ".nii.gz"):
             write_nifti(path, data, geometry, nifti_affine(geometry, scale, translate))
+        elif suffix in (".nrrd", SEG_SUFFIX):
+            write_nrrd(path, data, geometry, nifti_affine(geometry, scale, translate), label_names, label_colors)
         else:
             unit = geometry.unit if geometry is not None else "mm"
             write_tiff(path, data, tuple(scale[-3:]), unit)  # type: ignore[arg-type]
-        if label_names or label_colors:
+        if (label_names or label_colors) and suffix != SEG_SUFFIX:
             names = dict(label_names or {})
             present = {int(v) for v in np.unique(data) if v != 0}
             for value in present - names.keys():

@@ -9,12 +9,16 @@ from napari_textseg.core.errors import ReadError
 from napari_textseg.core.io.atomic import split_suffix
 from napari_textseg.core.io.dicom import read_dicom_series
 from napari_textseg.core.io.nifti import read_nifti
+from napari_textseg.core.io.nrrd import read_nrrd
 from napari_textseg.core.io.tiff import read_tiff
 from napari_textseg.core.volume import Volume
 
 __all__ = ["SUPPORTED_SUFFIXES", "is_supported", "read_volume"]
 
-_READERS = {".nii": read_nifti, ".nii.gz": read_nifti, ".tif": read_tiff, ".tiff": read_tiff}
+_READERS = {
+    ".nii": read_nifti, ".nii.gz": read_nifti, ".nrrd": read_nrrd, ".seg.nrrd": read_nrrd, ".nhdr": read_nrrd,
+    ".tif": read_tiff, ".tiff": read_tiff,
+}
 SUPPORTED_SUFFIXES = tuple(_READERS)
 
 
@@ -23,13 +27,14 @@ def _suffix(path: Path) -> str:
 
 
 def is_supported(path: str | os.PathLike) -> bool:
-    """True for NIfTI and TIFF files and for folders (read as a DICOM series)."""
+    """True for NIfTI, NRRD and TIFF files and for folders (read as a DICOM series)."""
     path = Path(path)
     return path.is_dir() or _suffix(path) in _READERS
 
 
 def read_volume(path: str | os.PathLike) -> Volume:
-    """Read a ``.nii``/``.nii.gz``/``.tif``/``.tiff`` file, or a folder holding one DICOM series.
+    """Read a NIfTI, NRRD (``.nrrd``, ``.nhdr``, Slicer's ``.seg.nrrd``) or TIFF file, or a folder
+    holding one DICOM series.
 
     Raises
     ------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -101,7 +100,7 @@ class FeatureCache:
     def get(self, key: Hashable) -> Features:
         """The features of ``key``, computed now if not cached. A prefetch of ``key`` still
         queued is taken over (computed here, now); one being computed is waited for.
-        While a call is in here, :meth:`get_background` waits: the user's prompts come first."""
+        While a call is in here, :meth:`try_background` declines: the user's prompts come first."""
         with self._lock:
             found = self._cached(key)
             if found is not None:
@@ -124,19 +123,18 @@ class FeatureCache:
             with self._lock:
                 self._foreground -= 1
 
-    def get_background(self, key: Hashable, pause: float = 0.02) -> Features:
-        """:meth:`get` for background work (precomputing a volume): it starts only while no
-        foreground work runs (:meth:`serving`), so what the user asks for is encoded first."""
-        while True:
-            with self._lock:
-                found = self._cached(key, count=False)
-                if found is not None:
-                    return found
-                if not self._foreground:
-                    pending = self._pending.get(key)
-                    break
-            time.sleep(pause)
-        return self._get_or_compute(key, pending)
+    def try_background(self, key: Hashable) -> bool:
+        """Encode ``key`` for background work (precomputing a volume) unless foreground work
+        runs now (:meth:`serving`); True when it is cached. The caller polls, so that what the
+        user asks for is encoded first and a Cancel between two tries stops the background."""
+        with self._lock:
+            if self._cached(key, count=False) is not None:
+                return True
+            if self._foreground:
+                return False
+            pending = self._pending.get(key)
+        self._get_or_compute(key, pending)
+        return True
 
     def _get_or_compute(self, key: Hashable, pending: Future | None) -> Features:
         if pending is not None:

@@ -1,10 +1,12 @@
-"""Tumour ROI mode (TAGS, methods.md section 1): a physical-size box around the clicks.
+"""Tumour ROI mode (TAGS, methods.md section 1): the model sees a crop around the prompt.
 
-The box is centred at ``(min + max) // 2`` of the clicks on each axis and spans
-``size_mm`` millimetres on each axis (rounded to whole voxels), so a small lesion fills
-the model's input instead of being a few pixels of a whole slice; the model's own
-resize upsamples the crop to its input size. Where the box leaves the volume the crop
-is zero-padded; pasting back is the exact inverse.
+For clicks (SAM, SAM2) the box is centred at ``(min + max) // 2`` of the clicks on each
+axis and spans ``size_mm`` millimetres on each axis (rounded to whole voxels). For a box
+model (LiteMedSAM, MedSAM) every slice is cropped in-plane to a square of ``context``
+times the box's longer side (at least ``min_px`` pixels), centred on the box. Either way
+a small lesion fills the model's input instead of being a few pixels of a whole slice;
+the model's own resize upsamples the crop to its input size. Where the box leaves the
+volume the crop is zero-padded; pasting back is the exact inverse.
 """
 
 from __future__ import annotations
@@ -15,7 +17,11 @@ import numpy as np
 
 from napari_textseg.engine.interactive.prompts import PromptError
 
-__all__ = ["Roi", "roi_around"]
+__all__ = ["BOX_ROI_CONTEXT", "BOX_ROI_MIN_PX", "Roi", "roi_around", "roi_around_boxes"]
+
+# A box model's ROI: 3x the box, at least 64 px (benchmarks/bench_tumours.py measured 2, 3 and 4)
+BOX_ROI_CONTEXT = 3.0
+BOX_ROI_MIN_PX = 64
 
 
 @dataclass(frozen=True)
@@ -83,3 +89,24 @@ def roi_around(
             f"({tuple(int(v) for v in voxels)} voxels); enlarge the ROI or click closer together"
         )
     return roi
+
+
+def roi_around_boxes(
+    boxes_yx: list[tuple[float, float, float, float]],
+    volume_shape: tuple[int, int, int],
+    context: float = BOX_ROI_CONTEXT,
+    min_px: int = BOX_ROI_MIN_PX,
+) -> Roi:
+    """Every slice, cropped in-plane to a square of ``context`` x the boxes' longer side (at
+    least ``min_px``) centred on them: the ROI of a box model. ``boxes_yx`` are (y0, x0, y1, x1)."""
+    if not boxes_yx:
+        raise PromptError("box ROI mode crops around a box: draw one (B, or --box), or use the tumour ROI in mm "
+                          "(--roi-mm) for clicks")
+    if context < 1:
+        raise PromptError(f"the ROI context must be at least 1 (the box itself), got {context}")
+    corners = np.asarray(boxes_yx, dtype=float).reshape(-1, 2, 2).reshape(-1, 2)
+    low, high = corners.min(axis=0), corners.max(axis=0)
+    side = int(max(min_px, np.ceil(context * float(np.max(high - low)))))
+    centre = np.rint((low + high) / 2).astype(int)
+    y0, x0 = (int(c) - side // 2 for c in centre)
+    return Roi((0, y0, x0), (int(volume_shape[0]), side, side), tuple(int(v) for v in volume_shape))

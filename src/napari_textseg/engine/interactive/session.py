@@ -8,6 +8,7 @@ it imports no GUI code.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Generator
 from pathlib import Path
 
@@ -36,12 +37,13 @@ from napari_textseg.engine.interactive.propagate import (
     drive,
     make_propagator,
 )
-from napari_textseg.engine.interactive.roi import Roi, roi_around
+from napari_textseg.engine.interactive.roi import Roi, roi_around, roi_around_boxes
 from napari_textseg.engine.interactive.slice_models import Sam2SliceModel, SliceMask, SliceModel
 
 __all__ = ["CheckedPrompts", "PostProcessing", "SegmentationSession"]
 
 _PREFETCH_RADIUS = 2
+_BACKGROUND_PAUSE_S = 0.1  # how often a waiting precompute looks again, and can be cancelled
 _UNDO_DEPTH = 3  # each holds a whole result (masks and logits of every slice it changed)
 
 
@@ -61,7 +63,10 @@ class SegmentationSession:
     axis
         The axis slices are taken along (0: axial for the display convention).
     roi_mm
-        Tumour ROI mode: segment inside a box of this size (mm) around the clicks.
+        Tumour ROI mode for clicks: segment inside a box of this size (mm) around them.
+    roi_context
+        Tumour ROI mode for a box model: every slice cropped to a square of this many times
+        the first box's longer side (at least 64 pixels, :mod:`.roi`) around it.
     confine
         Optional boolean (z, y, x) mask (an organ) the result is restricted to.
     cache_bytes
@@ -84,6 +89,7 @@ class SegmentationSession:
         axis: int = 0,
         window: str | Window = "soft_tissue",
         roi_mm: float | None = None,
+        roi_context: float | None = None,
         confine: np.ndarray | None = None,
         cache_bytes: int = 1024**3,
         cache_dtype: torch.dtype | None = None,
@@ -107,6 +113,7 @@ class SegmentationSession:
         self.spacing = tuple(float(s) for s in spacing)
         self.slice_model = slice_model
         self.roi_mm = roi_mm
+        self.roi_context = roi_context
         self.confine = None if confine is None else np.asarray(confine, dtype=bool)
         self._data, self._modality, self._window = data, modality, window
         self.name = name  # the image's name, for the disk store's listing
@@ -219,12 +226,16 @@ class SegmentationSession:
         checked = points_zyx if isinstance(points_zyx, CheckedPrompts) else \
             self.check_prompts(points_zyx, labels, boxes)  # type: ignore[arg-type]
         points, labels = checked.points, checked.labels
-        if self.roi_mm is not None:
+        if self.uses_roi:
             in_work = points[:, self._order]
             if self.roi is None:
-                spacing = tuple(self.spacing[a] for a in self._order)
                 shape = tuple(self.shape[a] for a in self._order)
-                self.roi = roi_around(in_work[labels == 1], spacing, self.roi_mm, shape)  # type: ignore[arg-type]
+                if self.roi_mm is not None:
+                    spacing = tuple(self.spacing[a] for a in self._order)
+                    self.roi = roi_around(in_work[labels == 1], spacing, self.roi_mm, shape)  # type: ignore[arg-type]
+                else:
+                    boxes = [p.box for p in checked.by_slice.values() if p.box is not None]
+                    self.roi = roi_around_boxes(boxes, shape, float(self.roi_context))  # type: ignore[arg-type]
                 self._roi_work = self.roi.crop(self._model_input, fill=0.0)
             elif not self.roi.contains(in_work):
                 raise PromptError("a click lies outside the ROI; start a new object to move the ROI")
@@ -424,6 +435,11 @@ class SegmentationSession:
             mask &= self.confine
         return mask
 
+    @property
+    def uses_roi(self) -> bool:
+        """Whether the model sees a crop around the prompts (tumour ROI mode)."""
+        return self.roi_mm is not None or self.roi_context is not None
+
     def _slice_offset(self) -> int:
         return self.roi.start[0] if self.roi is not None else 0
 
@@ -440,7 +456,7 @@ class SegmentationSession:
         no prompt is waiting for the encoder; yields ``(done, total)``, returns how many
         slices were encoded and how many read from the disk store. Closing the generator
         (Cancel) stops between two slices."""
-        if self.roi is not None:  # ROI mode encodes crops around the clicks, not whole slices
+        if self.uses_roi:  # ROI mode encodes crops around the prompt, not whole slices
             return 0, 0
         n = self.n_slices
         start = min(max(int(start), 0), n - 1)
@@ -450,7 +466,9 @@ class SegmentationSession:
         fetched = 0  # slices this loop brought in (a prompt or a propagation may have done others meanwhile)
         for done, key in enumerate(todo, 1):
             if key not in self.cache:
-                self.cache.get_background(key)
+                while not self.cache.try_background(key):  # a prompt or a propagation runs: it goes first
+                    time.sleep(_BACKGROUND_PAUSE_S)
+                    yield done - 1, len(todo)  # (a Cancel meanwhile stops here, between two tries)
                 fetched += 1
             yield done, len(todo)
         read = (self.store.hits - hits) if self.store is not None else 0

@@ -41,6 +41,7 @@ def segment_clicks(
     propagate: PropagationSettings | None = None,
     post: PostProcessing | None = None,
     roi_mm: float | None = None,
+    roi_context: float | None = None,
     confine: np.ndarray | None = None,
     embedding: EmbeddingOptions | None = None,
     report: Callable[[str], None] | None = None,
@@ -57,7 +58,7 @@ def segment_clicks(
     if report is not None and backend.runtime_note:
         report(backend.runtime_note)
     session = open_session(volume.data, volume.spacing, volume.modality, backend, embedding, volume.name,
-                           roi_mm=roi_mm, confine=confine)
+                           roi_mm=roi_mm, roi_context=roi_context, confine=confine)
     try:
         checked = session.check_prompts(np.asarray(points, dtype=float).reshape(-1, 3), np.asarray(labels),
                                         boxes or None)
