@@ -150,3 +150,15 @@ def test_a_broken_nrrd_is_one_line(bad_nrrds, name, words):
     with pytest.raises(ReadError) as err:
         read_volume(bad_nrrds / name)
     assert words in str(err.value) and name in str(err.value) and "\n" not in str(err.value)
+
+
+def test_header_float_noise_does_not_cost_napari_a_slice():
+    """Slicer writes 6.4999999999999982 for 6.5 mm; napari counted 24 slices of brain1's 25
+    from the raw numbers, so the last slice could not be reached."""
+    from napari.components import ViewerModel
+
+    image = read_volume(shared_file("brain1_image.nrrd"))
+    viewer = ViewerModel()
+    viewer.add_image(image.data, scale=image.spacing, translate=image.origin)
+    assert viewer.dims.nsteps[0] == 25
+    assert image.spacing == (6.5, 0.78125, 0.78125) and image.origin == (-78.0, -99.609375, -99.609375)

@@ -44,6 +44,8 @@ MEDICAL_MODALITIES = ("CT", "MR")
 _DISPLAY_ORNT = orientations.axcodes2ornt(DISPLAY_AXCODES)
 
 
+_DECIMALS = 9  # of a millimetre (a picometre): what display scale and translate keep
+
 # Below this rotation (degrees) a grid counts as axis-aligned: float noise of scanner headers.
 _OBLIQUE_DEGREES = 0.1
 
@@ -157,9 +159,11 @@ def display_affine(geometry: SourceGeometry) -> tuple[tuple[float, ...], tuple[f
     spacing_xyz = np.sqrt((aff[:3, :3] ** 2).sum(axis=0))
     origin_ras = aff[:3, 3]
     origin_lps = origin_ras * np.array([-1.0, -1.0, 1.0])
+    # Headers carry float noise (3D Slicer writes 6.4999999999999982 for 6.5): napari counts
+    # slices from these numbers and would lose the last one. A picometre is below any scanner's.
     return (
-        tuple(float(v) for v in spacing_xyz[::-1]),
-        tuple(float(v) for v in origin_lps[::-1]),
+        tuple(round(float(v), _DECIMALS) for v in spacing_xyz[::-1]),
+        tuple(round(float(v), _DECIMALS) for v in origin_lps[::-1]),
     )
 
 

@@ -97,8 +97,9 @@ class PropagationWidget(Section):
         for widget, name in ((self.memory_size, "memory_size"), (self.policy, "policy"), (self.offload, "offload"),
                              (self.projection, "projection"), (self.direction, "direction"),
                              (self.empty_stop, "empty_stop"), (self.use_range, "use_range"), (self.lo, "first"),
-                             (self.hi, "last"), (self.roi_mm, "roi_mm"), (self.roi_box, "roi_box"), (self.confine_values, "confine_values"),
-                             (self.fill_holes, "fill_holes"), (self.keep_clicked, "keep_clicked")):
+                             (self.hi, "last"), (self.roi_mm, "roi_mm"), (self.roi_box, "roi_box"),
+                             (self.confine_values, "confine_values"), (self.fill_holes, "fill_holes"),
+                             (self.keep_clicked, "keep_clicked")):
             self.bind(widget, model, name)
         self.bind(self.confine, model, "confine_layer", to_model=lambda t: "" if t == _NONE else t,
                   to_widget=lambda v: v or _NONE)
