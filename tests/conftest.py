@@ -18,6 +18,11 @@ from napari_textseg.data import SAMPLES, sample_path
 keep_triton_out_without_cuda()
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Time limits in tests only catch hangs: a slow or busy 2-core machine must still pass.
+# (pytest-timeout's per-test limit, in pyproject.toml, is above these.)
+HANG_MS = 600_000  # what a Qt wait (model load, propagation) may take before the test is called hung
+HANG_S = 900  # the same for a subprocess
 SHARED_DATA = Path(os.environ.get("NAPARI_TEXTSEG_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import data_file
+from conftest import HANG_S, data_file
 from napari_textseg.cli import main
 from tiny_models import save_tiny_sam2
 
@@ -85,7 +85,7 @@ def test_demo_opens_the_sample_ct_with_the_widgets(tmp_path, extra):
     assert exe, "the console script is installed"
     shot = tmp_path / "demo.png"
     result = subprocess.run([exe, "demo", "--screenshot", str(shot), *extra], capture_output=True, text=True,
-                            timeout=300)
+                            timeout=HANG_S)
     assert result.returncode == 0, result.stderr
     from PIL import Image
 

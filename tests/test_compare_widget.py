@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import data_file
+from conftest import HANG_MS, data_file
 
 pytestmark = pytest.mark.viewer
 
@@ -24,7 +24,7 @@ def test_compare_fills_a_named_table(viewer_and_panel, qtbot):
     panel.reference.setCurrentText(ref.name)
     panel.tolerance.setValue(3.0)
     panel.run.click()
-    qtbot.waitUntil(lambda: panel.report is not None and panel.run.isEnabled(), timeout=60_000)
+    qtbot.waitUntil(lambda: panel.report is not None and panel.run.isEnabled(), timeout=HANG_MS)
     column = {title: j for j, title in enumerate(panel.COLUMNS)}
     names = [panel.table.item(i, column["name"]).text() for i in range(panel.table.rowCount())]
     assert "liver" in names and len(names) == len([v for v in np.unique(ref.data) if v])

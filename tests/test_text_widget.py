@@ -8,6 +8,7 @@ re-running one organ, cancel, and refusals that change nothing.
 import numpy as np
 import pytest
 
+from conftest import HANG_MS
 from napari_textseg._napari.text_controller import CONFIDENCE_KEY, text_controller_for
 from tiny_models import (
     TINY_DENSE_CLIP_ARCH,
@@ -41,7 +42,7 @@ def ready(make_napari_viewer_proxy, qtbot, ct_path, checkpoints):
     return viewer, widget, text_controller_for(viewer)
 
 
-def _wait_idle(qtbot, controller, timeout=120_000):
+def _wait_idle(qtbot, controller, timeout=HANG_MS):
     qtbot.waitUntil(lambda: not controller.points.working, timeout=timeout)
 
 

@@ -13,6 +13,7 @@ import pytest
 from qtpy.QtCore import QEvent
 from qtpy.QtWidgets import QApplication, QPushButton
 
+from conftest import HANG_MS
 from napari_textseg._napari.controller import ModelChoice, controller_for
 from napari_textseg._napari.text_controller import text_controller_for
 from tiny_models import registered_tiny_sam2
@@ -40,7 +41,7 @@ def _settle(rounds: int = 10) -> None:
 
 def _load(qtbot, viewer, checkpoint):
     controller = controller_for(viewer)
-    with qtbot.waitSignal(controller.model_ready, timeout=60_000):
+    with qtbot.waitSignal(controller.model_ready, timeout=HANG_MS):
         controller.load_model(ModelChoice("test_panel_sam2", str(checkpoint), "cpu"))
     return controller
 
@@ -87,7 +88,7 @@ def test_each_section_has_its_own_status_cleared_by_its_inputs(panel, qtbot, tin
     text_before = widget.text.status.text()
     controller.prompts_layer().add(np.array([15, 50, 40]))
     widget.prompts.segment.click()
-    qtbot.waitUntil(lambda: widget.prompts.status.text().startswith("slice 15:"), timeout=60_000)
+    qtbot.waitUntil(lambda: widget.prompts.status.text().startswith("slice 15:"), timeout=HANG_MS)
     # The S went to the prompts section only: the model's line still says what it said, text is untouched.
     assert "ready on cpu" in widget.model_section.status.text()
     assert widget.text.status.text() == text_before
@@ -114,7 +115,7 @@ def test_cancel_stops_only_its_own_sections_task(panel, qtbot):
     widget.prompts.cancel_button.click()  # nothing of the prompts section runs: nothing to say
     assert "cancelled" not in widget.prompts.status.text()
     release.set()
-    qtbot.waitUntil(lambda: not tasks.busy(), timeout=10_000)
+    qtbot.waitUntil(lambda: not tasks.busy(), timeout=HANG_MS)
 
 
 def test_text_and_clicks_share_one_embedding_cache(make_napari_viewer_proxy, qtbot, ct_path, tiny_sam2):
@@ -129,12 +130,12 @@ def test_text_and_clicks_share_one_embedding_cache(make_napari_viewer_proxy, qtb
     controller.slice_model.encode = lambda frame: encoded.append(frame.tobytes()) or encode(frame)
     controller.prompts_layer().add(np.array([15, 50, 40]))
     controller.segment_slice()
-    qtbot.waitUntil(lambda: not controller.working, timeout=60_000)
+    qtbot.waitUntil(lambda: not controller.working, timeout=HANG_MS)
     clicked = len(encoded)  # the clicked slice, and its neighbours prefetched for the next click
     widget.text.text.setPlainText("liver")
     widget.text.use_clicks.setChecked(True)
     widget.text.run.click()
-    qtbot.waitUntil(lambda: not controller.working, timeout=120_000)
+    qtbot.waitUntil(lambda: not controller.working, timeout=HANG_MS)
     assert "labelled liver" in widget.text.status.text()
     assert text_controller_for(viewer)._text_session(image) is controller.session_for(image)
     assert len(encoded) == len(set(encoded))  # no slice encoded twice
@@ -150,7 +151,7 @@ def test_closing_the_image_mid_task_stops_it_without_a_write(make_napari_viewer_
     controller.prompts_layer().add(np.array([15, 50, 40]))
     controller.propagate(section="propagation")
     viewer.layers.remove(image)
-    qtbot.waitUntil(lambda: not controller.working, timeout=60_000)
+    qtbot.waitUntil(lambda: not controller.working, timeout=HANG_MS)
     assert "abdomen_ct was closed" in widget.propagation.status.text()
     assert "object (napari-textseg)" not in viewer.layers
     assert "Traceback" not in caplog.text
@@ -170,7 +171,7 @@ def test_closing_the_panel_mid_task_leaves_no_traceback(make_napari_viewer_proxy
     QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     _settle()
     assert len(controller.tasks.message) < listening  # the deleted sections no longer listen
-    qtbot.waitUntil(lambda: not controller.working, timeout=60_000)
+    qtbot.waitUntil(lambda: not controller.working, timeout=HANG_MS)
     _settle()
     assert "has been deleted" not in caplog.text and "Traceback" not in caplog.text
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from qtpy.QtCore import QTimer
 
+from conftest import HANG_MS, HANG_S
 from napari_textseg._napari.autosave import autosaver_for
 from napari_textseg._napari.controller import PREVIEW_LAYER, ModelChoice, controller_for
 from napari_textseg._napari.prompt_layer import PROMPT_LAYER, toggle_sign
@@ -35,7 +36,7 @@ def ready(make_napari_viewer_proxy, qtbot, ct_path, tiny_checkpoint):
     return viewer, controller, points_widget, propagation_widget
 
 
-def _wait_idle(qtbot, controller, timeout=60_000):
+def _wait_idle(qtbot, controller, timeout=HANG_MS):
     qtbot.waitUntil(lambda: not controller.working, timeout=timeout)
 
 
@@ -159,9 +160,9 @@ def test_a_failing_worker_is_one_line_in_the_panel_and_no_traceback(ready, qtbot
     with caplog.at_level(logging.DEBUG, logger="napari_textseg"):
         for work, shown in ((not_downloaded, "error: sam_vit_b is not downloaded yet"),
                             (buggy, "error: unexpected KeyError: 'slot'")):
-            with qtbot.waitSignal(controller.busy, check_params_cb=lambda busy: not busy, timeout=10_000):
+            with qtbot.waitSignal(controller.busy, check_params_cb=lambda busy: not busy, timeout=HANG_MS):
                 controller.start_worker(work, lambda _: None, "Testing")
-            qtbot.waitUntil(lambda s=shown: points_widget.status.text().startswith(s), timeout=5_000)
+            qtbot.waitUntil(lambda s=shown: points_widget.status.text().startswith(s), timeout=HANG_MS)
             assert "\n" not in points_widget.status.text()
     assert len(notification_manager.records) == before  # no "View Traceback" notification
     levels = {r.levelname for r in caplog.records if r.exc_info}
@@ -176,7 +177,7 @@ def test_a_click_while_the_model_loads_is_refused_politely(make_napari_viewer_pr
     controller.prompts_layer().add(np.array([15, 50, 40]))
     with pytest.raises(ValueError, match="choose a model"):
         controller.segment_slice()
-    with qtbot.waitSignal(controller.model_ready, timeout=60_000):
+    with qtbot.waitSignal(controller.model_ready, timeout=HANG_MS):
         controller.load_model(ModelChoice("test_widget_sam2", str(tiny_checkpoint), "cpu"))
         with pytest.raises(ValueError, match="still loading"):
             controller.segment_slice()
@@ -191,7 +192,7 @@ def test_switching_the_model_mid_session_starts_a_fresh_object(ready, qtbot, tin
     assert controller._state.session is not None
     tiny_card("sam", TINY_SAM_ARCH, "test_widget_sam", "tiny_sam.pth")
     save_tiny_sam(tmp_path / "tiny_sam.pth")
-    with qtbot.waitSignal(controller.model_ready, timeout=60_000):
+    with qtbot.waitSignal(controller.model_ready, timeout=HANG_MS):
         controller.load_model(ModelChoice("test_widget_sam", str(tmp_path / "tiny_sam.pth"), "cpu"))
     # No embeddings of the old model are reused: a session now (the background encoding's) is the new model's.
     session = controller._state.session
@@ -228,7 +229,7 @@ def test_a_failing_worker_does_not_abort_a_script_without_napari_run(tmp_path):
         "viewer.close()\n"
     )
     env = {**os.environ, "NAPARI_TEXTSEG_CACHE": str(tmp_path / "cache")}
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env)
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=HANG_S, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "LAST: error: " in result.stdout and "not downloaded" in result.stdout
     assert "Traceback" not in result.stderr
@@ -247,7 +248,7 @@ def test_download_shows_the_licence_then_fetches_into_the_cache(make_napari_view
     _, widget = viewer.window.add_plugin_dock_widget("napari-textseg", "Point prompts")
     widget.model.setCurrentIndex(widget.model.findData("sam_vit_b"))
     widget.load.click()
-    qtbot.waitUntil(lambda: widget.model_section.status.text().startswith("error:"), timeout=30_000)
+    qtbot.waitUntil(lambda: widget.model_section.status.text().startswith("error:"), timeout=HANG_MS)
     message = widget.model_section.status.text()
     assert "press Download" in message and "checkpoint field" in message and "--" not in message
 
@@ -256,7 +257,7 @@ def test_download_shows_the_licence_then_fetches_into_the_cache(make_napari_view
     asked = []
     monkeypatch.setattr(QMessageBox, "question", lambda *args: asked.append(args[2]) or QMessageBox.StandardButton.Yes)
     widget.download.click()
-    qtbot.waitUntil(lambda: "downloaded to" in widget.model_section.status.text(), timeout=30_000)
+    qtbot.waitUntil(lambda: "downloaded to" in widget.model_section.status.text(), timeout=HANG_MS)
     assert "Apache-2.0" in asked[0] and str(cached_path(card)) in asked[0]
     assert cached_path(card).is_file() and not widget.download.isEnabled()
     widget.model.setCurrentIndex(widget.model.findData("phantom_sam"))
@@ -329,7 +330,7 @@ def test_a_working_line_says_what_runs(ready, qtbot):
     controller.start_worker(lambda: release.wait(30), lambda _: None, "Propagating")
     for panel in (points_widget, propagation_widget):
         assert panel.working.isVisibleTo(panel) and panel.working.text() == "working: Propagating ..."
-    with qtbot.waitSignal(controller.busy, check_params_cb=lambda busy: not busy, timeout=10_000):
+    with qtbot.waitSignal(controller.busy, check_params_cb=lambda busy: not busy, timeout=HANG_MS):
         release.set()
     assert not points_widget.working.isVisibleTo(points_widget)
 
@@ -340,7 +341,7 @@ def test_a_failed_load_keeps_the_model_that_was_loaded(ready, qtbot):
     viewer, controller, points_widget, _ = ready
     before = controller.slice_model
     controller.load_model(ModelChoice("sam_vit_b"))
-    qtbot.waitUntil(lambda: not controller.loading, timeout=30_000)
+    qtbot.waitUntil(lambda: not controller.loading, timeout=HANG_MS)
     assert "sam_vit_b is not downloaded yet" in points_widget.model_section.status.text()
     assert controller.slice_model is before
     controller.segment_slice()
@@ -413,6 +414,6 @@ def test_the_plugin_keys_reach_it_with_the_image_selected_and_napari_gets_them_b
         viewer.window.remove_dock_widget(widget)
         widget.deleteLater()  # as when napari deletes a closed dock with its widget
     QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
-    qtbot.waitUntil(lambda: not image.keymap, timeout=5_000)
+    qtbot.waitUntil(lambda: not image.keymap, timeout=HANG_MS)
     press("c")
     assert tuple(image.contrast_limits) != (-160.0, 240.0)

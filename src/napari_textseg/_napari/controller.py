@@ -81,7 +81,6 @@ class SegmentationController:
 
     status = Signal(str)  # every message of the model, prompts and propagation sections
     busy = Signal(bool)  # whether model work runs (in any section that uses the model)
-    activity = Signal(str)  # what runs in the background ("" when nothing does)
     model_ready = Signal(object)
 
     def __init__(self, viewer: napari.Viewer):
@@ -109,7 +108,6 @@ class SegmentationController:
 
     def _on_tasks_changed(self, _section: str, _what: str) -> None:
         self.busy.emit(self.working)
-        self.activity.emit(self.tasks.activity())
 
     def _on_layer_inserted(self, event: Any) -> None:
         from napari.layers import Image, Labels

@@ -95,9 +95,6 @@ def segment(args: argparse.Namespace) -> int:
     if points and not boxes and model_id and get_card(model_id).box_only:  # before the model loads
         raise PromptError(BOX_ONLY_MESSAGE.format(model=get_card(model_id).name))
     loaded = load_model(model_id, args.checkpoint, device=args.device)
-    warning = real_image_warning(loaded.card, volume.name)
-    if warning:
-        _warn(warning)
     progress = _SliceProgress()
     try:
         mask = segment_clicks(volume, loaded, np.array(points), np.array(labels), boxes,
@@ -111,6 +108,9 @@ def segment(args: argparse.Namespace) -> int:
     written = write_labels(args.output, labels_out, geometry=volume.geometry, scale=volume.spacing,
                            translate=volume.origin, label_names={args.value: args.name})
     print(f"model: {loaded.card.title}", file=sys.stderr)
+    warning = real_image_warning(loaded.card, volume.name)  # with the result it is about: a refusal comes alone
+    if warning:
+        _warn(warning)
     print(f"{int(mask.sum())} voxels in {len(np.unique(np.nonzero(mask)[0]))} slices -> {', '.join(written)}")
     return 0
 

@@ -17,7 +17,8 @@ from qtpy.QtWidgets import (
 from napari_textseg._napari.controller import controller_for
 from napari_textseg._napari.widgets._common import fill_labels_combo, hbox
 from napari_textseg._napari.widgets._section import Section
-from napari_textseg.engine.interactive.propagate import DIRECTIONS, PROJECTIONS
+from napari_textseg.engine.interactive.memory import POLICIES
+from napari_textseg.engine.interactive.propagate import DIRECTIONS, MAX_MEMORY, PROJECTIONS
 
 if TYPE_CHECKING:
     import napari
@@ -37,9 +38,9 @@ class PropagationWidget(Section):
         self.controller = controller_for(napari_viewer)
 
         self.memory_size = QSpinBox()
-        self.memory_size.setRange(1, 6)  # SAM2's trained temporal encodings: 6 past memories
+        self.memory_size.setRange(1, MAX_MEMORY)  # SAM2's trained temporal encodings
         self.policy = QComboBox()
-        self.policy.addItems(["fifo", "ranked"])
+        self.policy.addItems(list(POLICIES))
         self.policy.setToolTip("fifo: SAM2's own (most recent). ranked: CRISP-SAM2 (IoU gate 0.6, "
                                "evict the least typical memory)")
         self.projection = QComboBox()

@@ -70,12 +70,12 @@ def _free_memory() -> int | None:
 
 
 def count_nan(data: np.ndarray, name: str) -> int:
-    """Number of NaN voxels; warns (once, with the count) when there are any."""
+    """Number of NaN voxels; warns (once, with the count) when some, not all, are NaN."""
     arr = np.asarray(data)
     if arr.dtype.kind != "f":
         return 0
     count = int(np.isnan(arr).sum())
-    if count:
+    if count and count < arr.size:  # all NaN: the refusal (or info's row) that follows says it, alone
         voxels = "1 voxel is" if count == 1 else f"{count} voxels are"
         warnings.warn(f"{name}: {voxels} NaN; they are shown empty and fed to the models as 0",
                       InputWarning, stacklevel=3)
