@@ -162,3 +162,14 @@ def test_header_float_noise_does_not_cost_napari_a_slice():
     viewer.add_image(image.data, scale=image.spacing, translate=image.origin)
     assert viewer.dims.nsteps[0] == 25
     assert image.spacing == (6.5, 0.78125, 0.78125) and image.origin == (-78.0, -99.609375, -99.609375)
+
+
+def test_a_big_endian_nrrd_reads_in_native_byte_order(tmp_path):
+    data = np.arange(3 * 4 * 5, dtype=">i2").reshape(3, 4, 5)
+    path = tmp_path / "big.nrrd"
+    nrrd.write(str(path), data, {"endian": "big", "encoding": "raw", "space": "left-posterior-superior",
+                                 "space directions": np.eye(3), "space origin": np.zeros(3)})
+    volume = read_volume(path)
+    assert volume.data.dtype.isnative and volume.data.dtype == np.int16
+    np.testing.assert_array_equal(volume.geometry.from_display(volume.data), data)
+    assert_same_geometry_as_sitk(path)

@@ -87,8 +87,13 @@ def test_each_section_has_its_own_status_cleared_by_its_inputs(panel, qtbot, tin
     assert "ready on cpu" in widget.model_section.status.text()
     text_before = widget.text.status.text()
     controller.prompts_layer().add(np.array([15, 50, 40]))
+    assert widget.prompts.segment.isEnabled(), "S is disabled right after the model is ready"
     widget.prompts.segment.click()
-    qtbot.waitUntil(lambda: widget.prompts.status.text().startswith("slice 15:"), timeout=HANG_MS)
+
+    def segmented() -> None:
+        assert widget.prompts.status.text().startswith("slice 15:"), widget.prompts.status.text()
+
+    qtbot.waitUntil(segmented, timeout=HANG_MS)
     # The S went to the prompts section only: the model's line still says what it said, text is untouched.
     assert "ready on cpu" in widget.model_section.status.text()
     assert widget.text.status.text() == text_before

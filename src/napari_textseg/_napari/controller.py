@@ -152,6 +152,7 @@ class SegmentationController:
 
         def done(result) -> None:
             self._loading = False
+            self.busy.emit(self.working)  # the task runner said "busy" while _loading was still set
             self._drop_session()
             self._state.loaded, self._state.slice_model = result
             self._state.choice = choice
@@ -168,6 +169,7 @@ class SegmentationController:
 
         def failed(_message: str) -> None:
             self._loading = False  # the model loaded before (if any) is still the one in use
+            self.busy.emit(self.working)
 
         # No background embedding work may run while the new model's modules import (the
         # worker waits for a slice in flight); the loaded model stays until the new one is

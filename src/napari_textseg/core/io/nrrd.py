@@ -133,13 +133,16 @@ def read_nrrd(path: str | os.PathLike) -> Volume:
     header = _header(path)
     shape = _check_layout(path, header)
     _check_data_file(path, header)
-    check_fits_in_memory(path, shape, np.dtype(np.float64) if "float" in str(header.get("type")) else np.int32)
+    wide = any(w in str(header.get("type", "")).lower() for w in ("double", "64", "long long", "float"))
+    check_fits_in_memory(path, shape, np.dtype(np.float64 if wide else np.int32))  # an upper bound of its type
     try:
         data, header = nrrd.read(str(path), index_order="F")
     except (nrrd.NRRDError, OSError, EOFError, ValueError, zlib.error) as err:
         raise ReadError(f"{path.name}: the file is truncated or corrupt; its voxel data cannot be read "
                         f"({err})") from err
     data = np.asarray(data).reshape(shape, order="F")
+    if not data.dtype.isnative:  # a big-endian file: the models and napari want native byte order
+        data = data.astype(data.dtype.newbyteorder("="))
     affine = ras_affine(header)
     if abs(np.linalg.det(affine[:3, :3])) < 1e-12:
         raise ReadError(f"{path.name}: its space directions are degenerate (a zero or repeated axis)")
