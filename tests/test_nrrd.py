@@ -173,3 +173,10 @@ def test_a_big_endian_nrrd_reads_in_native_byte_order(tmp_path):
     assert volume.data.dtype.isnative and volume.data.dtype == np.int16
     np.testing.assert_array_equal(volume.geometry.from_display(volume.data), data)
     assert_same_geometry_as_sitk(path)
+
+
+def test_microscopy_labels_saved_as_nrrd_read_back_as_they_were(tmp_path):
+    nuclei = read_volume(data_file("nuclei_3d_labels.tif"))
+    out = tmp_path / "nuclei.nrrd"
+    write_labels(out, nuclei.data, geometry=nuclei.geometry, scale=nuclei.spacing)
+    np.testing.assert_array_equal(read_volume(out).data, nuclei.data)  # not flipped in y or x

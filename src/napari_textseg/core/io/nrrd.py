@@ -218,6 +218,8 @@ def write_nrrd(
         data, affine = geometry.from_display(labels), geometry.affine
     else:
         data, affine = np.transpose(labels, (2, 1, 0)), affine_ras
+        if geometry is not None and geometry.unit == "um":  # a stack has no patient frame: its axes as stored
+            affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine  # (LPS-positive, so it reads back unflipped)
     data = np.asfortranarray(data)
     space = geometry.extra.get("nrrd_space", LPS) if geometry is not None else LPS
     if space.lower() not in _TO_RAS:
