@@ -58,8 +58,10 @@ def main(argv=None) -> int:
     ok = sum(r.status == "done" for r in results_two)
     loads = {r.worker: r.model_loads for r in results_two}
     print(f"{len(results_two)} cases ({ok} done); model loads per worker: {json.dumps(loads)}")
-    print(f"1 worker {one:.1f} s, 2 workers {two:.1f} s: speed-up {one / two:.2f}x "
-          f"({len(results_two) / two * 60:.1f} cases/min)")
+    print(
+        f"1 worker {one:.1f} s, 2 workers {two:.1f} s: speed-up {one / two:.2f}x "
+        f"({len(results_two) / two * 60:.1f} cases/min)"
+    )
     return 0
 
 

@@ -54,7 +54,10 @@ LIVER = 5
 
 def full_size(spacing_zyx=(1.0, 0.75, 0.75), shape: tuple[int, int, int] | None = None):
     """The shared CT and its organ map resampled to ``spacing_zyx`` (or to ``shape``)."""
-    image, organs = read_volume(SHARED / "abdomen_ct.nii.gz"), read_volume(SHARED / "abdomen_ct_organs.nii.gz")
+    image, organs = (
+        read_volume(SHARED / "abdomen_ct.nii.gz"),
+        read_volume(SHARED / "abdomen_ct_organs.nii.gz"),
+    )
     if shape is None:
         factors = [s / t for s, t in zip(image.spacing, spacing_zyx, strict=True)]
     else:
@@ -73,8 +76,10 @@ def middle_box(organ: np.ndarray) -> tuple[int, tuple[float, float, float, float
 
 
 def encoder_times(lite, frame: np.ndarray, repeat: int) -> dict:
-    models = {name: open_slice_model(lite, EmbeddingOptions(*name.split("-")))
-              for name in ("torch-f32", "openvino-f32", "openvino-bf16")}
+    models = {
+        name: open_slice_model(lite, EmbeddingOptions(*name.split("-")))
+        for name in ("torch-f32", "openvino-f32", "openvino-bf16")
+    }
     image, _ = models["torch-f32"].model_input(frame)
     reference = models["torch-f32"].encoder(image)
     times: dict[str, list[float]] = {name: [] for name in models}
@@ -85,9 +90,12 @@ def encoder_times(lite, frame: np.ndarray, repeat: int) -> dict:
             times[name].append(time.perf_counter() - start)
     out = {}
     for name, model in models.items():
-        out[name] = {"runs_on": model.encoder.tag, "note": model.runtime_note,
-                     "median_s": statistics.median(times[name]),
-                     "max_abs_diff": float((model.encoder(image) - reference).abs().max())}
+        out[name] = {
+            "runs_on": model.encoder.tag,
+            "note": model.runtime_note,
+            "median_s": statistics.median(times[name]),
+            "max_abs_diff": float((model.encoder(image) - reference).abs().max()),
+        }
     eager = out["torch-f32"]["median_s"]
     for row in out.values():
         row["speedup"] = eager / row["median_s"]
@@ -97,20 +105,28 @@ def encoder_times(lite, frame: np.ndarray, repeat: int) -> dict:
 def liver_run(lite, data, spacing, modality, liver, options: EmbeddingOptions) -> dict:
     z, box = middle_box(liver)
     start = time.perf_counter()
-    session = open_session(data, spacing, modality, open_slice_model(lite, options), options, "fullsize-ct")
+    session = open_session(
+        data, spacing, modality, open_slice_model(lite, options), options, "fullsize-ct"
+    )
     session.set_prompts(np.zeros((0, 3)), np.zeros(0, dtype=int), {z: box})
     mask = session.propagate(PropagationSettings())
     seconds = time.perf_counter() - start
     session.close()
-    return {"seconds": seconds, "dice": dice(mask, liver), "slices": len(session.visited_slices()),
-            "store_hits": options.store.hits if options.store else 0}
+    return {
+        "seconds": seconds,
+        "dice": dice(mask, liver),
+        "slices": len(session.visited_slices()),
+        "store_hits": options.store.hits if options.store else 0,
+    }
 
 
 def first_mask_after_load(lite, data, spacing, modality, liver) -> dict:
     """Precompute from the middle slice; 2 s later a box on a slice far from it."""
     options = EmbeddingOptions("auto", "f32", None)
     session = open_session(data, spacing, modality, open_slice_model(lite, options), options)
-    one_call = statistics.median(_timed(lambda: session.slice_model.encode(session.frames[0])) for _ in range(3))
+    one_call = statistics.median(
+        _timed(lambda: session.slice_model.encode(session.frames[0])) for _ in range(3)
+    )
     steps = session.precompute_steps(session.n_slices // 2)
     stop = threading.Event()
 
@@ -143,8 +159,13 @@ def first_mask_after_load(lite, data, spacing, modality, liver) -> dict:
     stop.set()
     thread.join()
     session.close()
-    return {"first_mask_s": seconds, "one_encoder_call_s": one_call, "ratio": seconds / one_call,
-            "slice_was_cached": was_cached, "encoder_calls_for_the_prompt": len(calls)}
+    return {
+        "first_mask_s": seconds,
+        "one_encoder_call_s": one_call,
+        "ratio": seconds / one_call,
+        "slice_was_cached": was_cached,
+        "encoder_calls_for_the_prompt": len(calls),
+    }
 
 
 def _timed(run) -> float:
@@ -171,15 +192,24 @@ def big_volume_child(cache: str) -> None:
     session.set_prompts(np.zeros((0, 3)), np.zeros(0, dtype=int), {z: box})
     mask = session.propagate(PropagationSettings())
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"volume_bytes": int(data.nbytes), "peak_rss_bytes": int(peak),
-                      "dice": dice(mask, np.load(reference))}))
+    print(
+        json.dumps(
+            {
+                "volume_bytes": int(data.nbytes),
+                "peak_rss_bytes": int(peak),
+                "dice": dice(mask, np.load(reference)),
+            }
+        )
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", default=str(REPO / "benchmarks" / "results" / "fullsize.json"))
     parser.add_argument("--repeat", type=int, default=10)
-    parser.add_argument("--big", action="store_true", help="also the 512 x 512 x 300 peak-memory run")
+    parser.add_argument(
+        "--big", action="store_true", help="also the 512 x 512 x 300 peak-memory run"
+    )
     parser.add_argument("--big-child", metavar="CACHE", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.big_child:
@@ -188,8 +218,10 @@ def main() -> None:
     torch.manual_seed(0)
     data, labels, spacing, modality = full_size()
     liver = labels == LIVER
-    print(f"full-size CT: {data.shape} voxels, spacing {tuple(round(s, 3) for s in spacing)} mm; "
-          f"torch threads {torch.get_num_threads()}")
+    print(
+        f"full-size CT: {data.shape} voxels, spacing {tuple(round(s, 3) for s in spacing)} mm; "
+        f"torch threads {torch.get_num_threads()}"
+    )
     lite = load_model("litemedsam", device="cpu")
     results: dict = {"shape": list(data.shape), "threads": torch.get_num_threads()}
 
@@ -199,8 +231,10 @@ def main() -> None:
     frame = challenge_uint8(data, modality, "soft_tissue")[z]
     results["encoder"] = encoder_times(lite, frame, args.repeat)
     for name, row in results["encoder"].items():
-        print(f"encoder {name:14s} {row['median_s'] * 1000:7.1f} ms  {row['speedup']:.2f}x eager  "
-              f"max |diff| {row['max_abs_diff']:.2g}")
+        print(
+            f"encoder {name:14s} {row['median_s'] * 1000:7.1f} ms  {row['speedup']:.2f}x eager  "
+            f"max |diff| {row['max_abs_diff']:.2g}"
+        )
 
     with tempfile.TemporaryDirectory() as cache:
         runs = {
@@ -213,8 +247,10 @@ def main() -> None:
         for name, options in runs.items():
             row = liver_run(lite, data, spacing, modality, liver, options)
             results["liver"][name] = row
-            print(f"liver {name:28s} {row['seconds']:7.1f} s  Dice {row['dice']:.3f}  "
-                  f"{row['slices']} slices  {row['store_hits']} from the disk cache")
+            print(
+                f"liver {name:28s} {row['seconds']:7.1f} s  Dice {row['dice']:.3f}  "
+                f"{row['slices']} slices  {row['store_hits']} from the disk cache"
+            )
     base = results["liver"]["eager, no cache (before)"]["seconds"]
     warm = results["liver"]["openvino f32, warm cache"]["seconds"]
     results["warm_vs_eager_cold"] = warm / base
@@ -222,19 +258,29 @@ def main() -> None:
 
     results["first_mask"] = first_mask_after_load(lite, data, spacing, modality, liver)
     fm = results["first_mask"]
-    print(f"first mask with the precompute running: {fm['encoder_calls_for_the_prompt']} encoder call(s) for the "
-          f"prompt (target <= 1); {fm['first_mask_s']:.2f} s = {fm['ratio']:.2f}x one idle call "
-          f"({fm['one_encoder_call_s']:.2f} s; the background's slice in flight shares the cores)")
+    print(
+        f"first mask with the precompute running: {fm['encoder_calls_for_the_prompt']} encoder "
+        "call(s) for the "
+        f"prompt (target <= 1); {fm['first_mask_s']:.2f} s = {fm['ratio']:.2f}x one idle call "
+        f"({fm['one_encoder_call_s']:.2f} s; the background's slice in flight shares the cores)"
+    )
 
     if args.big:
         with tempfile.TemporaryDirectory() as cache:
-            out = subprocess.run([sys.executable, __file__, "--big-child", cache], capture_output=True,
-                                 text=True, check=True)
+            out = subprocess.run(
+                [sys.executable, __file__, "--big-child", cache],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
         big = json.loads(out.stdout.strip().splitlines()[-1])
         big["over_volume_gib"] = (big["peak_rss_bytes"] - big["volume_bytes"]) / 1024**3
         results["big"] = big
-        print(f"512x512x300: peak RSS {big['peak_rss_bytes'] / 1024**3:.2f} GiB, volume "
-              f"{big['volume_bytes'] / 1024**3:.2f} GiB: volume + {big['over_volume_gib']:.2f} GiB (target <= 2)")
+        print(
+            f"512x512x300: peak RSS {big['peak_rss_bytes'] / 1024**3:.2f} GiB, volume "
+            f"{big['volume_bytes'] / 1024**3:.2f} GiB: volume + {big['over_volume_gib']:.2f} GiB "
+            "(target <= 2)"
+        )
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(results, indent=1))
     print(f"-> {args.json}")

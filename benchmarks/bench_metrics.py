@@ -34,7 +34,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--labels", default=str(REPO.parent / "shared" / "data" / "abdomen_ct_organs.nii.gz"))
+    parser.add_argument(
+        "--labels", default=str(REPO.parent / "shared" / "data" / "abdomen_ct_organs.nii.gz")
+    )
     parser.add_argument("--tolerance", type=float, default=2.0)
     args = parser.parse_args(argv)
     ref_volume = read_volume(args.labels)
@@ -43,7 +45,11 @@ def main(argv=None) -> int:
     pred = np.where(ndimage.binary_erosion(pred > 0), pred, 0)
 
     start = time.perf_counter()
-    rows = [r for r in evaluate_labels(pred, ref, spacing, tolerance=args.tolerance) if r.present == "both"]
+    rows = [
+        r
+        for r in evaluate_labels(pred, ref, spacing, tolerance=args.tolerance)
+        if r.present == "both"
+    ]
     ours_s = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -51,19 +57,34 @@ def main(argv=None) -> int:
     for row in rows:
         p = torch.from_numpy((pred == row.value)[None, None])
         r = torch.from_numpy((ref == row.value)[None, None])
-        theirs = np.array([
-            float(compute_dice(p, r, include_background=True)),
-            float(compute_iou(p, r, include_background=True)),
-            float(compute_hausdorff_distance(p, r, include_background=True, percentile=95, spacing=spacing)),
-            float(compute_surface_dice(p, r, [args.tolerance], include_background=True, spacing=spacing)),
-        ])
+        theirs = np.array(
+            [
+                float(compute_dice(p, r, include_background=True)),
+                float(compute_iou(p, r, include_background=True)),
+                float(
+                    compute_hausdorff_distance(
+                        p, r, include_background=True, percentile=95, spacing=spacing
+                    )
+                ),
+                float(
+                    compute_surface_dice(
+                        p, r, [args.tolerance], include_background=True, spacing=spacing
+                    )
+                ),
+            ]
+        )
         ours = np.array([row.dice, row.iou, row.hd95, row.nsd])
         worst = np.maximum(worst, np.abs(ours - theirs) / np.maximum(1.0, np.abs(theirs)))
     monai_s = time.perf_counter() - start
     print(f"{len(rows)} organs, spacing {spacing} mm, NSD tolerance {args.tolerance} mm")
-    print("largest difference from MONAI (absolute; relative for HD95 > 1 mm): "
-          f"Dice {worst[0]:.1e}, IoU {worst[1]:.1e}, HD95 {worst[2]:.1e}, NSD {worst[3]:.1e}")
-    print(f"time: ours {ours_s:.2f} s (all four metrics), MONAI {monai_s:.2f} s; ratio {ours_s / monai_s:.2f}")
+    print(
+        "largest difference from MONAI (absolute; relative for HD95 > 1 mm): "
+        f"Dice {worst[0]:.1e}, IoU {worst[1]:.1e}, HD95 {worst[2]:.1e}, NSD {worst[3]:.1e}"
+    )
+    print(
+        f"time: ours {ours_s:.2f} s (all four metrics), MONAI {monai_s:.2f} s; ratio "
+        f"{ours_s / monai_s:.2f}"
+    )
     return 0
 
 

@@ -62,7 +62,9 @@ class PeakSampler(threading.Thread):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--image", default=str(REPO.parent / "shared" / "data" / "abdomen_ct.nii.gz"))
+    parser.add_argument(
+        "--image", default=str(REPO.parent / "shared" / "data" / "abdomen_ct.nii.gz")
+    )
     parser.add_argument("--slices", type=int, default=200)
     parser.add_argument("--size", type=int, default=512, help="in-plane size of the resampled CT")
     parser.add_argument("--json", default="benchmarks/results/peak_memory.json")
@@ -74,7 +76,11 @@ def main(argv=None) -> int:
         torch.save({"model": build_sam2_model(ARCH).state_dict()}, checkpoint)
         backend = Sam2SliceModel(load_sam2(ARCH, checkpoint), torch.device("cpu"))
     ct = read_volume(args.image)
-    factors = (args.slices / ct.data.shape[0], args.size / ct.data.shape[1], args.size / ct.data.shape[2])
+    factors = (
+        args.slices / ct.data.shape[0],
+        args.size / ct.data.shape[1],
+        args.size / ct.data.shape[2],
+    )
     baseline = _rss()
     sampler = PeakSampler()
     sampler.start()
@@ -83,10 +89,14 @@ def main(argv=None) -> int:
     session = SegmentationSession(volume, (1.0, 0.7, 0.7), "CT", backend)
     z0 = args.slices // 2
     session.set_prompts(np.array([[z0, args.size // 2, args.size // 3]]), np.array([1]))
+
     def report(done: int, total: int) -> None:
         if done % 20 == 0 or done == total:
-            print(f"  {done}/{total} slices, {time.perf_counter() - start:.0f} s, "
-                  f"peak added so far {(sampler.peak - baseline) / GIB:.2f} GiB", flush=True)
+            print(
+                f"  {done}/{total} slices, {time.perf_counter() - start:.0f} s, "
+                f"peak added so far {(sampler.peak - baseline) / GIB:.2f} GiB",
+                flush=True,
+            )
 
     session.propagate(PropagationSettings(empty_stop=0), progress=report)
     elapsed = time.perf_counter() - start
@@ -94,14 +104,27 @@ def main(argv=None) -> int:
     added = peak - baseline
     budget = volume.nbytes + 2 * GIB
     result = {
-        "shape": list(volume.shape), "volume_bytes": volume.nbytes, "baseline_rss": baseline,
-        "peak_rss": peak, "added_bytes": added, "target_bytes": budget, "ratio_to_target": added / budget,
-        "cache_bytes": session.cache.nbytes, "slices_visited": len(session.result.visited),
-        "seconds": elapsed, "seconds_per_slice": elapsed / args.slices,
+        "shape": list(volume.shape),
+        "volume_bytes": volume.nbytes,
+        "baseline_rss": baseline,
+        "peak_rss": peak,
+        "added_bytes": added,
+        "target_bytes": budget,
+        "ratio_to_target": added / budget,
+        "cache_bytes": session.cache.nbytes,
+        "slices_visited": len(session.result.visited),
+        "seconds": elapsed,
+        "seconds_per_slice": elapsed / args.slices,
     }
-    print(f"volume {volume.shape} int16 = {volume.nbytes / GIB:.2f} GiB; cache {session.cache.nbytes / GIB:.2f} GiB")
-    print(f"peak added {added / GIB:.2f} GiB vs target {budget / GIB:.2f} GiB (volume + 2 GiB): "
-          f"ratio {added / budget:.2f} (<= 1.00 meets it); {elapsed:.0f} s, {elapsed / args.slices:.2f} s/slice")
+    print(
+        f"volume {volume.shape} int16 = {volume.nbytes / GIB:.2f} GiB; cache "
+        f"{session.cache.nbytes / GIB:.2f} GiB"
+    )
+    print(
+        f"peak added {added / GIB:.2f} GiB vs target {budget / GIB:.2f} GiB (volume + 2 GiB): "
+        f"ratio {added / budget:.2f} (<= 1.00 meets it); {elapsed:.0f} s, "
+        f"{elapsed / args.slices:.2f} s/slice"
+    )
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))

@@ -46,11 +46,15 @@ CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
 
 def _arch(image_size: int) -> dict:
     feat = image_size // 16
-    overrides = [] if image_size == 1024 else [
-        f"++model.image_size={image_size}",
-        f"++model.memory_attention.layer.self_attention.feat_sizes=[{feat},{feat}]",
-        f"++model.memory_attention.layer.cross_attention.feat_sizes=[{feat},{feat}]",
-    ]
+    overrides = (
+        []
+        if image_size == 1024
+        else [
+            f"++model.image_size={image_size}",
+            f"++model.memory_attention.layer.self_attention.feat_sizes=[{feat},{feat}]",
+            f"++model.memory_attention.layer.cross_attention.feat_sizes=[{feat},{feat}]",
+        ]
+    )
     return {"config": CONFIG, "overrides": tuple(overrides)}
 
 
@@ -71,17 +75,25 @@ def bench_click(backend: Sam2SliceModel, frame: np.ndarray, repeat: int) -> dict
     feats = [f.to(torch.float32) for f in features["feats"]]
     sizes = backend._feat_sizes
     embed = (feats[-1] + model.no_mem_embed).permute(1, 2, 0).view(1, -1, *sizes[-1])
-    high_res = [f.permute(1, 2, 0).view(1, -1, *s) for f, s in zip(feats[:-1], sizes[:-1], strict=True)]
+    high_res = [
+        f.permute(1, 2, 0).view(1, -1, *s) for f, s in zip(feats[:-1], sizes[:-1], strict=True)
+    ]
     coords = torch.tensor([[[40.0 * model.image_size / w, 50.0 * model.image_size / h]]])
     labels = torch.tensor([[1]], dtype=torch.int32)
 
     def bare():
         with torch.inference_mode():
-            sparse, dense = model.sam_prompt_encoder(points=(coords, labels), boxes=None, masks=None)
+            sparse, dense = model.sam_prompt_encoder(
+                points=(coords, labels), boxes=None, masks=None
+            )
             return model.sam_mask_decoder(
-                image_embeddings=embed, image_pe=model.sam_prompt_encoder.get_dense_pe(),
-                sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
-                multimask_output=True, repeat_image=False, high_res_features=high_res,
+                image_embeddings=embed,
+                image_pe=model.sam_prompt_encoder.get_dense_pe(),
+                sparse_prompt_embeddings=sparse,
+                dense_prompt_embeddings=dense,
+                multimask_output=True,
+                repeat_image=False,
+                high_res_features=high_res,
             )
 
     for _ in range(3):  # warm-up
@@ -92,12 +104,18 @@ def bench_click(backend: Sam2SliceModel, frame: np.ndarray, repeat: int) -> dict
     return {"bare_decoder_s": t_bare, "click_s": t_ours, "overhead": t_ours / t_bare - 1}
 
 
-def _official_session(checkpoint: Path, frames: np.ndarray, z0: int, z1: int, click0, click1, image_size: int):
+def _official_session(
+    checkpoint: Path, frames: np.ndarray, z0: int, z1: int, click0, click1, image_size: int
+):
     from PIL import Image
     from sam2.build_sam import build_sam2_video_predictor
 
-    predictor = build_sam2_video_predictor(CONFIG, str(checkpoint), device="cpu",
-                                           hydra_overrides_extra=list(_arch(image_size)["overrides"]))
+    predictor = build_sam2_video_predictor(
+        CONFIG,
+        str(checkpoint),
+        device="cpu",
+        hydra_overrides_extra=list(_arch(image_size)["overrides"]),
+    )
     timings = {}
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
@@ -105,9 +123,15 @@ def _official_session(checkpoint: Path, frames: np.ndarray, z0: int, z1: int, cl
             rgb = np.repeat(np.clip(np.rint(frame), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
             Image.fromarray(rgb).save(Path(folder) / f"{z:05d}.jpg", quality=95)
         timings["write_jpeg_s"] = time.perf_counter() - start
+
         def click_and_propagate(state, z, click_yx) -> None:
-            predictor.add_new_points_or_box(state, frame_idx=z, obj_id=1, points=np.array([click_yx[::-1]], np.float32),
-                                            labels=np.array([1], np.int32))
+            predictor.add_new_points_or_box(
+                state,
+                frame_idx=z,
+                obj_id=1,
+                points=np.array([click_yx[::-1]], np.float32),
+                labels=np.array([1], np.int32),
+            )
             for reverse in (False, True):
                 for _ in predictor.propagate_in_video(state, reverse=reverse):
                     pass
@@ -121,7 +145,9 @@ def _official_session(checkpoint: Path, frames: np.ndarray, z0: int, z1: int, cl
     return timings
 
 
-def _our_session(backend: Sam2SliceModel, volume, z0: int, z1: int, click0, click1) -> tuple[dict, np.ndarray]:
+def _our_session(
+    backend: Sam2SliceModel, volume, z0: int, z1: int, click0, click1
+) -> tuple[dict, np.ndarray]:
     settings = PropagationSettings(empty_stop=0)  # visit every slice, as the official loop does
     session = SegmentationSession(volume.data, volume.spacing, volume.modality, backend)
     timings = {}
@@ -154,8 +180,18 @@ def bench_per_slice(backend: Sam2SliceModel, frames: np.ndarray, repeat: int) ->
     def bare_slice():
         with torch.inference_mode():
             model._prepare_backbone_features(model.forward_image(_model_input(backend, frames[z])))
-            return model.track_step(z, False, feats, backend._pos_embeds, backend._feat_sizes,
-                                    None, None, output_dict, len(frames), run_mem_encoder=True)
+            return model.track_step(
+                z,
+                False,
+                feats,
+                backend._pos_embeds,
+                backend._feat_sizes,
+                None,
+                None,
+                output_dict,
+                len(frames),
+                run_mem_encoder=True,
+            )
 
     bare_slice()
     t_bare, _ = _timed(bare_slice, repeat)
@@ -165,16 +201,27 @@ def bench_per_slice(backend: Sam2SliceModel, frames: np.ndarray, repeat: int) ->
 def _model_input(backend: Sam2SliceModel, frame: np.ndarray) -> torch.Tensor:
     import torch.nn.functional as F
 
-    image = torch.from_numpy(np.ascontiguousarray(frame, dtype=np.float32))[None, None].expand(1, 3, *frame.shape) / 255
-    image = F.interpolate(image, size=(backend.image_size,) * 2, mode="bilinear", align_corners=False, antialias=True)
+    image = (
+        torch.from_numpy(np.ascontiguousarray(frame, dtype=np.float32))[None, None].expand(
+            1, 3, *frame.shape
+        )
+        / 255
+    )
+    image = F.interpolate(
+        image, size=(backend.image_size,) * 2, mode="bilinear", align_corners=False, antialias=True
+    )
     return (image - backend._mean) / backend._std
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--image", default=str(REPO.parent / "shared" / "data" / "abdomen_ct.nii.gz"))
+    parser.add_argument(
+        "--image", default=str(REPO.parent / "shared" / "data" / "abdomen_ct.nii.gz")
+    )
     parser.add_argument("--json", default="benchmarks/results/point_session.json")
-    parser.add_argument("--quick", action="store_true", help="128 px input: checks the script, not the targets")
+    parser.add_argument(
+        "--quick", action="store_true", help="128 px input: checks the script, not the targets"
+    )
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--skip-reduced", action="store_true")
     args = parser.parse_args(argv)
@@ -193,11 +240,20 @@ def main(argv=None) -> int:
         torch.save({"model": build_sam2_model(_arch(size)).state_dict()}, checkpoint)
         backend = Sam2SliceModel(load_sam2(_arch(size), checkpoint), torch.device("cpu"))
 
-        results: dict = {"image": args.image, "shape": list(volume.data.shape), "input_size": size,
-                         "threads": torch.get_num_threads(), "torch": torch.__version__}
+        results: dict = {
+            "image": args.image,
+            "shape": list(volume.data.shape),
+            "input_size": size,
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+        }
         results["click"] = bench_click(backend, frames[z0], args.repeat)
-        print(f"click: bare decoder {results['click']['bare_decoder_s'] * 1000:.1f} ms, ours "
-              f"{results['click']['click_s'] * 1000:.1f} ms, overhead {results['click']['overhead']:+.1%}", flush=True)
+        print(
+            f"click: bare decoder {results['click']['bare_decoder_s'] * 1000:.1f} ms, ours "
+            f"{results['click']['click_s'] * 1000:.1f} ms, overhead "
+            f"{results['click']['overhead']:+.1%}",
+            flush=True,
+        )
 
         ours, first_mask = _our_session(backend, volume, z0, z1, click0, click1)
         n = volume.data.shape[0]
@@ -215,9 +271,12 @@ def main(argv=None) -> int:
             small, small_mask = _our_session(reduced, volume, z0, z1, click0, click1)
             inter = np.logical_and(first_mask, small_mask).sum()
             dice = 2 * inter / max(1, first_mask.sum() + small_mask.sum())
-            results["reduced_512"] = {"first_pass_s": small["first_pass_s"], "session_s": small["session_s"],
-                                      "speedup_vs_1024": ours["session_s"] / small["session_s"],
-                                      "dice_vs_1024": float(dice)}
+            results["reduced_512"] = {
+                "first_pass_s": small["first_pass_s"],
+                "session_s": small["session_s"],
+                "speedup_vs_1024": ours["session_s"] / small["session_s"],
+                "dice_vs_1024": float(dice),
+            }
 
     ratio_session = official["session_s"] / ours["session_s"]
     ratio_first = official["first_pass_s"] / ours["first_pass_s"]
@@ -231,7 +290,13 @@ def main(argv=None) -> int:
     if "reduced_512" in results:
         r = results["reduced_512"]
         rows.append(("512 px input: session speed-up", f"{r['speedup_vs_1024']:.2f}x", "report"))
-        rows.append(("512 px input: Dice vs 1024 px masks", f"{r['dice_vs_1024']:.3f}", "report (random weights)"))
+        rows.append(
+            (
+                "512 px input: Dice vs 1024 px masks",
+                f"{r['dice_vs_1024']:.3f}",
+                "report (random weights)",
+            )
+        )
     results["summary"] = {name: value for name, value, _ in rows}
     print(f"\n{'measure':<40} {'value':>10}  target")
     for name, value, target in rows:

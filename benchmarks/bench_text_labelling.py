@@ -22,8 +22,9 @@ Trained backends, timed through the same :class:`TextBackend` protocol (``--back
 
 Usage::
 
-    python benchmarks/bench_text_labelling.py [--organs N] [--slices N] [--image FILE] [--json OUT] [--quick]
-        [--backends clip-sam,voxtell,medical-sam3] [--voxtell-model DIR] [--medical-sam3-checkpoint FILE]
+    python benchmarks/bench_text_labelling.py [--organs N] [--slices N] [--image FILE] [--json OUT]
+        [--quick] [--backends clip-sam,voxtell,medical-sam3] [--voxtell-model DIR]
+        [--medical-sam3-checkpoint FILE]
 
 ``--quick`` uses a 128 px SAM2 input and 8 slices to check the script in seconds.
 """
@@ -57,17 +58,25 @@ ORGANS = "liver, spleen, left kidney, right kidney, pancreas, stomach, aorta, ga
 
 def _sam2(image_size: int, device: torch.device) -> Sam2SliceModel:
     feat = image_size // 16
-    overrides = () if image_size == 1024 else (
-        f"++model.image_size={image_size}",
-        f"++model.memory_attention.layer.self_attention.feat_sizes=[{feat},{feat}]",
-        f"++model.memory_attention.layer.cross_attention.feat_sizes=[{feat},{feat}]",
+    overrides = (
+        ()
+        if image_size == 1024
+        else (
+            f"++model.image_size={image_size}",
+            f"++model.memory_attention.layer.self_attention.feat_sizes=[{feat},{feat}]",
+            f"++model.memory_attention.layer.cross_attention.feat_sizes=[{feat},{feat}]",
+        )
     )
     torch.manual_seed(0)
-    model = build_sam2_model({"config": "configs/sam2.1/sam2.1_hiera_t.yaml", "overrides": overrides})
+    model = build_sam2_model(
+        {"config": "configs/sam2.1/sam2.1_hiera_t.yaml", "overrides": overrides}
+    )
     return Sam2SliceModel(model.to(device).eval(), device)
 
 
-def _label(volume, backend, clip, encoder, targets, settings, shared: bool) -> tuple[float, list[float]]:
+def _label(
+    volume, backend, clip, encoder, targets, settings, shared: bool
+) -> tuple[float, list[float]]:
     """Seconds in all, and per organ (from the previous organ's arrival), labelling ``targets``."""
     values = assign_values(targets)
     if shared:  # one run: CLIP once for all targets, one session, slices encoded once
@@ -78,7 +87,9 @@ def _label(volume, backend, clip, encoder, targets, settings, shared: bool) -> t
     start = last = time.perf_counter()
     for run_targets, run_values in runs:
         session = SegmentationSession(volume.data, volume.spacing, volume.modality, backend)
-        labeller = TextLabeller(session, raw=volume.data, clip=clip, encoder=encoder, settings=settings)
+        labeller = TextLabeller(
+            session, raw=volume.data, clip=clip, encoder=encoder, settings=settings
+        )
         for event in labeller.run(run_targets, run_values):
             if isinstance(event, OrganResult):
                 now = time.perf_counter()
@@ -97,14 +108,18 @@ def _trained(name: str, volume, device, targets, args) -> dict:
     from napari_textseg.engine.text.backends import open_text_backend
     from napari_textseg.engine.text.protocol import TextVolume
 
-    text_volume = TextVolume(volume.data, volume.spacing, volume.modality, volume.geometry, volume.name)
+    text_volume = TextVolume(
+        volume.data, volume.spacing, volume.modality, volume.geometry, volume.name
+    )
     with tempfile.TemporaryDirectory() as tmp:
         weights = args.voxtell_model if name == "voxtell" else args.medical_sam3_checkpoint
         if name == "voxtell" and weights is None:
             sys.path.insert(0, str(REPO / "tests"))
             from voxtell_models import save_voxtell_folder
 
-            weights = str(save_voxtell_folder(Path(tmp) / "voxtell_test", bank_prompts=ORGANS.split(", ")))
+            weights = str(
+                save_voxtell_folder(Path(tmp) / "voxtell_test", bank_prompts=ORGANS.split(", "))
+            )
         if weights is None:
             return {"skipped": "no checkpoint given (--medical-sam3-checkpoint)"}
         start = time.perf_counter()
@@ -118,19 +133,34 @@ def _trained(name: str, volume, device, targets, args) -> dict:
                 per_organ.append(now - last)
                 last = now
         total = time.perf_counter() - start
-    return {"load_s": load, "total_s": total, "per_organ_s": total / len(targets), "arrivals_s": per_organ}
+    return {
+        "load_s": load,
+        "total_s": total,
+        "per_organ_s": total / len(targets),
+        "arrivals_s": per_organ,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--image", default=str(REPO / "src/napari_textseg/data/samples/abdomen_ct.nii.gz"))
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--image", default=str(REPO / "src/napari_textseg/data/samples/abdomen_ct.nii.gz")
+    )
     parser.add_argument("--organs", type=int, default=5)
     parser.add_argument("--slices", type=int, default=0, help="only the middle N slices (0: all)")
     parser.add_argument("--device", default=None)
     parser.add_argument("--json", default=str(REPO / "benchmarks/results/text_labelling.json"))
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--backends", default="clip-sam", help="comma-separated: clip-sam, voxtell, medical-sam3")
-    parser.add_argument("--voxtell-model", default=None, help="a VoxTell model folder (default: the test architecture)")
+    parser.add_argument(
+        "--backends", default="clip-sam", help="comma-separated: clip-sam, voxtell, medical-sam3"
+    )
+    parser.add_argument(
+        "--voxtell-model",
+        default=None,
+        help="a VoxTell model folder (default: the test architecture)",
+    )
     parser.add_argument("--medical-sam3-checkpoint", default=None)
     args = parser.parse_args(argv)
     chosen = [b.strip() for b in args.backends.split(",") if b.strip()]
@@ -150,8 +180,17 @@ def main(argv: list[str] | None = None) -> int:
     if "clip-sam" not in chosen:
         if not args.quick:
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(json.dumps({"device": str(device), "slices": int(volume.data.shape[0]),
-                                                   "organs": [t.name for t in targets], **trained}, indent=2))
+            Path(args.json).write_text(
+                json.dumps(
+                    {
+                        "device": str(device),
+                        "slices": int(volume.data.shape[0]),
+                        "organs": [t.name for t in targets],
+                        **trained,
+                    },
+                    indent=2,
+                )
+            )
         return 0
     backend = _sam2(128 if args.quick else 1024, device)
     torch.manual_seed(0)
@@ -182,7 +221,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'shared slice cache (ours)':<34}{ours:>10.1f}{ours / len(targets):>12.1f}")
     print(f"{'fresh session per organ':<34}{base:>10.1f}{base / len(targets):>12.1f}")
     print(f"ratio baseline / ours: {base / ours:.2f}x")
-    print("per organ (ours):", ", ".join(f"{t.name} {s:.1f}" for t, s in zip(targets, ours_per_organ, strict=True)))
+    print(
+        "per organ (ours):",
+        ", ".join(f"{t.name} {s:.1f}" for t, s in zip(targets, ours_per_organ, strict=True)),
+    )
     if not args.quick:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(rows, indent=2))

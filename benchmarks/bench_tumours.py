@@ -33,17 +33,31 @@ from napari_textseg.models.loader import load_model
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
-ORGANS = {"liver": 5, "spleen": 1, "kidney_right": 2, "kidney_left": 3, "stomach": 6, "pancreas": 7,
-          "gallbladder": 4, "aorta": 52}
+ORGANS = {
+    "liver": 5,
+    "spleen": 1,
+    "kidney_right": 2,
+    "kidney_left": 3,
+    "stomach": 6,
+    "pancreas": 7,
+    "gallbladder": 4,
+    "aorta": 52,
+}
 
 
-def largest_slice_box(mask: np.ndarray, margin: int) -> tuple[int, tuple[float, float, float, float]]:
+def largest_slice_box(
+    mask: np.ndarray, margin: int
+) -> tuple[int, tuple[float, float, float, float]]:
     """The slice with the most voxels of ``mask`` and its bounding box (y0, x0, y1, x1) there."""
     z = int(mask.sum((1, 2)).argmax())
     ys, xs = np.nonzero(mask[z])
     h, w = mask.shape[1:]
-    box = (max(ys.min() - margin, 0), max(xs.min() - margin, 0), min(ys.max() + margin, h - 1),
-           min(xs.max() + margin, w - 1))
+    box = (
+        max(ys.min() - margin, 0),
+        max(xs.min() - margin, 0),
+        min(ys.max() + margin, h - 1),
+        min(xs.max() + margin, w - 1),
+    )
     return z, tuple(float(v) for v in box)  # type: ignore[return-value]
 
 
@@ -53,15 +67,26 @@ def objects() -> list[tuple[str, object, np.ndarray]]:
     for case in ("brain1", "lung1"):
         image = read_volume(SHARED / f"{case}_image.nrrd")
         found.append((f"{case} tumour", image, read_volume(SHARED / f"{case}_label.nrrd").data > 0))
-    ct, organs = read_volume(SHARED / "abdomen_ct.nii.gz"), read_volume(SHARED / "abdomen_ct_organs.nii.gz")
+    ct, organs = (
+        read_volume(SHARED / "abdomen_ct.nii.gz"),
+        read_volume(SHARED / "abdomen_ct_organs.nii.gz"),
+    )
     found += [(name, ct, organs.data == value) for name, value in ORGANS.items()]
     return found
 
 
 def run(model, image, reference: np.ndarray, margin: int, context: float | None) -> float:
     z, box = largest_slice_box(reference, margin)
-    mask = segment_clicks(image, model, np.zeros((0, 3)), np.zeros(0), {z: box}, propagate=PropagationSettings(),
-                          roi_context=context, embedding=EmbeddingOptions(runtime="openvino"))
+    mask = segment_clicks(
+        image,
+        model,
+        np.zeros((0, 3)),
+        np.zeros(0),
+        {z: box},
+        propagate=PropagationSettings(),
+        roi_context=context,
+        embedding=EmbeddingOptions(runtime="openvino"),
+    )
     return float(dice(mask, reference))
 
 
@@ -78,12 +103,18 @@ def main() -> None:
         for margin in (0, 5):
             row = table.setdefault(f"{name}, box +{margin} px", {})
             for context in settings:
-                row["recipe" if context is None else f"ROI x{context:g}"] = round(run(model, image, reference,
-                                                                                     margin, context), 4)
-            print(f"{name:>14} +{margin} px: " + "  ".join(f"{k} {v:.3f}" for k, v in row.items()), flush=True)
+                row["recipe" if context is None else f"ROI x{context:g}"] = round(
+                    run(model, image, reference, margin, context), 4
+                )
+            print(
+                f"{name:>14} +{margin} px: " + "  ".join(f"{k} {v:.3f}" for k, v in row.items()),
+                flush=True,
+            )
     print(f"({time.perf_counter() - started:.0f} s)")
     if args.json:
-        args.json.write_text(json.dumps({"dice": table, "contexts": args.contexts}, indent=1) + "\n")
+        args.json.write_text(
+            json.dumps({"dice": table, "contexts": args.contexts}, indent=1) + "\n"
+        )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ It checks, on the shared abdominal CT (soft-tissue window, as the released docs 
 
 Usage::
 
-    python benchmarks/gpu_check_medical_sam3.py [--checkpoint FILE] [--slice-checkpoint FILE] [--slices N]
+    python benchmarks/gpu_check_medical_sam3.py [--checkpoint FILE] [--slice-checkpoint FILE]
+        [--slices N]
 """
 
 from __future__ import annotations
@@ -43,15 +44,29 @@ from napari_textseg.models.store import cached_path
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "src/napari_textseg/data/samples"
-ORGANS = {"liver": 5, "spleen": 1, "right kidney": 2, "left kidney": 3, "stomach": 6}  # shared label values
+ORGANS = {
+    "liver": 5,
+    "spleen": 1,
+    "right kidney": 2,
+    "left kidney": 3,
+    "stomach": 6,
+}  # shared label values
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--checkpoint", default=None)
-    parser.add_argument("--slice-checkpoint", default=None, help="a SAM3 image checkpoint for the per-slice path")
-    parser.add_argument("--slices", type=int, default=0, help="tile the CT along z to this depth (speed check)")
-    parser.add_argument("--json", default=str(REPO / "benchmarks/results/gpu_check_medical_sam3.json"))
+    parser.add_argument(
+        "--slice-checkpoint", default=None, help="a SAM3 image checkpoint for the per-slice path"
+    )
+    parser.add_argument(
+        "--slices", type=int, default=0, help="tile the CT along z to this depth (speed check)"
+    )
+    parser.add_argument(
+        "--json", default=str(REPO / "benchmarks/results/gpu_check_medical_sam3.json")
+    )
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         print("no CUDA GPU: this check needs one", file=sys.stderr)
@@ -90,8 +105,10 @@ def main(argv: list[str] | None = None) -> int:
         ours_map[r.mask] = r.value
     report["equal_label_map"] = bool(np.array_equal(ours_map, fused))
     if not args.slices:
-        report["dice_3d_policy"] = {r.target.name: float(dice(r.mask, reference_labels == ORGANS[r.target.name]))
-                                    for r in ours}
+        report["dice_3d_policy"] = {
+            r.target.name: float(dice(r.mask, reference_labels == ORGANS[r.target.name]))
+            for r in ours
+        }
         if args.slice_checkpoint:
             from napari_textseg.engine.text.sam3_slices import Sam3Labeller
             from napari_textseg.models.loader import load_model
@@ -100,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
             per_slice = Sam3Labeller(image_model.model, windowed, device)
             report["dice_per_slice"] = {
                 e.target.name: float(dice(e.mask, reference_labels == ORGANS[e.target.name]))
-                for e in per_slice.run(targets, values) if isinstance(e, OrganResult)
+                for e in per_slice.run(targets, values)
+                if isinstance(e, OrganResult)
             }
     print(json.dumps(report, indent=2))
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)

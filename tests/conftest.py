@@ -21,7 +21,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 # Time limits in tests only catch hangs: a slow or busy 2-core machine must still pass.
 # (pytest-timeout's per-test limit, in pyproject.toml, is above these.)
-HANG_MS = 600_000  # what a Qt wait (model load, propagation) may take before the test is called hung
+HANG_MS = (
+    600_000  # what a Qt wait (model load, propagation) may take before the test is called hung
+)
 HANG_S = 900  # the same for a subprocess
 SHARED_DATA = Path(os.environ.get("NAPARI_TEXTSEG_SHARED_DATA", REPO.parent / "shared" / "data"))
 
@@ -89,7 +91,9 @@ def isolated_embedding_cache(tmp_path_factory, monkeypatch) -> Path:
     folder per run (converting LiteMedSAM's takes seconds, and the key holds the weights' hash)."""
     folder = tmp_path_factory.mktemp("embeddings")
     monkeypatch.setenv("NAPARI_TEXTSEG_EMBEDDING_CACHE", str(folder))
-    monkeypatch.setenv("NAPARI_TEXTSEG_OPENVINO_CACHE", str(tmp_path_factory.getbasetemp() / "openvino"))
+    monkeypatch.setenv(
+        "NAPARI_TEXTSEG_OPENVINO_CACHE", str(tmp_path_factory.getbasetemp() / "openvino")
+    )
     return folder
 
 
@@ -114,10 +118,20 @@ def bad_nrrds(tmp_path_factory) -> Path:
     payload = bytearray((d / "ok.nrrd").read_bytes())
     payload[-60:-30] = bytes(30)
     (d / "corrupt.nrrd").write_bytes(bytes(payload))
-    (d / "zstd.nrrd").write_bytes((d / "ok.nrrd").read_bytes().replace(b"encoding: gzip", b"encoding: zstd"))
+    (d / "zstd.nrrd").write_bytes(
+        (d / "ok.nrrd").read_bytes().replace(b"encoding: gzip", b"encoding: zstd")
+    )
     nrrd.write(str(d / "four_d.nrrd"), np.zeros((8, 9, 10, 2), np.int16), {"kinds": ["domain"] * 4})
-    nrrd.write(str(d / "vector.nrrd"), np.zeros((3, 8, 9, 10), np.float32), {"kinds": ["vector"] + ["domain"] * 3})
-    nrrd.write(str(d / "layered.seg.nrrd"), np.zeros((2, 8, 9, 10), np.uint8), {"kinds": ["list"] + ["domain"] * 3})
+    nrrd.write(
+        str(d / "vector.nrrd"),
+        np.zeros((3, 8, 9, 10), np.float32),
+        {"kinds": ["vector"] + ["domain"] * 3},
+    )
+    nrrd.write(
+        str(d / "layered.seg.nrrd"),
+        np.zeros((2, 8, 9, 10), np.uint8),
+        {"kinds": ["list"] + ["domain"] * 3},
+    )
     nrrd.write(str(d / "orphan.nhdr"), data, {"encoding": "raw"}, detached_header=True)
     (d / "orphan.raw").unlink()
     return d
@@ -148,7 +162,9 @@ def write_oblique_ct(ct_path: Path, folder: Path, degrees: float = 15.0) -> Path
 
     img = nib.load(ct_path)
     a = np.radians(degrees)
-    rotation = np.array([[np.cos(a), -np.sin(a), 0, 0], [np.sin(a), np.cos(a), 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+    rotation = np.array(
+        [[np.cos(a), -np.sin(a), 0, 0], [np.sin(a), np.cos(a), 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]
+    )
     path = folder / "oblique.nii.gz"
     nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj), rotation @ img.affine), path)
     return path
@@ -173,16 +189,32 @@ def pytest_unconfigure(config):
     def running() -> list[threading.Thread]:
         frames = sys._current_frames()
 
-        def idle_executor(thread: threading.Thread) -> bool:  # the interpreter's exit wakes and joins it
+        def idle_executor(
+            thread: threading.Thread,
+        ) -> bool:  # the interpreter's exit wakes and joins it
             frame = frames.get(thread.ident)  # type: ignore[arg-type]
-            return frame is not None and frame.f_code.co_name == "_worker" and "concurrent" in frame.f_code.co_filename
+            return (
+                frame is not None
+                and frame.f_code.co_name == "_worker"
+                and "concurrent" in frame.f_code.co_filename
+            )
 
-        return [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon
-                and t.is_alive() and not idle_executor(t)]
+        return [
+            t
+            for t in threading.enumerate()
+            if t is not threading.main_thread()
+            and not t.daemon
+            and t.is_alive()
+            and not idle_executor(t)
+        ]
 
     def qt_pool_busy() -> int:
         qtcore = sys.modules.get("qtpy.QtCore")
-        return int(qtcore.QThreadPool.globalInstance().activeThreadCount()) if qtcore is not None else 0
+        return (
+            int(qtcore.QThreadPool.globalInstance().activeThreadCount())
+            if qtcore is not None
+            else 0
+        )
 
     deadline = time.monotonic() + 60
     while (running() or qt_pool_busy()) and time.monotonic() < deadline:
@@ -190,8 +222,12 @@ def pytest_unconfigure(config):
     if not running() and not qt_pool_busy():
         return
     frames = sys._current_frames()
-    print(f"\nconftest: work still running after the suite: {qt_pool_busy()} Qt pool thread(s), threads "
-          f"{[t.name for t in running()]}; their stacks:", file=sys.stderr)
+    print(
+        f"\nconftest: work still running after the suite: {qt_pool_busy()} Qt pool thread(s), "
+        "threads "
+        f"{[t.name for t in running()]}; their stacks:",
+        file=sys.stderr,
+    )
     for thread_id, frame in frames.items():
         if thread_id != threading.main_thread().ident:
             print("".join(traceback.format_stack(frame)), file=sys.stderr)

@@ -10,8 +10,14 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 
-def write_ct_series(nifti: Path, folder: Path, *, series_uid: str | None = None, description="CT",
-                    empty_uids: tuple[str, ...] = ()) -> None:
+def write_ct_series(
+    nifti: Path,
+    folder: Path,
+    *,
+    series_uid: str | None = None,
+    description="CT",
+    empty_uids: tuple[str, ...] = (),
+) -> None:
     """``empty_uids``: dataset UIDs left empty, as anonymised exports do (the SOP UIDs stay
     in the file meta)."""
     img = nib.load(nifti)

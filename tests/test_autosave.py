@@ -24,11 +24,14 @@ def test_store_keeps_one_copy_per_layer_and_prunes_old_images(tmp_path):
     assert len(list(tmp_path.iterdir())) == 2
     tiny = RecoveryStore(tmp_path, max_bytes=1)
     tiny.save("scan_d", "labels", labels)
-    assert [p.name for p in tmp_path.iterdir()] == ["scan_d"]  # the budget never evicts the one being saved
+    assert [p.name for p in tmp_path.iterdir()] == [
+        "scan_d"
+    ]  # the budget never evicts the one being saved
 
 
 def test_a_save_that_fails_at_the_names_keeps_the_previous_save_whole(tmp_path, monkeypatch):
-    """All or nothing (issue 27): new labels beside old names would restore the wrong organ names."""
+    """All or nothing (issue 27): new labels beside old names would restore the wrong organ
+    names."""
     import napari_textseg.core.recovery as recovery
 
     store = RecoveryStore(tmp_path)
@@ -56,15 +59,22 @@ def test_key_tells_scans_apart():
 @pytest.mark.viewer
 def test_reopening_the_image_offers_and_restores_its_labels(make_napari_viewer_proxy, monkeypatch):
     shown = []
-    monkeypatch.setattr("napari_textseg._napari.autosave.notification_manager.dispatch", shown.append)
+    monkeypatch.setattr(
+        "napari_textseg._napari.autosave.notification_manager.dispatch", shown.append
+    )
 
     def offered():
         return [n for n in shown if "autosaved labels" in n.message]
 
     first = make_napari_viewer_proxy()
     (image,) = first.open(str(data_file("abdomen_ct.nii.gz")), plugin="napari-textseg")
-    labels = first.add_labels(np.zeros(image.data.shape, np.uint16), name="tumours", scale=image.scale, units=image.units,
-                              features={"index": [0, 4], "name": ["background", "tumour"]})
+    labels = first.add_labels(
+        np.zeros(image.data.shape, np.uint16),
+        name="tumours",
+        scale=image.scale,
+        units=image.units,
+        features={"index": [0, 4], "name": ["background", "tumour"]},
+    )
     labels.data[10:12, 40:50, 40:50] = 4
     saver = Autosaver(first)
     saver.save(labels, image).result()
@@ -101,8 +111,9 @@ def test_a_failed_autosave_is_reported_and_the_layer_kept(make_napari_viewer_pro
     monkeypatch.setattr("napari_textseg._napari.autosave.show_warning", warnings.append)
     viewer = make_napari_viewer_proxy()
     (image,) = viewer.open(str(data_file("abdomen_ct.nii.gz")), plugin="napari-textseg")
-    labels = viewer.add_labels(np.ones(image.data.shape, np.uint8), name="organs", scale=image.scale,
-                               units=image.units)
+    labels = viewer.add_labels(
+        np.ones(image.data.shape, np.uint8), name="organs", scale=image.scale, units=image.units
+    )
     saver = Autosaver(viewer)
 
     def disk_full(*_args, **_kwargs):

@@ -46,7 +46,8 @@ def cluster():
 
 @pytest.fixture
 def cohort(tmp_path):
-    """A manifest: the CT (with its reference) twice under two case ids, the MRI, and a missing scan."""
+    """A manifest: the CT (with its reference) twice under two case ids, the MRI, and a missing
+    scan."""
     ct, organs = data_file("abdomen_ct.nii.gz"), data_file("abdomen_ct_organs.nii.gz")
     manifest = tmp_path / "cohort.csv"
     manifest.write_text(
@@ -94,10 +95,13 @@ _TIMING = ("seconds", "worker", "model_loads", "message")
 
 
 def _table(folder) -> list[dict]:
-    """results.csv without what differs from run to run (time, worker) and with output names only."""
+    """results.csv without what differs from run to run (time, worker) and with output names
+    only."""
     rows = list(csv.DictReader((folder / "results.csv").open()))
-    return [{k: os.path.basename(v) if k == "output" else v for k, v in r.items() if k not in _TIMING}
-            for r in rows]
+    return [
+        {k: os.path.basename(v) if k == "output" else v for k, v in r.items() if k not in _TIMING}
+        for r in rows
+    ]
 
 
 def test_an_interrupted_batch_resumes_to_the_same_results_table(cluster, cohort, tmp_path):
@@ -144,31 +148,74 @@ def test_a_worker_dying_mid_batch_fails_only_its_case(cluster, cohort):
 
 def test_batch_command_writes_the_results_table(cohort, capsys):
     manifest, prompts_file, out = cohort
-    code = main(["batch", str(manifest), "--prompts", str(prompts_file), "--model", "phantom_sam",
-                 "-o", str(out), "--workers", "1"])
+    code = main(
+        [
+            "batch",
+            str(manifest),
+            "--prompts",
+            str(prompts_file),
+            "--model",
+            "phantom_sam",
+            "-o",
+            str(out),
+            "--workers",
+            "1",
+        ]
+    )
     assert code == 1  # one case (the missing scan) failed; the others are done
     rows = {r["case_id"]: r for r in csv.DictReader((out / "results.csv").open())}
     assert rows["ct_a"]["status"] == "done" and rows["lost"]["status"] == "error"
     assert float(rows["ct_a"]["dice_liver"]) >= 0.0
     assert "3 of 4 cases ok" in capsys.readouterr().out
     # Run again: nothing is recomputed and the finished cases keep their figures.
-    assert main(["batch", str(manifest), "--prompts", str(prompts_file), "--model", "phantom_sam",
-                 "-o", str(out), "--workers", "1"]) == 1
+    assert (
+        main(
+            [
+                "batch",
+                str(manifest),
+                "--prompts",
+                str(prompts_file),
+                "--model",
+                "phantom_sam",
+                "-o",
+                str(out),
+                "--workers",
+                "1",
+            ]
+        )
+        == 1
+    )
     again = {r["case_id"]: r for r in csv.DictReader((out / "results.csv").open())}
     assert again["ct_a"] == rows["ct_a"]
     assert "3 of 4 cases ok (3 from an earlier run)" in capsys.readouterr().out
 
 
-def test_a_batch_whose_model_cannot_load_is_refused_before_the_cluster_starts(cohort, tmp_path, capsys,
-                                                                              monkeypatch):
+def test_a_batch_whose_model_cannot_load_is_refused_before_the_cluster_starts(
+    cohort, tmp_path, capsys, monkeypatch
+):
     manifest, prompts_file, out = cohort
     monkeypatch.setenv("NAPARI_TEXTSEG_CACHE", str(tmp_path / "empty_cache"))
     started = []
-    monkeypatch.setattr("napari_textseg.engine.jobs.batch.connect", lambda *a, **k: started.append(1))
-    code = main(["batch", str(manifest), "--prompts", str(prompts_file), "--model", "sam_vit_b", "-o", str(out)])
+    monkeypatch.setattr(
+        "napari_textseg.engine.jobs.batch.connect", lambda *a, **k: started.append(1)
+    )
+    code = main(
+        [
+            "batch",
+            str(manifest),
+            "--prompts",
+            str(prompts_file),
+            "--model",
+            "sam_vit_b",
+            "-o",
+            str(out),
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "sam_vit_b is not downloaded yet" in err[0]
-    code = main(["batch", str(manifest), "--text", "liver", "--model", "phantom_sam", "-o", str(out)])
+    code = main(
+        ["batch", str(manifest), "--text", "liver", "--model", "phantom_sam", "-o", str(out)]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "need a CLIP model" in err[0]
     assert not started and not out.exists()
@@ -193,9 +240,15 @@ def test_text_targets_on_a_threaded_cluster_are_named_and_scored(tmp_path):
     clip_file = tmp_path / "dense_clip.bin"
     save_tiny_clip(clip_file, TINY_DENSE_CLIP_ARCH)
     manifest = tmp_path / "cohort.csv"
-    manifest.write_text(f"image,reference\n{data_file('abdomen_ct.nii.gz')},{data_file('abdomen_ct_organs.nii.gz')}\n")
-    job = BatchJob(text=("liver",), model="phantom_sam", clip="test_batch_clip", clip_checkpoint=str(clip_file))
-    with Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None) as client:
+    manifest.write_text(
+        f"image,reference\n{data_file('abdomen_ct.nii.gz')},{data_file('abdomen_ct_organs.nii.gz')}\n"
+    )
+    job = BatchJob(
+        text=("liver",), model="phantom_sam", clip="test_batch_clip", clip_checkpoint=str(clip_file)
+    )
+    with Client(
+        processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None
+    ) as client:
         (result,) = run_batch(find_cases(str(manifest), tmp_path / "out"), job, client)
     assert result.status == "done", result.message
     assert list(read_volume(result.output).label_names.values()) == ["liver"]
@@ -220,9 +273,21 @@ def test_a_glob_and_boxes_run_the_default_box_model(tmp_path, capsys):
     shutil.copy(data_file("abdomen_ct.nii.gz"), scans / "ct1.nii.gz")
     prompts = tmp_path / "prompts.json"
     box = [z, int(ys.min()), int(xs.min()), int(ys.max()) + 1, int(xs.max()) + 1]
-    prompts.write_text(json.dumps({"ct1": [{"name": "liver", "boxes": [box], "points": [[z, 50, 50]]}]}))
-    code = main(["batch", str(scans / "*.nii.gz"), "--prompts", str(prompts), "-o", str(tmp_path / "out"),
-                 "--workers", "1"])
+    prompts.write_text(
+        json.dumps({"ct1": [{"name": "liver", "boxes": [box], "points": [[z, 50, 50]]}]})
+    )
+    code = main(
+        [
+            "batch",
+            str(scans / "*.nii.gz"),
+            "--prompts",
+            str(prompts),
+            "-o",
+            str(tmp_path / "out"),
+            "--workers",
+            "1",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     labels = read_volume(tmp_path / "out" / "ct1.nii.gz")
     from napari_textseg.core.metrics import dice

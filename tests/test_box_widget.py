@@ -52,8 +52,17 @@ def test_a_box_then_s_segments_the_slice_and_points_alone_are_refused(viewer_ct,
     assert "box-prompted" in widget.status.text() and "Box tool (B)" in widget.status.text()
     viewer.layers[PROMPT_LAYER].data = np.zeros((0, 3))
     box = controller.box_tool()
-    box.add_rectangles(np.array([[z, ys.min(), xs.min()], [z, ys.min(), xs.max()],
-                                 [z, ys.max(), xs.max()], [z, ys.max(), xs.min()]], dtype=float))
+    box.add_rectangles(
+        np.array(
+            [
+                [z, ys.min(), xs.min()],
+                [z, ys.min(), xs.max()],
+                [z, ys.max(), xs.max()],
+                [z, ys.max(), xs.min()],
+            ],
+            dtype=float,
+        )
+    )
     widget.segment.click()
     qtbot.waitUntil(lambda: not controller.working, timeout=HANG_MS)
     mask = viewer.layers[PREVIEW_LAYER].data.astype(bool)
@@ -68,8 +77,10 @@ def test_a_phantom_model_on_the_real_ct_warns_in_the_panel(viewer_ct, qtbot):
     with qtbot.waitSignal(controller_for(viewer).model_ready, timeout=HANG_MS):
         widget.load.click()
     # The warning is about the model: it is in the model section's status.
-    assert "Warning: phantom_sam was trained on synthetic phantoms, not real images" in \
-        widget.model_section.status.text()
+    assert (
+        "Warning: phantom_sam was trained on synthetic phantoms, not real images"
+        in widget.model_section.status.text()
+    )
 
 
 def test_text_and_a_box_name_an_organ_in_the_panel(viewer_ct, qtbot):
@@ -81,12 +92,24 @@ def test_text_and_a_box_name_an_organ_in_the_panel(viewer_ct, qtbot):
     with qtbot.waitSignal(controller.model_ready, timeout=HANG_MS):
         widget.load.click()
     organs = viewer.layers["abdomen_ct_organs"]
-    spleen = np.asarray(organs.data) == list(organs.features["index"])[list(organs.features["name"]).index("spleen")]
+    spleen = (
+        np.asarray(organs.data)
+        == list(organs.features["index"])[list(organs.features["name"]).index("spleen")]
+    )
     zs = np.nonzero(spleen.any(axis=(1, 2)))[0]
     z = int((zs.max() - zs.min()) / 2 + zs.min())
     ys, xs = np.nonzero(spleen[z])
-    controller.box_tool().add_rectangles(np.array([[z, ys.min(), xs.min()], [z, ys.min(), xs.max()],
-                                                   [z, ys.max(), xs.max()], [z, ys.max(), xs.min()]], dtype=float))
+    controller.box_tool().add_rectangles(
+        np.array(
+            [
+                [z, ys.min(), xs.min()],
+                [z, ys.min(), xs.max()],
+                [z, ys.max(), xs.max()],
+                [z, ys.max(), xs.min()],
+            ],
+            dtype=float,
+        )
+    )
     text.text.setPlainText("spleen")
     text.use_clicks.setChecked(True)
     text.run.click()
@@ -96,7 +119,9 @@ def test_text_and_a_box_name_an_organ_in_the_panel(viewer_ct, qtbot):
     assert dice(np.asarray(layer.data) == list(layer.features["index"])[1], spleen) > 0.8
 
 
-def test_key_boxes_drawn_as_corrections_give_the_command_line_s_mask_and_undo_reverts_one(viewer_ct, qtbot):
+def test_key_boxes_drawn_as_corrections_give_the_command_line_s_mask_and_undo_reverts_one(
+    viewer_ct, qtbot
+):
     """Box on the liver's middle slice, Shift+S; then a box at a quarter and one at three
     quarters of the liver, each followed by Shift+S: the panel's mask is the one the command
     line gives for the three boxes at once, and Ctrl+Z takes back the last correction."""
@@ -119,14 +144,22 @@ def test_key_boxes_drawn_as_corrections_give_the_command_line_s_mask_and_undo_re
         ys, xs = np.nonzero(liver[z])
         y0, x0, y1, x1 = float(ys.min()), float(xs.min()), float(ys.max() + 1), float(xs.max() + 1)
         boxes[z] = (y0, x0, y1, x1)
-        controller.box_tool().add_rectangles(np.array([[z, y0, x0], [z, y0, x1], [z, y1, x1], [z, y1, x0]]))
+        controller.box_tool().add_rectangles(
+            np.array([[z, y0, x0], [z, y0, x1], [z, y1, x1], [z, y1, x0]])
+        )
         widget.prompts.propagate.click()
         qtbot.waitUntil(lambda: not controller.working, timeout=HANG_MS)
         masks.append(viewer.layers[PREVIEW_LAYER].data.astype(bool).copy())
     assert any(line.startswith(f"key box on slice {z}: the slices nearest to it") for line in said)
     image = read_volume(data_file("abdomen_ct.nii.gz"))
-    expected = segment_clicks(image, load_model("litemedsam", device="cpu"), np.zeros((0, 3)), np.zeros(0),
-                              boxes, propagate=PropagationSettings())
+    expected = segment_clicks(
+        image,
+        load_model("litemedsam", device="cpu"),
+        np.zeros((0, 3)),
+        np.zeros(0),
+        boxes,
+        propagate=PropagationSettings(),
+    )
     np.testing.assert_array_equal(masks[-1], expected)
     assert dice(masks[-1], liver) >= 0.91 and dice(masks[0], liver) < 0.88
     controller.undo()  # Ctrl+Z on the box layer

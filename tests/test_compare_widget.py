@@ -18,8 +18,13 @@ def viewer_and_panel(make_napari_viewer_proxy):
 
 def test_compare_fills_a_named_table(viewer_and_panel, qtbot):
     viewer, ref, panel = viewer_and_panel
-    viewer.add_labels(np.roll(ref.data, 1, axis=1), name="pred", scale=ref.scale,
-                             translate=ref.translate, features=ref.features)
+    viewer.add_labels(
+        np.roll(ref.data, 1, axis=1),
+        name="pred",
+        scale=ref.scale,
+        translate=ref.translate,
+        features=ref.features,
+    )
     panel.prediction.setCurrentText("pred")
     panel.reference.setCurrentText(ref.name)
     panel.tolerance.setValue(3.0)
@@ -29,7 +34,9 @@ def test_compare_fills_a_named_table(viewer_and_panel, qtbot):
     names = [panel.table.item(i, column["name"]).text() for i in range(panel.table.rowCount())]
     assert "liver" in names and len(names) == len([v for v in np.unique(ref.data) if v])
     liver = names.index("liver")
-    assert panel.table.item(liver, column["NSD"]).text() == "1.0000"  # every surface point within 3 mm
+    assert (
+        panel.table.item(liver, column["NSD"]).text() == "1.0000"
+    )  # every surface point within 3 mm
     assert 0.8 < float(panel.table.item(liver, column["Dice"]).text()) < 1.0
     assert "mean Dice" in panel.status.text()
 
@@ -37,11 +44,15 @@ def test_compare_fills_a_named_table(viewer_and_panel, qtbot):
 def test_layers_on_other_grids_are_refused_and_the_table_kept(viewer_and_panel, qtbot):
     viewer, ref, panel = viewer_and_panel
     viewer.add_labels(ref.data[:, :50], name="cropped", scale=ref.scale)
-    viewer.add_labels(ref.data, name="rescaled", scale=np.asarray(ref.scale) * 2, translate=ref.translate)
+    viewer.add_labels(
+        ref.data, name="rescaled", scale=np.asarray(ref.scale) * 2, translate=ref.translate
+    )
     panel.reference.setCurrentText(ref.name)
     for name, message in (("cropped", "voxels"), ("rescaled", "voxel sizes differ")):
         panel.prediction.setCurrentText(name)
         panel.run.click()
         shown = panel.status.text()  # the message is the panel's, not a notification
         assert shown.startswith("error: ") and message in shown and "nothing is resampled" in shown
-        assert not panel.tasks.busy("compare") and panel.report is None and panel.table.rowCount() == 0
+        assert (
+            not panel.tasks.busy("compare") and panel.report is None and panel.table.rowCount() == 0
+        )

@@ -54,7 +54,9 @@ def test_missing_slice_is_detected(ct_series):
     import pydicom
 
     # Remove a slice from the middle of the stack (by position, not by file order).
-    positions = {f: float(pydicom.dcmread(f, stop_before_pixels=True).ImagePositionPatient[2]) for f in files}
+    positions = {
+        f: float(pydicom.dcmread(f, stop_before_pixels=True).ImagePositionPatient[2]) for f in files
+    }
     middle = sorted(files, key=positions.get)[15]
     middle.unlink()
     with pytest.raises(ReadError, match="irregular.*missing"):

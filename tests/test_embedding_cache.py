@@ -60,8 +60,9 @@ def close_sessions():
 
 
 def _open(ct, model, store, window="soft_tissue"):
-    session = open_session(ct.data, ct.spacing, ct.modality, model, EmbeddingOptions(store=store), "ct",
-                           window=window)
+    session = open_session(
+        ct.data, ct.spacing, ct.modality, model, EmbeddingOptions(store=store), "ct", window=window
+    )
     _OPEN.append(session)
     return session
 
@@ -93,7 +94,9 @@ def test_a_second_session_reads_every_slice_from_the_disk_and_masks_are_unchange
     np.testing.assert_array_equal(_decode(memory_only), expected)  # float32 on disk: the same masks
 
 
-def test_background_encoding_waits_for_the_user_without_blocking_and_stops_when_closed(ct, tmp_path):
+def test_background_encoding_waits_for_the_user_without_blocking_and_stops_when_closed(
+    ct, tmp_path
+):
     """A precompute yields while a prompt or propagation holds the encoder, so a Cancel (or the
     viewer closing) stops it then; a propagation stopped half-way gives the encoder back."""
     session = _open(ct, Counting(_tiny_sam()), EmbeddingStore(tmp_path))
@@ -113,7 +116,10 @@ def test_background_encoding_waits_for_the_user_without_blocking_and_stops_when_
 def test_another_window_or_other_weights_are_not_served_from_the_cache(ct, tmp_path):
     store = EmbeddingStore(tmp_path)
     _encode_all(_open(ct, _tiny_sam(), store))
-    for model, window in ((Counting(_tiny_sam()), "bone"), (Counting(_tiny_sam(seed=1)), "soft_tissue")):
+    for model, window in (
+        (Counting(_tiny_sam()), "bone"),
+        (Counting(_tiny_sam(seed=1)), "soft_tissue"),
+    ):
         _encode_all(_open(ct, model, store, window))
         assert model.calls == 30, window
     assert len(store.images()) == 3
@@ -125,7 +131,9 @@ def test_a_truncated_entry_is_encoded_again(ct, tmp_path):
     _encode_all(session)
     expected = _decode(session)
     entry = next(tmp_path.glob("*/z00015.npz"))
-    entry.write_bytes(entry.read_bytes()[: entry.stat().st_size // 2])  # a crash mid-write, a full disk
+    entry.write_bytes(
+        entry.read_bytes()[: entry.stat().st_size // 2]
+    )  # a crash mid-write, a full disk
     model = Counting(_tiny_sam())
     later = _open(ct, model, store)
     np.testing.assert_array_equal(_decode(later), expected)
@@ -154,12 +162,18 @@ def test_an_unwritable_cache_warns_once_and_the_work_goes_on(ct, tmp_path, monke
     lines = [str(w.message) for w in caught if issubclass(w.category, InputWarning)]
     assert len(lines) == 1 and "going on without it" in lines[0], lines
     np.testing.assert_array_equal(mask, _decode(_open(ct, _tiny_sam(), None)))
-    assert not [p for p in tmp_path.rglob("*") if p.is_file() and (".partial" in p.name or p.name.startswith(".tmp"))]
+    assert not [
+        p
+        for p in tmp_path.rglob("*")
+        if p.is_file() and (".partial" in p.name or p.name.startswith(".tmp"))
+    ]
     assert not list(tmp_path.rglob("*.npz"))
 
 
 def test_the_least_recently_used_images_go_beyond_the_cap(ct, tmp_path):
-    store = EmbeddingStore(tmp_path, cap_bytes=1)  # every image is over the cap: only the newest stays
+    store = EmbeddingStore(
+        tmp_path, cap_bytes=1
+    )  # every image is over the cap: only the newest stays
     _encode_all(_open(ct, _tiny_sam(), store, "soft_tissue"))
     _encode_all(_open(ct, _tiny_sam(), store, "bone"))
     images = store.images()

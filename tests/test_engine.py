@@ -15,7 +15,9 @@ from tiny_models import TINY_SAM2_ARCH, TINY_SAM_ARCH
 
 def _session(volume, backend=None, **kwargs):
     # Non-CT data already in [0, 255] is fed to the model unchanged.
-    return SegmentationSession(volume, (1.0, 1.0, 1.0), "MR", backend or ThresholdBackend(), **kwargs)
+    return SegmentationSession(
+        volume, (1.0, 1.0, 1.0), "MR", backend or ThresholdBackend(), **kwargs
+    )
 
 
 def _click(session, *points, negative=()):
@@ -42,7 +44,10 @@ def test_progress_ends_at_its_total_when_the_object_ends_early():
         while True:
             events.append(next(steps))
     done = [d for d, _ in events]
-    assert done == sorted(done) and events[-1] == (40, 40)  # a bar that fills, not one left part-way
+    assert done == sorted(done) and events[-1] == (
+        40,
+        40,
+    )  # a bar that fills, not one left part-way
 
 
 def test_empty_slice_stop_rule_with_the_sam2_pass_structure():
@@ -133,7 +138,11 @@ def test_cache_budget_evicts_least_recently_used():
     session = _session(volume, cache_bytes=3 * 64 * 64 * 4 + 100)  # three float32 slices
     for z in range(6):
         session.cache.get((None, None, z))
-    assert len(session.cache) == 3 and (None, None, 5) in session.cache and (None, None, 0) not in session.cache
+    assert (
+        len(session.cache) == 3
+        and (None, None, 5) in session.cache
+        and (None, None, 0) not in session.cache
+    )
 
 
 def test_roi_mode_pastes_back_exactly():
@@ -190,8 +199,12 @@ def test_the_panel_s_checks_once_and_maps_the_slice_into_the_roi(monkeypatch):
     session = _session(volume, roi_mm=24)
     grouped = []
     real = session_module.group_by_slice
-    monkeypatch.setattr(session_module, "group_by_slice", lambda *a, **k: grouped.append(1) or real(*a, **k))
-    prompts = session.check_prompts(np.array([[15.0, 100, 30]]), np.array([1]), {15: (94, 24, 106, 36)})
+    monkeypatch.setattr(
+        session_module, "group_by_slice", lambda *a, **k: grouped.append(1) or real(*a, **k)
+    )
+    prompts = session.check_prompts(
+        np.array([[15.0, 100, 30]]), np.array([1]), {15: (94, 24, 106, 36)}
+    )
     assert prompts.slice_to_segment(prefer_box=True) == 15 == prompts.slice_to_segment()
     mask = session.segment_prompted_slice(prompts, 15)
     assert len(grouped) == 1  # grouped (and checked) once
@@ -243,8 +256,10 @@ def tiny_backends():
 
     torch.manual_seed(0)
     cpu = torch.device("cpu")
-    return {"sam": make_slice_model(build_sam(TINY_SAM_ARCH), "sam", cpu),
-            "sam2": make_slice_model(build_sam2_model(TINY_SAM2_ARCH), "sam2", cpu)}
+    return {
+        "sam": make_slice_model(build_sam(TINY_SAM_ARCH), "sam", cpu),
+        "sam2": make_slice_model(build_sam2_model(TINY_SAM2_ARCH), "sam2", cpu),
+    }
 
 
 @pytest.mark.parametrize("policy", ["fifo", "ranked"])
@@ -273,7 +288,9 @@ def test_sam2_correction_reuses_features(tiny_backends, ct_path):
 
 def test_sam_projection_runs_on_the_ct(tiny_backends, ct_path):
     ct = read_volume(ct_path)
-    session = SegmentationSession(ct.data, ct.spacing, ct.modality, tiny_backends["sam"], roi_mm=120)
+    session = SegmentationSession(
+        ct.data, ct.spacing, ct.modality, tiny_backends["sam"], roi_mm=120
+    )
     session.set_prompts(np.array([[15, 50, 40]]), np.array([1]))
     mask = session.propagate()
     assert mask.shape == ct.data.shape

@@ -84,7 +84,10 @@ def sam2_models(tmp_path_factory):
     save_tiny_sam2(path)
     ours = load_model("test_equiv_sam2", path, device="cpu").model
     reference = build_sam2_video_predictor(
-        TINY_SAM2_ARCH["config"], None, device="cpu", hydra_overrides_extra=list(TINY_SAM2_ARCH["overrides"])
+        TINY_SAM2_ARCH["config"],
+        None,
+        device="cpu",
+        hydra_overrides_extra=list(TINY_SAM2_ARCH["overrides"]),
     )
     reference.load_state_dict(torch.load(path, weights_only=True)["model"])
     return ours, reference
@@ -114,8 +117,10 @@ def _sam_reference(model, frame: np.ndarray, resize, click, mask_input=None):
     predictor.set_torch_image(resize(image), frame.shape)
     multimask = mask_input is None and len(click) == 1
     masks, scores, logits = predictor.predict(
-        np.array([[x, y] for y, x in click]), np.ones(len(click), dtype=int),
-        mask_input=mask_input, multimask_output=multimask,
+        np.array([[x, y] for y, x in click]),
+        np.ones(len(click), dtype=int),
+        mask_input=mask_input,
+        multimask_output=multimask,
     )
     best = int(np.argmax(scores))
     return masks[best], logits[best]
@@ -132,15 +137,22 @@ def _resize_correctly(image: torch.Tensor) -> torch.Tensor:
 def _sam_click_measures(model, frame, resize, ours_click, ref_click):
     backend = SamSliceModel(model, CPU)
     features = backend.encode(frame)
-    ours = backend.decode(features, SlicePrompts(np.array(ours_click), np.ones(len(ours_click), dtype=int)))
+    ours = backend.decode(
+        features, SlicePrompts(np.array(ours_click), np.ones(len(ours_click), dtype=int))
+    )
     mask, logits = _sam_reference(model, frame, resize, ref_click)
     first = (_iou(ours.mask, mask), float(np.abs(ours.logits[0, 0].numpy() - logits).max()))
     # a correction: a second click with the first result's logits as mask input
     second_click = [*ours_click, (ours_click[0][0] + 3, ours_click[0][1] - 4)]
-    corrected = backend.decode(features, SlicePrompts(np.array(second_click), np.ones(2, dtype=int)), ours.logits)
+    corrected = backend.decode(
+        features, SlicePrompts(np.array(second_click), np.ones(2, dtype=int)), ours.logits
+    )
     ref_second = [*ref_click, (ref_click[0][0] + 3, ref_click[0][1] - 4)]
     mask2, logits2 = _sam_reference(model, frame, resize, ref_second, mask_input=logits[None])
-    second = (_iou(corrected.mask, mask2), float(np.abs(corrected.logits[0, 0].numpy() - logits2).max()))
+    second = (
+        _iou(corrected.mask, mask2),
+        float(np.abs(corrected.logits[0, 0].numpy() - logits2).max()),
+    )
     return [first, second]
 
 
@@ -170,35 +182,56 @@ def _medsam_reference(model, grey: np.ndarray, box_xyxy: np.ndarray) -> np.ndarr
     h, w = grey.shape
     size = model.image_encoder.img_size
     img_3c = np.repeat(grey[:, :, None], 3, axis=-1)
-    img = transform.resize(img_3c, (size, size), order=3, preserve_range=True, anti_aliasing=True).astype(np.uint8)
+    img = transform.resize(
+        img_3c, (size, size), order=3, preserve_range=True, anti_aliasing=True
+    ).astype(np.uint8)
     img = (img - img.min()) / np.clip(img.max() - img.min(), a_min=1e-8, a_max=None)
     with torch.no_grad():
         embed = model.image_encoder(torch.tensor(img).float().permute(2, 0, 1).unsqueeze(0))
-        box = torch.as_tensor(box_xyxy / np.array([w, h, w, h]) * size, dtype=torch.float)[:, None, :]
+        box = torch.as_tensor(box_xyxy / np.array([w, h, w, h]) * size, dtype=torch.float)[
+            :, None, :
+        ]
         sparse, dense = model.prompt_encoder(points=None, boxes=box, masks=None)
-        low, _ = model.mask_decoder(image_embeddings=embed, image_pe=model.prompt_encoder.get_dense_pe(),
-                                    sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
-                                    multimask_output=False)
+        low, _ = model.mask_decoder(
+            image_embeddings=embed,
+            image_pe=model.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=False,
+        )
         prob = F.interpolate(torch.sigmoid(low), size=(h, w), mode="bilinear", align_corners=False)
     return prob[0, 0].numpy() > 0.5
 
 
 def test_medsam_box_equals_its_published_inference(sam_model, ct):
     backend = make_slice_model(sam_model, "sam", CPU, {"preprocess": "medsam"})
-    grey = np.rint(normalize_for_model(ct[0], "CT")[15]).astype(np.float32)  # MedSAM reads 8-bit images
+    grey = np.rint(normalize_for_model(ct[0], "CT")[15]).astype(
+        np.float32
+    )  # MedSAM reads 8-bit images
     box = (30.0, 50.0, 70.0, 100.0)  # (y0, x0, y1, x1): a non-square box off the diagonal
     ours = backend.decode(backend.encode(grey), SlicePrompts(box=box))
-    reference = _medsam_reference(sam_model, grey.astype(np.uint8), np.array([[50.0, 30.0, 100.0, 70.0]]))
+    reference = _medsam_reference(
+        sam_model, grey.astype(np.uint8), np.array([[50.0, 30.0, 100.0, 70.0]])
+    )
     assert ours.mask.any() and _iou(ours.mask, reference) >= IOU_BAR
     # negative controls: SAM's own preprocessing, and the box with x and y swapped
     sam = make_slice_model(sam_model, "sam", CPU)
     assert _iou(sam.decode(sam.encode(grey), SlicePrompts(box=box)).mask, reference) < IOU_BAR
-    swapped = _medsam_reference(sam_model, grey.astype(np.uint8), np.array([[30.0, 50.0, 70.0, 100.0]]))
+    swapped = _medsam_reference(
+        sam_model, grey.astype(np.uint8), np.array([[30.0, 50.0, 70.0, 100.0]])
+    )
     assert _iou(ours.mask, swapped) < IOU_BAR
 
 
-def _medsam_3d_reference(model, volume: np.ndarray, box_xyxy: np.ndarray, z_mid: int, z_min: int, z_max: int,
-                         shift: int = 5) -> np.ndarray:
+def _medsam_3d_reference(
+    model,
+    volume: np.ndarray,
+    box_xyxy: np.ndarray,
+    z_mid: int,
+    z_min: int,
+    z_max: int,
+    shift: int = 5,
+) -> np.ndarray:
     """``medsam_infer_3Dbox_adrenal.py`` for one marked slice, with the 2-D card's input
     (``MedSAM_Inference.py``: skimage bicubic), at the model's input size."""
     import cv2
@@ -210,21 +243,42 @@ def _medsam_3d_reference(model, volume: np.ndarray, box_xyxy: np.ndarray, z_mid:
 
     @torch.no_grad()
     def infer(z: int, box: np.ndarray) -> np.ndarray:
-        img = transform.resize(np.repeat(volume[z][:, :, None], 3, axis=-1), (size, size), order=3,
-                               preserve_range=True, anti_aliasing=True).astype(np.uint8)
+        img = transform.resize(
+            np.repeat(volume[z][:, :, None], 3, axis=-1),
+            (size, size),
+            order=3,
+            preserve_range=True,
+            anti_aliasing=True,
+        ).astype(np.uint8)
         img = (img - img.min()) / np.clip(img.max() - img.min(), a_min=1e-8, a_max=None)
         embed = model.image_encoder(torch.tensor(img).float().permute(2, 0, 1).unsqueeze(0))
-        sparse, dense = model.prompt_encoder(points=None, boxes=torch.as_tensor(box[None, None], dtype=torch.float),
-                                             masks=None)
-        low, _ = model.mask_decoder(image_embeddings=embed, image_pe=model.prompt_encoder.get_dense_pe(),
-                                    sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
-                                    multimask_output=False)
-        return F.interpolate(torch.sigmoid(low), size=(h, w), mode="bilinear", align_corners=False)[0, 0].numpy() > 0.5
+        sparse, dense = model.prompt_encoder(
+            points=None, boxes=torch.as_tensor(box[None, None], dtype=torch.float), masks=None
+        )
+        low, _ = model.mask_decoder(
+            image_embeddings=embed,
+            image_pe=model.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=False,
+        )
+        return (
+            F.interpolate(torch.sigmoid(low), size=(h, w), mode="bilinear", align_corners=False)[
+                0, 0
+            ].numpy()
+            > 0.5
+        )
 
     def get_bbox(mask: np.ndarray) -> np.ndarray:
         ys, xs = np.where(mask > 0)
-        return np.array([max(0, xs.min() - shift), max(0, ys.min() - shift), min(size, xs.max() + shift),
-                         min(size, ys.max() + shift)])
+        return np.array(
+            [
+                max(0, xs.min() - shift),
+                max(0, ys.min() - shift),
+                min(size, xs.max() + shift),
+                min(size, ys.max() + shift),
+            ]
+        )
 
     seg = np.zeros(volume.shape, dtype=np.uint8)
     boxes = {z_mid: box_xyxy}
@@ -254,17 +308,30 @@ def test_medsam_box_propagation_equals_its_3d_box_recipe(ct):
     z_mid, (z_min, z_max) = 15, (9, 21)
     box = (40.0, 55.0, 75.0, 95.0)  # (y0, x0, y1, x1)
     backend = make_slice_model(sam_model, "sam", CPU, {"preprocess": "medsam"})
-    session = SegmentationSession(grey.astype(np.float32), ct[1], "MR", backend)  # already 8-bit: kept as is
+    session = SegmentationSession(
+        grey.astype(np.float32), ct[1], "MR", backend
+    )  # already 8-bit: kept as is
     session.set_prompts(np.zeros((0, 3)), np.zeros(0, dtype=int), {z_mid: box})
     ours = session.propagate(PropagationSettings(slice_range=(z_min, z_max)))
-    reference = _medsam_3d_reference(sam_model, grey, np.array([55.0, 40.0, 95.0, 75.0]), z_mid, z_min, z_max)
-    ious = [_iou(ours[z], reference[z]) for z in range(z_min, z_max + 1) if (ours[z] | reference[z]).any()]
+    reference = _medsam_3d_reference(
+        sam_model, grey, np.array([55.0, 40.0, 95.0, 75.0]), z_mid, z_min, z_max
+    )
+    ious = [
+        _iou(ours[z], reference[z])
+        for z in range(z_min, z_max + 1)
+        if (ours[z] | reference[z]).any()
+    ]
     assert len(ious) >= 10 and min(ious) >= IOU_BAR
     assert len({int(reference[z].sum()) for z in range(z_min, z_max + 1)}) > 3  # the boxes moved
     # negative controls: the box mirrored left-right, and LiteMedSAM's 3 px margin for MedSAM's 5
-    for control in (_medsam_3d_reference(sam_model, grey, np.array([27.0, 40.0, 67.0, 75.0]), z_mid, z_min, z_max),
-                    _medsam_3d_reference(sam_model, grey, np.array([55.0, 40.0, 95.0, 75.0]), z_mid, z_min, z_max,
-                                         shift=3)):
+    for control in (
+        _medsam_3d_reference(
+            sam_model, grey, np.array([27.0, 40.0, 67.0, 75.0]), z_mid, z_min, z_max
+        ),
+        _medsam_3d_reference(
+            sam_model, grey, np.array([55.0, 40.0, 95.0, 75.0]), z_mid, z_min, z_max, shift=3
+        ),
+    ):
         assert min(_iou(ours[z], control[z]) for z in range(z_min, z_max + 1)) < IOU_BAR
 
 
@@ -283,30 +350,42 @@ def test_sam2_click_equals_sam2_image_predictor(sam2_models, ct, click):
     predictor.set_image(np.repeat(frame[..., None] / 255.0, 3, axis=2).astype(np.float32))
 
     def reference(yx):
-        masks, scores, logits = predictor.predict(np.array([[yx[1], yx[0]]]), np.array([1]), multimask_output=True)
+        masks, scores, logits = predictor.predict(
+            np.array([[yx[1], yx[0]]]), np.array([1]), multimask_output=True
+        )
         best = int(np.argmax(scores))
         return masks[best].astype(bool), logits[best]
 
     backend = Sam2SliceModel(model, CPU, fill_hole_area=0)
     ours = backend.decode(backend.encode(frame), SlicePrompts(np.array([click]), np.array([1])))
     mask, logits = reference(click)
-    assert _meets([(_iou(ours.mask, mask), float(np.abs(ours.logits[0, 0].numpy() - logits).max()))])
+    assert _meets(
+        [(_iou(ours.mask, mask), float(np.abs(ours.logits[0, 0].numpy() - logits).max()))]
+    )
     mask, logits = reference((click[1], click[0]))  # negative control: swapped click
-    assert not _meets([(_iou(ours.mask, mask), float(np.abs(ours.logits[0, 0].numpy() - logits).max()))])
+    assert not _meets(
+        [(_iou(ours.mask, mask), float(np.abs(ours.logits[0, 0].numpy() - logits).max()))]
+    )
 
 
 def test_medsam2_input_equals_its_published_inference(sam2_models, ct):
-    """MedSAM2's ``medsam2_infer_3D_CT.py``: 8-bit slices, PIL RGB resize, /255, ImageNet mean/std."""
+    """MedSAM2's ``medsam2_infer_3D_CT.py``: 8-bit slices, PIL RGB resize, /255, ImageNet
+    mean/std."""
     from PIL import Image
 
     model, _ = sam2_models
     grey = np.rint(normalize_for_model(ct[0], "CT")[15]).astype(np.uint8)
     size = model.image_size
-    rgb = np.array(Image.fromarray(grey).convert("RGB").resize((size, size))).transpose(2, 0, 1) / 255.0
+    rgb = (
+        np.array(Image.fromarray(grey).convert("RGB").resize((size, size))).transpose(2, 0, 1)
+        / 255.0
+    )
     mean = torch.tensor((0.485, 0.456, 0.406))[:, None, None]
     std = torch.tensor((0.229, 0.224, 0.225))[:, None, None]
     reference = (torch.from_numpy(rgb).float() - mean) / std
-    ours = make_slice_model(model, "sam2", CPU, {"preprocess": "medsam2"}).frame_input(grey.astype(np.float32))
+    ours = make_slice_model(model, "sam2", CPU, {"preprocess": "medsam2"}).frame_input(
+        grey.astype(np.float32)
+    )
     assert float((ours[0] - reference).abs().max()) <= 1e-6
     # control: SAM 2's own transform is another resampling
     sam2_input = make_slice_model(model, "sam2", CPU).frame_input(grey.astype(np.float32))
@@ -320,8 +399,13 @@ def _record_memory_inputs(model) -> tuple[list, object]:
     calls: list = []
 
     def hook(module, args, kwargs):
-        calls.append((kwargs["memory"].detach().clone(), kwargs["memory_pos"].detach().clone(),
-                      int(kwargs["num_obj_ptr_tokens"])))
+        calls.append(
+            (
+                kwargs["memory"].detach().clone(),
+                kwargs["memory_pos"].detach().clone(),
+                int(kwargs["num_obj_ptr_tokens"]),
+            )
+        )
 
     return calls, model.memory_attention.register_forward_pre_hook(hook, with_kwargs=True)
 
@@ -332,14 +416,21 @@ def _reference_run(reference, frames: np.ndarray, z: int, yx, reverse: bool, mon
     from sam2.utils.transforms import SAM2Transforms
 
     transforms = SAM2Transforms(reference.image_size, mask_threshold=0.0).transforms
-    images = torch.stack([transforms(torch.from_numpy(f / 255.0).float()[None].expand(3, -1, -1)) for f in frames])
+    images = torch.stack(
+        [transforms(torch.from_numpy(f / 255.0).float()[None].expand(3, -1, -1)) for f in frames]
+    )
     # the video predictor reads JPEG folders; hand it the same frames from memory instead
     monkeypatch.setattr(video, "load_video_frames", lambda **_: (images, *frames.shape[1:]))
     calls, handle = _record_memory_inputs(reference)
     try:
         state = reference.init_state(video_path="in-memory")
-        reference.add_new_points_or_box(state, frame_idx=z, obj_id=1, points=[[yx[1], yx[0]]], labels=[1])
-        masks = {f: m[0, 0].numpy() > 0 for f, _, m in reference.propagate_in_video(state, z, reverse=reverse)}
+        reference.add_new_points_or_box(
+            state, frame_idx=z, obj_id=1, points=[[yx[1], yx[0]]], labels=[1]
+        )
+        masks = {
+            f: m[0, 0].numpy() > 0
+            for f, _, m in reference.propagate_in_video(state, z, reverse=reverse)
+        }
     finally:
         handle.remove()
     outputs = state["output_dict_per_obj"][0]
@@ -350,10 +441,15 @@ def _reference_run(reference, frames: np.ndarray, z: int, yx, reverse: bool, mon
 def _our_run(model, data, spacing, z: int, yx, reverse: bool, cache_dtype=None, **settings):
     calls, handle = _record_memory_inputs(model)
     try:
-        session = SegmentationSession(data, spacing, "CT", make_slice_model(model, "sam2", CPU), cache_dtype=cache_dtype)
+        session = SegmentationSession(
+            data, spacing, "CT", make_slice_model(model, "sam2", CPU), cache_dtype=cache_dtype
+        )
         session.set_prompts(np.array([[z, *yx]]), np.array([1]))
-        session.propagate(PropagationSettings(direction="backward" if reverse else "forward", empty_stop=0,
-                                              **settings))
+        session.propagate(
+            PropagationSettings(
+                direction="backward" if reverse else "forward", empty_stop=0, **settings
+            )
+        )
     finally:
         handle.remove()
     return session.result, calls
@@ -362,27 +458,45 @@ def _our_run(model, data, spacing, z: int, yx, reverse: bool, cache_dtype=None, 
 def _propagation_measures(ours, ours_calls, masks, logits, calls) -> dict[str, float]:
     assert sorted(ours.masks) == sorted(masks), "both visit the same slices"
     same_shapes = len(calls) == len(ours_calls) and all(
-        a[0].shape == b[0].shape and a[2] == b[2] for a, b in zip(calls, ours_calls, strict=False))
+        a[0].shape == b[0].shape and a[2] == b[2] for a, b in zip(calls, ours_calls, strict=False)
+    )
     return {
         "min_iou": min(_iou(ours.masks[f], masks[f]) for f in masks),
         "max_logit_diff": max(float((ours.logits[f] - logits[f]).abs().max()) for f in masks),
-        "memory_diff": max(float((a[0] - b[0]).abs().max()) for a, b in zip(calls, ours_calls, strict=True))
-        if same_shapes else float("inf"),
-        "memory_pos_diff": max(float((a[1] - b[1]).abs().max()) for a, b in zip(calls, ours_calls, strict=True))
-        if same_shapes else float("inf"),
+        "memory_diff": max(
+            float((a[0] - b[0]).abs().max()) for a, b in zip(calls, ours_calls, strict=True)
+        )
+        if same_shapes
+        else float("inf"),
+        "memory_pos_diff": max(
+            float((a[1] - b[1]).abs().max()) for a, b in zip(calls, ours_calls, strict=True)
+        )
+        if same_shapes
+        else float("inf"),
     }
 
 
 def _propagation_meets(m: dict[str, float]) -> bool:
-    return (m["min_iou"] >= IOU_BAR and m["max_logit_diff"] <= LOGIT_BAR
-            and m["memory_diff"] <= MEMORY_BAR and m["memory_pos_diff"] <= MEMORY_BAR)
+    return (
+        m["min_iou"] >= IOU_BAR
+        and m["max_logit_diff"] <= LOGIT_BAR
+        and m["memory_diff"] <= MEMORY_BAR
+        and m["memory_pos_diff"] <= MEMORY_BAR
+    )
 
 
-@pytest.mark.parametrize(("n_slices", "z", "reverse"), [
-    (12, 4, False), (12, 7, True),   # shorter than max_obj_ptrs_in_encoder (16): pointer time scale
-    (30, 2, False), (30, 27, True),  # past the 6-slice mask memory and the 16 pointers
-])
-def test_sam2_propagation_equals_sam2_video_predictor(sam2_models, ct, monkeypatch, n_slices, z, reverse):
+@pytest.mark.parametrize(
+    ("n_slices", "z", "reverse"),
+    [
+        (12, 4, False),
+        (12, 7, True),  # shorter than max_obj_ptrs_in_encoder (16): pointer time scale
+        (30, 2, False),
+        (30, 27, True),  # past the 6-slice mask memory and the 16 pointers
+    ],
+)
+def test_sam2_propagation_equals_sam2_video_predictor(
+    sam2_models, ct, monkeypatch, n_slices, z, reverse
+):
     model, reference = sam2_models
     data, spacing = ct[0][:n_slices], ct[1]
     frames = normalize_for_model(data, "CT")
@@ -398,7 +512,9 @@ def test_sam2_propagation_equals_sam2_video_predictor(sam2_models, ct, monkeypat
 
     # negative control 1: the click with y and x swapped
     swapped, swapped_calls = _our_run(model, data, spacing, z, yx[::-1], reverse)
-    assert not _propagation_meets(_propagation_measures(swapped, swapped_calls, masks, logits, calls))
+    assert not _propagation_meets(
+        _propagation_measures(swapped, swapped_calls, masks, logits, calls)
+    )
 
     # negative control 2: past mask memories handed over in the wrong order
     select = memory_attention.select_mask_memories
@@ -430,8 +546,12 @@ def test_float16_feature_cache_stays_within_the_logit_bar(sam2_models, ct, monke
     """The optional float16 cache halves a CPU cache; its cost is a logit change well under 1e-3."""
     model, reference = sam2_models
     data, spacing = ct[0][:12], ct[1]
-    masks, logits, calls = _reference_run(reference, normalize_for_model(data, "CT"), 4, CLICKS[0], False, monkeypatch)
-    ours, ours_calls = _our_run(model, data, spacing, 4, CLICKS[0], False, cache_dtype=torch.float16)
+    masks, logits, calls = _reference_run(
+        reference, normalize_for_model(data, "CT"), 4, CLICKS[0], False, monkeypatch
+    )
+    ours, ours_calls = _our_run(
+        model, data, spacing, 4, CLICKS[0], False, cache_dtype=torch.float16
+    )
     measures = _propagation_measures(ours, ours_calls, masks, logits, calls)
     assert 0 < measures["max_logit_diff"] <= LOGIT_BAR, measures
 
@@ -443,7 +563,9 @@ def test_ranked_memory_equals_fifo_when_the_bank_holds_every_slice(sam2_models, 
     ranked, _ = _our_run(model, data, spacing, 0, CLICKS[0], False, policy="ranked", iou_gate=0.0)
     assert all(torch.equal(fifo.logits[z], ranked.logits[z]) for z in fifo.logits)
     gated, _ = _our_run(model, data, spacing, 0, CLICKS[0], False, policy="ranked", iou_gate=1.0)
-    assert not all(torch.equal(fifo.logits[z], gated.logits[z]) for z in fifo.logits)  # control: nothing stored
+    assert not all(
+        torch.equal(fifo.logits[z], gated.logits[z]) for z in fifo.logits
+    )  # control: nothing stored
 
 
 def test_small_hole_fill_equals_sam2(sam2_hole_fill_on_cpu):
@@ -451,11 +573,11 @@ def test_small_hole_fill_equals_sam2(sam2_hole_fill_on_cpu):
 
     rng = np.random.default_rng(0)
     logits = torch.from_numpy(rng.normal(2.0, 1.0, (2, 1, 32, 32)).astype(np.float32))
-    logits[0, 0, 4:6, 4:7] = -1.0     # a 6-px hole: filled
+    logits[0, 0, 4:6, 4:7] = -1.0  # a 6-px hole: filled
     logits[0, 0, 10:13, 10:13] = -1.0  # 9 px: kept
-    logits[1, 0, 0:2, 0:4] = -1.0     # 8 px on the border: filled, as SAM2 does
+    logits[1, 0, 0:2, 0:4] = -1.0  # 8 px on the border: filled, as SAM2 does
     logits[1, 0, 20, 20] = -1.0
-    logits[1, 0, 21, 21] = -1.0       # diagonal neighbours: one 8-connected hole
+    logits[1, 0, 21, 21] = -1.0  # diagonal neighbours: one 8-connected hole
     ours = fill_small_holes(logits, 8)
     assert torch.equal(ours, fill_holes_in_mask_scores(logits, 8))
     assert float(ours[0, 0, 4, 4]) == pytest.approx(0.1) and float(ours[0, 0, 11, 11]) == -1.0
@@ -482,7 +604,9 @@ def test_segment_then_propagate_equals_a_plain_propagation(sam_model, sam2_model
     gui.segment_slice(5)  # S
     gui_mask = gui.propagate(PropagationSettings(empty_stop=0))  # Shift+S
     assert np.array_equal(gui_mask, plain_mask)
-    assert all(torch.equal(gui.result.logits[z], plain.result.logits[z]) for z in plain.result.logits)
+    assert all(
+        torch.equal(gui.result.logits[z], plain.result.logits[z]) for z in plain.result.logits
+    )
     again = gui.propagate(PropagationSettings(empty_stop=0))  # Shift+S once more: the same
     assert np.array_equal(again, plain_mask)
 
@@ -491,5 +615,6 @@ def test_segment_then_propagate_equals_a_plain_propagation(sam_model, sam2_model
     old.segment_slice(5)
     old._decoded.clear()
     old_mask = old.propagate(PropagationSettings(empty_stop=0))
-    assert not all(torch.equal(old.result.logits[z], plain.result.logits[z]) for z in plain.result.logits) \
-        or not np.array_equal(old_mask, plain_mask)
+    assert not all(
+        torch.equal(old.result.logits[z], plain.result.logits[z]) for z in plain.result.logits
+    ) or not np.array_equal(old_mask, plain_mask)

@@ -24,16 +24,36 @@ def shifted_prediction(organs, tmp_path):
     """The reference organs moved one voxel along y, written on the source grid with names."""
     pred = np.roll(organs.data, 1, axis=1)
     path = tmp_path / "pred.nii.gz"
-    write_labels(path, pred, geometry=organs.geometry, scale=organs.spacing, translate=organs.origin,
-                 label_names=organs.label_names)
+    write_labels(
+        path,
+        pred,
+        geometry=organs.geometry,
+        scale=organs.spacing,
+        translate=organs.origin,
+        label_names=organs.label_names,
+    )
     return path
 
 
 def test_evaluate_prints_named_rows_and_writes_json(organs, shifted_prediction, tmp_path, capsys):
     out = tmp_path / "report.json"
     ref = data_file("abdomen_ct_organs.nii.gz")
-    assert main(["evaluate", str(shifted_prediction), str(ref), "--labels", "liver,spleen",
-                 "--tolerance-mm", "3", "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(shifted_prediction),
+                str(ref),
+                "--labels",
+                "liver,spleen",
+                "--tolerance-mm",
+                "3",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     table = capsys.readouterr().out
     assert "liver" in table and "spleen" in table and "NSD@3mm" in table and "kidney" not in table
     report = json.loads(out.read_text())
@@ -48,7 +68,10 @@ def test_evaluate_csv_keeps_missing_labels(organs, tmp_path, capsys):
     path = tmp_path / "missed.nii.gz"
     write_labels(path, pred, geometry=organs.geometry, label_names=organs.label_names)
     out = tmp_path / "report.csv"
-    assert main(["evaluate", str(path), str(data_file("abdomen_ct_organs.nii.gz")), "--csv", str(out)]) == 0
+    assert (
+        main(["evaluate", str(path), str(data_file("abdomen_ct_organs.nii.gz")), "--csv", str(out)])
+        == 0
+    )
     rows = {r["name"]: r for r in csv.DictReader(out.open())}
     assert rows["liver"]["present"] == "reference only" and float(rows["liver"]["dice"]) == 0.0
     assert rows["liver"]["hd95"] == "inf" and float(rows["spleen"]["dice"]) == 1.0
@@ -87,8 +110,19 @@ def test_evaluate_instances_on_the_nuclei(tmp_path, capsys):
     path = tmp_path / "pred.tif"
     write_labels(path, pred, geometry=ref.geometry, scale=ref.spacing)
     out = tmp_path / "inst.json"
-    assert main(["evaluate", str(path), str(data_file("nuclei_3d_labels.tif")), "--instances",
-                 "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(path),
+                str(data_file("nuclei_3d_labels.tif")),
+                "--instances",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     scores = json.loads(out.read_text())["instances"]
     assert scores["false_negatives"] == 3 and scores["true_positives"] == len(ids) - 3
     assert "FN 3" in capsys.readouterr().out
@@ -103,17 +137,37 @@ def test_volumes_csv_in_millilitres(tmp_path, capsys):
     assert "liver" in capsys.readouterr().out
 
 
-def test_one_object_named_on_the_command_line_pairs_with_its_reference_label(organs, tmp_path, capsys):
+def test_one_object_named_on_the_command_line_pairs_with_its_reference_label(
+    organs, tmp_path, capsys
+):
     """A kidney segmented as 'object' scores against kidney_left with --name, and the
     headline mean is that organ's score, not a 41st of it (before: 'prediction only', 0.0225)."""
     value = {v: k for k, v in organs.label_names.items()}["kidney_left"]
     kidney = np.roll(organs.data == value, 1, axis=1)
     path = tmp_path / "object.nii.gz"
-    write_labels(path, kidney.astype(np.uint8), geometry=organs.geometry, scale=organs.spacing,
-                 translate=organs.origin, label_names={1: "object"})
+    write_labels(
+        path,
+        kidney.astype(np.uint8),
+        geometry=organs.geometry,
+        scale=organs.spacing,
+        translate=organs.origin,
+        label_names={1: "object"},
+    )
     report = tmp_path / "r.json"
-    assert main(["evaluate", str(path), str(data_file("abdomen_ct_organs.nii.gz")), "--name", "left kidney",
-                 "--json", str(report)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(path),
+                str(data_file("abdomen_ct_organs.nii.gz")),
+                "--name",
+                "left kidney",
+                "--json",
+                str(report),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     rows = json.loads(report.read_text())
     kidney_row = next(r for r in rows["labels"] if r["name"] == "kidney_left")
@@ -121,5 +175,8 @@ def test_one_object_named_on_the_command_line_pairs_with_its_reference_label(org
     assert rows["mean"]["dice"] == pytest.approx(kidney_row["dice"])
     assert rows["mean_all"]["dice"] < 0.1
     assert "mean, 1 predicted" in out and "mean, all" in out
-    assert main(["evaluate", str(path), str(data_file("abdomen_ct_organs.nii.gz")), "--name", "livr"]) == 2
+    assert (
+        main(["evaluate", str(path), str(data_file("abdomen_ct_organs.nii.gz")), "--name", "livr"])
+        == 2
+    )
     assert "no label named 'livr' in the reference; did you mean liver?" in capsys.readouterr().err

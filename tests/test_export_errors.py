@@ -33,12 +33,17 @@ def test_values_beyond_32_bits_and_negative_values_are_refused(organs, tmp_path)
     with pytest.raises(WriteError, match=">= 0"):
         write_labels(tmp_path / "x.nii.gz", negative, geometry=organs.geometry)
     with pytest.raises(WriteError, match="integers"):
-        write_labels(tmp_path / "x.nii.gz", organs.data.astype(np.float32), geometry=organs.geometry)
+        write_labels(
+            tmp_path / "x.nii.gz", organs.data.astype(np.float32), geometry=organs.geometry
+        )
     assert not list(tmp_path.iterdir())
 
 
 def test_shape_mismatch_with_the_source_is_refused(organs, tmp_path):
-    with pytest.raises(WriteError, match=r"labels shape \(30, 101, 121\) differs from the source image shape \(30, 101, 122\)"):
+    with pytest.raises(
+        WriteError,
+        match=r"labels shape \(30, 101, 121\) differs from the source image shape \(30, 101, 122\)",
+    ):
         write_labels(tmp_path / "x.nii.gz", organs.data[:, :, 1:], geometry=organs.geometry)
 
 
@@ -77,8 +82,12 @@ def _disk_fills_after(nbytes, monkeypatch, module, name):
     return real
 
 
-@pytest.mark.parametrize("suffix, module, name", [(".nii.gz", nib, "save"), (".tif", tifffile, "imwrite")])
-def test_full_disk_keeps_the_existing_file_intact(organs, tmp_path, monkeypatch, suffix, module, name):
+@pytest.mark.parametrize(
+    "suffix, module, name", [(".nii.gz", nib, "save"), (".tif", tifffile, "imwrite")]
+)
+def test_full_disk_keeps_the_existing_file_intact(
+    organs, tmp_path, monkeypatch, suffix, module, name
+):
     out = tmp_path / f"organs{suffix}"
     write_labels(out, organs.data, geometry=organs.geometry, scale=organs.spacing)
     before = out.read_bytes()
@@ -130,7 +139,9 @@ def test_a_failure_at_the_sidecar_writes_neither_file(organs, tmp_path, monkeypa
     assert not list(out.parent.iterdir())
 
 
-def test_a_failure_at_the_sidecar_keeps_both_older_files_byte_for_byte(organs, tmp_path, monkeypatch):
+def test_a_failure_at_the_sidecar_keeps_both_older_files_byte_for_byte(
+    organs, tmp_path, monkeypatch
+):
     out = tmp_path / "organs.nii.gz"
     written = write_labels(out, organs.data, geometry=organs.geometry, label_names={5: "liver"})
     before = {p: open(p, "rb").read() for p in written}
@@ -140,7 +151,9 @@ def test_a_failure_at_the_sidecar_keeps_both_older_files_byte_for_byte(organs, t
     with pytest.raises(WriteError, match="the disk is full"):
         write_labels(out, edited, geometry=organs.geometry, label_names={1: "spleen"})
     assert {p: open(p, "rb").read() for p in written} == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(os.path.basename(p) for p in written)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        os.path.basename(p) for p in written
+    )
 
 
 def test_a_failed_rename_while_committing_restores_the_older_files(organs, tmp_path, monkeypatch):
@@ -162,4 +175,6 @@ def test_a_failed_rename_while_committing_restores_the_older_files(organs, tmp_p
         write_labels(out, organs.data * 0, geometry=organs.geometry, label_names={1: "spleen"})
     monkeypatch.undo()
     assert {p: open(p, "rb").read() for p in written} == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(os.path.basename(p) for p in written)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        os.path.basename(p) for p in written
+    )

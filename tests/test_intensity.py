@@ -15,7 +15,12 @@ from napari_textseg.core.io import read_volume
 
 
 def test_presets_match_the_methods_digest():
-    expected = {"soft_tissue": (400, 40), "lung": (1500, -160), "brain": (80, 40), "bone": (1800, 400)}
+    expected = {
+        "soft_tissue": (400, 40),
+        "lung": (1500, -160),
+        "brain": (80, 40),
+        "bone": (1800, 400),
+    }
     assert {k: (w.width, w.level) for k, w in WINDOW_PRESETS.items()} == expected
 
 
@@ -78,10 +83,16 @@ def test_ct_model_input_and_display_use_the_same_window(ct_path):
 
 def _pre_ct_mr_mr_branch(image_data: np.ndarray) -> np.ndarray:
     """``pre_CT_MR.py``'s MR branch, as written there."""
-    lower_bound, upper_bound = np.percentile(image_data[image_data > 0], 0.5), np.percentile(
-        image_data[image_data > 0], 99.5)
+    lower_bound, upper_bound = (
+        np.percentile(image_data[image_data > 0], 0.5),
+        np.percentile(image_data[image_data > 0], 99.5),
+    )
     image_data_pre = np.clip(image_data, lower_bound, upper_bound)
-    image_data_pre = (image_data_pre - np.min(image_data_pre)) / (np.max(image_data_pre) - np.min(image_data_pre)) * 255.0
+    image_data_pre = (
+        (image_data_pre - np.min(image_data_pre))
+        / (np.max(image_data_pre) - np.min(image_data_pre))
+        * 255.0
+    )
     image_data_pre[image_data == 0] = 0
     return np.uint8(image_data_pre)
 
@@ -89,7 +100,9 @@ def _pre_ct_mr_mr_branch(image_data: np.ndarray) -> np.ndarray:
 def _pre_grey_rgb(image_data: np.ndarray) -> np.ndarray:
     """``pre_grey_rgb.py`` without its optional intensity cut-off, as written there."""
     if np.max(image_data) > 255.0:
-        image_data = np.uint8((image_data - image_data.min()) / (np.max(image_data) - np.min(image_data)) * 255.0)
+        image_data = np.uint8(
+            (image_data - image_data.min()) / (np.max(image_data) - np.min(image_data)) * 255.0
+        )
     return image_data
 
 

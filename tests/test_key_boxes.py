@@ -55,7 +55,9 @@ def test_each_slice_takes_the_mask_of_its_nearest_key_box(drawn, middle_owner):
     mask = session.propagate(PropagationSettings())
     np.testing.assert_array_equal(mask, cylinder)
     source = session.result.source
-    assert all(source[z] == 10 for z in range(3, 15)) and all(source[z] == 20 for z in range(16, 28))
+    assert all(source[z] == 10 for z in range(3, 15)) and all(
+        source[z] == 20 for z in range(16, 28)
+    )
     assert source[15] == middle_owner  # equally near both: the box drawn later
     assert owned_end(10, 20, {10: 0, 20: 1}) == 14 and owned_end(20, 10, {10: 0, 20: 1}) == 15
 
@@ -84,7 +86,9 @@ def test_a_key_box_after_a_propagation_replaces_only_the_slices_nearest_to_it_an
 def test_points_beside_boxes_are_ignored_with_one_line_and_points_alone_are_refused():
     session, _ = _session()
     checked = session.check_prompts(np.array([[20.0, 30.0, 30.0]]), np.array([1]), {20: BOX})
-    assert checked.note == "BoxThreshold takes boxes only: the 1 point was ignored and the boxes used"
+    assert (
+        checked.note == "BoxThreshold takes boxes only: the 1 point was ignored and the boxes used"
+    )
     assert len(checked.points) == 0 and checked.by_slice[20].box is not None
     with pytest.raises(ValueError, match="box-prompted"):
         session.check_prompts(np.array([[20.0, 30.0, 30.0]]), np.array([1]), None)
@@ -107,8 +111,15 @@ def test_three_key_boxes_give_the_liver_on_the_command_line(tmp_path, capsys):
     scores = {}
     for n in (1, 3):
         out = tmp_path / f"liver{n}.nii.gz"
-        args = ["segment", str(data_file("abdomen_ct.nii.gz")), "--propagate", "-o", str(out),
-                "--point", "14,60,40"]  # a point beside the boxes: ignored, with one line
+        args = [
+            "segment",
+            str(data_file("abdomen_ct.nii.gz")),
+            "--propagate",
+            "-o",
+            str(out),
+            "--point",
+            "14,60,40",
+        ]  # a point beside the boxes: ignored, with one line
         for box in boxes[:n]:
             args += ["--box", box]
         assert main(args) == 0
@@ -121,8 +132,15 @@ def test_three_key_boxes_give_the_liver_on_the_command_line(tmp_path, capsys):
 def test_the_command_line_shows_a_progress_bar_on_a_terminal_only(tmp_path, capsys, monkeypatch):
     import napari_textseg.cli.segment as segment_command
 
-    args = ["segment", str(data_file("abdomen_ct.nii.gz")), "--box", "15,40,40,60,60", "--propagate",
-            "--slice-range", "13,17"]
+    args = [
+        "segment",
+        str(data_file("abdomen_ct.nii.gz")),
+        "--box",
+        "15,40,40,60,60",
+        "--propagate",
+        "--slice-range",
+        "13,17",
+    ]
     assert main([*args, "-o", str(tmp_path / "quiet.nii.gz")]) == 0
     assert "propagating" not in capsys.readouterr().err  # a log or a pipe gets no bar
     monkeypatch.setattr(segment_command, "_stderr_is_terminal", lambda: True)

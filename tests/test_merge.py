@@ -34,17 +34,30 @@ def test_per_voxel_confidence_splits_an_overlap():
 
 def test_ties_go_to_the_first_target():
     shape = (1, 2, 2)
-    labels = merge_by_confidence([TargetMask(3, "x", np.ones(shape, bool), 0.5),
-                                  TargetMask(4, "y", np.ones(shape, bool), 0.5)], shape)
+    labels = merge_by_confidence(
+        [
+            TargetMask(3, "x", np.ones(shape, bool), 0.5),
+            TargetMask(4, "y", np.ones(shape, bool), 0.5),
+        ],
+        shape,
+    )
     assert (labels == 3).all()
 
 
-@pytest.mark.parametrize("targets, message", [
-    ([TargetMask(0, "bg", np.ones((2, 2, 2), bool), 1.0)], "positive and distinct"),
-    ([TargetMask(1, "a", np.ones((2, 2, 2), bool), 1.0), TargetMask(1, "b", np.ones((2, 2, 2), bool), 1.0)],
-     "positive and distinct"),
-    ([TargetMask(1, "a", np.ones((3, 2, 2), bool), 1.0)], "not the volume's"),
-])
+@pytest.mark.parametrize(
+    "targets, message",
+    [
+        ([TargetMask(0, "bg", np.ones((2, 2, 2), bool), 1.0)], "positive and distinct"),
+        (
+            [
+                TargetMask(1, "a", np.ones((2, 2, 2), bool), 1.0),
+                TargetMask(1, "b", np.ones((2, 2, 2), bool), 1.0),
+            ],
+            "positive and distinct",
+        ),
+        ([TargetMask(1, "a", np.ones((3, 2, 2), bool), 1.0)], "not the volume's"),
+    ],
+)
 def test_bad_targets(targets, message):
     with pytest.raises(ValueError, match=message):
         merge_by_confidence(targets, (2, 2, 2))
@@ -61,7 +74,9 @@ def test_merging_into_an_existing_map_replaces_only_the_rerun_target():
     new_spleen = np.zeros_like(labels, dtype=bool)
     new_spleen[0, :3, 1:] = True  # overlaps liver, old spleen, background and the hand label
     out = merge_into(labels, confidence, TargetMask(2, "spleen", new_spleen, 0.5))
-    assert (out[0, :, :2][:, 0] == 1).all() and (out[0, :3, 1] == 1).all()  # liver is more confident
+    assert (out[0, :, :2][:, 0] == 1).all() and (
+        out[0, :3, 1] == 1
+    ).all()  # liver is more confident
     assert (out[0, :3, 2:] == 2).all()  # background and its own old voxels
     assert (out[0, 3:, 2:4] == 0).all()  # old spleen voxels not in the new mask are cleared
     assert out[0, 5, 5] == 7  # hand-drawn labels are never overwritten

@@ -53,8 +53,12 @@ def test_concentric_balls_match_the_analytic_values():
 
 def test_empty_masks_follow_the_documented_definitions():
     empty, full = np.zeros((5, 5, 5), bool), _ball((5, 5, 5), (2, 2, 2), 1.5)
-    assert (dice(empty, empty), iou(empty, empty), nsd(empty, empty, (1, 1, 1), 1), hd95(empty, empty, (1, 1, 1))) == (
-        1.0, 1.0, 1.0, 0.0)
+    assert (
+        dice(empty, empty),
+        iou(empty, empty),
+        nsd(empty, empty, (1, 1, 1), 1),
+        hd95(empty, empty, (1, 1, 1)),
+    ) == (1.0, 1.0, 1.0, 0.0)
     assert (dice(full, empty), iou(empty, full), nsd(full, empty, (1, 1, 1), 1)) == (0.0, 0.0, 0.0)
     assert hd95(empty, full, (1, 1, 1)) == float("inf")
     with pytest.raises(ValueError, match="shapes differ"):
@@ -103,7 +107,11 @@ def test_missing_labels_are_reported_not_dropped():
     pred = np.where(ref == 2, 3, ref)
     rows = {r.value: r for r in evaluate_labels(pred, ref, (1, 1, 1), names={1: "a", 2: "b"})}
     assert rows[1].dice == 1.0 and rows[1].present == "both"
-    assert rows[2].present == "reference only" and rows[2].dice == 0.0 and rows[2].as_dict()["hd95"] is None
+    assert (
+        rows[2].present == "reference only"
+        and rows[2].dice == 0.0
+        and rows[2].as_dict()["hd95"] is None
+    )
     assert rows[3].present == "prediction only" and rows[3].ref_volume == 0.0
     with pytest.raises(ValueError, match="differ in shape"):
         evaluate_labels(pred[:5], ref, (1, 1, 1))
@@ -119,7 +127,11 @@ def test_instance_f1_on_the_real_nuclei():
     ref = read_volume(data_file("nuclei_3d_labels.tif")).data
     ids = [v for v in np.unique(ref) if v]
     perfect = instance_f1(ref, ref)
-    assert (perfect.f1, perfect.mean_true_positive_dice, perfect.true_positives) == (1.0, 1.0, len(ids))
+    assert (perfect.f1, perfect.mean_true_positive_dice, perfect.true_positives) == (
+        1.0,
+        1.0,
+        len(ids),
+    )
     # Drop a quarter of the nuclei and relabel the rest: F1 counts the misses, not the ids.
     dropped = ids[::4]
     pred = np.where(np.isin(ref, dropped), 0, ref)

@@ -43,8 +43,9 @@ def test_dicom_folder_opens(viewer, ct_path, tmp_path):
 
 def test_multichannel_tiff_opens_as_one_layer_per_channel(viewer, nuclei_path, tmp_path):
     zyx = tifffile.imread(nuclei_path)
-    tifffile.imwrite(tmp_path / "two.tif", np.stack([zyx, zyx], axis=1), imagej=True,
-                     metadata={"axes": "ZCYX"})
+    tifffile.imwrite(
+        tmp_path / "two.tif", np.stack([zyx, zyx], axis=1), imagej=True, metadata={"axes": "ZCYX"}
+    )
     layers = viewer.open(str(tmp_path / "two.tif"), plugin="napari-textseg")
     assert [la.data.shape for la in layers] == [(31, 61, 57)] * 2
 
@@ -93,8 +94,9 @@ def test_labels_layer_saves_onto_the_source_grid(viewer, tmp_path, organs_path):
 def test_a_new_labels_layer_exports_with_the_image_geometry(viewer, ct_path, tmp_path):
     """Labels painted on a layer made with napari's own 'new labels' carry no metadata."""
     [image] = viewer.open(str(ct_path), plugin="napari-textseg")
-    painted = viewer.add_labels(np.zeros(image.data.shape, np.int32), scale=image.scale,
-                                translate=image.translate)
+    painted = viewer.add_labels(
+        np.zeros(image.data.shape, np.int32), scale=image.scale, translate=image.translate
+    )
     painted.data[12, 30:40, 50:70] = 3
     for suffix in (".nii.gz", ".tif"):
         out = tmp_path / f"painted{suffix}"
@@ -136,7 +138,9 @@ def test_opening_the_widgets_after_the_canvas_exists_does_not_crash(tmp_path):
         "viewer.close()\n"
         "print('survived')\n"
     )
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0 and "survived" in result.stdout, result.stderr[-2000:]
 
 
@@ -153,8 +157,9 @@ def _open_as_the_gui_does(viewer, path, monkeypatch) -> list[str]:
         return dialog._get_plugin_choice(), False
 
     monkeypatch.setattr(qt_reader_dialog.QtReaderDialog, "get_user_choices", press_ok)
-    viewer.window._qt_viewer._open_from_list_of_urls_data([QUrl.fromLocalFile(str(path))], stack=False,
-                                                          choose_plugin=False)
+    viewer.window._qt_viewer._open_from_list_of_urls_data(
+        [QUrl.fromLocalFile(str(path))], stack=False, choose_plugin=False
+    )
     return offered
 
 
@@ -178,8 +183,9 @@ def test_a_dicom_folder_dropped_on_the_canvas_opens(viewer, ct_path, tmp_path, m
     assert layer.data.shape == (30, 101, 122)
 
 
-def test_an_oblique_volume_warns_with_its_angle_and_new_labels_keep_the_rotation(viewer, ct_path, tmp_path,
-                                                                                 monkeypatch):
+def test_an_oblique_volume_warns_with_its_angle_and_new_labels_keep_the_rotation(
+    viewer, ct_path, tmp_path, monkeypatch
+):
     """Rotated 15° about z it showed up to 18.8 mm out of place without a word, and labels
     made with napari's New Labels exported axis-aligned."""
     import napari.utils.notifications as notifications
@@ -193,13 +199,20 @@ def test_an_oblique_volume_warns_with_its_angle_and_new_labels_keep_the_rotation
     path = write_oblique_ct(ct_path, tmp_path)
     controller_for(viewer)  # a panel is open, as in every workflow of the plugin
     [image] = viewer.open(str(path), plugin="napari-textseg")
-    assert len(warned) == 1 and "rotated 15.0°" in warned[0] and "mm from where a voxel is" in warned[0]
+    assert (
+        len(warned) == 1
+        and "rotated 15.0°" in warned[0]
+        and "mm from where a voxel is" in warned[0]
+    )
     viewer.layers.selection.active = image
     viewer._new_labels()
     labels = viewer.layers[-1]
     labels.data[15, 50, 40] = 1
-    [written] = write_labels_nifti(str(tmp_path / "drawn.nii.gz"), labels.data,
-                                   {"metadata": labels.metadata, "scale": labels.scale, "translate": labels.translate})
+    [written] = write_labels_nifti(
+        str(tmp_path / "drawn.nii.gz"),
+        labels.data,
+        {"metadata": labels.metadata, "scale": labels.scale, "translate": labels.translate},
+    )
     np.testing.assert_allclose(nib.load(written).affine, nib.load(path).affine, atol=1e-5)
 
 
@@ -225,7 +238,11 @@ def test_a_slicer_nrrd_opens_and_saves_as_a_named_seg_nrrd(viewer, tmp_path):
 
     [image] = viewer.open(str(shared_file("brain1_image.nrrd")), plugin="napari-textseg")
     [tumour] = viewer.open(str(shared_file("brain1_label.nrrd")), plugin="napari-textseg")
-    assert tumour.__class__.__name__ == "Labels" and image.data.shape == tumour.data.shape == (25, 256, 256)
+    assert tumour.__class__.__name__ == "Labels" and image.data.shape == tumour.data.shape == (
+        25,
+        256,
+        256,
+    )
     np.testing.assert_allclose(image.scale, (6.5, 0.78125, 0.78125))
     np.testing.assert_allclose(tumour.translate, image.translate)
     out = tmp_path / "tumour.seg.nrrd"

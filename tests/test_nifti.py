@@ -82,7 +82,11 @@ def test_round_trip_is_exact_on_every_shared_file(name, suffix, tmp_path):
     labels = _labels_for(source)
     out = tmp_path / f"labels{suffix}"
     written = write_labels(
-        out, labels, geometry=source.geometry, scale=source.spacing, translate=source.origin,
+        out,
+        labels,
+        geometry=source.geometry,
+        scale=source.spacing,
+        translate=source.origin,
         label_names={1: "one"},
     )
     assert written == [str(out), str(tmp_path / "labels.labels.json")]
@@ -95,7 +99,9 @@ def test_round_trip_is_exact_on_every_shared_file(name, suffix, tmp_path):
         assert out_img.shape == src_img.shape[:3]
         assert int(out_img.header["qform_code"]) == int(src_img.header["qform_code"])
         assert int(out_img.header["sform_code"]) == int(src_img.header["sform_code"])
-        np.testing.assert_array_equal(np.asanyarray(out_img.dataobj), source.geometry.from_display(labels))
+        np.testing.assert_array_equal(
+            np.asanyarray(out_img.dataobj), source.geometry.from_display(labels)
+        )
         assert nib.aff2axcodes(out_img.affine) == nib.aff2axcodes(src_img.affine)
 
 
@@ -128,7 +134,9 @@ def test_sidecar_holds_names_and_colours(organs_path, tmp_path):
     organs = read_volume(organs_path)
     out = tmp_path / "organs.nii.gz"
     colors = {5: (1.0, 0.0, 0.0, 1.0)}
-    write_labels(out, organs.data, geometry=organs.geometry, label_names={5: "liver"}, label_colors=colors)
+    write_labels(
+        out, organs.data, geometry=organs.geometry, label_names={5: "liver"}, label_colors=colors
+    )
     side = json.loads((tmp_path / "organs.labels.json").read_text())
     assert side["labels"]["5"] == "liver"
     assert side["colors"]["5"] == "#ff0000ff"

@@ -28,7 +28,9 @@ def check_nnunet_raw_dataset(folder: Path) -> dict:
     for case in cases:
         seg = nib.load(folder / "labelsTr" / f"{case}{ending}")
         values = set(np.unique(np.asarray(seg.dataobj)).tolist())
-        assert values <= set(labels.values()), f"{case}: unexpected label values {values - set(labels.values())}"
+        assert values <= set(labels.values()), (
+            f"{case}: unexpected label values {values - set(labels.values())}"
+        )
         for channel in range(len(dataset["channel_names"])):
             img = nib.load(folder / "imagesTr" / f"{case}_{channel:04d}{ending}")
             assert img.shape == seg.shape, case
@@ -47,12 +49,32 @@ def test_two_cases_share_one_consecutive_label_table(tmp_path, capsys):
     second[10:12, 40:44, 40:44] = 7
     other = tmp_path / "second.nii.gz"
     write_labels(other, second, geometry=ref.geometry, label_names={1: "liver", 7: "lesion"})
-    assert main(["export-nnunet", "--case", str(ct), str(organs), "--case", str(ct), str(other),
-                 "-o", str(tmp_path), "--id", "501", "--name", "Abdomen"]) == 0
+    assert (
+        main(
+            [
+                "export-nnunet",
+                "--case",
+                str(ct),
+                str(organs),
+                "--case",
+                str(ct),
+                str(other),
+                "-o",
+                str(tmp_path),
+                "--id",
+                "501",
+                "--name",
+                "Abdomen",
+            ]
+        )
+        == 0
+    )
     folder = tmp_path / "Dataset501_Abdomen"
     dataset = check_nnunet_raw_dataset(folder)
     assert dataset["channel_names"] == {"0": "CT"} and dataset["numTraining"] == 2
-    present = [v for v in np.unique(ref.data) if v]  # named values absent from every case are left out
+    present = [
+        v for v in np.unique(ref.data) if v
+    ]  # named values absent from every case are left out
     assert "lesion" in dataset["labels"] and len(dataset["labels"]) == len(present) + 2
     # The liver has one value in both cases, and the voxels are where they were.
     cases = sorted((folder / "labelsTr").iterdir())
@@ -64,10 +86,13 @@ def test_two_cases_share_one_consecutive_label_table(tmp_path, capsys):
     assert np.array_equal(image.data, read_volume(ct).data)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--id", "0", "--name", "A"], "dataset id must be 1..999"),
-    (["--id", "5", "--name", "bad name"], "may hold only"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--id", "0", "--name", "A"], "dataset id must be 1..999"),
+        (["--id", "5", "--name", "bad name"], "may hold only"),
+    ],
+)
 def test_bad_dataset_names_are_refused(args, message, tmp_path, capsys):
     ct, organs = data_file("abdomen_ct.nii.gz"), data_file("abdomen_ct_organs.nii.gz")
     assert main(["export-nnunet", "--case", str(ct), str(organs), "-o", str(tmp_path), *args]) == 2
@@ -77,8 +102,23 @@ def test_bad_dataset_names_are_refused(args, message, tmp_path, capsys):
 
 def test_labels_on_another_grid_are_refused(tmp_path, capsys):
     ct, nuclei = data_file("abdomen_ct.nii.gz"), data_file("nuclei_3d_labels.tif")
-    assert main(["export-nnunet", "--case", str(ct), str(nuclei), "-o", str(tmp_path),
-                 "--id", "5", "--name", "X"]) == 2
+    assert (
+        main(
+            [
+                "export-nnunet",
+                "--case",
+                str(ct),
+                str(nuclei),
+                "-o",
+                str(tmp_path),
+                "--id",
+                "5",
+                "--name",
+                "X",
+            ]
+        )
+        == 2
+    )
     assert "must share one grid" in capsys.readouterr().err
 
 
@@ -95,10 +135,23 @@ def _fail_at_second_label_map(monkeypatch):
     monkeypatch.setattr(nib, "save", save)
 
 
-def test_a_dataset_that_fails_halfway_leaves_no_file_and_an_older_one_intact(tmp_path, capsys, monkeypatch):
+def test_a_dataset_that_fails_halfway_leaves_no_file_and_an_older_one_intact(
+    tmp_path, capsys, monkeypatch
+):
     """All or nothing (issue 27): half a dataset would train nnU-Net on the wrong case count."""
     ct, organs = data_file("abdomen_ct.nii.gz"), data_file("abdomen_ct_organs.nii.gz")
-    one = ["export-nnunet", "--case", str(ct), str(organs), "-o", str(tmp_path), "--id", "7", "--name", "Abdomen"]
+    one = [
+        "export-nnunet",
+        "--case",
+        str(ct),
+        str(organs),
+        "-o",
+        str(tmp_path),
+        "--id",
+        "7",
+        "--name",
+        "Abdomen",
+    ]
     args = [*one, "--case", str(ct), str(organs)]
     with monkeypatch.context() as patch:
         _fail_at_second_label_map(patch)

@@ -64,7 +64,9 @@ def test_phantom_checkpoint_is_a_small_official_format_file_resolved_by_the_stor
     _, path = resolve_checkpoint(card.id)
     assert path == bundled_model_path(card.filename)
     assert path.stat().st_size <= 10 * 1024**2
-    state = torch.load(path, map_location="cpu", weights_only=True)  # a plain state dict, like SAM's
+    state = torch.load(
+        path, map_location="cpu", weights_only=True
+    )  # a plain state dict, like SAM's
     assert any(k.startswith("image_encoder.") for k in state)
     record = json.loads(bundled_model_path("training.json").read_text())
     assert record["phantom_sam"]["command"].startswith("python tools/train_phantom_models.py")
@@ -101,7 +103,12 @@ def test_the_default_projection_is_the_better_one(cases, backend):
     other = next(p for p in PROJECTIONS if p != default)
     ours = propagation_scores(cases, backend)
     alternative = propagation_scores(cases, backend, PropagationSettings(projection=other))
-    assert np.mean(ours) >= np.mean(alternative), (default, np.mean(ours), other, np.mean(alternative))
+    assert np.mean(ours) >= np.mean(alternative), (
+        default,
+        np.mean(ours),
+        other,
+        np.mean(alternative),
+    )
 
 
 @pytest.mark.parametrize("projection", ["box", "point"])
@@ -114,7 +121,9 @@ def test_projection_prompts_each_slice_from_its_neighbour(cases, backend, projec
     session.propagate(PropagationSettings(projection=projection))
     made = session.result.prompts
     assert len(made) >= 10, sorted(made)
-    assert all(len(p.labels) == 1 and (p.box is not None) == (projection == "box") for p in made.values())
+    assert all(
+        len(p.labels) == 1 and (p.box is not None) == (projection == "box") for p in made.values()
+    )
     session.close()
 
 
@@ -150,8 +159,21 @@ def test_segment_command_with_the_phantom_model_offline(cases, backend, tmp_path
     mask = phantom.mask(value)
     z, y, x = phantom.centre_click(value)
     out = tmp_path / "organ.nii.gz"
-    code = main(["segment", str(volume.geometry.path), "--point", f"{z},{y},{x}", "--propagate",
-                 "--model", "phantom_sam", "--name", "organ", "-o", str(out)])
+    code = main(
+        [
+            "segment",
+            str(volume.geometry.path),
+            "--point",
+            f"{z},{y},{x}",
+            "--propagate",
+            "--model",
+            "phantom_sam",
+            "--name",
+            "organ",
+            "-o",
+            str(out),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     written = read_volume(out)
     assert written.data.shape == mask.shape and written.spacing == volume.spacing

@@ -23,7 +23,7 @@ def test_ct_objects_are_distinct_and_lesions_lie_in_their_organ():
             lesion = phantom.labels == obj.value
             assert phantom.mask(obj.parent)[lesion].all()
             # a lesion differs in HU from the rest of its organ
-            rest = (phantom.labels == obj.parent)
+            rest = phantom.labels == obj.parent
             assert abs(phantom.data[lesion].mean() - phantom.data[rest].mean()) > 25
 
 

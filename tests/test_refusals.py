@@ -64,8 +64,17 @@ def _disk_full_at_the_names(monkeypatch) -> None:
         raise OSError(28, "No space left on device")
 
     # the names file alone meets the full disk (json itself stays whole for everything else)
-    monkeypatch.setattr(sidecar, "json", SimpleNamespace(dumps=full, dump=full, loads=json.loads, load=json.load,
-                                                         JSONDecodeError=json.JSONDecodeError))
+    monkeypatch.setattr(
+        sidecar,
+        "json",
+        SimpleNamespace(
+            dumps=full,
+            dump=full,
+            loads=json.loads,
+            load=json.load,
+            JSONDecodeError=json.JSONDecodeError,
+        ),
+    )
 
 
 # (case, arguments, key words of the message, what else the case needs)
@@ -79,83 +88,277 @@ CASES = [
     ("2-D image", ["segment", "{bad}/2d.nii.gz", *BOX, "-o", "{out}/o.nii.gz"], "is 2-D", None),
     ("RGB image", ["segment", "{bad}/rgb.tif", *BOX, "-o", "{out}/o.nii.gz"], "RGB(A) image", None),
     ("huge volume", ["info", "{bad}/huge.nii"], "GiB is free: crop or downsample it", None),
-    ("4-D NRRD", ["segment", "{nrrd}/four_d.nrrd", *BOX, "-o", "{out}/o.nii.gz"], "four_d.nrrd is 4-D", None),
+    (
+        "4-D NRRD",
+        ["segment", "{nrrd}/four_d.nrrd", *BOX, "-o", "{out}/o.nii.gz"],
+        "four_d.nrrd is 4-D",
+        None,
+    ),
     ("vector NRRD", ["info", "{nrrd}/vector.nrrd"], "is a vector image", None),
-    ("unknown NRRD encoding", ["info", "{nrrd}/zstd.nrrd"], "unsupported NRRD encoding 'zstd'", None),
-    ("detached NRRD header without its data", ["info", "{nrrd}/orphan.nhdr"], "its data file orphan.raw is missing",
-     None),
-    ("corrupt gzip NRRD", ["segment", "{nrrd}/corrupt.nrrd", *BOX, "-o", "{out}/o.nii.gz"],
-     "corrupt.nrrd: the file is truncated or corrupt", None),
-    ("multi-layer Slicer segmentation", ["info", "{nrrd}/layered.seg.nrrd"],
-     "holds 2 segmentation layers whose segments overlap", None),
-    ("all-NaN volume", ["segment", "{bad}/nan.nii.gz", *BOX, "-o", "{out}/o.nii.gz"],
-     "all voxels are NaN or infinite", None),
-    ("constant volume", ["label", "{bad}/const.nii.gz", "--text", "liver", "--box", "liver:15,40,40,60,60",
-                         "-o", "{out}/o.nii.gz"], "every voxel is 7", None),
-    ("click outside the volume", ["segment", CT, "--point", "15,500,40", "--model", "phantom_sam",
-                                  "-o", "{out}/o.nii.gz"], "lies outside the volume", None),
-    ("box outside the volume", ["segment", CT, "--box", "50,40,40,60,60", "-o", "{out}/o.nii.gz"],
-     "lies outside the volume (30 slices)", None),
-    ("box with three numbers", ["segment", CT, "--box", "14,15,17", "-o", "{out}/o.nii.gz"],
-     "--box '14,15,17' must be 5 comma-separated numbers", None),
-    ("fractional point", ["segment", CT, "--point", "10.5,51,35", "-o", "{out}/o.nii.gz"],
-     "10.5 is not a whole voxel index; give 10 or 11", None),
-    ("points for a box-only model", ["segment", CT, "--point", "15,50,40", "-o", "{out}/o.nii.gz"],
-     "box-prompted model", None),
-    ("slice range outside the volume", ["segment", CT, *CLICK, "--propagate", "--slice-range", "5,99",
-                                        "-o", "{out}/o.nii.gz"], "the volume has 30 slices", None),
-    ("memory size above SAM2's 6", ["segment", CT, *CLICK, "--memory-size", "9", "-o", "{out}/o.nii.gz"],
-     "memory size must be 1 to 6", None),
-    ("ranked memory with SAM v1", ["segment", CT, *CLICK, "--propagate", "--memory", "ranked",
-                                   "-o", "{out}/o.nii.gz"], "ranked memory bank is SAM2's", None),
-    ("empty text", ["label", CT, "--text", " , ", "-o", "{out}/o.nii.gz"], "type at least one target", None),
-    ("misspelt organ", ["label", CT, "--text", "livr", "-o", "{out}/o.nii.gz"],
-     "unknown organ 'livr': did you mean liver?", None),
-    ("organ with two sides", ["label", CT, "--text", "kidney", "-o", "{out}/o.nii.gz"],
-     "'kidney' names 2 organs: left kidney, right kidney", None),
-    ("duplicate organs", ["label", CT, "--text", "liver, liver", "-o", "{out}/o.nii.gz"],
-     "names the same target", None),
-    ("unknown model", ["segment", CT, *BOX, "--model", "sam9", "-o", "{out}/o.nii.gz"],
-     "unknown model 'sam9'", None),
-    ("model not downloaded", ["segment", CT, *BOX, "--model", "sam_vit_b", "-o", "{out}/o.nii.gz"],
-     "sam_vit_b is not downloaded yet", None),
-    ("text file as checkpoint", ["segment", CT, *BOX, "--model", "sam_vit_b", "--checkpoint", "{bad}/notes.pth",
-                                 "-o", "{out}/o.nii.gz"], "is not a checkpoint: it is a text file", None),
-    ("damaged checkpoint", ["segment", CT, *BOX, "--model", "sam_vit_b", "--checkpoint", "{bad}/cut.pth",
-                            "-o", "{out}/o.nii.gz"], "is truncated or corrupt", None),
-    ("bf16 on the PyTorch runtime", ["segment", CT, *BOX, "--runtime", "torch", "--precision", "bf16",
-                                     "-o", "{out}/o.nii.gz"], "precision bf16 needs the OpenVINO runtime", None),
-    ("CUDA asked for, none present", ["segment", CT, *BOX, "--device", "cuda", "-o", "{out}/o.nii.gz"],
-     "no CUDA GPU is available", None),
-    ("no network", ["models", "download", "sam_vit_b", "--accept-license"], "no network", _no_network),
-    ("no network, CLIP", ["models", "download", "clip_vit_b_16", "--accept-license"],
-     "pass a local file with --clip-checkpoint FILE", _no_network),
-    ("output folder not writable", ["segment", CT, *BOX, "-o", "/proc/x.nii.gz"],
-     "cannot write /proc/x.nii.gz: files cannot be created in /proc", None),
-    ("output is the input image", ["segment", CT, *BOX, "-o", CT], "writing there would replace it", None),
-    ("label output suffix", ["segment", CT, *BOX, "-o", "{out}/o.png"], "cannot write labels as .png", None),
-    ("missing output folder", ["segment", CT, *BOX, "-o", "{out}/nodir/o.nii.gz"],
-     "the folder {out}/nodir does not exist", None),
-    ("full disk on export", ["segment", CT, *CLICK, "-o", "{out}/o.nii.gz"],
-     "the disk is full; no file was written", _disk_full_at_the_names),
-    ("export-seg source missing", ["export-seg", ORGANS, "--source", "{out}/nodir", "-o", "{out}/o.dcm"],
-     "nodir: no such file or folder", None),
-    ("export-seg source not DICOM", ["export-seg", ORGANS, "--source", CT, "-o", "{out}/o.dcm"],
-     "DICOM series", None),
-    ("evaluate on other grids", ["evaluate", ORGANS, NUCLEI_LABELS], "evaluation never resamples", None),
-    ("an image given as the prediction", ["evaluate", CT, ORGANS], "negative values (down to -1100); is it the image?",
-     None),
-    ("evaluate unknown label", ["evaluate", ORGANS, ORGANS, "--labels", "foo"], "unknown label 'foo'", None),
-    ("batch with a model not downloaded", ["batch", CT, "--text", "liver", "--model", "sam_vit_b",
-                                           "-o", "{out}/batch"], "sam_vit_b is not downloaded yet", None),
-    ("view a missing file without a display", ["view", "{out}/missing.nii.gz"], "missing.nii.gz: no such file",
-     _no_display),
+    (
+        "unknown NRRD encoding",
+        ["info", "{nrrd}/zstd.nrrd"],
+        "unsupported NRRD encoding 'zstd'",
+        None,
+    ),
+    (
+        "detached NRRD header without its data",
+        ["info", "{nrrd}/orphan.nhdr"],
+        "its data file orphan.raw is missing",
+        None,
+    ),
+    (
+        "corrupt gzip NRRD",
+        ["segment", "{nrrd}/corrupt.nrrd", *BOX, "-o", "{out}/o.nii.gz"],
+        "corrupt.nrrd: the file is truncated or corrupt",
+        None,
+    ),
+    (
+        "multi-layer Slicer segmentation",
+        ["info", "{nrrd}/layered.seg.nrrd"],
+        "holds 2 segmentation layers whose segments overlap",
+        None,
+    ),
+    (
+        "all-NaN volume",
+        ["segment", "{bad}/nan.nii.gz", *BOX, "-o", "{out}/o.nii.gz"],
+        "all voxels are NaN or infinite",
+        None,
+    ),
+    (
+        "constant volume",
+        [
+            "label",
+            "{bad}/const.nii.gz",
+            "--text",
+            "liver",
+            "--box",
+            "liver:15,40,40,60,60",
+            "-o",
+            "{out}/o.nii.gz",
+        ],
+        "every voxel is 7",
+        None,
+    ),
+    (
+        "click outside the volume",
+        ["segment", CT, "--point", "15,500,40", "--model", "phantom_sam", "-o", "{out}/o.nii.gz"],
+        "lies outside the volume",
+        None,
+    ),
+    (
+        "box outside the volume",
+        ["segment", CT, "--box", "50,40,40,60,60", "-o", "{out}/o.nii.gz"],
+        "lies outside the volume (30 slices)",
+        None,
+    ),
+    (
+        "box with three numbers",
+        ["segment", CT, "--box", "14,15,17", "-o", "{out}/o.nii.gz"],
+        "--box '14,15,17' must be 5 comma-separated numbers",
+        None,
+    ),
+    (
+        "fractional point",
+        ["segment", CT, "--point", "10.5,51,35", "-o", "{out}/o.nii.gz"],
+        "10.5 is not a whole voxel index; give 10 or 11",
+        None,
+    ),
+    (
+        "points for a box-only model",
+        ["segment", CT, "--point", "15,50,40", "-o", "{out}/o.nii.gz"],
+        "box-prompted model",
+        None,
+    ),
+    (
+        "slice range outside the volume",
+        ["segment", CT, *CLICK, "--propagate", "--slice-range", "5,99", "-o", "{out}/o.nii.gz"],
+        "the volume has 30 slices",
+        None,
+    ),
+    (
+        "memory size above SAM2's 6",
+        ["segment", CT, *CLICK, "--memory-size", "9", "-o", "{out}/o.nii.gz"],
+        "memory size must be 1 to 6",
+        None,
+    ),
+    (
+        "ranked memory with SAM v1",
+        ["segment", CT, *CLICK, "--propagate", "--memory", "ranked", "-o", "{out}/o.nii.gz"],
+        "ranked memory bank is SAM2's",
+        None,
+    ),
+    (
+        "empty text",
+        ["label", CT, "--text", " , ", "-o", "{out}/o.nii.gz"],
+        "type at least one target",
+        None,
+    ),
+    (
+        "misspelt organ",
+        ["label", CT, "--text", "livr", "-o", "{out}/o.nii.gz"],
+        "unknown organ 'livr': did you mean liver?",
+        None,
+    ),
+    (
+        "organ with two sides",
+        ["label", CT, "--text", "kidney", "-o", "{out}/o.nii.gz"],
+        "'kidney' names 2 organs: left kidney, right kidney",
+        None,
+    ),
+    (
+        "duplicate organs",
+        ["label", CT, "--text", "liver, liver", "-o", "{out}/o.nii.gz"],
+        "names the same target",
+        None,
+    ),
+    (
+        "unknown model",
+        ["segment", CT, *BOX, "--model", "sam9", "-o", "{out}/o.nii.gz"],
+        "unknown model 'sam9'",
+        None,
+    ),
+    (
+        "model not downloaded",
+        ["segment", CT, *BOX, "--model", "sam_vit_b", "-o", "{out}/o.nii.gz"],
+        "sam_vit_b is not downloaded yet",
+        None,
+    ),
+    (
+        "text file as checkpoint",
+        [
+            "segment",
+            CT,
+            *BOX,
+            "--model",
+            "sam_vit_b",
+            "--checkpoint",
+            "{bad}/notes.pth",
+            "-o",
+            "{out}/o.nii.gz",
+        ],
+        "is not a checkpoint: it is a text file",
+        None,
+    ),
+    (
+        "damaged checkpoint",
+        [
+            "segment",
+            CT,
+            *BOX,
+            "--model",
+            "sam_vit_b",
+            "--checkpoint",
+            "{bad}/cut.pth",
+            "-o",
+            "{out}/o.nii.gz",
+        ],
+        "is truncated or corrupt",
+        None,
+    ),
+    (
+        "bf16 on the PyTorch runtime",
+        ["segment", CT, *BOX, "--runtime", "torch", "--precision", "bf16", "-o", "{out}/o.nii.gz"],
+        "precision bf16 needs the OpenVINO runtime",
+        None,
+    ),
+    (
+        "CUDA asked for, none present",
+        ["segment", CT, *BOX, "--device", "cuda", "-o", "{out}/o.nii.gz"],
+        "no CUDA GPU is available",
+        None,
+    ),
+    (
+        "no network",
+        ["models", "download", "sam_vit_b", "--accept-license"],
+        "no network",
+        _no_network,
+    ),
+    (
+        "no network, CLIP",
+        ["models", "download", "clip_vit_b_16", "--accept-license"],
+        "pass a local file with --clip-checkpoint FILE",
+        _no_network,
+    ),
+    (
+        "output folder not writable",
+        ["segment", CT, *BOX, "-o", "/proc/x.nii.gz"],
+        "cannot write /proc/x.nii.gz: files cannot be created in /proc",
+        None,
+    ),
+    (
+        "output is the input image",
+        ["segment", CT, *BOX, "-o", CT],
+        "writing there would replace it",
+        None,
+    ),
+    (
+        "label output suffix",
+        ["segment", CT, *BOX, "-o", "{out}/o.png"],
+        "cannot write labels as .png",
+        None,
+    ),
+    (
+        "missing output folder",
+        ["segment", CT, *BOX, "-o", "{out}/nodir/o.nii.gz"],
+        "the folder {out}/nodir does not exist",
+        None,
+    ),
+    (
+        "full disk on export",
+        ["segment", CT, *CLICK, "-o", "{out}/o.nii.gz"],
+        "the disk is full; no file was written",
+        _disk_full_at_the_names,
+    ),
+    (
+        "export-seg source missing",
+        ["export-seg", ORGANS, "--source", "{out}/nodir", "-o", "{out}/o.dcm"],
+        "nodir: no such file or folder",
+        None,
+    ),
+    (
+        "export-seg source not DICOM",
+        ["export-seg", ORGANS, "--source", CT, "-o", "{out}/o.dcm"],
+        "DICOM series",
+        None,
+    ),
+    (
+        "evaluate on other grids",
+        ["evaluate", ORGANS, NUCLEI_LABELS],
+        "evaluation never resamples",
+        None,
+    ),
+    (
+        "an image given as the prediction",
+        ["evaluate", CT, ORGANS],
+        "negative values (down to -1100); is it the image?",
+        None,
+    ),
+    (
+        "evaluate unknown label",
+        ["evaluate", ORGANS, ORGANS, "--labels", "foo"],
+        "unknown label 'foo'",
+        None,
+    ),
+    (
+        "batch with a model not downloaded",
+        ["batch", CT, "--text", "liver", "--model", "sam_vit_b", "-o", "{out}/batch"],
+        "sam_vit_b is not downloaded yet",
+        None,
+    ),
+    (
+        "view a missing file without a display",
+        ["view", "{out}/missing.nii.gz"],
+        "missing.nii.gz: no such file",
+        _no_display,
+    ),
 ]
 
 
 @pytest.mark.parametrize("args, words, setup", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_bad_input_is_refused_in_one_line(args, words, setup, bad_files, bad_nrrds, tmp_path, capsys, monkeypatch,
-                                          isolated_model_cache):
+def test_bad_input_is_refused_in_one_line(
+    args, words, setup, bad_files, bad_nrrds, tmp_path, capsys, monkeypatch, isolated_model_cache
+):
     out = tmp_path / "out"
     out.mkdir()
     if setup is not None:
@@ -175,7 +378,9 @@ def test_an_older_output_survives_a_refused_run(tmp_path, capsys, monkeypatch):
     assert main(["segment", CT, *CLICK, "-o", str(out)]) == 0
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     _disk_full_at_the_names(monkeypatch)
-    assert main(["segment", CT, "--point", "14,50,40", "--model", "phantom_sam", "-o", str(out)]) == 2
+    assert (
+        main(["segment", CT, "--point", "14,50,40", "--model", "phantom_sam", "-o", str(out)]) == 2
+    )
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
@@ -187,12 +392,17 @@ def test_nan_voxels_are_one_warning_line_not_a_python_warning(bad_files, tmp_pat
     nib.save(nib.Nifti1Image(data, ct.affine), partly)
     assert main(["info", str(partly)]) == 0
     err = capsys.readouterr().err
-    assert err == "napari-textseg: warning: partly_nan.nii.gz: 3 voxels are NaN; they are shown empty and fed " \
-                  "to the models as 0\n"
+    assert (
+        err == "napari-textseg: warning: partly_nan.nii.gz: 3 voxels are NaN; they are shown empty "
+        "and fed "
+        "to the models as 0\n"
+    )
 
 
 def test_every_case_is_in_the_docs_table():
     table = (Path(__file__).parents[1] / "docs" / "refusals.md").read_text()
-    missing = [case for case, _, words, _ in CASES if case not in table or words.split("{")[0] not in table]
+    missing = [
+        case for case, _, words, _ in CASES if case not in table or words.split("{")[0] not in table
+    ]
     assert not missing, f"docs/refusals.md lacks {missing}"
     assert json.dumps(len(CASES)) in table  # the count the page gives

@@ -17,7 +17,16 @@ def _square(y0, size, shape=(20, 20)):
 
 
 def test_the_track_starts_at_the_most_confident_slice_and_follows_matching_neighbours():
-    masks = [None, _square(14, 4), _square(2, 6), _square(3, 6), _square(3, 7), _square(4, 6), None, _square(3, 6)]
+    masks = [
+        None,
+        _square(14, 4),
+        _square(2, 6),
+        _square(3, 6),
+        _square(3, 7),
+        _square(4, 6),
+        None,
+        _square(3, 6),
+    ]
     scores = [0.0, 0.6, 0.75, 0.9, 0.72, 0.71, 0.0, 0.95]
     volume, confidence, seed = link_slices(masks, scores)
     assert seed == 7  # the most confident detection seeds the track
@@ -26,7 +35,16 @@ def test_the_track_starts_at_the_most_confident_slice_and_follows_matching_neigh
     scores[7] = 0.5  # too weak to start a track: slice 3 seeds instead
     volume, confidence, seed = link_slices(masks, scores)
     assert seed == 3
-    assert [bool(volume[z].any()) for z in range(8)] == [False, False, True, True, True, True, False, False]
+    assert [bool(volume[z].any()) for z in range(8)] == [
+        False,
+        False,
+        True,
+        True,
+        True,
+        True,
+        False,
+        False,
+    ]
     np.testing.assert_allclose(confidence, np.mean([0.75, 0.9, 0.72, 0.71]))
 
 

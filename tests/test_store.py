@@ -23,15 +23,31 @@ from napari_textseg.models.store import cache_dir, cached_path, download, resolv
 from tiny_models import TINY_SAM_ARCH, save_tiny_sam, tiny_card
 
 REQUIRED = [
-    "sam_vit_b", "sam_vit_l", "sam_vit_h", "medsam_vit_b", "sam2.1_hiera_tiny", "sam2.1_hiera_small",
-    "sam2.1_hiera_base_plus", "sam2.1_hiera_large", "medsam2", "clip_vit_b_16", "clip_vit_l_14",
-    "sam3", "medical_sam3",
+    "sam_vit_b",
+    "sam_vit_l",
+    "sam_vit_h",
+    "medsam_vit_b",
+    "sam2.1_hiera_tiny",
+    "sam2.1_hiera_small",
+    "sam2.1_hiera_base_plus",
+    "sam2.1_hiera_large",
+    "medsam2",
+    "clip_vit_b_16",
+    "clip_vit_l_14",
+    "sam3",
+    "medical_sam3",
 ]
 
 
 def _card(url, known_hash, model_id="test_served_sam"):
-    return tiny_card("sam", TINY_SAM_ARCH, model_id, "tiny_sam.pth", url=f"{url}/tiny_sam.pth",
-                     known_hash=known_hash)
+    return tiny_card(
+        "sam",
+        TINY_SAM_ARCH,
+        model_id,
+        "tiny_sam.pth",
+        url=f"{url}/tiny_sam.pth",
+        known_hash=known_hash,
+    )
 
 
 def _sha256(path):
@@ -49,10 +65,14 @@ def test_every_required_card_has_source_licence_and_size():
     assert CARDS["sam3"].local_only  # gated on Hugging Face
     # Medical-SAM3's weights are public on its model page, with a published SHA-256.
     for model_id in ("medical_sam3", "medical_sam3_3d"):
-        assert not CARDS[model_id].local_only and CARDS[model_id].hf_repo == "ChongCong/Medical-SAM3"
+        assert (
+            not CARDS[model_id].local_only and CARDS[model_id].hf_repo == "ChongCong/Medical-SAM3"
+        )
     assert CARDS["medical_sam3"].known_hash.startswith("sha256:")
     voxtell = CARDS["voxtell_v1.1"]
-    assert voxtell.hf_repo == "mrokuss/VoxTell" and voxtell.filename.endswith("fold_0/checkpoint_final.pth")
+    assert voxtell.hf_repo == "mrokuss/VoxTell" and voxtell.filename.endswith(
+        "fold_0/checkpoint_final.pth"
+    )
     assert "voxtell_v1.1/plans.json" in voxtell.extra_files
     assert CARDS["medsam2"].arch["overrides"][0] == "++model.image_size=512"
 
@@ -64,7 +84,10 @@ def test_unknown_model_lists_the_known_ones():
 
 def test_cache_folder_is_overridable(isolated_model_cache):
     assert cache_dir() == isolated_model_cache
-    assert cached_path(CARDS["sam_vit_b"]) == isolated_model_cache / "sam_vit_b" / "sam_vit_b_01ec64.pth"
+    assert (
+        cached_path(CARDS["sam_vit_b"])
+        == isolated_model_cache / "sam_vit_b" / "sam_vit_b_01ec64.pth"
+    )
 
 
 def test_download_needs_the_licence_then_verifies_and_caches(served, isolated_model_cache):
@@ -101,7 +124,11 @@ def test_offline_names_the_file_and_where_to_put_it():
     with pytest.raises(OfflineError) as info:
         download(card, progressbar=False, confirm_license=lambda c: True)
     message = str(info.value)
-    assert "tiny_sam.pth" in message and str(cached_path(card)) in message and "--checkpoint" in message
+    assert (
+        "tiny_sam.pth" in message
+        and str(cached_path(card)) in message
+        and "--checkpoint" in message
+    )
     assert not cached_path(card).exists()
 
 
@@ -124,21 +151,44 @@ def test_resolve_explains_what_is_missing(tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
         resolve_checkpoint("sam_vit_b", tmp_path / "nope.pth")
     save_tiny_sam(tmp_path / "mine.pth")
-    with pytest.raises(CheckpointError, match="cannot tell which architecture mine.pth is.*--model"):
+    with pytest.raises(
+        CheckpointError, match="cannot tell which architecture mine.pth is.*--model"
+    ):
         resolve_checkpoint(None, tmp_path / "mine.pth")
     card, path = resolve_checkpoint("sam_vit_b", tmp_path / "mine.pth")
     assert card.id == "sam_vit_b" and path == tmp_path / "mine.pth"
 
 
-@pytest.mark.parametrize("keys, name, expected", [
-    ({"image_encoder.patch_embed.proj.weight": (768, 3, 16, 16)}, "w.pth", "sam_vit_b"),
-    ({"image_encoder.patch_embed.proj.weight": (1280, 3, 16, 16)}, "w.pth", "sam_vit_h"),
-    ({"image_encoder.patch_embed.proj.weight": (768, 3, 16, 16)}, "medsam_vit_b.pth", "medsam_vit_b"),
-    ({"image_encoder.trunk.patch_embed.proj.weight": (144, 3, 7, 7)}, "w.pt", "sam2.1_hiera_large"),
-    ({"image_encoder.trunk.patch_embed.proj.weight": (96, 3, 7, 7),
-      **{f"image_encoder.trunk.blocks.{i}.w": (1,) for i in range(16)}}, "w.pt", "sam2.1_hiera_small"),
-    ({"image_encoder.trunk.patch_embed.proj.weight": (96, 3, 7, 7)}, "MedSAM2_latest.pt", "medsam2"),
-])
+@pytest.mark.parametrize(
+    "keys, name, expected",
+    [
+        ({"image_encoder.patch_embed.proj.weight": (768, 3, 16, 16)}, "w.pth", "sam_vit_b"),
+        ({"image_encoder.patch_embed.proj.weight": (1280, 3, 16, 16)}, "w.pth", "sam_vit_h"),
+        (
+            {"image_encoder.patch_embed.proj.weight": (768, 3, 16, 16)},
+            "medsam_vit_b.pth",
+            "medsam_vit_b",
+        ),
+        (
+            {"image_encoder.trunk.patch_embed.proj.weight": (144, 3, 7, 7)},
+            "w.pt",
+            "sam2.1_hiera_large",
+        ),
+        (
+            {
+                "image_encoder.trunk.patch_embed.proj.weight": (96, 3, 7, 7),
+                **{f"image_encoder.trunk.blocks.{i}.w": (1,) for i in range(16)},
+            },
+            "w.pt",
+            "sam2.1_hiera_small",
+        ),
+        (
+            {"image_encoder.trunk.patch_embed.proj.weight": (96, 3, 7, 7)},
+            "MedSAM2_latest.pt",
+            "medsam2",
+        ),
+    ],
+)
 def test_official_architecture_is_recognised_from_the_file(tmp_path, keys, name, expected):
     """--checkpoint alone works for official files: the card is inferred from keys and shapes."""
     state = {k: torch.zeros(shape) for k, shape in keys.items()}

@@ -51,7 +51,9 @@ def labeller(phantom_file, clip_file):
     volume = read_volume(image)
     sam = load_model("phantom_sam", device="cpu")
     clip = load_model("test_dense_clip", clip_file, device="cpu")
-    session = SegmentationSession(volume.data, volume.spacing, volume.modality, make_slice_model(sam.model, "sam", sam.device))
+    session = SegmentationSession(
+        volume.data, volume.spacing, volume.modality, make_slice_model(sam.model, "sam", sam.device)
+    )
     dense = DenseClip(clip.model)
     encoder = TextEncoder(clip.model, "test_dense_clip", TINY_DENSE_CLIP_ARCH["model_name"])
     return TextLabeller(session, raw=volume.data, clip=dense, encoder=encoder)
@@ -78,7 +80,11 @@ def test_text_and_click_segments_the_clicked_organ_under_its_canonical_name(labe
     [result] = _results(events)
     assert result.target.name == "left kidney" and result.value == 3
     clicked = dice(result.mask, phantom.mask(ORGAN))
-    others = [dice(result.mask, phantom.mask(o.value)) for o in phantom.objects if o.parent == 0 and o.value != ORGAN]
+    others = [
+        dice(result.mask, phantom.mask(o.value))
+        for o in phantom.objects
+        if o.parent == 0 and o.value != ORGAN
+    ]
     assert clicked > max(others) + 0.2  # it is the clicked organ that was segmented
     assert 0 < result.confidence <= 1
     progress = [e for e in events if isinstance(e, Progress)]
@@ -96,7 +102,9 @@ def test_overlapping_organs_are_resolved_by_confidence_into_one_map(labeller, ph
     labels, confidence = merge_results(results, phantom.data.shape)
     winner = max(results, key=lambda r: r.confidence)
     assert (labels[overlap] == winner.value).all()
-    assert set(np.unique(labels)) <= {0, 1, 2} and confidence == {r.value: r.confidence for r in results}
+    assert set(np.unique(labels)) <= {0, 1, 2} and confidence == {
+        r.value: r.confidence for r in results
+    }
 
 
 def test_text_alone_runs_clip_once_per_volume_and_each_sentence_once(labeller):
@@ -130,7 +138,9 @@ def test_slice_embeddings_are_shared_between_organs(labeller, phantom_file):
     assert cache.misses == misses  # the second organ encoded no slice again
 
 
-def test_closing_the_run_keeps_finished_organs_and_drops_the_one_in_progress(labeller, phantom_file):
+def test_closing_the_run_keeps_finished_organs_and_drops_the_one_in_progress(
+    labeller, phantom_file
+):
     phantom, _ = phantom_file
     targets = parse_targets("liver, spleen")
     clicks = {t.name: _click(phantom, ORGAN) for t in targets}
@@ -161,14 +171,32 @@ def test_dense_clip_maps_have_one_probability_per_patch(labeller):
     assert probabilities.std() > 0  # patches differ: the map is spatial, not one pooled vector
 
 
-def test_label_command_writes_named_labels_on_the_source_grid(phantom_file, clip_file, tmp_path, capsys):
+def test_label_command_writes_named_labels_on_the_source_grid(
+    phantom_file, clip_file, tmp_path, capsys
+):
     phantom, image = phantom_file
     (z, y, x), _ = _click(phantom, ORGAN)[0][0], None
     out = tmp_path / "organs.nii.gz"
-    code = main(["label", str(image), "--text", "liver, L kidney", "--point", f"liver:{z:g},{y:g},{x:g}",
-                 "--model", "phantom_sam", "--clip", "test_dense_clip", "--clip-checkpoint", str(clip_file),
-                 "--device", "cpu",
-                 "-o", str(out)])
+    code = main(
+        [
+            "label",
+            str(image),
+            "--text",
+            "liver, L kidney",
+            "--point",
+            f"liver:{z:g},{y:g},{x:g}",
+            "--model",
+            "phantom_sam",
+            "--clip",
+            "test_dense_clip",
+            "--clip-checkpoint",
+            str(clip_file),
+            "--device",
+            "cpu",
+            "-o",
+            str(out),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     labels, source = read_volume(out), read_volume(image)
     assert labels.label_names == {1: "liver", 2: "left kidney"}
@@ -178,17 +206,22 @@ def test_label_command_writes_named_labels_on_the_source_grid(phantom_file, clip
     assert dice(labels.data == 1, phantom.mask(ORGAN)) > 0.25
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--text", " , ;"], "at least one target"),
-    (["--text", "x" * 500], "500 characters"),
-    (["--text", "left kidney, LK"], "same target"),
-    (["--text", "liver", "--point", "spleen:1,2,3"], "one of the --text targets"),
-    (["--text", "liver", "--point", "liver:1,2,999"], "outside"),
-    (["--text", "liver"], "need a CLIP model"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--text", " , ;"], "at least one target"),
+        (["--text", "x" * 500], "500 characters"),
+        (["--text", "left kidney, LK"], "same target"),
+        (["--text", "liver", "--point", "spleen:1,2,3"], "one of the --text targets"),
+        (["--text", "liver", "--point", "liver:1,2,999"], "outside"),
+        (["--text", "liver"], "need a CLIP model"),
+    ],
+)
 def test_label_command_bad_input_is_one_line(phantom_file, tmp_path, capsys, args, message):
     _, image = phantom_file
-    code = main(["label", str(image), *args, "--model", "phantom_sam", "-o", str(tmp_path / "x.nii.gz")])
+    code = main(
+        ["label", str(image), *args, "--model", "phantom_sam", "-o", str(tmp_path / "x.nii.gz")]
+    )
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err
     assert not (tmp_path / "x.nii.gz").exists()

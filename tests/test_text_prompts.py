@@ -18,16 +18,31 @@ from napari_textseg.core.vocabulary import ORGANS, lookup
 from napari_textseg.data import sample_path
 
 
-@pytest.mark.parametrize("typed", ["left kidney", "L kidney", "kidney_left", "LK", "Kidney-Left", "lt kidney"])
+@pytest.mark.parametrize(
+    "typed", ["left kidney", "L kidney", "kidney_left", "LK", "Kidney-Left", "lt kidney"]
+)
 def test_synonyms_and_abbreviations_find_the_same_organ(typed):
     assert lookup(typed).name == "left kidney"
 
 
 def test_every_totalsegmentator_name_in_the_sample_labels_is_understood():
     """The shipped CT's label names (TotalSegmentator classes) map onto vocabulary entries."""
-    names = json.loads(sample_path("abdomen_ct_organs").with_name("abdomen_ct_organs.labels.json").read_text())
-    for name in ("spleen", "kidney_right", "kidney_left", "gallbladder", "liver", "stomach", "pancreas",
-                 "aorta", "esophagus", "duodenum", "urinary_bladder"):
+    names = json.loads(
+        sample_path("abdomen_ct_organs").with_name("abdomen_ct_organs.labels.json").read_text()
+    )
+    for name in (
+        "spleen",
+        "kidney_right",
+        "kidney_left",
+        "gallbladder",
+        "liver",
+        "stomach",
+        "pancreas",
+        "aorta",
+        "esophagus",
+        "duodenum",
+        "urinary_bladder",
+    ):
         assert name in names["labels"].values()
         assert lookup(name) is not None, name
 
@@ -57,13 +72,16 @@ def test_targets_are_split_on_commas_semicolons_and_lines_and_named_canonically(
     assert [t.known for t in targets] == [True, True, True, False]  # free text still works
 
 
-@pytest.mark.parametrize("text, message", [
-    ("", "at least one target"),
-    (" , ;\n ", "at least one target"),
-    ("x" * 500, "500 characters"),
-    ("LK, left kidney", "same target"),
-    ("liver, Liver", "same target"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "at least one target"),
+        (" , ;\n ", "at least one target"),
+        ("x" * 500, "500 characters"),
+        ("LK, left kidney", "same target"),
+        ("liver, Liver", "same target"),
+    ],
+)
 def test_bad_text_gets_a_clear_error(text, message):
     with pytest.raises(InputError, match=message):
         parse_targets(text)

@@ -34,8 +34,14 @@ def checkpoints(tmp_path_factory):
 
 @pytest.fixture
 def ready(make_napari_viewer_proxy, qtbot, ct_path, checkpoints):
-    viewer, _, (widget,) = viewer_with_model(make_napari_viewer_proxy, qtbot, ct_path, ("Text labelling",),
-                                             "test_text_widget_sam2", checkpoints / "tiny_sam2.pt")
+    viewer, _, (widget,) = viewer_with_model(
+        make_napari_viewer_proxy,
+        qtbot,
+        ct_path,
+        ("Text labelling",),
+        "test_text_widget_sam2",
+        checkpoints / "tiny_sam2.pt",
+    )
     widget.clip.addItem("test clip", "test_text_widget_clip")
     widget.clip.setCurrentIndex(widget.clip.count() - 1)
     widget.clip_file.setText(str(checkpoints / "dense_clip.bin"))
@@ -47,7 +53,11 @@ def _wait_idle(qtbot, controller, timeout=HANG_MS):
 
 
 def _names(layer):
-    return {int(v): str(n) for v, n in zip(layer.features["index"], layer.features["name"], strict=True) if v}
+    return {
+        int(v): str(n)
+        for v, n in zip(layer.features["index"], layer.features["name"], strict=True)
+        if v
+    }
 
 
 def test_organs_arrive_named_with_their_own_colours_and_undo_one_at_a_time(ready, qtbot):
@@ -71,8 +81,12 @@ def test_organs_arrive_named_with_their_own_colours_and_undo_one_at_a_time(ready
 
 def test_rerunning_one_organ_replaces_only_that_organ(ready, qtbot):
     viewer, widget, controller = ready
-    existing = viewer.add_labels(np.zeros(viewer.layers[0].data.shape, np.uint16), name="atlas",
-                                 scale=viewer.layers[0].scale, translate=viewer.layers[0].translate)
+    existing = viewer.add_labels(
+        np.zeros(viewer.layers[0].data.shape, np.uint16),
+        name="atlas",
+        scale=viewer.layers[0].scale,
+        translate=viewer.layers[0].translate,
+    )
     existing.data[5:25, 20:60, 20:60] = 4
     existing.features = {"index": [0, 4], "name": ["background", "spleen"]}
     existing.data[0, 0, 0] = 9  # a hand-drawn label
@@ -91,7 +105,9 @@ def test_rerunning_one_organ_replaces_only_that_organ(ready, qtbot):
     widget._label()
     _wait_idle(qtbot, controller)
     after = existing.data
-    np.testing.assert_array_equal(after == 10, (first == 10) & (after != 4))  # liver only loses what spleen won
+    np.testing.assert_array_equal(
+        after == 10, (first == 10) & (after != 4)
+    )  # liver only loses what spleen won
     assert after[0, 0, 0] == 9
 
 
@@ -114,7 +130,9 @@ def test_cancel_keeps_finished_organs_and_leaves_no_trace_of_the_next(ready, qtb
     assert set(np.unique(layer.data)) <= {0, 1}
 
 
-@pytest.mark.parametrize("text, message", [("", "at least one target"), ("liver, hepar", "same target")])
+@pytest.mark.parametrize(
+    "text, message", [("", "at least one target"), ("liver, hepar", "same target")]
+)
 def test_bad_text_is_refused_before_any_work(ready, text, message):
     viewer, widget, controller = ready
     widget.text.setPlainText(text)
@@ -126,7 +144,9 @@ def test_bad_text_is_refused_before_any_work(ready, text, message):
 def test_a_misspelt_organ_is_refused_with_what_it_may_mean_unless_any_name_is_ticked(ready, qtbot):
     viewer, widget, controller = ready
     widget.text.setPlainText("livr")
-    with pytest.raises(Exception, match="unknown organ 'livr': did you mean liver\\? .*tick 'any name'"):
+    with pytest.raises(
+        Exception, match="unknown organ 'livr': did you mean liver\\? .*tick 'any name'"
+    ):
         widget._label()
     widget.text.setPlainText("kidney")
     with pytest.raises(Exception, match="'kidney' names 2 organs: left kidney, right kidney"):

@@ -70,11 +70,15 @@ def test_every_button_of_every_tab_is_in_view_at_1366x768(panel):
         _settle()
         content = section.layout_.parentWidget()
         viewport = content.parentWidget()  # the scroll area's viewport
-        assert content.width() <= viewport.width(), f"{name}: {content.width() - viewport.width()} px cut at the right"
+        assert content.width() <= viewport.width(), (
+            f"{name}: {content.width() - viewport.width()} px cut at the right"
+        )
         for button in section.findChildren(QPushButton):
             if not button.isVisibleTo(section):
                 continue
-            assert _fully_visible(button, viewport), f"{name}: {button.text()!r} is scrolled out of view"
+            assert _fully_visible(button, viewport), (
+                f"{name}: {button.text()!r} is scrolled out of view"
+            )
             right = button.mapTo(widget, button.rect().topRight()).x()
             assert right <= dock_width, f"{name}: {button.text()!r} is cut at the right edge"
     for button in widget.model_section.findChildren(QPushButton):
@@ -94,12 +98,16 @@ def test_each_section_has_its_own_status_cleared_by_its_inputs(panel, qtbot, tin
         assert widget.prompts.status.text().startswith("slice 15:"), widget.prompts.status.text()
 
     qtbot.waitUntil(segmented, timeout=HANG_MS)
-    # The S went to the prompts section only: the model's line still says what it said, text is untouched.
+    # The S went to the prompts section only: the model's line still says what it said, text is
+    # untouched.
     assert "ready on cpu" in widget.model_section.status.text()
     assert widget.text.status.text() == text_before
     widget.text.text.setPlainText("")
     widget.text.run.click()
-    assert widget.text.status.text().startswith("error: ") and "at least one target" in widget.text.status.text()
+    assert (
+        widget.text.status.text().startswith("error: ")
+        and "at least one target" in widget.text.status.text()
+    )
     assert widget.prompts.status.text().startswith("slice 15:")
     widget.text.text.setPlainText("liver")  # typing clears the error: it was about the old text
     assert widget.text.status.text() == ""
@@ -123,7 +131,9 @@ def test_cancel_stops_only_its_own_sections_task(panel, qtbot):
     qtbot.waitUntil(lambda: not tasks.busy(), timeout=HANG_MS)
 
 
-def test_text_and_clicks_share_one_embedding_cache(make_napari_viewer_proxy, qtbot, ct_path, tiny_sam2):
+def test_text_and_clicks_share_one_embedding_cache(
+    make_napari_viewer_proxy, qtbot, ct_path, tiny_sam2
+):
     """Text + click on the image just clicked encodes each slice once (it made a second
     session with its own 1 GiB cache)."""
     viewer = make_napari_viewer_proxy()
@@ -147,8 +157,9 @@ def test_text_and_clicks_share_one_embedding_cache(make_napari_viewer_proxy, qtb
     assert len(encoded) > clicked  # the text run propagated, reusing what the click had encoded
 
 
-def test_closing_the_image_mid_task_stops_it_without_a_write(make_napari_viewer_proxy, qtbot, ct_path,
-                                                              tiny_sam2, caplog):
+def test_closing_the_image_mid_task_stops_it_without_a_write(
+    make_napari_viewer_proxy, qtbot, ct_path, tiny_sam2, caplog
+):
     viewer = make_napari_viewer_proxy()
     (image,) = viewer.open(str(ct_path), plugin="napari-textseg")
     _, widget = viewer.window.add_plugin_dock_widget("napari-textseg", "TextSeg")
@@ -162,8 +173,9 @@ def test_closing_the_image_mid_task_stops_it_without_a_write(make_napari_viewer_
     assert "Traceback" not in caplog.text
 
 
-def test_closing_the_panel_mid_task_leaves_no_traceback(make_napari_viewer_proxy, qtbot, ct_path, tiny_sam2,
-                                                         caplog):
+def test_closing_the_panel_mid_task_leaves_no_traceback(
+    make_napari_viewer_proxy, qtbot, ct_path, tiny_sam2, caplog
+):
     viewer = make_napari_viewer_proxy()
     viewer.open(str(ct_path), plugin="napari-textseg")
     dock, widget = viewer.window.add_plugin_dock_widget("napari-textseg", "TextSeg")
@@ -198,6 +210,9 @@ def test_settings_are_one_evented_model_that_every_view_shows(panel):
 def test_an_all_nan_image_is_one_line_in_the_prompts_tab(panel):
     viewer, widget = panel
     viewer.add_image(np.full((8, 16, 16), np.nan, dtype=np.float32), name="blank")
-    assert widget.prompts.status.text() == "blank: all voxels are NaN or infinite; there is nothing to segment in it"
+    assert (
+        widget.prompts.status.text()
+        == "blank: all voxels are NaN or infinite; there is nothing to segment in it"
+    )
     viewer.add_image(np.full((8, 16, 16), 7, dtype=np.int16), name="flat")
     assert "flat: every voxel is 7" in widget.prompts.status.text()

@@ -20,8 +20,13 @@ def test_nuclei_stack_reads_as_zyx(nuclei_path):
 def test_imagej_voxel_size(nuclei_path, tmp_path):
     data = tifffile.imread(nuclei_path)
     out = tmp_path / "ij.tif"
-    tifffile.imwrite(out, data, imagej=True, resolution=(1 / 0.16, 1 / 0.16),
-                     metadata={"spacing": 0.5, "unit": "micron", "axes": "ZYX"})
+    tifffile.imwrite(
+        out,
+        data,
+        imagej=True,
+        resolution=(1 / 0.16, 1 / 0.16),
+        metadata={"spacing": 0.5, "unit": "micron", "axes": "ZYX"},
+    )
     volume = read_volume(out)
     assert volume.spacing == pytest.approx((0.5, 0.16, 0.16))
     assert volume.geometry.unit == "um"
@@ -30,10 +35,20 @@ def test_imagej_voxel_size(nuclei_path, tmp_path):
 def test_ome_voxel_size_with_units(nuclei_path, tmp_path):
     data = tifffile.imread(nuclei_path)
     out = tmp_path / "stack.ome.tif"
-    tifffile.imwrite(out, data, ome=True, metadata={
-        "axes": "ZYX", "PhysicalSizeX": 200.0, "PhysicalSizeXUnit": "nm",
-        "PhysicalSizeY": 200.0, "PhysicalSizeYUnit": "nm",
-        "PhysicalSizeZ": 1.0, "PhysicalSizeZUnit": "µm"})
+    tifffile.imwrite(
+        out,
+        data,
+        ome=True,
+        metadata={
+            "axes": "ZYX",
+            "PhysicalSizeX": 200.0,
+            "PhysicalSizeXUnit": "nm",
+            "PhysicalSizeY": 200.0,
+            "PhysicalSizeYUnit": "nm",
+            "PhysicalSizeZ": 1.0,
+            "PhysicalSizeZUnit": "µm",
+        },
+    )
     assert read_volume(out).spacing == pytest.approx((1.0, 0.2, 0.2))
 
 
@@ -57,8 +72,12 @@ def test_rgb_2d_and_time_series_are_refused(tmp_path):
     tifffile.imwrite(tmp_path / "flat.tif", np.zeros((16, 16), np.uint16))
     with pytest.raises(ReadError, match="2-D image.*needs a 3-D stack"):
         read_volume(tmp_path / "flat.tif")
-    tifffile.imwrite(tmp_path / "movie.tif", np.zeros((3, 4, 16, 16), np.uint16), imagej=True,
-                     metadata={"axes": "TZYX"})
+    tifffile.imwrite(
+        tmp_path / "movie.tif",
+        np.zeros((3, 4, 16, 16), np.uint16),
+        imagej=True,
+        metadata={"axes": "TZYX"},
+    )
     with pytest.raises(ReadError, match="time series"):
         read_volume(tmp_path / "movie.tif")
 
@@ -99,7 +118,9 @@ def test_wide_labels_fall_back_to_ome_tiff(tmp_path):
 
 def test_microscopy_labels_survive_a_trip_through_nifti(nuclei_path, tmp_path):
     labels = read_volume(nuclei_path.with_name("nuclei_3d_labels.tif"))
-    write_labels(tmp_path / "n.nii.gz", labels.data, geometry=labels.geometry, scale=(0.5, 0.2, 0.2))
+    write_labels(
+        tmp_path / "n.nii.gz", labels.data, geometry=labels.geometry, scale=(0.5, 0.2, 0.2)
+    )
     back = read_volume(tmp_path / "n.nii.gz")
     assert back.modality == "microscopy" and back.geometry.unit == "um"
     np.testing.assert_array_equal(back.data, labels.data)

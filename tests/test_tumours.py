@@ -32,33 +32,56 @@ def lite():
 
 
 def tumour_case(case: str):
-    return read_volume(shared_file(f"{case}_image.nrrd")), read_volume(shared_file(f"{case}_label.nrrd")).data > 0
+    return read_volume(shared_file(f"{case}_image.nrrd")), read_volume(
+        shared_file(f"{case}_label.nrrd")
+    ).data > 0
 
 
-def largest_slice_box(mask: np.ndarray, margin: int) -> tuple[int, tuple[float, float, float, float]]:
-    """The tumour's largest slice and its bounding box there (y0, x0, y1, x1), widened by ``margin``."""
+def largest_slice_box(
+    mask: np.ndarray, margin: int
+) -> tuple[int, tuple[float, float, float, float]]:
+    """The tumour's largest slice and its bounding box there (y0, x0, y1, x1), widened by
+    ``margin``."""
     z = int(mask.sum((1, 2)).argmax())
     ys, xs = np.nonzero(mask[z])
     h, w = mask.shape[1:]
-    return z, (max(ys.min() - margin, 0), max(xs.min() - margin, 0), min(ys.max() + margin, h - 1),
-               min(xs.max() + margin, w - 1))
+    return z, (
+        max(ys.min() - margin, 0),
+        max(xs.min() - margin, 0),
+        min(ys.max() + margin, h - 1),
+        min(xs.max() + margin, w - 1),
+    )
 
 
 # (case, box margin in pixels, ROI mode, Dice floor): bench_tumours.py measured 0.622, 0.651,
 # 0.693, 0.695 (recipe) and 0.596, 0.470 (ROI, tight box).
 CASES = [
-    ("brain1", 0, False, 0.61), ("brain1", 5, False, 0.64), ("lung1", 0, False, 0.68), ("lung1", 5, False, 0.68),
-    ("brain1", 0, True, 0.58), ("lung1", 0, True, 0.46),
+    ("brain1", 0, False, 0.61),
+    ("brain1", 5, False, 0.64),
+    ("lung1", 0, False, 0.68),
+    ("lung1", 5, False, 0.68),
+    ("brain1", 0, True, 0.58),
+    ("lung1", 0, True, 0.46),
 ]
 
 
-@pytest.mark.parametrize("case, margin, roi, floor", CASES,
-                         ids=[f"{c}-{m}px-{'roi' if r else 'recipe'}" for c, m, r, _ in CASES])
+@pytest.mark.parametrize(
+    "case, margin, roi, floor",
+    CASES,
+    ids=[f"{c}-{m}px-{'roi' if r else 'recipe'}" for c, m, r, _ in CASES],
+)
 def test_one_box_on_the_largest_slice_segments_the_tumour(lite, case, margin, roi, floor):
     image, tumour = tumour_case(case)
     z, box = largest_slice_box(tumour, margin)
-    mask = segment_clicks(image, lite, *NONE, {z: box}, propagate=PropagationSettings(),
-                          roi_context=BOX_ROI_CONTEXT if roi else None, embedding=EmbeddingOptions(runtime="openvino"))
+    mask = segment_clicks(
+        image,
+        lite,
+        *NONE,
+        {z: box},
+        propagate=PropagationSettings(),
+        roi_context=BOX_ROI_CONTEXT if roi else None,
+        embedding=EmbeddingOptions(runtime="openvino"),
+    )
     score = float(dice(mask, tumour))
     print(f"{case} box +{margin} px {'ROI' if roi else 'recipe'}: Dice {score:.3f}")
     assert score >= floor
@@ -71,8 +94,14 @@ def test_roi_mode_enlarges_a_small_lesion_on_its_own_slice(lite):
     z, box = largest_slice_box(tumour, 0)
     scores = {}
     for roi in (False, True):
-        mask = segment_clicks(image, lite, *NONE, {z: box}, roi_context=BOX_ROI_CONTEXT if roi else None,
-                              embedding=EmbeddingOptions(runtime="openvino"))
+        mask = segment_clicks(
+            image,
+            lite,
+            *NONE,
+            {z: box},
+            roi_context=BOX_ROI_CONTEXT if roi else None,
+            embedding=EmbeddingOptions(runtime="openvino"),
+        )
         scores[roi] = float(dice(mask[z], tumour[z]))
     print("lung1 prompted slice, recipe vs ROI:", scores)
     assert scores[True] >= 0.77 and scores[True] > scores[False] + 0.08  # measured 0.785 vs 0.665
@@ -81,9 +110,29 @@ def test_roi_mode_enlarges_a_small_lesion_on_its_own_slice(lite):
 def test_roi_needs_a_box_and_only_one_roi_mode(tmp_path, capsys):
     image = str(shared_file("brain1_image.nrrd"))
     out = str(tmp_path / "o.nii.gz")
-    assert main(["segment", image, "--roi", "--point", "14,130,180", "--model", "phantom_sam", "-o", out]) == 2
+    assert (
+        main(
+            [
+                "segment",
+                image,
+                "--roi",
+                "--point",
+                "14,130,180",
+                "--model",
+                "phantom_sam",
+                "-o",
+                out,
+            ]
+        )
+        == 2
+    )
     assert "--roi crops around a box: give --box" in capsys.readouterr().err
-    assert main(["segment", image, "--roi", "--roi-mm", "40", "--box", "14,100,160,150,210", "-o", out]) == 2
+    assert (
+        main(
+            ["segment", image, "--roi", "--roi-mm", "40", "--box", "14,100,160,150,210", "-o", out]
+        )
+        == 2
+    )
     assert "two ROI modes: choose one" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
 
@@ -102,9 +151,32 @@ def test_medsam2_takes_points_and_a_box_on_a_tumour(tmp_path, capsys):
     z, (y0, x0, y1, x1) = largest_slice_box(tumour, 5)
     cy, cx = (int(v) for v in np.argwhere(tumour[z]).mean(0))
     out = tmp_path / "tumour.seg.nrrd"
-    assert main(["segment", str(shared_file("brain1_image.nrrd")), "--model", "medsam2", "--checkpoint",
-                 str(checkpoint), "--point", f"{z},{cy},{cx}", "--box", f"{z},{y0},{x0},{y1},{x1}", "--propagate",
-                 "--slice-range", f"{z - 1},{z + 1}", "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "segment",
+                str(shared_file("brain1_image.nrrd")),
+                "--model",
+                "medsam2",
+                "--checkpoint",
+                str(checkpoint),
+                "--point",
+                f"{z},{cy},{cx}",
+                "--box",
+                f"{z},{y0},{x0},{y1},{x1}",
+                "--propagate",
+                "--slice-range",
+                f"{z - 1},{z + 1}",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert "MedSAM2" in capsys.readouterr().err
     written = read_volume(out)
-    assert written.data.shape == tumour.shape and not written.data[: z - 1].any() and not written.data[z + 2:].any()
+    assert (
+        written.data.shape == tumour.shape
+        and not written.data[: z - 1].any()
+        and not written.data[z + 2 :].any()
+    )

@@ -40,7 +40,9 @@ def model_folder(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def predictor(model_folder):
-    return load_voxtell(model_folder, torch.device("cpu"), model_folder.parent / "text_embeddings.npz")
+    return load_voxtell(
+        model_folder, torch.device("cpu"), model_folder.parent / "text_embeddings.npz"
+    )
 
 
 def _crop(source: Path, out: Path, region) -> Path:
@@ -81,8 +83,12 @@ def test_voxtell_labels_equal_its_own_file_inference(predictor, tmp_path, name, 
     reference = _reference(predictor, source, tmp_path / "reference")
     for result, expected in zip(ours, reference, strict=True):
         assert result.mask.shape == expected.shape
-        assert 0.05 < expected.mean() < 0.95, "random weights gave a trivial mask: the test would prove nothing"
-        assert np.array_equal(result.mask, expected), f"{result.target.name}: differs from VoxTell's own output"
+        assert 0.05 < expected.mean() < 0.95, (
+            "random weights gave a trivial mask: the test would prove nothing"
+        )
+        assert np.array_equal(result.mask, expected), (
+            f"{result.target.name}: differs from VoxTell's own output"
+        )
         assert 0.5 <= result.confidence <= 1.0
     # Negative control: the display array handed over without VoxTell's axis flips.
     flipped = read_volume(source)
@@ -98,8 +104,12 @@ def test_voxtell_refuses_microscopy_and_offline_free_text(predictor, monkeypatch
     microscopy = VoxTellBackend(predictor, TextVolume(nuclei, (1.0, 1.0, 1.0), "microscopy"))
     with pytest.raises(InputError, match="VoxTell labels CT, MR and PET"):
         microscopy.check_targets(parse_targets("nucleus"))
-    ct = VoxTellBackend(predictor, TextVolume(nuclei, (1.0, 1.0, 1.0), "CT"), online=lambda: False,
-                        text_encoder="no-such-org/no-such-encoder")
+    ct = VoxTellBackend(
+        predictor,
+        TextVolume(nuclei, (1.0, 1.0, 1.0), "CT"),
+        online=lambda: False,
+        text_encoder="no-such-org/no-such-encoder",
+    )
     ct.check_targets(parse_targets("liver, spleen"))  # in the bank: fine offline
     with pytest.raises(InputError, match=r"offline, VoxTell only takes.*'livers' \(close: liver\)"):
         ct.check_targets(parse_targets("livers"))
@@ -108,8 +118,11 @@ def test_voxtell_refuses_microscopy_and_offline_free_text(predictor, monkeypatch
 
 
 def test_voxtell_cancel_stops_the_pass(predictor, tmp_path):
-    source = _crop(data_file("abdomen_ct.nii.gz"),
-                   tmp_path / "ct.nii.gz", (slice(30, 66), slice(20, 50), slice(5, 25)))
+    source = _crop(
+        data_file("abdomen_ct.nii.gz"),
+        tmp_path / "ct.nii.gz",
+        (slice(30, 66), slice(20, 50), slice(5, 25)),
+    )
     run = VoxTellBackend(predictor, _volume(source)).run(parse_targets("liver"), [1])
     for event in run:
         if isinstance(event, Progress) and event.done == 1:
@@ -121,10 +134,28 @@ def test_voxtell_cancel_stops_the_pass(predictor, tmp_path):
 def test_label_command_runs_voxtell_and_names_the_backend(model_folder, tmp_path, capsys):
     from napari_textseg.cli import main
 
-    source = _crop(data_file("abdomen_mr.nii.gz"), tmp_path / "mr.nii.gz", (slice(40, 70), slice(20, 56), slice(0, 20)))
+    source = _crop(
+        data_file("abdomen_mr.nii.gz"),
+        tmp_path / "mr.nii.gz",
+        (slice(40, 70), slice(20, 56), slice(0, 20)),
+    )
     out = tmp_path / "organs.nii.gz"
-    code = main(["label", str(source), "--text", "liver, spleen", "--backend", "voxtell", "--weights",
-                 str(model_folder), "--device", "cpu", "-o", str(out)])
+    code = main(
+        [
+            "label",
+            str(source),
+            "--text",
+            "liver, spleen",
+            "--backend",
+            "voxtell",
+            "--weights",
+            str(model_folder),
+            "--device",
+            "cpu",
+            "-o",
+            str(out),
+        ]
+    )
     assert code == 0
     err = capsys.readouterr().err
     assert "backend: VoxTell" in err
@@ -133,8 +164,23 @@ def test_label_command_runs_voxtell_and_names_the_backend(model_folder, tmp_path
     assert set(np.unique(labels.data)) <= {0, 1, 2} and labels.data.any()
     assert set((labels.label_names or {}).values()) <= {"liver", "spleen"}
     # No SAM model, no VoxTell: a clear message, exit 2.
-    assert main(["label", str(source), "--text", "liver", "--backend", "medical-sam3", "--device", "cpu",
-                 "-o", str(out)]) == 2
+    assert (
+        main(
+            [
+                "label",
+                str(source),
+                "--text",
+                "liver",
+                "--backend",
+                "medical-sam3",
+                "--device",
+                "cpu",
+                "-o",
+                str(out),
+            ]
+        )
+        == 2
+    )
     assert "Medical-SAM3" in capsys.readouterr().err
 
 
@@ -148,7 +194,9 @@ def test_auto_picks_voxtell_once_its_weights_are_in_the_cache(model_folder):
     folder.parent.mkdir(parents=True, exist_ok=True)
     folder.symlink_to(model_folder, target_is_directory=True)
     assert choose_backend("auto", "CT", "cpu") == "voxtell"
-    assert choose_backend("auto", "microscopy", "cpu") == "clip-sam"  # VoxTell does not label microscopy
+    assert (
+        choose_backend("auto", "microscopy", "cpu") == "clip-sam"
+    )  # VoxTell does not label microscopy
 
 
 def test_offline_free_text_fails_fast_through_the_plugins_own_builder(model_folder, monkeypatch):
@@ -157,7 +205,9 @@ def test_offline_free_text_fails_fast_through_the_plugins_own_builder(model_fold
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     volume = TextVolume(np.arange(256, dtype=np.float32).reshape(4, 8, 8), (1.0, 1.0, 1.0), "CT")
-    backend = open_text_backend("voxtell", volume, device=torch.device("cpu"), weights=str(model_folder))
+    backend = open_text_backend(
+        "voxtell", volume, device=torch.device("cpu"), weights=str(model_folder)
+    )
     backend.text_encoder = "no-such-org/no-such-encoder"  # not in the local hub cache
     with pytest.raises(InputError, match="offline, VoxTell only takes"):
         backend.check_targets(parse_targets("livers"))

@@ -29,8 +29,13 @@ def tiny_checkpoint(tmp_path_factory):
 def ready(make_napari_viewer_proxy, qtbot, ct_path, tiny_checkpoint):
     """A viewer with the CT, both widgets docked and the tiny model loaded."""
     viewer, controller, (points_widget, propagation_widget) = viewer_with_model(
-        make_napari_viewer_proxy, qtbot, ct_path, ("Point prompts", "Propagation"), "test_widget_sam2",
-        tiny_checkpoint)
+        make_napari_viewer_proxy,
+        qtbot,
+        ct_path,
+        ("Point prompts", "Propagation"),
+        "test_widget_sam2",
+        tiny_checkpoint,
+    )
     layer = controller.prompts_layer()
     layer.add(np.array([15, 50, 40]))
     return viewer, controller, points_widget, propagation_widget
@@ -95,8 +100,12 @@ def test_segment_propagate_commit_and_undo(ready, qtbot):
 
 def test_cancel_mid_propagation_leaves_labels_untouched(ready, qtbot):
     viewer, controller, _, propagation_widget = ready
-    existing = viewer.add_labels(np.zeros((30, 101, 122), np.uint8), name="organs",
-                                 scale=viewer.layers[0].scale, translate=viewer.layers[0].translate)
+    existing = viewer.add_labels(
+        np.zeros((30, 101, 122), np.uint8),
+        name="organs",
+        scale=viewer.layers[0].scale,
+        translate=viewer.layers[0].translate,
+    )
     existing.data[3, 3, 3] = 1
     before = existing.data.copy()
     propagation_widget.empty_stop.setValue(0)
@@ -118,7 +127,9 @@ def test_event_loop_stays_responsive_while_propagating(ready, qtbot):
     timer.start()
     started = time.perf_counter()
     controller.propagate()
-    [task] = [t for t in controller.tasks._tasks if t.section == "propagation"]  # (the precompute may run too)
+    [task] = [
+        t for t in controller.tasks._tasks if t.section == "propagation"
+    ]  # (the precompute may run too)
     worker = task.worker
     ended = []
     worker.returned.connect(lambda _: ended.append(time.perf_counter()))
@@ -137,7 +148,10 @@ def test_errors_are_messages_not_tracebacks(ready, qtbot):
     with pytest.raises(Exception, match="outside the volume"):
         controller.segment_slice()
     points_widget.segment.click()  # the button: the message lands in the panel
-    assert points_widget.status.text().startswith("error: ") and "outside the volume" in points_widget.status.text()
+    assert (
+        points_widget.status.text().startswith("error: ")
+        and "outside the volume" in points_widget.status.text()
+    )
 
 
 def test_a_failing_worker_is_one_line_in_the_panel_and_no_traceback(ready, qtbot, caplog):
@@ -158,19 +172,26 @@ def test_a_failing_worker_is_one_line_in_the_panel_and_no_traceback(ready, qtbot
         yield  # a generator worker, as propagation runs
 
     with caplog.at_level(logging.DEBUG, logger="napari_textseg"):
-        for work, shown in ((not_downloaded, "error: sam_vit_b is not downloaded yet"),
-                            (buggy, "error: unexpected KeyError: 'slot'")):
-            with qtbot.waitSignal(controller.busy, check_params_cb=lambda busy: not busy, timeout=HANG_MS):
+        for work, shown in (
+            (not_downloaded, "error: sam_vit_b is not downloaded yet"),
+            (buggy, "error: unexpected KeyError: 'slot'"),
+        ):
+            with qtbot.waitSignal(
+                controller.busy, check_params_cb=lambda busy: not busy, timeout=HANG_MS
+            ):
                 controller.start_worker(work, lambda _: None, "Testing")
-            qtbot.waitUntil(lambda s=shown: points_widget.status.text().startswith(s), timeout=HANG_MS)
+            qtbot.waitUntil(
+                lambda s=shown: points_widget.status.text().startswith(s), timeout=HANG_MS
+            )
             assert "\n" not in points_widget.status.text()
     assert len(notification_manager.records) == before  # no "View Traceback" notification
     levels = {r.levelname for r in caplog.records if r.exc_info}
     assert levels == {"DEBUG", "ERROR"}  # the expected one at debug, the bug at error
 
 
-def test_a_click_while_the_model_loads_is_refused_politely(make_napari_viewer_proxy, qtbot, ct_path,
-                                                            tiny_checkpoint):
+def test_a_click_while_the_model_loads_is_refused_politely(
+    make_napari_viewer_proxy, qtbot, ct_path, tiny_checkpoint
+):
     viewer = make_napari_viewer_proxy()
     viewer.open(str(ct_path), plugin="napari-textseg")
     controller = controller_for(viewer)
@@ -183,7 +204,9 @@ def test_a_click_while_the_model_loads_is_refused_politely(make_napari_viewer_pr
             controller.segment_slice()
 
 
-def test_switching_the_model_mid_session_starts_a_fresh_object(ready, qtbot, tiny_checkpoint, tmp_path):
+def test_switching_the_model_mid_session_starts_a_fresh_object(
+    ready, qtbot, tiny_checkpoint, tmp_path
+):
     from tiny_models import TINY_SAM_ARCH, save_tiny_sam
 
     viewer, controller, _, _ = ready
@@ -194,7 +217,8 @@ def test_switching_the_model_mid_session_starts_a_fresh_object(ready, qtbot, tin
     save_tiny_sam(tmp_path / "tiny_sam.pth")
     with qtbot.waitSignal(controller.model_ready, timeout=HANG_MS):
         controller.load_model(ModelChoice("test_widget_sam", str(tmp_path / "tiny_sam.pth"), "cpu"))
-    # No embeddings of the old model are reused: a session now (the background encoding's) is the new model's.
+    # No embeddings of the old model are reused: a session now (the background encoding's) is the
+    # new model's.
     session = controller._state.session
     assert session is None or session.slice_model is controller.slice_model
     controller.segment_slice()  # the clicks are kept, segmented with the new model
@@ -229,13 +253,17 @@ def test_a_failing_worker_does_not_abort_a_script_without_napari_run(tmp_path):
         "viewer.close()\n"
     )
     env = {**os.environ, "NAPARI_TEXTSEG_CACHE": str(tmp_path / "cache")}
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=HANG_S, env=env)
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=HANG_S, env=env
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "LAST: error: " in result.stdout and "not downloaded" in result.stdout
     assert "Traceback" not in result.stderr
 
 
-def test_download_shows_the_licence_then_fetches_into_the_cache(make_napari_viewer_proxy, qtbot, served, monkeypatch):
+def test_download_shows_the_licence_then_fetches_into_the_cache(
+    make_napari_viewer_proxy, qtbot, served, monkeypatch
+):
     """Where a model is missing, the panel offers Download; the licence comes first."""
     from qtpy.QtWidgets import QMessageBox
 
@@ -243,19 +271,27 @@ def test_download_shows_the_licence_then_fetches_into_the_cache(make_napari_view
     from tiny_models import TINY_SAM_ARCH
 
     url, _, _ = served
-    card = tiny_card("sam", TINY_SAM_ARCH, "test_panel_download", "tiny_sam.pth", url=f"{url}/tiny_sam.pth")
+    card = tiny_card(
+        "sam", TINY_SAM_ARCH, "test_panel_download", "tiny_sam.pth", url=f"{url}/tiny_sam.pth"
+    )
     viewer = make_napari_viewer_proxy()
     _, widget = viewer.window.add_plugin_dock_widget("napari-textseg", "Point prompts")
     widget.model.setCurrentIndex(widget.model.findData("sam_vit_b"))
     widget.load.click()
-    qtbot.waitUntil(lambda: widget.model_section.status.text().startswith("error:"), timeout=HANG_MS)
+    qtbot.waitUntil(
+        lambda: widget.model_section.status.text().startswith("error:"), timeout=HANG_MS
+    )
     message = widget.model_section.status.text()
     assert "press Download" in message and "checkpoint field" in message and "--" not in message
 
     widget.model.setCurrentIndex(widget.model.findData(card.id))
     assert widget.download.isEnabled()
     asked = []
-    monkeypatch.setattr(QMessageBox, "question", lambda *args: asked.append(args[2]) or QMessageBox.StandardButton.Yes)
+    monkeypatch.setattr(
+        QMessageBox,
+        "question",
+        lambda *args: asked.append(args[2]) or QMessageBox.StandardButton.Yes,
+    )
     widget.download.click()
     qtbot.waitUntil(lambda: "downloaded to" in widget.model_section.status.text(), timeout=HANG_MS)
     assert "Apache-2.0" in asked[0] and str(cached_path(card)) in asked[0]
@@ -271,7 +307,9 @@ def test_after_commit_the_next_click_is_a_prompt_and_colours_do_not_collide(read
 
     viewer, controller, points_widget, _ = ready
     [reference] = viewer.open(str(data_file("abdomen_ct_organs.nii.gz")), plugin="napari-textseg")
-    ref_colours = np.asarray(reference.colormap.map(np.array(list(reference.features["index"])[1:])))
+    ref_colours = np.asarray(
+        reference.colormap.map(np.array(list(reference.features["index"])[1:]))
+    )
     for name in ("lesion", "liver"):
         viewer.layers.selection.active = viewer.layers[PROMPT_LAYER]
         controller.prompts_layer().add(np.array([15, 50, 40]))
@@ -287,14 +325,21 @@ def test_after_commit_the_next_click_is_a_prompt_and_colours_do_not_collide(read
     lesion, liver = (np.asarray(labels.colormap.map(np.array([v])))[0] for v in (1, 2))
     nearest = np.linalg.norm(ref_colours[:, :3] - lesion[:3], axis=1).min()
     assert nearest > 0.15, f"the new label's colour is {nearest:.3f} from a reference organ's"
-    ref_liver = int(list(reference.features["index"])[list(reference.features["name"]).index("liver")])
-    np.testing.assert_allclose(liver, np.asarray(reference.colormap.map(np.array([ref_liver])))[0], atol=1e-6)
+    ref_liver = int(
+        list(reference.features["index"])[list(reference.features["name"]).index("liver")]
+    )
+    np.testing.assert_allclose(
+        liver, np.asarray(reference.colormap.map(np.array([ref_liver])))[0], atol=1e-6
+    )
 
 
 def test_layers_carry_axis_labels_and_units(ready):
     viewer, controller, _, _ = ready
     image = viewer.layers["abdomen_ct"]
-    assert tuple(image.axis_labels) == ("z", "y", "x") and tuple(str(u) for u in image.units) == ("millimeter",) * 3
+    assert (
+        tuple(image.axis_labels) == ("z", "y", "x")
+        and tuple(str(u) for u in image.units) == ("millimeter",) * 3
+    )
     assert tuple(controller.prompts_layer().axis_labels) == ("z", "y", "x")
     assert tuple(viewer.dims.axis_labels[-3:]) == ("z", "y", "x")  # the slider said "-3"
 
@@ -304,8 +349,10 @@ def test_stacked_panels_fit_a_1366x768_screen(make_napari_viewer_proxy, qtbot):
     from qtpy.QtWidgets import QApplication
 
     viewer = make_napari_viewer_proxy()
-    panels = [viewer.window.add_plugin_dock_widget("napari-textseg", name)[1]
-              for name in ("Point prompts", "Propagation", "Text labelling", "Compare with reference")]
+    panels = [
+        viewer.window.add_plugin_dock_widget("napari-textseg", name)[1]
+        for name in ("Point prompts", "Propagation", "Text labelling", "Compare with reference")
+    ]
     window = viewer.window._qt_window
     window.resize(1366, 768)
     for _ in range(5):
@@ -329,7 +376,9 @@ def test_a_working_line_says_what_runs(ready, qtbot):
     release = threading.Event()
     controller.start_worker(lambda: release.wait(30), lambda _: None, "Propagating")
     for panel in (points_widget, propagation_widget):
-        assert panel.working.isVisibleTo(panel) and panel.working.text() == "working: Propagating ..."
+        assert (
+            panel.working.isVisibleTo(panel) and panel.working.text() == "working: Propagating ..."
+        )
     with qtbot.waitSignal(controller.busy, check_params_cb=lambda busy: not busy, timeout=HANG_MS):
         release.set()
     assert not points_widget.working.isVisibleTo(points_widget)
@@ -371,7 +420,10 @@ def test_a_propagation_shows_slice_k_of_n_and_the_time_left(ready, qtbot):
     _wait_idle(qtbot, controller)
     lines = [line for section, line in said if section == "propagation"]
     assert "propagating: slice 1 of 30; Cancel stops it" in lines
-    assert any(line.startswith("propagating: slice 5 of 30, about ") and " s left" in line for line in lines)
+    assert any(
+        line.startswith("propagating: slice 5 of 30, about ") and " s left" in line
+        for line in lines
+    )
     assert lines[-1].startswith("propagated through 30 slices")
 
 
@@ -403,7 +455,9 @@ def test_the_plugin_keys_reach_it_with_the_image_selected_and_napari_gets_them_b
 
     image.contrast_limits = (-160.0, 240.0)
     press("c")
-    assert points_widget.status.text() == "nothing to commit: segment an object first"  # the plugin's C
+    assert (
+        points_widget.status.text() == "nothing to commit: segment an object first"
+    )  # the plugin's C
     assert tuple(image.contrast_limits) == (-160.0, 240.0)
     press("t")
     assert points_widget.status.text() == "new clicks are negative"

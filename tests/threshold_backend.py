@@ -27,7 +27,10 @@ class ThresholdBackend:
 
     def encode(self, frame: np.ndarray):
         self.encoded.append(id(frame))
-        return {"frame": torch.from_numpy(np.array(frame, dtype=np.float32)), "orig_hw": torch.tensor(frame.shape)}
+        return {
+            "frame": torch.from_numpy(np.array(frame, dtype=np.float32)),
+            "orig_hw": torch.tensor(frame.shape),
+        }
 
     def decode(self, features, prompts, mask_logits=None):
         frame = features["frame"].float().numpy()
@@ -35,14 +38,16 @@ class ThresholdBackend:
         keep = np.zeros(frame.shape, dtype=bool)
         if mask_logits is not None and not prompts.has_positive:
             keep = mask_logits[0, 0].numpy() > 0  # a correction: trim the previous mask
-        for (y, x), label in zip(np.rint(prompts.points_yx).astype(int), prompts.labels, strict=True):
+        for (y, x), label in zip(
+            np.rint(prompts.points_yx).astype(int), prompts.labels, strict=True
+        ):
             if 0 <= y < frame.shape[0] and 0 <= x < frame.shape[1] and regions[y, x]:
                 region = regions == regions[y, x]
                 keep = keep | region if label == 1 else keep & ~region
         if prompts.box is not None:
             y0, x0, y1, x1 = (int(round(v)) for v in prompts.box)
             inside = np.zeros_like(keep)
-            inside[max(y0, 0):y1, max(x0, 0):x1] = True
+            inside[max(y0, 0) : y1, max(x0, 0) : x1] = True
             if not (prompts.labels == 1).any():
                 keep = np.isin(regions, np.unique(regions[inside & (regions > 0)]))
             keep &= inside

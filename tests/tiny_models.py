@@ -13,18 +13,32 @@ import torch
 from napari_textseg.models.registry import ModelCard, register_card, small_sam2_overrides
 
 TINY_SAM_ARCH = {
-    "image_size": 64, "encoder_embed_dim": 32, "encoder_depth": 2, "encoder_num_heads": 2,
-    "encoder_global_attn_indexes": (1,), "window_size": 2, "prompt_embed_dim": 32,
-    "mask_in_chans": 4, "decoder_mlp_dim": 64, "iou_head_hidden_dim": 32,
+    "image_size": 64,
+    "encoder_embed_dim": 32,
+    "encoder_depth": 2,
+    "encoder_num_heads": 2,
+    "encoder_global_attn_indexes": (1,),
+    "window_size": 2,
+    "prompt_embed_dim": 32,
+    "mask_in_chans": 4,
+    "decoder_mlp_dim": 64,
+    "iou_head_hidden_dim": 32,
 }
 
 TINY_SAM2_ARCH = {
     "config": "configs/sam2.1/sam2.1_hiera_t.yaml",
     "overrides": small_sam2_overrides(
-        128, embed=8, model=32, memory=16, stages=(1, 1, 2, 1), global_blocks=(3,),
-        attention_layers=1, feedforward=64,
+        128,
+        embed=8,
+        model=32,
+        memory=16,
+        stages=(1, 1, 2, 1),
+        global_blocks=(3,),
+        attention_layers=1,
+        feedforward=64,
     ),
 }
+
 
 def clip_arch(image_size: int, patch_size: int, layers: int) -> dict:
     """A small open_clip ViT-B-16 variant: width 32, one text layer."""
@@ -32,9 +46,20 @@ def clip_arch(image_size: int, patch_size: int, layers: int) -> dict:
         "model_name": "ViT-B-16",
         "model_kwargs": {
             "embed_dim": 32,
-            "vision_cfg": {"image_size": image_size, "layers": layers, "width": 32, "patch_size": patch_size,
-                           "head_width": 16},
-            "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+            "vision_cfg": {
+                "image_size": image_size,
+                "layers": layers,
+                "width": 32,
+                "patch_size": patch_size,
+                "head_width": 16,
+            },
+            "text_cfg": {
+                "context_length": 77,
+                "vocab_size": 49408,
+                "width": 32,
+                "heads": 2,
+                "layers": 1,
+            },
         },
     }
 
@@ -45,11 +70,19 @@ TINY_DENSE_CLIP_ARCH = clip_arch(64, 8, 2)  # 8 x 8 patches: room for dense maps
 
 def tiny_card(family: str, arch: dict, model_id: str, filename: str, **kwargs) -> ModelCard:
     """Register a card for a tiny test model and return it."""
-    return register_card(ModelCard(
-        id=model_id, family=family, title=f"tiny test {family}", arch=arch, filename=filename,
-        license="Apache-2.0", license_url="https://www.apache.org/licenses/LICENSE-2.0",
-        homepage="https://example.invalid/tests", **kwargs,
-    ))
+    return register_card(
+        ModelCard(
+            id=model_id,
+            family=family,
+            title=f"tiny test {family}",
+            arch=arch,
+            filename=filename,
+            license="Apache-2.0",
+            license_url="https://www.apache.org/licenses/LICENSE-2.0",
+            homepage="https://example.invalid/tests",
+            **kwargs,
+        )
+    )
 
 
 def save_tiny_sam(path: Path) -> dict[str, torch.Tensor]:

@@ -53,7 +53,9 @@ def plans(patch=PATCH, strides=STRIDES) -> dict:
     }
 
 
-def save_voxtell_folder(folder: Path, seed: int = 0, bank_prompts=("liver", "spleen", "left kidney")) -> Path:
+def save_voxtell_folder(
+    folder: Path, seed: int = 0, bank_prompts=("liver", "spleen", "left kidney")
+) -> Path:
     """Write a model folder (and ``text_embeddings.npz`` beside it); returns the folder."""
     import pydoc
 
@@ -65,9 +67,17 @@ def save_voxtell_folder(folder: Path, seed: int = 0, bank_prompts=("liver", "spl
         kwargs[key] = pydoc.locate(kwargs[key])
     torch.manual_seed(seed)
     # The predictor's own constructor arguments (voxtell.inference.predictor).
-    network = VoxTellModel(input_channels=1, **kwargs, decoder_layer=4, text_embedding_dim=TEXT_DIM,
-                           num_maskformer_stages=5, num_heads=32, query_dim=2048,
-                           project_to_decoder_hidden_dim=2048, deep_supervision=False)
+    network = VoxTellModel(
+        input_channels=1,
+        **kwargs,
+        decoder_layer=4,
+        text_embedding_dim=TEXT_DIM,
+        num_maskformer_stages=5,
+        num_heads=32,
+        query_dim=2048,
+        project_to_decoder_hidden_dim=2048,
+        deep_supervision=False,
+    )
     # He init leaves the prompt path near zero; a wider spread makes every voxel's
     # logit depend on the image, so a flipped or shifted input changes the labels.
     with torch.no_grad():
@@ -75,8 +85,13 @@ def save_voxtell_folder(folder: Path, seed: int = 0, bank_prompts=("liver", "spl
             p.normal_(0.0, 0.05) if p.ndim > 1 else None
     (folder / "fold_0").mkdir(parents=True, exist_ok=True)
     (folder / "plans.json").write_text(json.dumps(spec), encoding="utf-8")
-    torch.save({"network_weights": network.state_dict()}, folder / "fold_0" / "checkpoint_final.pth")
+    torch.save(
+        {"network_weights": network.state_dict()}, folder / "fold_0" / "checkpoint_final.pth"
+    )
     rng = np.random.default_rng(seed)
-    np.savez(folder.parent / "text_embeddings.npz", labels=np.array(list(bank_prompts)),
-             embeddings=rng.normal(size=(len(bank_prompts), TEXT_DIM)).astype(np.float16))
+    np.savez(
+        folder.parent / "text_embeddings.npz",
+        labels=np.array(list(bank_prompts)),
+        embeddings=rng.normal(size=(len(bank_prompts), TEXT_DIM)).astype(np.float16),
+    )
     return folder

@@ -1,9 +1,11 @@
 """Train the phantom SAM and SAM2 on synthetic phantoms, save them in the official
 formats, and report their held-out Dice through the plugin's pipeline.
 
-    python tools/train_phantom_models.py --only sam --volumes 128 --seed 1 --steps 5900   # the shipped SAM (~55-65 min on 2 CPU cores)
+    # the shipped SAM (~55-65 min on 2 CPU cores):
+    python tools/train_phantom_models.py --only sam --volumes 128 --seed 1 --steps 5900
     python tools/train_phantom_models.py --only sam2 --minutes-sam2 5
-    python tools/train_phantom_models.py --evaluate-only            # measure the shipped checkpoints again
+    # measure the shipped checkpoints again:
+    python tools/train_phantom_models.py --evaluate-only
 
 Checkpoints go to ``src/napari_textseg/data/models`` (``phantom_sam.pth``: a plain
 state dict like ``sam_vit_b_01ec64.pth``; ``phantom_sam2.pt``: ``{"model": state_dict}``
@@ -40,15 +42,24 @@ def main(argv=None) -> int:
     parser.add_argument("--only", choices=("sam", "sam2"))
     parser.add_argument("--minutes-sam", type=float, default=28.0)
     parser.add_argument("--minutes-sam2", type=float, default=17.0)
-    parser.add_argument("--volumes", type=int, default=64, help="training phantoms (2/3 CT, 1/3 nuclei)")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="train each model for this many optimiser steps instead of the minutes "
-                             "(reproducible: the same run on any machine)")
+    parser.add_argument(
+        "--volumes", type=int, default=64, help="training phantoms (2/3 CT, 1/3 nuclei)"
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="train each model for this many optimiser steps instead of the minutes "
+        "(reproducible: the same run on any machine)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(REPO / "src" / "napari_textseg" / "data" / "models"))
-    parser.add_argument("--evaluate-only", action="store_true",
-                        help="train nothing: measure the checkpoints in --out again and update training.json")
+    parser.add_argument(
+        "--evaluate-only",
+        action="store_true",
+        help="train nothing: measure the checkpoints in --out again and update training.json",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = Path(args.out)

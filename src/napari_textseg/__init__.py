@@ -2,7 +2,8 @@
 
 The package is layered (data flows down, never up)::
 
-    _napari   readers, writers, sample data and dock widgets (the only code that imports napari or Qt)
+    _napari   readers, writers, sample data and dock widgets (the only code that imports napari or
+    Qt)
     models    model cards, download store and loaders for SAM, SAM2, CLIP and SAM3
     core      Volume, intensity windows and file I/O
 

@@ -31,11 +31,16 @@ def check_display(command: str = "napari-textseg demo") -> None:
         if os.environ.get("WAYLAND_DISPLAY") and not platform:
             return
         raise NoDisplayError(
-            f"no display: DISPLAY is not set, so napari cannot open a window. On a machine without a "
+            "no display: DISPLAY is not set, so napari cannot open a window. On a machine "
+            "without a "
             f"screen, run it under a virtual display: xvfb-run -a {command} (xvfb-run comes with "
             f"tools/system_packages.sh, or apt-get install xvfb xauth)"
         )
-    if platform in ("", "xcb") and os.environ.get("DISPLAY") and ctypes.util.find_library("xcb-cursor") is None:
+    if (
+        platform in ("", "xcb")
+        and os.environ.get("DISPLAY")
+        and ctypes.util.find_library("xcb-cursor") is None
+    ):
         raise NoDisplayError(
             "Qt cannot start on X11: the library libxcb-cursor0 is missing. Install it with "
             "bash tools/system_packages.sh (or apt-get install libxcb-cursor0)"

@@ -50,19 +50,31 @@ def main(argv=None) -> int:
     backend = make_slice_model(loaded.model, loaded.card.family, loaded.device)
     model, baseline, offsets, areas = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
-        for phantom, value, pred, true in click_masks(held_out_cases(Path(tmp), args.seeds), backend, args.kind):
+        for phantom, value, pred, true in click_masks(
+            held_out_cases(Path(tmp), args.seeds), backend, args.kind
+        ):
             z, y, x = phantom.centre_click(value)
             model.append(dice(pred, true))
             baseline.append(dice(half_maximum(phantom.data[z], (y, x)), true))
             if pred.any():
-                offsets.append(np.subtract(ndimage.center_of_mass(pred), ndimage.center_of_mass(true)))
+                offsets.append(
+                    np.subtract(ndimage.center_of_mass(pred), ndimage.center_of_mass(true))
+                )
                 areas.append(pred.sum() / true.sum())
     offsets = np.array(offsets).reshape(-1, 2)
     print(f"{args.kind}: {len(model)} objects, seeds {args.seeds}")
-    print(f"  {args.model} Dice {np.mean(model):.3f}; half-maximum baseline Dice {np.mean(baseline):.3f}")
-    print(f"  centroid offset (y, x) mean {np.round(offsets.mean(axis=0), 2)} px, "
-          f"mean absolute {np.round(np.abs(offsets).mean(axis=0), 2)} px")
-    print(f"  predicted / true area: mean {np.mean(areas):.2f}, standard deviation {np.std(areas):.2f}")
+    print(
+        f"  {args.model} Dice {np.mean(model):.3f}; half-maximum baseline Dice "
+        f"{np.mean(baseline):.3f}"
+    )
+    print(
+        f"  centroid offset (y, x) mean {np.round(offsets.mean(axis=0), 2)} px, "
+        f"mean absolute {np.round(np.abs(offsets).mean(axis=0), 2)} px"
+    )
+    print(
+        f"  predicted / true area: mean {np.mean(areas):.2f}, standard deviation "
+        f"{np.std(areas):.2f}"
+    )
     return 0
 
 

@@ -40,7 +40,9 @@ def load_volume(phantom: Phantom) -> Volume:
     image = normalize_for_model(phantom.data, phantom.modality)
     masks = [phantom.mask(o.value) for o in phantom.objects]
     small = [o.parent != 0 or phantom.modality != "CT" for o in phantom.objects]
-    roi_px = tuple(round(mm / phantom.spacing[1]) for mm in ROI_MM) if phantom.modality == "CT" else None
+    roi_px = (
+        tuple(round(mm / phantom.spacing[1]) for mm in ROI_MM) if phantom.modality == "CT" else None
+    )
     return Volume(image, masks, small, phantom.labels, [o.value for o in phantom.objects], roi_px)
 
 
@@ -60,8 +62,9 @@ class Crop:
     own: np.ndarray | None = None  # (k, s, s) the targets' own pixels, children left out
 
 
-def _crop_box(mask2d: np.ndarray, shape: tuple[int, int], rng: np.random.Generator,
-              full_share: float = 0.4) -> tuple[int, int, int]:
+def _crop_box(
+    mask2d: np.ndarray, shape: tuple[int, int], rng: np.random.Generator, full_share: float = 0.4
+) -> tuple[int, int, int]:
     """(y0, x0, side): the whole slice, or a square that holds the object with a margin."""
     h, w = shape
     full = max(h, w)
@@ -78,7 +81,9 @@ def _crop_box(mask2d: np.ndarray, shape: tuple[int, int], rng: np.random.Generat
     return y0, x0, side
 
 
-def _roi_box(mask2d: np.ndarray, sides: tuple[int, int], rng: np.random.Generator) -> tuple[int, int, int]:
+def _roi_box(
+    mask2d: np.ndarray, sides: tuple[int, int], rng: np.random.Generator
+) -> tuple[int, int, int]:
     """(y0, x0, side): a tumour-ROI window around a small object, as ROI mode cuts one
     around a click on it (centred near the object, a side between ``sides``)."""
     ys, xs = np.nonzero(mask2d)
@@ -138,8 +143,14 @@ def _in_view(vol: Volume, z: int, y0: int, x0: int, side: int) -> tuple[np.ndarr
     return targets, labels[None] == np.asarray(vol.values)[:, None, None]
 
 
-def sample_targets(bank: list[Volume], rng: np.random.Generator, k: int, *,
-                   full_share: float = 0.4, roi_share: float = 0.0) -> Crop:
+def sample_targets(
+    bank: list[Volume],
+    rng: np.random.Generator,
+    k: int,
+    *,
+    full_share: float = 0.4,
+    roi_share: float = 0.0,
+) -> Crop:
     """One crop of one slice and ``k`` objects in it: frames (1, s, s), targets (k, s, s).
 
     Several targets share one encoded image, as SAM trains (many masks per image); the
@@ -208,15 +219,20 @@ def first_prompt(
         if rng.random() < 0.5:
             points.append(interior_point(region, rng))
             labels.append(1)
-        ring = ndimage.binary_dilation(target, iterations=6) & ~ndimage.binary_dilation(target, iterations=1)
+        ring = ndimage.binary_dilation(target, iterations=6) & ~ndimage.binary_dilation(
+            target, iterations=1
+        )
         if ring.any():
             points.append(interior_point(ring, rng))
             labels.append(0)
     return np.array(points, dtype=float).reshape(-1, 2), np.array(labels, dtype=int), box
 
 
-def correction_click(pred: np.ndarray, target: np.ndarray, rng: np.random.Generator) -> tuple[tuple[int, int], int] | None:
-    """The click a user would add: inside the larger error (missed -> positive, extra -> negative)."""
+def correction_click(
+    pred: np.ndarray, target: np.ndarray, rng: np.random.Generator
+) -> tuple[tuple[int, int], int] | None:
+    """The click a user would add: inside the larger error (missed -> positive, extra ->
+    negative)."""
     missed, extra = target & ~pred, pred & ~target
     if not missed.any() and not extra.any():
         return None

@@ -38,10 +38,15 @@ def evaluate(model_id: str, checkpoint: Path, seeds=range(1, 6), log=print) -> d
         if loaded.card.family == "sam":  # prompt projection: no memory bank, no policy
             for projection in PROJECTIONS:
                 scores[f"propagate_{projection}_projection"] = propagation_scores(
-                    cases, backend, PropagationSettings(projection=projection))
+                    cases, backend, PropagationSettings(projection=projection)
+                )
         else:
             for policy in ("fifo", "ranked"):
-                scores[f"propagate_{policy}"] = propagation_scores(cases, backend, PropagationSettings(policy=policy))
+                scores[f"propagate_{policy}"] = propagation_scores(
+                    cases, backend, PropagationSettings(policy=policy)
+                )
     summary = {k: float(np.mean(v)) for k, v in scores.items() if v}
-    log(f"{model_id}: " + ", ".join(f"{k} {v:.3f} (n={len(scores[k])})" for k, v in summary.items()))
+    log(
+        f"{model_id}: " + ", ".join(f"{k} {v:.3f} (n={len(scores[k])})" for k, v in summary.items())
+    )
     return summary

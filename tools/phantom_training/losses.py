@@ -25,8 +25,14 @@ def hard_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
 
 
-def sam_loss(logits: torch.Tensor, ious: torch.Tensor, target: torch.Tensor, *, best_of: bool = True,
-             iou_weight: float = 1.0) -> torch.Tensor:
+def sam_loss(
+    logits: torch.Tensor,
+    ious: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    best_of: bool = True,
+    iou_weight: float = 1.0,
+) -> torch.Tensor:
     """SAM's multimask loss: the best of the M masks, plus the IoU head against the true IoUs.
 
     logits (B, M, H, W), ious (B, M), target (B, H, W); mean over the batch; the IoU term
@@ -37,7 +43,9 @@ def sam_loss(logits: torch.Tensor, ious: torch.Tensor, target: torch.Tensor, *, 
     """
     per_mask = mask_losses(logits, target)
     best = per_mask.min(dim=-1).values if best_of else per_mask.mean(dim=-1)
-    iou_loss = F.mse_loss(ious.float(), hard_iou(logits.detach(), target), reduction="none").mean(dim=-1)
+    iou_loss = F.mse_loss(ious.float(), hard_iou(logits.detach(), target), reduction="none").mean(
+        dim=-1
+    )
     return (best + iou_weight * iou_loss).mean()
 
 

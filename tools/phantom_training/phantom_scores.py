@@ -26,8 +26,14 @@ from napari_textseg.engine.interactive.session import SegmentationSession
 from napari_textseg.engine.interactive.slice_models import SliceModel
 
 __all__ = [
-    "PhantomCase", "click_masks", "click_scores", "correction_gains", "held_out_cases", "organs",
-    "propagation_scores", "swapped_click_scores",
+    "PhantomCase",
+    "click_masks",
+    "click_scores",
+    "correction_gains",
+    "held_out_cases",
+    "organs",
+    "propagation_scores",
+    "swapped_click_scores",
 ]
 
 
@@ -39,7 +45,9 @@ class PhantomCase:
     volume: Volume
 
     def session(self, backend: SliceModel, **kwargs) -> SegmentationSession:
-        return SegmentationSession(self.volume.data, self.volume.spacing, self.phantom.modality, backend, **kwargs)
+        return SegmentationSession(
+            self.volume.data, self.volume.spacing, self.phantom.modality, backend, **kwargs
+        )
 
 
 def held_out_cases(folder: str | Path, seeds=(1, 2, 3)) -> list[PhantomCase]:
@@ -70,7 +78,9 @@ def _targets(phantom: Phantom, kind: str) -> list[int]:
     raise ValueError(f"kind must be 'organ', 'lesion' or 'nucleus', got {kind!r}")
 
 
-def _organ_sessions(cases: list[PhantomCase], backend: SliceModel) -> Iterator[tuple[Phantom, SegmentationSession, int]]:
+def _organ_sessions(
+    cases: list[PhantomCase], backend: SliceModel
+) -> Iterator[tuple[Phantom, SegmentationSession, int]]:
     """(phantom, session, organ value) for every organ of the CT cases, one session per case."""
     for case in cases:
         if case.phantom.modality != "CT":
@@ -80,8 +90,9 @@ def _organ_sessions(cases: list[PhantomCase], backend: SliceModel) -> Iterator[t
                 yield case.phantom, session, value
 
 
-def _click_masks(session: SegmentationSession, phantom: Phantom, value: int,
-                 swap: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def _click_masks(
+    session: SegmentationSession, phantom: Phantom, value: int, swap: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """(predicted, true) masks on the clicked slice after one positive centre click
     (x and y swapped with ``swap``)."""
     z, y, x = phantom.centre_click(value)
@@ -92,12 +103,15 @@ def _click_masks(session: SegmentationSession, phantom: Phantom, value: int,
     return session.segment_slice()[z], phantom.mask(value)[z]
 
 
-def _click_dice(session: SegmentationSession, phantom: Phantom, value: int, swap: bool = False) -> float:
+def _click_dice(
+    session: SegmentationSession, phantom: Phantom, value: int, swap: bool = False
+) -> float:
     return dice(*_click_masks(session, phantom, value, swap))
 
 
-def click_masks(cases: list[PhantomCase], backend: SliceModel, kind: str, *,
-                roi_mm: float | None = None) -> Iterator[tuple[Phantom, int, np.ndarray, np.ndarray]]:
+def click_masks(
+    cases: list[PhantomCase], backend: SliceModel, kind: str, *, roi_mm: float | None = None
+) -> Iterator[tuple[Phantom, int, np.ndarray, np.ndarray]]:
     """(phantom, value, predicted, true) on the clicked slice, for one centre click on
     every ``kind`` object ("organ", "lesion", "nucleus").
 
@@ -116,14 +130,20 @@ def click_masks(cases: list[PhantomCase], backend: SliceModel, kind: str, *,
                     yield case.phantom, value, *_click_masks(session, case.phantom, value)
 
 
-def click_scores(cases: list[PhantomCase], backend: SliceModel, kind: str, *,
-                 roi_mm: float | None = None) -> list[float]:
+def click_scores(
+    cases: list[PhantomCase], backend: SliceModel, kind: str, *, roi_mm: float | None = None
+) -> list[float]:
     """Dice of one centre click on every ``kind`` object (see :func:`click_masks`)."""
-    return [dice(pred, true) for _, _, pred, true in click_masks(cases, backend, kind, roi_mm=roi_mm)]
+    return [
+        dice(pred, true) for _, _, pred, true in click_masks(cases, backend, kind, roi_mm=roi_mm)
+    ]
 
 
-def swapped_click_scores(cases: list[PhantomCase], backend: SliceModel) -> tuple[list[float], list[float]]:
-    """Organ click Dice, right and with x and y swapped, where the swapped click misses the organ."""
+def swapped_click_scores(
+    cases: list[PhantomCase], backend: SliceModel
+) -> tuple[list[float], list[float]]:
+    """Organ click Dice, right and with x and y swapped, where the swapped click misses the
+    organ."""
     right, swapped = [], []
     for phantom, session, value in _organ_sessions(cases, backend):
         z, y, x = phantom.centre_click(value)
@@ -134,8 +154,9 @@ def swapped_click_scores(cases: list[PhantomCase], backend: SliceModel) -> tuple
     return right, swapped
 
 
-def propagation_scores(cases: list[PhantomCase], backend: SliceModel,
-                       settings: PropagationSettings | None = None) -> list[float]:
+def propagation_scores(
+    cases: list[PhantomCase], backend: SliceModel, settings: PropagationSettings | None = None
+) -> list[float]:
     """3-D Dice of each organ propagated from one centre click."""
     scores = []
     for phantom, session, value in _organ_sessions(cases, backend):
@@ -145,7 +166,9 @@ def propagation_scores(cases: list[PhantomCase], backend: SliceModel,
     return scores
 
 
-def correction_gains(cases: list[PhantomCase], backend: SliceModel, good: float = 0.9) -> list[float]:
+def correction_gains(
+    cases: list[PhantomCase], backend: SliceModel, good: float = 0.9
+) -> list[float]:
     """Dice gained on the worst propagated slice of each organ by one correction click.
 
     After propagation from a centre click, a user clicks the deepest point of the larger
@@ -160,7 +183,11 @@ def correction_gains(cases: list[PhantomCase], backend: SliceModel, good: float 
         session.reset()
         session.set_prompts(np.array(first), np.array([1]))
         result = session.propagate()
-        per_slice = {z: dice(result[z], mask[z]) for z in range(mask.shape[0]) if mask[z].any() and z != first[0][0]}
+        per_slice = {
+            z: dice(result[z], mask[z])
+            for z in range(mask.shape[0])
+            if mask[z].any() and z != first[0][0]
+        }
         worst = min(per_slice, key=per_slice.get)
         if per_slice[worst] > good:
             continue

@@ -1,4 +1,5 @@
-"""Batching prompts: clicks padded with label -1 (SAM's "not a point"), boxes as SAM or SAM2 take them."""
+"""Batching prompts: clicks padded with label -1 (SAM's "not a point"), boxes as SAM or SAM2 take
+them."""
 
 from __future__ import annotations
 

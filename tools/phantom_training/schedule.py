@@ -16,7 +16,9 @@ import torch
 class TimeBudget:
     """Learning rate as a function of progress through ``minutes`` or, if given, ``steps``."""
 
-    def __init__(self, minutes: float, base_lr: float, warmup_steps: int = 100, steps: int | None = None):
+    def __init__(
+        self, minutes: float, base_lr: float, warmup_steps: int = 100, steps: int | None = None
+    ):
         if steps is not None and steps < 1:
             raise ValueError(f"a step budget needs at least one step, got {steps}")
         self.seconds = minutes * 60

@@ -39,28 +39,38 @@ def _step(model, feats, pos, sizes, t, points, output_dict, length, prev_logits=
         t, t == 0, feats, pos, sizes, points, None, output_dict, length, False, prev_logits
     )
     multi_logits, _, ious, low, high, obj_ptr, obj_score = sam_outputs
-    out.update(pred_masks=low, pred_masks_high_res=high, obj_ptr=obj_ptr, object_score_logits=obj_score)
+    out.update(
+        pred_masks=low, pred_masks_high_res=high, obj_ptr=obj_ptr, object_score_logits=obj_score
+    )
     return out, multi_logits, ious, obj_score
 
 
 def _frame_loss(model, multi_logits, ious, obj_score, target):
-    """Mask and IoU losses where the object is there and predicted there; object-score loss everywhere."""
+    """Mask and IoU losses where the object is there and predicted there; object-score loss
+    everywhere."""
     present = target.flatten(1).any(dim=1)
     loss = F.binary_cross_entropy_with_logits(obj_score[:, 0], present.float())
     shown = present & (obj_score[:, 0] > 0)
     if shown.any():
         size = model.image_size
-        logits = F.interpolate(multi_logits[shown], size=(size, size), mode="bilinear", align_corners=False)
+        logits = F.interpolate(
+            multi_logits[shown], size=(size, size), mode="bilinear", align_corners=False
+        )
         loss = loss + sam_loss(logits, ious[shown], target[shown], best_of=False)
     return loss
 
 
-def _corrected(model, out, feats, pos, sizes, t, prompts, scales, targets, output_dict, length, rng):
+def _corrected(
+    model, out, feats, pos, sizes, t, prompts, scales, targets, output_dict, length, rng
+):
     """The prompted slice again with a correction click and its previous logits:
     (output, correction points, loss)."""
     best = out["pred_masks"].detach()
     high = F.interpolate(best, size=targets.shape[-2:], mode="bilinear", align_corners=False)
-    clicks = [correction_click((high[i, 0] > 0).numpy(), targets[i].numpy(), rng) for i in range(len(prompts))]
+    clicks = [
+        correction_click((high[i, 0] > 0).numpy(), targets[i].numpy(), rng)
+        for i in range(len(prompts))
+    ]
     points = _point_inputs(add_clicks(prompts, clicks, scales), scales)
     out, multi, ious, obj = _step(model, feats, pos, sizes, t, points, output_dict, length, best)
     return out, points, _frame_loss(model, multi, ious, obj, targets)
@@ -71,19 +81,35 @@ def _image_loss(model, backend, bank, rng, batch: int, per_image: int) -> torch.
     on half the steps: the image phase, where the tracker's first masks are learnt."""
     size = backend.image_size
     crops = [sample_targets(bank, rng, per_image) for _ in range(batch)]
-    images = torch.cat([backend.model_input(torch.from_numpy(c.frames)[:, None].expand(1, 3, -1, -1)) for c in crops])
+    images = torch.cat(
+        [
+            backend.model_input(torch.from_numpy(c.frames)[:, None].expand(1, 3, -1, -1))
+            for c in crops
+        ]
+    )
     targets = torch.cat([resize_mask(torch.from_numpy(c.targets), size) for c in crops])
     _, feats, pos, sizes = model._prepare_backbone_features(model.forward_image(images))
     feats = [f.repeat_interleave(per_image, dim=1) for f in feats]
     pos = [p.repeat_interleave(per_image, dim=1) for p in pos]
     scales = [size / c.frames.shape[-1] for c in crops for _ in range(per_image)]
     mode = choose_mode(rng)
-    prompts = [first_prompt(t, rng, mode, own) for c in crops for t, own in zip(c.targets, c.own, strict=True)]
+    prompts = [
+        first_prompt(t, rng, mode, own)
+        for c in crops
+        for t, own in zip(c.targets, c.own, strict=True)
+    ]
     output_dict: dict[str, dict] = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
-    out, multi, ious, obj = _step(model, feats, pos, sizes, 0, _point_inputs(prompts, scales), output_dict, 1)
+    out, multi, ious, obj = _step(
+        model, feats, pos, sizes, 0, _point_inputs(prompts, scales), output_dict, 1
+    )
     loss = _frame_loss(model, multi, ious, obj, targets)
     if rng.random() < 0.5:
-        loss = loss + _corrected(model, out, feats, pos, sizes, 0, prompts, scales, targets, output_dict, 1, rng)[2]
+        loss = (
+            loss
+            + _corrected(
+                model, out, feats, pos, sizes, 0, prompts, scales, targets, output_dict, 1, rng
+            )[2]
+        )
     return loss
 
 
@@ -93,14 +119,22 @@ def _sequence_loss(model, backend, bank, rng, batch: int, length: int) -> torch.
     size = backend.image_size
     crops = [sample_crop(bank, rng, length) for _ in range(batch)]
     # frames ordered (t, b) so that frame t of every sequence is one contiguous block
-    images = torch.cat([
-        backend.model_input(torch.from_numpy(crops[b].frames[t : t + 1])[:, None].expand(1, 3, -1, -1))
-        for t in range(length) for b in range(batch)
-    ])
-    targets = torch.stack([
-        resize_mask(torch.from_numpy(crops[b].targets[t : t + 1]), size)[0]
-        for t in range(length) for b in range(batch)
-    ]).view(length, batch, size, size)
+    images = torch.cat(
+        [
+            backend.model_input(
+                torch.from_numpy(crops[b].frames[t : t + 1])[:, None].expand(1, 3, -1, -1)
+            )
+            for t in range(length)
+            for b in range(batch)
+        ]
+    )
+    targets = torch.stack(
+        [
+            resize_mask(torch.from_numpy(crops[b].targets[t : t + 1]), size)[0]
+            for t in range(length)
+            for b in range(batch)
+        ]
+    ).view(length, batch, size, size)
     backbone = model.forward_image(images)
     _, feats, pos, sizes = model._prepare_backbone_features(backbone)
     scales = [size / c.frames.shape[-1] for c in crops]
@@ -116,21 +150,46 @@ def _sequence_loss(model, backend, bank, rng, batch: int, length: int) -> torch.
         out, multi, ious, obj = _step(model, f_t, p_t, sizes, t, points, output_dict, length)
         losses.append(_frame_loss(model, multi, ious, obj, targets[t]))
         if t == 0 and rng.random() < 0.5:
-            out, points, loss = _corrected(model, out, f_t, p_t, sizes, t, prompts, scales, targets[t],
-                                           output_dict, length, rng)
+            out, points, loss = _corrected(
+                model,
+                out,
+                f_t,
+                p_t,
+                sizes,
+                t,
+                prompts,
+                scales,
+                targets[t],
+                output_dict,
+                length,
+                rng,
+            )
             losses.append(loss)
-        model._encode_memory_in_output(f_t, sizes, points, True, out["pred_masks_high_res"],
-                                       out["object_score_logits"], out)
+        model._encode_memory_in_output(
+            f_t, sizes, points, True, out["pred_masks_high_res"], out["object_score_logits"], out
+        )
         kind = "cond_frame_outputs" if t == 0 else "non_cond_frame_outputs"
         output_dict[kind][t] = out
     return torch.stack(losses).mean()
 
 
-def train_sam2(arch: dict, minutes: float, bank, *, steps: int | None = None, seed: int = 0,
-               batch: int = 4, length: int = 6,
-               image_fraction: float = 0.4, image_batch: int = 32, per_image: int = 4, lr: float = 1e-3,
-               log=print) -> torch.nn.Module:
-    """Train a SAM2 of ``arch`` for ``minutes`` of wall-clock time on ``bank``; returns it (eval mode).
+def train_sam2(
+    arch: dict,
+    minutes: float,
+    bank,
+    *,
+    steps: int | None = None,
+    seed: int = 0,
+    batch: int = 4,
+    length: int = 6,
+    image_fraction: float = 0.4,
+    image_batch: int = 32,
+    per_image: int = 4,
+    lr: float = 1e-3,
+    log=print,
+) -> torch.nn.Module:
+    """Train a SAM2 of ``arch`` for ``minutes`` of wall-clock time on ``bank``; returns it (eval
+    mode).
 
     The first ``image_fraction`` of the time trains single prompted slices (``image_batch``
     masks a step, ``per_image`` objects per encoded crop): tracking is only as good as the
@@ -154,7 +213,12 @@ def train_sam2(arch: dict, minutes: float, bank, *, steps: int | None = None, se
         lr_now = budget.optimise(optimizer, model, loss)
         running.append(loss.item())
         if budget.step % 25 == 0:
-            log(f"sam2 step {budget.step:5d}  {budget.elapsed / 60:5.1f} min  crops and sequences {seen:6d}  "
-                f"loss {np.mean(running[-25:]):.3f}  lr {lr_now:.2e}")
-    log(f"sam2 done: {budget.step} steps, {seen} crops and sequences, {budget.elapsed / 60:.1f} min")
+            log(
+                f"sam2 step {budget.step:5d}  {budget.elapsed / 60:5.1f} min  crops and sequences "
+                f"{seen:6d}  "
+                f"loss {np.mean(running[-25:]):.3f}  lr {lr_now:.2e}"
+            )
+    log(
+        f"sam2 done: {budget.step} steps, {seen} crops and sequences, {budget.elapsed / 60:.1f} min"
+    )
     return model.eval()

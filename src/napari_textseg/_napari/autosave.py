@@ -61,8 +61,11 @@ class Autosaver:
         return image_key(_source(image), np.asarray(image.data))
 
     def save(self, labels: Labels, image: Image) -> Future:
-        """Autosave ``labels`` (drawn on ``image``) in the background; returns the write's future."""
-        if self.last_error:  # the previous write failed on its thread: say so here, on the main thread
+        """Autosave ``labels`` (drawn on ``image``) in the background; returns the write's
+        future."""
+        if (
+            self.last_error
+        ):  # the previous write failed on its thread: say so here, on the main thread
             show_warning(self.last_error)
             self.last_error = None
         data = np.array(labels.data)  # a copy: painting may go on while it is written
@@ -72,8 +75,12 @@ class Autosaver:
         def write():
             try:
                 return self.store.save(key, name, data, names, image=source)
-            except OSError as err:  # a full disk must not break the session; warned at the next commit
-                self.last_error = f"autosave of {name!r} failed: {err}; your layers in napari are unaffected"
+            except (
+                OSError
+            ) as err:  # a full disk must not break the session; warned at the next commit
+                self.last_error = (
+                    f"autosave of {name!r} failed: {err}; your layers in napari are unaffected"
+                )
                 raise
 
         return self._writer.submit(write)
@@ -88,11 +95,13 @@ class Autosaver:
             return
         self._offered.add(key)
         names = ", ".join(e.layer for e in entries)
-        notification_manager.dispatch(_PluginNotification(
-            f"napari-textseg autosaved labels for {layer.name}: {names}. Restore them?",
-            severity=NotificationSeverity.INFO,
-            actions=[("Restore", lambda *_: self.restore(layer))],
-        ))
+        notification_manager.dispatch(
+            _PluginNotification(
+                f"napari-textseg autosaved labels for {layer.name}: {names}. Restore them?",
+                severity=NotificationSeverity.INFO,
+                actions=[("Restore", lambda *_: self.restore(layer))],
+            )
+        )
 
     def restore(self, image: Image) -> list[Labels]:
         """Add the autosaved Labels layers of ``image`` (named as they were), newest first."""
@@ -104,8 +113,15 @@ class Autosaver:
             kwargs = {}
             if entry.names:
                 values = sorted(entry.names)
-                kwargs["features"] = {"index": [0, *values], "name": ["background"] + [entry.names[v] for v in values]}
-            name = entry.layer if entry.layer not in self.viewer.layers else f"{entry.layer} (restored)"
+                kwargs["features"] = {
+                    "index": [0, *values],
+                    "name": ["background"] + [entry.names[v] for v in values],
+                }
+            name = (
+                entry.layer
+                if entry.layer not in self.viewer.layers
+                else f"{entry.layer} (restored)"
+            )
             added.append(add_labels_on(self.viewer, image, data, name, **kwargs))
         return added
 

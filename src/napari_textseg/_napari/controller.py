@@ -91,8 +91,11 @@ class SegmentationController:
         self._loading = False
         self._precompute: Any = None  # the worker encoding the image in the background
         self._ready_line = ""  # the model section's line about the loaded model
-        self._last_commit: Any = None  # weak reference to the Labels layer of the last commit (Ctrl+Z)
-        # Slice embeddings kept on disk across sessions (one warning, then memory only, if unwritable).
+        self._last_commit: Any = (
+            None  # weak reference to the Labels layer of the last commit (Ctrl+Z)
+        )
+        # Slice embeddings kept on disk across sessions (one warning, then memory only, if
+        # unwritable).
         self.store = default_store()
         self.tasks.changed.connect(self._on_tasks_changed)
         self.tasks.message.connect(self._relay)
@@ -114,12 +117,17 @@ class SegmentationController:
 
         if isinstance(event.value, Labels):
             adopt_source_geometry(event.value, self.viewer.layers)
-        elif isinstance(event.value, Image) and event.value.ndim == 3 and not event.value.rgb \
-                and not event.value.multiscale:
+        elif (
+            isinstance(event.value, Image)
+            and event.value.ndim == 3
+            and not event.value.rgb
+            and not event.value.multiscale
+        ):
             self._check_contrast(event.value)
 
     def _check_contrast(self, image: napari.layers.Image) -> None:
-        """An all-NaN or constant image is one line in the prompts section, not a black canvas and silence."""
+        """An all-NaN or constant image is one line in the prompts section, not a black canvas and
+        silence."""
         from napari_textseg.core.intensity import no_contrast_reason
 
         blank = no_contrast_reason(np.asarray(image.data))
@@ -144,11 +152,19 @@ class SegmentationController:
         previous = self._state.session
 
         def work():
-            if previous is not None:  # its last slice encode ends before a new model converts or loads
+            if (
+                previous is not None
+            ):  # its last slice encode ends before a new model converts or loads
                 previous.cache.close(wait=True)
-            loaded = load_model(choice.model_id, choice.checkpoint, device=choice.device,
-                                wording=panel_wording("checkpoint"))
-            return loaded, open_slice_model(loaded, EmbeddingOptions(choice.runtime, choice.precision))
+            loaded = load_model(
+                choice.model_id,
+                choice.checkpoint,
+                device=choice.device,
+                wording=panel_wording("checkpoint"),
+            )
+            return loaded, open_slice_model(
+                loaded, EmbeddingOptions(choice.runtime, choice.precision)
+            )
 
         def done(result) -> None:
             self._loading = False
@@ -158,8 +174,12 @@ class SegmentationController:
             self._state.choice = choice
             card, slice_model = self._state.loaded.card, self._state.slice_model
             encoder = getattr(slice_model, "encoder", None)
-            runs = f" (encoder: {'OpenVINO' if encoder.runtime == 'openvino' else 'PyTorch'} {encoder.precision})" \
-                if encoder is not None else ""
+            runs = (
+                f" (encoder: {'OpenVINO' if encoder.runtime == 'openvino' else 'PyTorch'} "
+                f"{encoder.precision})"
+                if encoder is not None
+                else ""
+            )
             where = f"{self._state.loaded.device}{runs}"
             note = f"; {slice_model.runtime_note}" if slice_model.runtime_note else ""
             self._ready_line = f"{card.name} ready on {where}{note}"
@@ -185,7 +205,9 @@ class SegmentationController:
     def working(self) -> bool:
         """True while model work (a load, a segmentation, a propagation, text labelling) runs;
         the background precompute gives way to prompts and does not count."""
-        return self._loading or any(self.tasks.busy(section) for section in MODEL_SECTIONS if section != "model")
+        return self._loading or any(
+            self.tasks.busy(section) for section in MODEL_SECTIONS if section != "model"
+        )
 
     @property
     def slice_model(self):
@@ -209,7 +231,9 @@ class SegmentationController:
         active = self.viewer.layers.selection.active
         if isinstance(active, Image) and active.ndim == 3:
             return active
-        images = [la for la in self.viewer.layers if isinstance(la, Image) and la.ndim == 3 and not la.rgb]
+        images = [
+            la for la in self.viewer.layers if isinstance(la, Image) and la.ndim == 3 and not la.rgb
+        ]
         if not images:
             raise ValueError("open a 3-D image first (File > Open)")
         return images[-1]
@@ -236,17 +260,28 @@ class SegmentationController:
             confine = None
             if options.confine_layer:
                 if options.confine_layer not in self.viewer.layers:
-                    raise ValueError(f"there is no layer named {options.confine_layer!r} to confine to")
+                    raise ValueError(
+                        f"there is no layer named {options.confine_layer!r} to confine to"
+                    )
                 organ = np.asarray(self.viewer.layers[options.confine_layer].data)
                 values = list(options.confine_label_values())
                 confine = np.isin(organ, values) if values else organ > 0
             modality = layer_modality({"metadata": image.metadata})
             choice = self._state.choice
-            embedding = EmbeddingOptions(choice.runtime, choice.precision, self.store) if choice else None
+            embedding = (
+                EmbeddingOptions(choice.runtime, choice.precision, self.store) if choice else None
+            )
             self._state.session = open_session(
-                np.asarray(image.data), tuple(image.scale), modality, self._state.slice_model, embedding,
-                image.name, roi_mm=options.roi_mm or None, roi_context=BOX_ROI_CONTEXT if options.roi_box else None,
-                confine=confine, axis=options.axis,
+                np.asarray(image.data),
+                tuple(image.scale),
+                modality,
+                self._state.slice_model,
+                embedding,
+                image.name,
+                roi_mm=options.roi_mm or None,
+                roi_context=BOX_ROI_CONTEXT if options.roi_box else None,
+                confine=confine,
+                axis=options.axis,
             )
             self._state.session_key = key
         return self._state.session
@@ -266,21 +301,33 @@ class SegmentationController:
         def done(counts: tuple[int, int]) -> None:
             self._precompute = None
             encoded, read = counts
-            self.say("model", f"{self._ready_line}. {image.name}: every slice ready ({encoded} encoded, {read} "
-                              "from the cache); a prompt costs the decoder only")
+            self.say(
+                "model",
+                f"{self._ready_line}. {image.name}: every slice ready ({encoded} encoded, {read} "
+                "from the cache); a prompt costs the decoder only",
+            )
 
         def failed(_message: str) -> None:
             self._precompute = None
 
         def step(event: tuple[int, int], _bar: Any) -> tuple[int, int]:
             done_, total = event
-            self.say("model", f"{self._ready_line}. Encoding {image.name} in the background: {done_}/{total} "
-                              "slices (prompts first; Cancel stops it)")
+            self.say(
+                "model",
+                f"{self._ready_line}. Encoding {image.name} in the background: {done_}/{total} "
+                "slices (prompts first; Cancel stops it)",
+            )
             return event
 
         self._precompute = self.tasks.start(
-            "model", lambda: (yield from session.precompute_steps(at)), done, "Encoding slices in the background",
-            layer=image, on_yield=step, on_error=failed, background=True,
+            "model",
+            lambda: (yield from session.precompute_steps(at)),
+            done,
+            "Encoding slices in the background",
+            layer=image,
+            on_yield=step,
+            on_error=failed,
+            background=True,
         )
 
     def _stop_precompute(self) -> None:
@@ -302,7 +349,9 @@ class SegmentationController:
             layer = self.viewer.layers[PREVIEW_LAYER]
             layer.data = mask.astype(np.uint8)
         else:
-            layer = add_labels_on(self.viewer, image, mask.astype(np.uint8), PREVIEW_LAYER, metadata={}, opacity=0.5)
+            layer = add_labels_on(
+                self.viewer, image, mask.astype(np.uint8), PREVIEW_LAYER, metadata={}, opacity=0.5
+            )
         self._keep_prompting()
 
     def _keep_prompting(self) -> None:
@@ -340,15 +389,33 @@ class SegmentationController:
         points, labels = np.zeros((0, 3)), np.zeros(0, dtype=int)
         if PROMPT_LAYER in self.viewer.layers:
             points, labels = prompts_of(self.viewer.layers[PROMPT_LAYER], image)
-        boxes = boxes_of(self.viewer.layers[BOX_LAYER], image) if BOX_LAYER in self.viewer.layers else {}
+        boxes = (
+            boxes_of(self.viewer.layers[BOX_LAYER], image)
+            if BOX_LAYER in self.viewer.layers
+            else {}
+        )
         if boxes and self.settings.propagation.axis != 0:
-            raise ValueError("boxes are drawn on axial slices: set the slicing axis to z to use them")
+            raise ValueError(
+                "boxes are drawn on axial slices: set the slicing axis to z to use them"
+            )
         return points, labels, boxes
 
-    def start_worker(self, work, done, description: str, *, total: int = 0, on_yield=None,
-                     section: str = "prompts", layer: Any = None):
-        """Run ``work`` for ``section`` through the viewer's task runner; ``done`` gets its result."""
-        return self.tasks.start(section, work, done, description, layer=layer, total=total, on_yield=on_yield)
+    def start_worker(
+        self,
+        work,
+        done,
+        description: str,
+        *,
+        total: int = 0,
+        on_yield=None,
+        section: str = "prompts",
+        layer: Any = None,
+    ):
+        """Run ``work`` for ``section`` through the viewer's task runner; ``done`` gets its
+        result."""
+        return self.tasks.start(
+            section, work, done, description, layer=layer, total=total, on_yield=on_yield
+        )
 
     # -- actions ----------------------------------------------------------------------
 
@@ -377,8 +444,15 @@ class SegmentationController:
             self._show(mask, image)
             found = int(np.count_nonzero(mask))
             note = f" ({prompts.note})" if prompts.note else ""
-            self.say("prompts", (f"slice {z_volume}: {found} voxels; C commits, Shift+S propagates"
-                      if found else f"slice {z_volume}: nothing found; add or move a prompt") + note)
+            self.say(
+                "prompts",
+                (
+                    f"slice {z_volume}: {found} voxels; C commits, Shift+S propagates"
+                    if found
+                    else f"slice {z_volume}: nothing found; add or move a prompt"
+                )
+                + note,
+            )
 
         self.say("prompts", f"segmenting slice {z_volume} ...")
         self.start_worker(work, done, "Segmenting slice", layer=image)
@@ -390,7 +464,10 @@ class SegmentationController:
         image = self.current_image()
         session = self._session(image)
         prompts = session.check_prompts(*self.user_prompts(image))  # checked once, before any work
-        settings, post = self.settings.propagation.engine_settings(), self.settings.propagation.post()
+        settings, post = (
+            self.settings.propagation.engine_settings(),
+            self.settings.propagation.post(),
+        )
         session.check_settings(settings)
 
         key: list[int | None] = [from_slice]
@@ -399,10 +476,16 @@ class SegmentationController:
             self._show(mask, image)
             note = f" ({prompts.note})" if prompts.note else ""
             if key[0] is not None and from_slice is None:
-                self.say(section, f"key box on slice {key[0]}: the slices nearest to it were propagated again, "
-                                  f"the others kept; Undo (Ctrl+Z) reverts it{note}")
+                self.say(
+                    section,
+                    f"key box on slice {key[0]}: the slices nearest to it were propagated again, "
+                    f"the others kept; Undo (Ctrl+Z) reverts it{note}",
+                )
             else:
-                self.say(section, f"propagated through {len(session.visited_slices())} slices; C commits{note}")
+                self.say(
+                    section,
+                    f"propagated through {len(session.visited_slices())} slices; C commits{note}",
+                )
 
         def work():
             session.set_prompts(prompts)
@@ -414,7 +497,11 @@ class SegmentationController:
 
         def step(event: tuple[int, int], _bar: Any) -> tuple[int, int]:
             at, total = event
-            self.say(section, f"propagating: slice {at} of {total}{time_left(started, at, total)}; Cancel stops it")
+            self.say(
+                section,
+                f"propagating: slice {at} of {total}{time_left(started, at, total)}; Cancel stops "
+                "it",
+            )
             return event
 
         self.say(section, "propagating ...")
@@ -468,11 +555,17 @@ class SegmentationController:
         if target.target_layer and target.target_layer in self.viewer.layers:
             layer = self.viewer.layers[target.target_layer]
             if layer.data.shape != mask.shape:
-                raise ValueError(f"the Labels layer {layer.name!r} has shape {layer.data.shape}, "
-                                 f"the image {mask.shape}")
+                raise ValueError(
+                    f"the Labels layer {layer.name!r} has shape {layer.data.shape}, "
+                    f"the image {mask.shape}"
+                )
         else:
-            layer = add_labels_on(self.viewer, image, np.zeros(mask.shape, dtype=np.uint16),
-                                  target.target_layer or "labels")
+            layer = add_labels_on(
+                self.viewer,
+                image,
+                np.zeros(mask.shape, dtype=np.uint16),
+                target.target_layer or "labels",
+            )
         value = target.value or int(np.max(layer.data)) + 1
         where = mask & (layer.data == 0) if target.preserve_existing else mask
         with layer.block_history():
@@ -493,18 +586,22 @@ class SegmentationController:
         if BOX_LAYER in self.viewer.layers:
             self.viewer.layers[BOX_LAYER].data = []
         if PREVIEW_LAYER in self.viewer.layers:
-            self.viewer.layers[PREVIEW_LAYER].data = np.zeros_like(self.viewer.layers[PREVIEW_LAYER].data)
+            self.viewer.layers[PREVIEW_LAYER].data = np.zeros_like(
+                self.viewer.layers[PREVIEW_LAYER].data
+            )
         if self._state.session is not None:
             self._state.session.reset()
         self._state.mask = None
 
 
 def time_left(started: float, done: int, total: int) -> str:
-    """", about 40 s left" from the time taken so far (nothing before the first slices)."""
+    """ ", about 40 s left" from the time taken so far (nothing before the first slices)."""
     if done < 2 or done >= total:
         return ""
     seconds = (time.monotonic() - started) / done * (total - done)
-    return f", about {seconds:.0f} s left" if seconds < 90 else f", about {seconds / 60:.0f} min left"
+    return (
+        f", about {seconds:.0f} s left" if seconds < 90 else f", about {seconds / 60:.0f} min left"
+    )
 
 
 def name_label(layer: napari.layers.Labels, value: int, name: str, layers: Any = ()) -> None:

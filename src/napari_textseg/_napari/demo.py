@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 __all__ = ["show_box_demo", "wait_until_idle"]
 
 
-def _organ_box(organs: napari.layers.Labels, name: str) -> tuple[int, tuple[float, float, float, float]] | None:
+def _organ_box(
+    organs: napari.layers.Labels, name: str
+) -> tuple[int, tuple[float, float, float, float]] | None:
     """The middle slice of organ ``name`` in a named Labels layer, and its (y0, x0, y1, x1) box."""
     features = organs.features
     if "name" not in features or name not in list(features["name"]):
@@ -34,19 +36,25 @@ def _organ_box(organs: napari.layers.Labels, name: str) -> tuple[int, tuple[floa
     return z, (float(ys.min()), float(xs.min()), float(ys.max()), float(xs.max()))
 
 
-def show_box_demo(viewer: napari.Viewer, controller: SegmentationController, organ: str = "liver") -> None:
+def show_box_demo(
+    viewer: napari.Viewer, controller: SegmentationController, organ: str = "liver"
+) -> None:
     """When a box model is ready: draw a box around ``organ`` (from the sample's organ map)
     on its middle slice, go to that slice, and propagate (Shift+S)."""
     from napari.layers import Labels
 
     def ready(card) -> None:
         controller.model_ready.disconnect(ready)
-        organs = next((la for la in viewer.layers if isinstance(la, Labels) and "name" in la.features), None)
+        organs = next(
+            (la for la in viewer.layers if isinstance(la, Labels) and "name" in la.features), None
+        )
         found = _organ_box(organs, organ) if card.box_only and organs is not None else None
         if found is None:
             return
         z, (y0, x0, y1, x1) = found
-        organs.visible = False  # the model's mask is what the demo shows; the reference stays a click away
+        organs.visible = (
+            False  # the model's mask is what the demo shows; the reference stays a click away
+        )
         layer = controller.box_tool()
         corners = np.array([[z, y0, x0], [z, y0, x1], [z, y1, x1], [z, y1, x0]], dtype=float)
         layer.add_rectangles(corners)

@@ -22,7 +22,11 @@ def _named_colours(layer: Any) -> dict[int, tuple[str, np.ndarray]]:
     features = layer.features
     if "index" not in features or "name" not in features:
         return {}
-    named = {int(v): str(n) for v, n in zip(features["index"], features["name"], strict=True) if int(v) != 0}
+    named = {
+        int(v): str(n)
+        for v, n in zip(features["index"], features["name"], strict=True)
+        if int(v) != 0
+    }
     if not named:
         return {}
     values = np.array(sorted(named), dtype=np.int64)
@@ -48,9 +52,18 @@ def colour_label(layer: Any, value: int, name: str, layers: Any) -> np.ndarray:
     """
     from napari.layers import Labels
 
-    shown = [c for la in layers if isinstance(la, Labels) and la is not layer for c in _named_colours(la).values()]
+    shown = [
+        c
+        for la in layers
+        if isinstance(la, Labels) and la is not layer
+        for c in _named_colours(la).values()
+    ]
     mine = {v: rgba for v, (_, rgba) in _named_colours(layer).items() if v != value}
     same_name = [rgba for n, rgba in shown if n == name]
-    colour = same_name[0] if same_name else _distinct([rgba for _, rgba in shown] + list(mine.values()))
-    layer.colormap = DirectLabelColormap(color_dict={None: _UNNAMED, 0: np.zeros(4), **mine, value: colour})
+    colour = (
+        same_name[0] if same_name else _distinct([rgba for _, rgba in shown] + list(mine.values()))
+    )
+    layer.colormap = DirectLabelColormap(
+        color_dict={None: _UNNAMED, 0: np.zeros(4), **mine, value: colour}
+    )
     return colour

@@ -50,7 +50,10 @@ def volume_to_layer_data(volume: Volume) -> LayerData:
         names = volume.label_names or {}
         if names:
             values = sorted(names)
-            kwargs["features"] = {"index": [0, *values], "name": ["background"] + [names[v] for v in values]}
+            kwargs["features"] = {
+                "index": [0, *values],
+                "name": ["background"] + [names[v] for v in values],
+            }
         if volume.label_colors:
             colors: dict[int | None, Any] = {None: (0, 0, 0, 0), 0: (0, 0, 0, 0)}
             colors.update(volume.label_colors)
@@ -60,7 +63,9 @@ def volume_to_layer_data(volume: Volume) -> LayerData:
     kwargs["contrast_limits"] = contrast_limits(volume.data, volume.modality)
     if volume.channel_axis is not None:
         kwargs["channel_axis"] = volume.channel_axis
-        kwargs["name"] = [f"{volume.name} [ch{i}]" for i in range(volume.data.shape[volume.channel_axis])]
+        kwargs["name"] = [
+            f"{volume.name} [ch{i}]" for i in range(volume.data.shape[volume.channel_axis])
+        ]
         kwargs["colormap"] = None  # napari picks one colour per channel
         kwargs.pop("contrast_limits")
     return (volume.data, kwargs, "image")
@@ -82,8 +87,15 @@ def add_labels_on(viewer: Any, image: Any, data: np.ndarray, name: str, **kwargs
     """A Labels layer on ``image``'s grid: its scale, translate, units, axis labels and
     (unless ``metadata`` is given) its metadata, so that export finds the source geometry."""
     kwargs.setdefault("metadata", dict(image.metadata))
-    return viewer.add_labels(data, name=name, scale=image.scale, translate=image.translate, units=image.units,
-                             axis_labels=image.axis_labels, **kwargs)
+    return viewer.add_labels(
+        data,
+        name=name,
+        scale=image.scale,
+        translate=image.translate,
+        units=image.units,
+        axis_labels=image.axis_labels,
+        **kwargs,
+    )
 
 
 def adopt_source_geometry(labels: Any, layers: Any) -> bool:
@@ -96,12 +108,20 @@ def adopt_source_geometry(labels: Any, layers: Any) -> bool:
     if layer_geometry({"metadata": labels.metadata}) is not None:
         return False
     active = layers.selection.active
-    candidates = sorted((la for la in layers if isinstance(la, Image)), key=lambda la: la is not active)
+    candidates = sorted(
+        (la for la in layers if isinstance(la, Image)), key=lambda la: la is not active
+    )
     for image in candidates:
         meta = image.metadata.get(METADATA_KEY) or {}
-        if (isinstance(meta.get("geometry"), SourceGeometry) and image.data.shape[-3:] == labels.data.shape
-                and np.allclose(image.scale, labels.scale) and np.allclose(image.translate, labels.translate)):
-            labels.metadata[METADATA_KEY] = {k: meta[k] for k in ("geometry", "modality", "unit") if k in meta}
+        if (
+            isinstance(meta.get("geometry"), SourceGeometry)
+            and image.data.shape[-3:] == labels.data.shape
+            and np.allclose(image.scale, labels.scale)
+            and np.allclose(image.translate, labels.translate)
+        ):
+            labels.metadata[METADATA_KEY] = {
+                k: meta[k] for k in ("geometry", "modality", "unit") if k in meta
+            }
             return True
     return False
 

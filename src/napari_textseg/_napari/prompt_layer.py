@@ -10,7 +10,15 @@ import numpy as np
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["BOX_LAYER", "PROMPT_LAYER", "box_layer", "boxes_of", "prompt_layer", "prompts_of", "toggle_sign"]
+__all__ = [
+    "BOX_LAYER",
+    "PROMPT_LAYER",
+    "box_layer",
+    "boxes_of",
+    "prompt_layer",
+    "prompts_of",
+    "toggle_sign",
+]
 
 PROMPT_LAYER = "prompts (napari-textseg)"
 BOX_LAYER = "boxes (napari-textseg)"
@@ -34,7 +42,9 @@ def prompt_layer(viewer: napari.Viewer, image: napari.layers.Image) -> napari.la
         face_color="sign",
         face_color_cycle=COLOURS,
         border_color="white",
-        size=max(float(np.min(image.scale[-2:])) * 2, 1e-6),  # two voxels: a mark, not a disc over the organ
+        size=max(
+            float(np.min(image.scale[-2:])) * 2, 1e-6
+        ),  # two voxels: a mark, not a disc over the organ
         out_of_slice_display=False,
     )
     layer.face_color_mode = "cycle"
@@ -59,7 +69,9 @@ def toggle_sign(layer: napari.layers.Points) -> str:
     return new
 
 
-def prompts_of(layer: napari.layers.Points, image: napari.layers.Image) -> tuple[np.ndarray, np.ndarray]:
+def prompts_of(
+    layer: napari.layers.Points, image: napari.layers.Image
+) -> tuple[np.ndarray, np.ndarray]:
     """Points in the image's voxel (z, y, x) coordinates, and their labels (1/0)."""
     voxels = np.array([image.world_to_data(layer.data_to_world(p)) for p in layer.data])
     voxels = voxels.reshape(-1, image.ndim)
@@ -87,18 +99,27 @@ def box_layer(viewer: napari.Viewer, image: napari.layers.Image) -> napari.layer
 
 def box_slices(layer: napari.layers.Shapes, image: napari.layers.Image) -> list[int]:
     """The image slice each shape of ``layer`` lies on, in the layer's order."""
-    return [int(np.rint(image.world_to_data(layer.data_to_world(corners[0]))[0])) for corners in layer.data]
+    return [
+        int(np.rint(image.world_to_data(layer.data_to_world(corners[0]))[0]))
+        for corners in layer.data
+    ]
 
 
-def boxes_of(layer: napari.layers.Shapes, image: napari.layers.Image) -> dict[int, tuple[float, float, float, float]]:
+def boxes_of(
+    layer: napari.layers.Shapes, image: napari.layers.Image
+) -> dict[int, tuple[float, float, float, float]]:
     """Each rectangle as ``{slice: (y0, x0, y1, x1)}`` in the image's voxels; the latest box on a
     slice wins. A shape that is not an axial rectangle on one slice raises ``ValueError``."""
     boxes: dict[int, tuple[float, float, float, float]] = {}
     for corners, kind in zip(layer.data, layer.shape_type, strict=True):
-        voxels = np.array([image.world_to_data(layer.data_to_world(c)) for c in corners]).reshape(-1, image.ndim)
+        voxels = np.array([image.world_to_data(layer.data_to_world(c)) for c in corners]).reshape(
+            -1, image.ndim
+        )
         z = np.rint(voxels[:, 0])
         if kind != "rectangle" or np.ptp(z) > 0:
-            raise ValueError("draw boxes as rectangles on one slice (the Box tool, B, in the 2-D view)")
+            raise ValueError(
+                "draw boxes as rectangles on one slice (the Box tool, B, in the 2-D view)"
+            )
         (y0, x0), (y1, x1) = voxels[:, 1:].min(axis=0), voxels[:, 1:].max(axis=0)
         boxes[int(z[0])] = (float(y0), float(x0), float(y1), float(x1))
     return boxes

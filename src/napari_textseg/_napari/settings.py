@@ -57,9 +57,13 @@ class PropagationOptions:
     def engine_settings(self) -> PropagationSettings:
         """The engine's settings for one run (checked there: memory size 1-6, ...)."""
         return PropagationSettings(
-            direction=self.direction, memory_size=self.memory_size, policy=self.policy,  # type: ignore[arg-type]
-            empty_stop=self.empty_stop, slice_range=(self.first, self.last) if self.use_range else None,
-            offload=self.offload, projection=self.projection,  # type: ignore[arg-type]
+            direction=self.direction,
+            memory_size=self.memory_size,
+            policy=self.policy,  # type: ignore[arg-type]
+            empty_stop=self.empty_stop,
+            slice_range=(self.first, self.last) if self.use_range else None,
+            offload=self.offload,
+            projection=self.projection,  # type: ignore[arg-type]
         )
 
     def post(self) -> PostProcessing:
@@ -74,7 +78,13 @@ class PropagationOptions:
 
     def session_key(self) -> tuple:
         """What needs a new session (and so new embeddings) when it changes."""
-        return self.roi_mm or None, self.roi_box, self.confine_layer or None, self.confine_label_values(), self.axis
+        return (
+            self.roi_mm or None,
+            self.roi_box,
+            self.confine_layer or None,
+            self.confine_label_values(),
+            self.axis,
+        )
 
     @property
     def whole_volume(self) -> bool:
@@ -90,7 +100,9 @@ class TextSettings:
     text: str = ""
     backend: str = "auto"
     allow_cpu: bool = False
-    allow_any_name: bool = False  # free text, as typed (CLIP reads any words); else organs of the vocabulary
+    allow_any_name: bool = (
+        False  # free text, as typed (CLIP reads any words); else organs of the vocabulary
+    )
     clip_model: str = ""  # a CLIP card id; "": a local file
     clip_file: str = ""
     target_layer: str = ""  # "": a new Labels layer

@@ -37,7 +37,9 @@ class Task:
     worker: Any
     bar: Any
     layer: Any = None  # the image it reads; removing it stops the task
-    background: bool = False  # work the user did not ask for now (encoding ahead): only its section shows it
+    background: bool = (
+        False  # work the user did not ask for now (encoding ahead): only its section shows it
+    )
     cancelled: bool = False  # Cancel was pressed: what it still yields is not shown
 
 
@@ -81,7 +83,14 @@ class TaskRunner:
             self.message.emit(section, f"error: {text}")
 
         worker = panel_worker(work, failed)
-        task = Task(section, description, worker, progress(total=total or 0, desc=description), layer, background)
+        task = Task(
+            section,
+            description,
+            worker,
+            progress(total=total or 0, desc=description),
+            layer,
+            background,
+        )
         self._tasks.append(task)
         self.changed.emit(section, description)
 
@@ -97,9 +106,13 @@ class TaskRunner:
                 done(value)  # (a task whose image is gone has nothing to write to)
 
         def advance(step: Any) -> None:
-            if task.cancelled:  # a step in flight when Cancel was pressed: the status says cancelled
+            if (
+                task.cancelled
+            ):  # a step in flight when Cancel was pressed: the status says cancelled
                 return
-            if on_yield is not None:  # the caller reads its own events, and says where the bar stands
+            if (
+                on_yield is not None
+            ):  # the caller reads its own events, and says where the bar stands
                 step = on_yield(step, task.bar)
                 if step is None:
                     return
@@ -141,8 +154,11 @@ class TaskRunner:
     def activity(self, section: str | None = None) -> str:
         """What runs most recently started (in ``section``, or anywhere but background work);
         "" when idle."""
-        running = [t.description for t in self._tasks
-                   if t.section == section or (section is None and not t.background)]
+        running = [
+            t.description
+            for t in self._tasks
+            if t.section == section or (section is None and not t.background)
+        ]
         return running[-1] if running else ""
 
     def quit_all(self) -> None:

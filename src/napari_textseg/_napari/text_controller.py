@@ -40,7 +40,9 @@ if TYPE_CHECKING:
 
 __all__ = ["CONFIDENCE_KEY", "TextController", "text_controller_for"]
 
-CONFIDENCE_KEY = "napari_textseg_confidence"  # label value -> confidence, in a Labels layer's metadata
+CONFIDENCE_KEY = (
+    "napari_textseg_confidence"  # label value -> confidence, in a Labels layer's metadata
+)
 
 
 def _modality(image: napari.layers.Image) -> str:
@@ -87,8 +89,12 @@ class TextController:
         if self._session is None or self._session_key != key:
             if self._session is not None:
                 self._session.close()
-            self._session = SegmentationSession(np.asarray(image.data), tuple(image.scale), _modality(image),
-                                                self.points.slice_model)
+            self._session = SegmentationSession(
+                np.asarray(image.data),
+                tuple(image.scale),
+                _modality(image),
+                self.points.slice_model,
+            )
             self._session_key = key
         return self._session
 
@@ -99,16 +105,28 @@ class TextController:
         from napari_textseg._napari.wording import panel_wording
         from napari_textseg.models.loader import load_model
 
-        loaded = load_model(choice.model_id, choice.checkpoint, device=choice.device,
-                            wording=panel_wording("CLIP file"))
+        loaded = load_model(
+            choice.model_id,
+            choice.checkpoint,
+            device=choice.device,
+            wording=panel_wording("CLIP file"),
+        )
         if loaded.card.family != "clip":
-            raise InputError(f"{loaded.card.title} is not a CLIP model; text search needs an open_clip checkpoint")
+            raise InputError(
+                f"{loaded.card.title} is not a CLIP model; text search needs an open_clip "
+                "checkpoint"
+            )
         self._clip = (choice, loaded)
         return loaded
 
     def _volume(self, image: napari.layers.Image) -> TextVolume:
-        return TextVolume(np.asarray(image.data), tuple(image.scale), _modality(image),
-                          layer_geometry({"metadata": image.metadata}), image.name)
+        return TextVolume(
+            np.asarray(image.data),
+            tuple(image.scale),
+            _modality(image),
+            layer_geometry({"metadata": image.metadata}),
+            image.name,
+        )
 
     def _trained_backend(self, backend: str, image: napari.layers.Image, device: Any):
         """A backend with weights of its own, opened once per image (its weights load once)."""
@@ -116,8 +134,13 @@ class TextController:
         if cached is not None and cached[0] == id(image):
             return cached[1]
         loaded = self.points.loaded_model
-        made = open_text_backend(backend, self._volume(image), device=device, report=self._say,
-                                 sam=loaded if loaded is not None and loaded.card.family == "sam3" else None)
+        made = open_text_backend(
+            backend,
+            self._volume(image),
+            device=device,
+            report=self._say,
+            sam=loaded if loaded is not None and loaded.card.family == "sam3" else None,
+        )
         self._trained[backend] = (id(image), made)
         return made
 
@@ -125,11 +148,26 @@ class TextController:
         """Label what the Text settings say (the section's Label button)."""
         s = self.settings
         clip = ModelChoice(s.clip_model or None, s.clip_file.strip() or None)
-        self.label(s.text, s.target_layer or None, clip, use_clicks=s.use_clicks, backend=s.backend,
-                   allow_cpu=s.allow_cpu, allow_any_name=s.allow_any_name)
+        self.label(
+            s.text,
+            s.target_layer or None,
+            clip,
+            use_clicks=s.use_clicks,
+            backend=s.backend,
+            allow_cpu=s.allow_cpu,
+            allow_any_name=s.allow_any_name,
+        )
 
-    def label(self, text: str, layer: str | None, clip: ModelChoice | None, use_clicks: bool = False,
-              backend: str = "clip-sam", allow_cpu: bool = False, allow_any_name: bool = True) -> None:
+    def label(
+        self,
+        text: str,
+        layer: str | None,
+        clip: ModelChoice | None,
+        use_clicks: bool = False,
+        backend: str = "clip-sam",
+        allow_cpu: bool = False,
+        allow_any_name: bool = True,
+    ) -> None:
         """Label the targets named in ``text`` into ``layer`` (None: a new one), in the background.
 
         With ``use_clicks`` the clicks of the prompts layer, or the boxes of the box layer,
@@ -146,9 +184,14 @@ class TextController:
         check_text_volume(image.data)
         device = pick_device(None)
         loaded = self.points.loaded_model
-        chosen = resolve_backend(backend, modality=_modality(image), device_type=device.type,
-                                 prompts_given=use_clicks, allow_cpu=allow_cpu,
-                                 model_family=loaded.card.family if loaded is not None else None)
+        chosen = resolve_backend(
+            backend,
+            modality=_modality(image),
+            device_type=device.type,
+            prompts_given=use_clicks,
+            allow_cpu=allow_cpu,
+            model_family=loaded.card.family if loaded is not None else None,
+        )
         if chosen != "clip-sam":
             self._label_with(chosen, targets, image, layer, device)
             return
@@ -160,11 +203,18 @@ class TextController:
                 raise InputError("text + click labels one target at a time: type one name")
             points, signs, boxes = self.points.user_prompts(image)
             if not len(points) and not boxes:
-                raise InputError("text + click: click the organ, or draw a box round it, first (Prompts)")
-            self._text_session(image).check_prompts(points, signs, boxes)  # a box model refuses points here
+                raise InputError(
+                    "text + click: click the organ, or draw a box round it, first (Prompts)"
+                )
+            self._text_session(image).check_prompts(
+                points, signs, boxes
+            )  # a box model refuses points here
             clicks = {targets[0].name: (points, signs, boxes)}
         elif clip is None or (clip.model_id is None and clip.checkpoint is None):
-            raise InputError("choose a CLIP model (or tick 'use my clicks or box' and click the organ or draw a box)")
+            raise InputError(
+                "choose a CLIP model (or tick 'use my clicks or box' and click the organ or draw "
+                "a box)"
+            )
         values = assign_values(targets, existing)
         session = self._text_session(image)
         volume = self._volume(image)
@@ -172,8 +222,14 @@ class TextController:
 
         def work():
             loaded_clip = self._load_clip(clip) if clicks is None else None  # type: ignore[arg-type]
-            labeller = open_text_backend("clip-sam", volume, targets=targets, session=session, clip=loaded_clip,
-                                         clicks=clicks)
+            labeller = open_text_backend(
+                "clip-sam",
+                volume,
+                targets=targets,
+                session=session,
+                clip=loaded_clip,
+                clicks=clicks,
+            )
             yield from labeller.run(targets, values)
             return run.finished
 
@@ -186,8 +242,10 @@ class TextController:
             raise InputError(f"there is no layer named {layer!r}")
         target_layer = self.viewer.layers[layer]
         if target_layer.data.shape != image.data.shape:
-            raise InputError(f"the Labels layer {layer!r} has shape {target_layer.data.shape}, "
-                             f"the image {image.data.shape}; pick a layer on the image's grid")
+            raise InputError(
+                f"the Labels layer {layer!r} has shape {target_layer.data.shape}, "
+                f"the image {image.data.shape}; pick a layer on the image's grid"
+            )
         names, _ = label_table(target_layer.data, {"features": target_layer.features})
         present = {int(v): "" for v in np.unique(np.asarray(target_layer.data)) if v != 0}
         return {**present, **names}  # unnamed values are taken too
@@ -221,20 +279,32 @@ class TextController:
         """Run ``work`` in a worker; the status line names the backend before and after."""
 
         def done(finished: list[str]) -> None:
-            self._say(f"labelled {', '.join(finished)} with {title}" if finished else "nothing labelled")
+            self._say(
+                f"labelled {', '.join(finished)} with {title}" if finished else "nothing labelled"
+            )
 
         self._say(f"labelling {', '.join(t.name for t in targets)} with {title} ...")
-        self.points.start_worker(work, done, f"Text labelling ({title})", on_yield=self._progress(run),
-                                 section="text", layer=run.image)
+        self.points.start_worker(
+            work,
+            done,
+            f"Text labelling ({title})",
+            on_yield=self._progress(run),
+            section="text",
+            layer=run.image,
+        )
 
     def _write(self, result: OrganResult, run: _Run) -> None:
         """Merge one organ into the target layer: one undoable step."""
         image = run.image
         if run.layer_name is None or run.layer_name not in self.viewer.layers:
-            layer = add_labels_on(self.viewer, image, np.zeros(image.data.shape, dtype=np.uint16), "organs")
+            layer = add_labels_on(
+                self.viewer, image, np.zeros(image.data.shape, dtype=np.uint16), "organs"
+            )
             run.layer_name = layer.name
         layer = self.viewer.layers[run.layer_name]
-        confidence = {int(k): float(v) for k, v in (layer.metadata.get(CONFIDENCE_KEY) or {}).items()}
+        confidence = {
+            int(k): float(v) for k, v in (layer.metadata.get(CONFIDENCE_KEY) or {}).items()
+        }
         old = np.asarray(layer.data)
         new = merge_into(old, confidence, result.as_target_mask())
         changed = np.nonzero(new != old)
@@ -246,7 +316,10 @@ class TextController:
         autosaver_for(self.viewer).save(layer, image)
         run.finished.append(result.target.name)
         voxels = int((new == result.value).sum())
-        self._say(f"{result.target.name}: label {result.value}, {voxels} voxels, confidence {result.confidence:.2f}")
+        self._say(
+            f"{result.target.name}: label {result.value}, {voxels} voxels, confidence "
+            f"{result.confidence:.2f}"
+        )
 
     def cancel(self) -> None:
         """Stop the text labelling now (not the other sections' work): the organ in progress

@@ -50,6 +50,8 @@ def panel_worker(work: Callable[[], Any], on_error: Callable[[str], None]):
     """An unstarted napari worker for ``work`` (a function or a generator function) that
     hands a failure to ``on_error`` as :func:`error_message` and nowhere else."""
     worker_class = ClosingGeneratorWorker if inspect.isgeneratorfunction(work) else FunctionWorker
-    worker = create_worker(work, _start_thread=False, _ignore_errors=True, _worker_class=worker_class)
+    worker = create_worker(
+        work, _start_thread=False, _ignore_errors=True, _worker_class=worker_class
+    )
     worker.errored.connect(lambda err: on_error(error_message(err)))
     return worker

@@ -13,8 +13,13 @@ from napari_textseg._napari.layers import label_table, layer_geometry
 from napari_textseg.core.errors import NapariTextsegError, WriteError
 from napari_textseg.core.io import write_labels
 
-__all__ = ["write_labels_dicom_seg", "write_labels_nifti", "write_labels_nrrd", "write_labels_seg_nrrd",
-           "write_labels_tiff"]
+__all__ = [
+    "write_labels_dicom_seg",
+    "write_labels_nifti",
+    "write_labels_nrrd",
+    "write_labels_seg_nrrd",
+    "write_labels_tiff",
+]
 
 
 def _reason_shown(writer: Callable[..., list[str]]) -> Callable[..., list[str]]:
@@ -28,7 +33,9 @@ def _reason_shown(writer: Callable[..., list[str]]) -> Callable[..., list[str]]:
         except NapariTextsegError as err:
             if isinstance(err, WriteError):
                 raise
-            raise WriteError(f"cannot save {attributes.get('name', 'the labels')} as {path}: {err}") from err
+            raise WriteError(
+                f"cannot save {attributes.get('name', 'the labels')} as {path}: {err}"
+            ) from err
 
     return write
 
@@ -79,7 +86,9 @@ def write_labels_dicom_seg(path: str, data: Any, attributes: dict[str, Any]) -> 
 
     geometry = layer_geometry(attributes)
     if geometry is None:
-        raise InputError("DICOM-SEG needs labels made on an image opened from a DICOM series folder")
+        raise InputError(
+            "DICOM-SEG needs labels made on an image opened from a DICOM series folder"
+        )
     data = np.asarray(data)
     names, _ = label_table(data, attributes)
     return [str(write_dicom_seg(path, data, geometry, names))]

@@ -80,7 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         expected = isinstance(err, (NapariTextsegError, ValueError, OSError))
         message = str(err) if expected else f"unexpected {type(err).__name__}: {err}"
-        hint = "" if expected else " (run again with --debug for the traceback, and please report it)"
+        hint = (
+            "" if expected else " (run again with --debug for the traceback, and please report it)"
+        )
         print(f"napari-textseg: error: {message}{hint}", file=sys.stderr)
         return 2 if expected else 1
-

@@ -32,10 +32,19 @@ def batch(args: argparse.Namespace) -> int:
         except (OSError, json.JSONDecodeError) as err:
             raise ValueError(f"cannot read the prompts file {args.prompts}: {err}") from err
         if not isinstance(prompts, dict):
-            raise ValueError(f"{args.prompts}: expected {{case id: [{{name, points, negative}}, ...]}}")
-    job = BatchJob(text=tuple(args.text), prompts=prompts, model=args.model, checkpoint=args.checkpoint,
-                   clip=args.clip, clip_checkpoint=args.clip_checkpoint, device=args.device,
-                   tolerance_mm=args.tolerance_mm)
+            raise ValueError(
+                f"{args.prompts}: expected {{case id: [{{name, points, negative}}, ...]}}"
+            )
+    job = BatchJob(
+        text=tuple(args.text),
+        prompts=prompts,
+        model=args.model,
+        checkpoint=args.checkpoint,
+        clip=args.clip,
+        clip_checkpoint=args.clip_checkpoint,
+        device=args.device,
+        tolerance_mm=args.tolerance_mm,
+    )
     cases = find_cases(args.source, args.output)
     check_job(job)
     Path(args.output).mkdir(parents=True, exist_ok=True)
@@ -43,6 +52,7 @@ def batch(args: argparse.Namespace) -> int:
     client = connect(args.scheduler, args.workers)
     try:
         with tqdm(total=len(cases), desc="cases", unit="case", file=sys.stderr) as bar:
+
             def progress(result, done, total) -> None:
                 bar.n = done
                 bar.set_postfix_str(f"{result.case_id}: {result.status}")

@@ -26,12 +26,17 @@ def cache(args: argparse.Namespace) -> int:
         print(f"cleared {store.root}: {_size(freed)} freed")
         return 0
     images = store.images()
-    print(f"{store.root}: {count(len(images), 'image')}, {_size(sum(i.nbytes for i in images))} "
-          f"(cap {_size(store.cap_bytes)})")
+    print(
+        f"{store.root}: {count(len(images), 'image')}, {_size(sum(i.nbytes for i in images))} "
+        f"(cap {_size(store.cap_bytes)})"
+    )
     for image in images:
         meta = image.meta
         shape = "x".join(str(s) for s in meta.get("shape", [])) or "?"
         used = time.strftime("%Y-%m-%d %H:%M", time.localtime(image.last_used))
-        print(f"  {image.key[:12]}  {meta.get('name') or '(unnamed)'}  {shape}  {meta.get('model', '?')}  "
-              f"{count(image.slices, 'slice')}  {_size(image.nbytes)}  last used {used}")
+        print(
+            f"  {image.key[:12]}  {meta.get('name') or '(unnamed)'}  {shape}  "
+            f"{meta.get('model', '?')}  "
+            f"{count(image.slices, 'slice')}  {_size(image.nbytes)}  last used {used}"
+        )
     return 0

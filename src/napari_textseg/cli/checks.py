@@ -13,8 +13,19 @@ from napari_textseg.core.errors import InputError, ReadError
 __all__ = ["check_early"]
 
 # Arguments that name a file or folder that must exist, by command.
-_INPUTS = ("file", "image", "prediction", "reference", "labels", "source", "checkpoint", "clip_checkpoint",
-           "confine", "weights", "prompts")
+_INPUTS = (
+    "file",
+    "image",
+    "prediction",
+    "reference",
+    "labels",
+    "source",
+    "checkpoint",
+    "clip_checkpoint",
+    "confine",
+    "weights",
+    "prompts",
+)
 _LABEL_OUTPUTS = ("segment", "label")
 
 
@@ -23,8 +34,10 @@ def _not_an_input(output: str, inputs: list[str]) -> None:
     target = Path(output).expanduser().resolve()
     for path in inputs:
         if Path(path).expanduser().resolve() == target:
-            raise InputError(f"-o {output} is an input of this command ({path}): writing there would replace "
-                             "it; choose another output file")
+            raise InputError(
+                f"-o {output} is an input of this command ({path}): writing there would replace "
+                "it; choose another output file"
+            )
 
 
 def _check_prompt_syntax(args: argparse.Namespace) -> None:
@@ -39,7 +52,9 @@ def _check_prompt_syntax(args: argparse.Namespace) -> None:
 
 def check_early(args: argparse.Namespace) -> None:
     """Raise the error a later step would raise, for what can be checked without work."""
-    paths = [getattr(args, name, None) for name in _INPUTS] + list(getattr(args, "files", None) or [])
+    paths = [getattr(args, name, None) for name in _INPUTS] + list(
+        getattr(args, "files", None) or []
+    )
     for path in paths:
         if isinstance(path, str) and not Path(path).expanduser().exists():
             if args.command == "batch" and path == args.source and glob.has_magic(path):
@@ -53,7 +68,10 @@ def check_early(args: argparse.Namespace) -> None:
         _not_an_input(args.output, [p for p in paths if isinstance(p, str)])
         _check_prompt_syntax(args)
         check_runtime(args.runtime, args.precision)  # bf16 with --runtime torch: before any work
-    if args.command in (*_LABEL_OUTPUTS, "batch") or getattr(args, "models_command", None) in ("download", "verify"):
+    if args.command in (*_LABEL_OUTPUTS, "batch") or getattr(args, "models_command", None) in (
+        "download",
+        "verify",
+    ):
         from napari_textseg.models.registry import get_card
 
         for name in (getattr(args, "model", None), getattr(args, "clip", None)):

@@ -9,7 +9,8 @@ __all__ = ["evaluate"]
 
 
 def _named_object(pred, ref, name: str):
-    """The prediction's one object named ``name``, so that it pairs with the reference's label of that name."""
+    """The prediction's one object named ``name``, so that it pairs with the reference's label of
+    that name."""
     import dataclasses
 
     import numpy as np
@@ -19,11 +20,16 @@ def _named_object(pred, ref, name: str):
 
     values = [int(v) for v in np.unique(np.asarray(pred.data)) if v > 0]
     if len(values) != 1:
-        raise InputError(f"--name scores one object, and {pred.name} holds {len(values)} labels; "
-                         "use --labels to choose among them")
+        raise InputError(
+            f"--name scores one object, and {pred.name} holds {len(values)} labels; "
+            "use --labels to choose among them"
+        )
     if not ref.label_names:
-        raise InputError(f"--name {name!r}: the reference {ref.name} names no labels (no .labels.json beside it); "
-                         "use --labels VALUE")
+        raise InputError(
+            f"--name {name!r}: the reference {ref.name} names no labels (no .labels.json beside "
+            "it); "
+            "use --labels VALUE"
+        )
     named_value(name, ref.label_names)  # synonyms pair; an unknown name is refused
     return dataclasses.replace(pred, label_names={values[0]: name})
 
@@ -37,9 +43,17 @@ def evaluate(args: argparse.Namespace) -> int:
         pred = _named_object(pred, ref, args.name)
     labels = None
     if args.labels:
-        labels = resolve_labels(args.labels, {**(pred.label_names or {}), **(ref.label_names or {})})
-    report = evaluate_volumes(pred, ref, labels=labels, tolerance_mm=args.tolerance_mm,
-                              instances=args.instances, iou_threshold=args.iou)
+        labels = resolve_labels(
+            args.labels, {**(pred.label_names or {}), **(ref.label_names or {})}
+        )
+    report = evaluate_volumes(
+        pred,
+        ref,
+        labels=labels,
+        tolerance_mm=args.tolerance_mm,
+        instances=args.instances,
+        iou_threshold=args.iou,
+    )
     print(report.table())
     if args.json or args.csv:
         print(f"-> {report.write(args.json or args.csv)}", file=sys.stderr)

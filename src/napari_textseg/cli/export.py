@@ -18,7 +18,9 @@ def export_seg(args: argparse.Namespace) -> int:
 
     labels, source = read_volume(args.labels), read_volume(args.source)
     check_same_grid(labels, source)
-    path = write_dicom_seg(args.output, label_map(labels, "label map"), source.geometry, labels.label_names)
+    path = write_dicom_seg(
+        args.output, label_map(labels, "label map"), source.geometry, labels.label_names
+    )
     print(f"{count(len([v for v in np.unique(labels.data) if v]), 'segment')} -> {path}")
     return 0
 

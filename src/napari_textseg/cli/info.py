@@ -30,15 +30,25 @@ def info(args: argparse.Namespace) -> int:
         ("spacing (z, y, x)", spacing),
         ("origin (z, y, x)", ", ".join(f"{v:.3f}" for v in volume.origin) + f" {unit}"),
         ("source orientation", volume.orientation),
-        ("display", "axial slices, LPS (radiological)" if volume.geometry.reoriented else "as stored (z, y, x)"),
+        (
+            "display",
+            "axial slices, LPS (radiological)"
+            if volume.geometry.reoriented
+            else "as stored (z, y, x)",
+        ),
         ("modality", volume.modality),
         ("dtype", str(volume.data.dtype)),
         ("intensity range", f"{low:g} .. {high:g}"),
     ]
     oblique = volume.geometry.obliquity()
     if oblique is not None:
-        rows.append(("oblique", f"{oblique.degrees:.1f}° from the patient axes; shown axis-aligned, up to "
-                                f"{oblique.max_offset:.1f} {unit} off; exports keep the rotation"))
+        rows.append(
+            (
+                "oblique",
+                f"{oblique.degrees:.1f}° from the patient axes; shown axis-aligned, up to "
+                f"{oblique.max_offset:.1f} {unit} off; exports keep the rotation",
+            )
+        )
     if volume.channel_axis is not None:
         rows.append(("channels", str(volume.data.shape[volume.channel_axis])))
     if volume.nan_count:
@@ -67,9 +77,12 @@ def phantom(args: argparse.Namespace) -> int:
     first = phantom.objects[0]
     z, y, x = phantom.centre_click(first.value)
     out = shlex.quote(f"{first.name}.nii.gz")
-    print(f"try: napari-textseg segment {shlex.quote(str(image))} --point {z},{y},{x} --propagate "
-          f"--model phantom_sam --name {shlex.quote(first.name)} -o {out}\n"
-          f"then: napari-textseg evaluate {out} {shlex.quote(str(labels))} --labels {shlex.quote(first.name)}")
+    print(
+        f"try: napari-textseg segment {shlex.quote(str(image))} --point {z},{y},{x} --propagate "
+        f"--model phantom_sam --name {shlex.quote(first.name)} -o {out}\n"
+        f"then: napari-textseg evaluate {out} {shlex.quote(str(labels))} --labels "
+        f"{shlex.quote(first.name)}"
+    )
     return 0
 
 

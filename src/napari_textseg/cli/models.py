@@ -30,8 +30,15 @@ def models(args: argparse.Namespace) -> int:
                 present = cached_path(card).is_file()
             except CheckpointError:  # the package that ships it is missing
                 present = False
-            cached = ("installed" if present else "missing") if card.bundled else ("yes" if present else "no")
-            print(f"{card.id:<22} {card.family:<10} {size:>8}  {card.license:<18} {cached:<9} {card.source}")
+            cached = (
+                ("installed" if present else "missing")
+                if card.bundled
+                else ("yes" if present else "no")
+            )
+            print(
+                f"{card.id:<22} {card.family:<10} {size:>8}  {card.license:<18} {cached:<9} "
+                f"{card.source}"
+            )
         return 0
     if args.models_command == "path":
         print(cached_path(get_card(args.model)) if args.model else cache_dir())
@@ -50,6 +57,9 @@ def models(args: argparse.Namespace) -> int:
 
         loaded = load_model(args.model, args.checkpoint, device=args.device)
         n_params = sum(p.numel() for p in loaded.model.parameters())
-        print(f"{loaded.card.id}: {loaded.checkpoint} loads strictly ({n_params:,} parameters) on {loaded.device}")
+        print(
+            f"{loaded.card.id}: {loaded.checkpoint} loads strictly ({n_params:,} parameters) on "
+            f"{loaded.device}"
+        )
         return 0
     raise AssertionError(args.models_command)

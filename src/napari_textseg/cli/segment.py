@@ -17,7 +17,9 @@ def _embedding(args: argparse.Namespace):
     from napari_textseg.engine.interactive.embedding_store import default_store
     from napari_textseg.engine.interactive.session_factory import EmbeddingOptions
 
-    return EmbeddingOptions(args.runtime, args.precision, default_store(args.cache_dir, not args.no_cache))
+    return EmbeddingOptions(
+        args.runtime, args.precision, default_store(args.cache_dir, not args.no_cache)
+    )
 
 
 def _warn(line: str) -> None:
@@ -41,7 +43,9 @@ class _SliceProgress:
         if self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, desc="propagating", unit="slice", file=sys.stderr, leave=False)
+            self.bar = tqdm(
+                total=total, desc="propagating", unit="slice", file=sys.stderr, leave=False
+            )
         self.bar.total = total
         self.bar.update(done - self.bar.n)
 
@@ -63,55 +67,97 @@ def segment(args: argparse.Namespace) -> int:
 
     volume = read_volume(args.image)
     if volume.channel_axis is not None:
-        raise ValueError(f"{args.image} has {volume.data.shape[0]} channels; segment one channel at a time")
+        raise ValueError(
+            f"{args.image} has {volume.data.shape[0]} channels; segment one channel at a time"
+        )
     if not 1 <= args.value < 2**32:
         raise ValueError(f"--value must be a label value from 1 to {2**32 - 1}, got {args.value}")
-    points = [coords(p, 3, "--point") for p in args.point] + [coords(p, 3, "--negative") for p in args.negative]
+    points = [coords(p, 3, "--point") for p in args.point] + [
+        coords(p, 3, "--negative") for p in args.negative
+    ]
     labels = [1] * len(args.point) + [0] * len(args.negative)
     boxes = {}
     for text in args.box:
         z, y0, x0, y1, x1 = coords(text, 5, "--box")
         boxes[int(round(z))] = (y0, x0, y1, x1)
     if args.roi and (args.roi_mm or not boxes):
-        raise PromptError("--roi crops around a box: give --box" if not args.roi_mm else
-                          "--roi (around a box) and --roi-mm (around clicks) are two ROI modes: choose one")
+        raise PromptError(
+            "--roi crops around a box: give --box"
+            if not args.roi_mm
+            else "--roi (around a box) and --roi-mm (around clicks) are two ROI modes: choose one"
+        )
     # Check the clicks before the (slow) model load.
-    group_by_slice(np.array(points).reshape(-1, 3), np.array(labels), volume.spatial_shape, boxes or None)
+    group_by_slice(
+        np.array(points).reshape(-1, 3), np.array(labels), volume.spatial_shape, boxes or None
+    )
     confine = None
     if args.confine:
         organ = read_volume(args.confine)
         values = [int(v) for v in args.confine_label] or None
         confine = np.isin(organ.data, values) if values else organ.data > 0
-    lo_hi = tuple(int(v) for v in coords(args.slice_range, 2, "--slice-range")) if args.slice_range else None
+    lo_hi = (
+        tuple(int(v) for v in coords(args.slice_range, 2, "--slice-range"))
+        if args.slice_range
+        else None
+    )
     if lo_hi and not 0 <= lo_hi[0] <= lo_hi[1] < volume.spatial_shape[0]:
-        raise PromptError(f"--slice-range {args.slice_range}: give FIRST,LAST with 0 <= FIRST <= LAST <= "
-                          f"{volume.spatial_shape[0] - 1} (the volume has {volume.spatial_shape[0]} slices)")
-    # built (and so checked: memory size 1-6, ...) even without --propagate: a bad value is a typo to report
-    settings = PropagationSettings(direction=args.direction, memory_size=args.memory_size,
-                                   policy=args.memory, empty_stop=args.stop_empty,
-                                   slice_range=lo_hi, offload=args.offload,  # type: ignore[arg-type]
-                                   projection=args.projection)
+        raise PromptError(
+            f"--slice-range {args.slice_range}: give FIRST,LAST with 0 <= FIRST <= LAST <= "
+            f"{volume.spatial_shape[0] - 1} (the volume has {volume.spatial_shape[0]} slices)"
+        )
+    # built (and so checked: memory size 1-6, ...) even without --propagate: a bad value is a typo
+    # to report
+    settings = PropagationSettings(
+        direction=args.direction,
+        memory_size=args.memory_size,
+        policy=args.memory,
+        empty_stop=args.stop_empty,
+        slice_range=lo_hi,
+        offload=args.offload,  # type: ignore[arg-type]
+        projection=args.projection,
+    )
     model_id = args.model or (None if args.checkpoint else DEFAULT_MODEL)
     if points and not boxes and model_id and get_card(model_id).box_only:  # before the model loads
         raise PromptError(BOX_ONLY_MESSAGE.format(model=get_card(model_id).name))
     loaded = load_model(model_id, args.checkpoint, device=args.device)
     progress = _SliceProgress()
     try:
-        mask = segment_clicks(volume, loaded, np.array(points), np.array(labels), boxes,
-                              propagate=settings if args.propagate else None,
-                              post=PostProcessing(fill_holes=args.fill_holes, keep_clicked=args.keep_clicked),
-                              roi_mm=args.roi_mm, roi_context=BOX_ROI_CONTEXT if args.roi else None, confine=confine,
-                              embedding=_embedding(args), report=_warn, progress=progress)
+        mask = segment_clicks(
+            volume,
+            loaded,
+            np.array(points),
+            np.array(labels),
+            boxes,
+            propagate=settings if args.propagate else None,
+            post=PostProcessing(fill_holes=args.fill_holes, keep_clicked=args.keep_clicked),
+            roi_mm=args.roi_mm,
+            roi_context=BOX_ROI_CONTEXT if args.roi else None,
+            confine=confine,
+            embedding=_embedding(args),
+            report=_warn,
+            progress=progress,
+        )
     finally:
         progress.close()
     labels_out = mask.astype(np.uint32) * np.uint32(args.value)
-    written = write_labels(args.output, labels_out, geometry=volume.geometry, scale=volume.spacing,
-                           translate=volume.origin, label_names={args.value: args.name})
+    written = write_labels(
+        args.output,
+        labels_out,
+        geometry=volume.geometry,
+        scale=volume.spacing,
+        translate=volume.origin,
+        label_names={args.value: args.name},
+    )
     print(f"model: {loaded.card.title}", file=sys.stderr)
-    warning = real_image_warning(loaded.card, volume.name)  # with the result it is about: a refusal comes alone
+    warning = real_image_warning(
+        loaded.card, volume.name
+    )  # with the result it is about: a refusal comes alone
     if warning:
         _warn(warning)
-    print(f"{int(mask.sum())} voxels in {len(np.unique(np.nonzero(mask)[0]))} slices -> {', '.join(written)}")
+    print(
+        f"{int(mask.sum())} voxels in {len(np.unique(np.nonzero(mask)[0]))} slices -> "
+        f"{', '.join(written)}"
+    )
     return 0
 
 
@@ -129,7 +175,9 @@ def label(args: argparse.Namespace) -> int:
         check_known(targets)
     volume = read_volume(args.image)
     if volume.channel_axis is not None:
-        raise ValueError(f"{args.image} has {volume.data.shape[0]} channels; label one channel at a time")
+        raise ValueError(
+            f"{args.image} has {volume.data.shape[0]} channels; label one channel at a time"
+        )
     names = {t.name.casefold(): t.name for t in targets}
     clicks: dict[str, tuple[list, list, dict]] = {}
 
@@ -137,7 +185,9 @@ def label(args: argparse.Namespace) -> int:
         target, _, where = text.rpartition(":")
         name = names.get(parse_targets(target)[0].name.casefold()) if target.strip() else None
         if name is None:
-            raise ValueError(f"{flag} {text!r} must be NAME:{form} with NAME one of the --text targets")
+            raise ValueError(
+                f"{flag} {text!r} must be NAME:{form} with NAME one of the --text targets"
+            )
         return name, where
 
     for text in args.point:
@@ -149,40 +199,77 @@ def label(args: argparse.Namespace) -> int:
         z, *box = coords(where, 5, "--box")
         clicks.setdefault(name, ([], [], {}))[2][int(round(z))] = tuple(box)
     for points, signs, boxes in clicks.values():  # check the prompts before the (slow) model load
-        group_by_slice(np.array(points).reshape(-1, 3), np.array(signs), volume.spatial_shape, boxes)
+        group_by_slice(
+            np.array(points).reshape(-1, 3), np.array(signs), volume.spatial_shape, boxes
+        )
     from napari_textseg.engine.text.backends import resolve_backend
     from napari_textseg.models.device import pick_device
     from napari_textseg.models.registry import get_card
 
     device = pick_device(args.device)
     named = bool(args.model or args.checkpoint)
-    choose = {"modality": volume.modality, "device_type": device.type, "prompts_given": bool(clicks),
-              "model_named": named, "allow_cpu": args.allow_cpu, "weights_present": True if args.weights else None}
-    backend = resolve_backend(args.backend, model_family=get_card(args.model).family if args.model else None,
-                              **choose)
+    choose = {
+        "modality": volume.modality,
+        "device_type": device.type,
+        "prompts_given": bool(clicks),
+        "model_named": named,
+        "allow_cpu": args.allow_cpu,
+        "weights_present": True if args.weights else None,
+    }
+    backend = resolve_backend(
+        args.backend, model_family=get_card(args.model).family if args.model else None, **choose
+    )
     loaded = clip = None
     if backend == "clip-sam":
         need_clip = needs_clip(targets, clicks)
         if need_clip and not (args.clip or args.clip_checkpoint):
-            raise ValueError("targets without --point need a CLIP model: --clip ID or --clip-checkpoint FILE")
+            raise ValueError(
+                "targets without --point need a CLIP model: --clip ID or --clip-checkpoint FILE"
+            )
         if not (named or clicks):
-            raise ValueError("the clip-sam backend needs a SAM/SAM2 model: --model ID or --checkpoint FILE "
-                             "(or install a trained backend: --backend voxtell)")
+            raise ValueError(
+                "the clip-sam backend needs a SAM/SAM2 model: --model ID or --checkpoint FILE "
+                "(or install a trained backend: --backend voxtell)"
+            )
         # text + prompt without a model named: the installed box model
-        loaded = load_model(args.model or (None if args.checkpoint else DEFAULT_MODEL), args.checkpoint,
-                            device=args.device)
-        if loaded.card.family == "sam3":  # a SAM3 checkpoint given without --model: it reads the text
+        loaded = load_model(
+            args.model or (None if args.checkpoint else DEFAULT_MODEL),
+            args.checkpoint,
+            device=args.device,
+        )
+        if (
+            loaded.card.family == "sam3"
+        ):  # a SAM3 checkpoint given without --model: it reads the text
             backend = resolve_backend(backend, model_family="sam3", **choose)
         elif need_clip:
-            clip = load_model(args.clip, args.clip_checkpoint, device=args.device, wording=CLI_CLIP_WORDING)
+            clip = load_model(
+                args.clip, args.clip_checkpoint, device=args.device, wording=CLI_CLIP_WORDING
+            )
     elif backend == "sam3-slices" and named:
         loaded = load_model(args.model, args.checkpoint, device=args.device)
-    given = {k: (np.array(p, dtype=float).reshape(-1, 3), np.array(s, dtype=int), b)
-             for k, (p, s, b) in clicks.items()}
-    result = label_text(volume, targets, loaded, clip, given, backend=backend, device=device,
-                        weights=args.weights, report=lambda line: print(line, file=sys.stderr),
-                        embedding=_embedding(args))
-    written = write_labels(args.output, result.labels, geometry=volume.geometry, scale=volume.spacing,
-                           translate=volume.origin, label_names=result.names)
+    given = {
+        k: (np.array(p, dtype=float).reshape(-1, 3), np.array(s, dtype=int), b)
+        for k, (p, s, b) in clicks.items()
+    }
+    result = label_text(
+        volume,
+        targets,
+        loaded,
+        clip,
+        given,
+        backend=backend,
+        device=device,
+        weights=args.weights,
+        report=lambda line: print(line, file=sys.stderr),
+        embedding=_embedding(args),
+    )
+    written = write_labels(
+        args.output,
+        result.labels,
+        geometry=volume.geometry,
+        scale=volume.spacing,
+        translate=volume.origin,
+        label_names=result.names,
+    )
     print(f"{count(len(result.names), 'target')} -> {', '.join(written)}")
     return 0

@@ -30,7 +30,10 @@ def open_viewer(
 
     viewer = napari.Viewer(title="napari-textseg")
     if stacked:  # the separate docks, as the Plugins menu stacks them
-        added = [viewer.window.add_plugin_dock_widget("napari-textseg", name, tabify=False) for name in DOCKS]
+        added = [
+            viewer.window.add_plugin_dock_widget("napari-textseg", name, tabify=False)
+            for name in DOCKS
+        ]
         panel = added[0][1]
     else:
         _, panel = viewer.window.add_plugin_dock_widget("napari-textseg", "TextSeg")
@@ -39,10 +42,13 @@ def open_viewer(
 
         viewer.open_sample("napari-textseg", sample)
         # The labels layer active: hovering then shows each organ's name in the status bar.
-        viewer.layers.selection.active = next((la for la in viewer.layers if isinstance(la, Labels)),
-                                              viewer.layers[0])
+        viewer.layers.selection.active = next(
+            (la for la in viewer.layers if isinstance(la, Labels)), viewer.layers[0]
+        )
     if model:
-        if sample == "abdomen_ct":  # the first run shows a real mask: a box on the liver, propagated
+        if (
+            sample == "abdomen_ct"
+        ):  # the first run shows a real mask: a box on the liver, propagated
             from napari_textseg._napari.demo import show_box_demo
 
             show_box_demo(viewer, panel.controller)
@@ -82,7 +88,12 @@ def view(args: argparse.Namespace) -> int:
 
 
 def demo(args: argparse.Namespace) -> int:
-    shot = {"screenshot": args.screenshot, "window": args.window, "stacked": args.stacked, "section": args.section}
+    shot = {
+        "screenshot": args.screenshot,
+        "window": args.window,
+        "stacked": args.stacked,
+        "section": args.section,
+    }
     if args.phantom:
         return open_viewer(sample="phantom_ct", model="phantom_sam", **shot)
     from napari_textseg.models.registry import DEFAULT_MODEL

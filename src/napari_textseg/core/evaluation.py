@@ -50,15 +50,26 @@ def label_map(volume: Volume, role: str) -> np.ndarray:
     """The integer (z, y, x) array of a label volume, or a clear error."""
     data = np.asarray(volume.data)
     if volume.channel_axis is not None or data.ndim != 3:
-        raise InputError(f"the {role} ({volume.name or 'volume'}) must be one 3-D label map, got shape {data.shape}")
+        raise InputError(
+            f"the {role} ({volume.name or 'volume'}) must be one 3-D label map, got shape "
+            f"{data.shape}"
+        )
     if not np.issubdtype(data.dtype, np.integer):
-        if not np.issubdtype(data.dtype, np.floating) or not np.all(np.isfinite(data)) or np.any(data % 1):
-            raise InputError(f"the {role} ({volume.name or 'volume'}) is not a label map: "
-                             f"its values are {data.dtype}, not whole numbers")
+        if (
+            not np.issubdtype(data.dtype, np.floating)
+            or not np.all(np.isfinite(data))
+            or np.any(data % 1)
+        ):
+            raise InputError(
+                f"the {role} ({volume.name or 'volume'}) is not a label map: "
+                f"its values are {data.dtype}, not whole numbers"
+            )
         data = data.astype(np.int64)
     if data.size and data.min() < 0:
-        raise InputError(f"the {role} ({volume.name or 'volume'}) is not a label map: it has negative values "
-                         f"(down to {int(data.min())}); is it the image?")
+        raise InputError(
+            f"the {role} ({volume.name or 'volume'}) is not a label map: it has negative values "
+            f"(down to {int(data.min())}); is it the image?"
+        )
     return data
 
 
@@ -66,16 +77,19 @@ def check_semantic_labels(values: np.ndarray, role: str, name: str = "", most: i
     """Refuse a label map whose sorted distinct ``values`` are more than an organ map has
     (an image given as labels); instance maps (nuclei) are not checked."""
     if len(values) > most:
-        raise InputError(f"the {role} ({name or 'volume'}) is not a label map: it holds {len(values)} distinct "
-                         f"values ({int(values[0])} to {int(values[-1])}); is it the image? (--instances for "
-                         "instance labels)")
+        raise InputError(
+            f"the {role} ({name or 'volume'}) is not a label map: it holds {len(values)} distinct "
+            f"values ({int(values[0])} to {int(values[-1])}); is it the image? (--instances for "
+            "instance labels)"
+        )
 
 
 def check_same_grid(pred: Volume, reference: Volume, atol_mm: float = 1e-3) -> None:
     """Raise :class:`GridMismatch` unless both volumes share shape, spacing, origin and axes."""
     if pred.spatial_shape != reference.spatial_shape:
         raise GridMismatch(
-            f"the prediction is {pred.spatial_shape} voxels and the reference {reference.spatial_shape}; "
+            f"the prediction is {pred.spatial_shape} voxels and the reference "
+            f"{reference.spatial_shape}; "
             "evaluation never resamples: put both on the same grid first"
         )
     units = (pred.geometry.unit, reference.geometry.unit)
@@ -83,17 +97,23 @@ def check_same_grid(pred: Volume, reference: Volume, atol_mm: float = 1e-3) -> N
         raise GridMismatch(f"the prediction is in {units[0]} and the reference in {units[1]}")
     pa, ra = pred.geometry.affine, reference.geometry.affine
     if pa is not None and ra is not None:
-        diff = np.abs(pred.geometry.display_affine_ras() - reference.geometry.display_affine_ras()).max()
+        diff = np.abs(
+            pred.geometry.display_affine_ras() - reference.geometry.display_affine_ras()
+        ).max()
         if diff > atol_mm:
             raise GridMismatch(
-                f"the prediction and the reference lie differently in space (affines differ by up to "
+                "the prediction and the reference lie differently in space (affines differ by up "
+                "to "
                 f"{diff:.3g} mm: spacing {tuple(round(s, 4) for s in pred.spacing)} vs "
-                f"{tuple(round(s, 4) for s in reference.spacing)}, origin {tuple(round(o, 2) for o in pred.origin)} "
+                f"{tuple(round(s, 4) for s in reference.spacing)}, origin "
+                f"{tuple(round(o, 2) for o in pred.origin)} "
                 f"vs {tuple(round(o, 2) for o in reference.origin)}); evaluation never resamples"
             )
     elif not np.allclose(pred.spacing, reference.spacing, rtol=1e-4, atol=0):
-        raise GridMismatch(f"voxel sizes differ: prediction {pred.spacing} vs reference {reference.spacing} "
-                           f"{units[0]}; evaluation never resamples")
+        raise GridMismatch(
+            f"voxel sizes differ: prediction {pred.spacing} vs reference {reference.spacing} "
+            f"{units[0]}; evaluation never resamples"
+        )
 
 
 @dataclass
@@ -117,42 +137,68 @@ class Evaluation:
         """Mean Dice, IoU and NSD over the labels the prediction holds (``over="all"``: every
         evaluated label, a missing one scoring 0). One good organ scored against a 40-organ
         reference is that organ's score, not a fortieth of it."""
-        rows = self.rows if over == "all" else [r for r in self.rows if r.present != "reference only"]
+        rows = (
+            self.rows if over == "all" else [r for r in self.rows if r.present != "reference only"]
+        )
         if not rows:
             return {}
         return {k: float(np.mean([getattr(r, k) for r in rows])) for k in ("dice", "iou", "nsd")}
 
     def table(self) -> str:
         """The report as an aligned text table."""
-        head = (f"{self.prediction} vs {self.reference} (spacing {self.spacing} {self.unit}; "
-                f"labels matched by {self.matched_by})")
+        head = (
+            f"{self.prediction} vs {self.reference} (spacing {self.spacing} {self.unit}; "
+            f"labels matched by {self.matched_by})"
+        )
         if self.instances is not None:
             s = self.instances
-            dice_tp = "n/a" if not np.isfinite(s.mean_true_positive_dice) else f"{s.mean_true_positive_dice:.4f}"
-            return (f"{head}\ninstances at IoU >= {s.threshold:g}: TP {s.true_positives}, FP {s.false_positives}, "
-                    f"FN {s.false_negatives}; precision {s.precision:.4f}, recall {s.recall:.4f}, "
-                    f"F1 {s.f1:.4f}; mean Dice of true positives {dice_tp}")
+            dice_tp = (
+                "n/a"
+                if not np.isfinite(s.mean_true_positive_dice)
+                else f"{s.mean_true_positive_dice:.4f}"
+            )
+            return (
+                f"{head}\ninstances at IoU >= {s.threshold:g}: TP {s.true_positives}, FP "
+                f"{s.false_positives}, "
+                f"FN {s.false_negatives}; precision {s.precision:.4f}, recall {s.recall:.4f}, "
+                f"F1 {s.f1:.4f}; mean Dice of true positives {dice_tp}"
+            )
         tol = f"NSD@{self.tolerance:g}{self.unit}"
         vu = self.volume_unit
-        lines = [head, f"{'value':>5}  {'name':<24} {'Dice':>7} {'IoU':>7} {'HD95':>8} {tol:>10} "
-                       f"{'pred ' + vu:>11} {'ref ' + vu:>11}  note"]
+        lines = [
+            head,
+            f"{'value':>5}  {'name':<24} {'Dice':>7} {'IoU':>7} {'HD95':>8} {tol:>10} "
+            f"{'pred ' + vu:>11} {'ref ' + vu:>11}  note",
+        ]
         for r in self.rows:
             hd = f"{r.hd95:8.2f}" if np.isfinite(r.hd95) else f"{'inf':>8}"
             note = "" if r.present == "both" else r.present
-            lines.append(f"{r.value:>5}  {r.name[:24]:<24} {r.dice:7.4f} {r.iou:7.4f} {hd} {r.nsd:10.4f} "
-                         f"{r.pred_volume:11.3f} {r.ref_volume:11.3f}  {note}")
+            lines.append(
+                f"{r.value:>5}  {r.name[:24]:<24} {r.dice:7.4f} {r.iou:7.4f} {hd} {r.nsd:10.4f} "
+                f"{r.pred_volume:11.3f} {r.ref_volume:11.3f}  {note}"
+            )
         predicted = sum(r.present != "reference only" for r in self.rows)
-        for over, title in (("predicted", f"mean, {predicted} predicted"), ("all", f"mean, all {len(self.rows)}")):
+        for over, title in (
+            ("predicted", f"mean, {predicted} predicted"),
+            ("all", f"mean, all {len(self.rows)}"),
+        ):
             m = self.mean(over)
             if m and (over == "predicted" or predicted < len(self.rows)):
-                lines.append(f"{'':>5}  {title:<24} {m['dice']:7.4f} {m['iou']:7.4f} {'':>8} {m['nsd']:10.4f}")
+                lines.append(
+                    f"{'':>5}  {title:<24} {m['dice']:7.4f} {m['iou']:7.4f} {'':>8} "
+                    f"{m['nsd']:10.4f}"
+                )
         return "\n".join(lines)
 
     def as_dict(self) -> dict:
         """JSON-ready: infinite or undefined values become ``null``."""
         out = {
-            "prediction": self.prediction, "reference": self.reference, "spacing": list(self.spacing),
-            "unit": self.unit, "tolerance": self.tolerance, "volume_unit": self.volume_unit,
+            "prediction": self.prediction,
+            "reference": self.reference,
+            "spacing": list(self.spacing),
+            "unit": self.unit,
+            "tolerance": self.tolerance,
+            "volume_unit": self.volume_unit,
             "matched_by": self.matched_by,
         }
         if self.instances is not None:
@@ -170,8 +216,11 @@ class Evaluation:
         if suffix not in (".json", ".csv"):
             raise InputError(f"{path.name}: write the report as .json or .csv")
         if suffix == ".csv":
-            rows = [self.instances.as_dict()] if self.instances is not None else [
-                r.as_dict() | {"hd95": r.hd95} for r in self.rows]
+            rows = (
+                [self.instances.as_dict()]
+                if self.instances is not None
+                else [r.as_dict() | {"hd95": r.hd95} for r in self.rows]
+            )
             return write_csv(path, rows)
         with atomic_target(path) as tmp:
             tmp.write_text(json.dumps(self.as_dict(), indent=1))
@@ -225,7 +274,8 @@ def _name_key(name: str) -> str:
 
 
 def named_value(name: str, names: dict[int, str]) -> int:
-    """The value of label ``name`` in ``names``, synonyms included ("left kidney" is kidney_left)."""
+    """The value of label ``name`` in ``names``, synonyms included ("left kidney" is
+    kidney_left)."""
     key = _name_key(name)
     for value, other in names.items():
         if _name_key(other) == key:
@@ -236,7 +286,10 @@ def named_value(name: str, names: dict[int, str]) -> int:
 
 
 def match_by_name(
-    pred: np.ndarray, pred_names: dict[int, str], ref_names: dict[int, str], present: np.ndarray | None = None,
+    pred: np.ndarray,
+    pred_names: dict[int, str],
+    ref_names: dict[int, str],
+    present: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[int, tuple[str, int]]]:
     """The prediction with each label renumbered to the reference's value of the same
     name; its labels without a namesake get fresh values above both maps' (so they
@@ -282,11 +335,18 @@ def iter_evaluate(
     by name (:func:`match_by_name`), else by value; the report says which.
     """
     if pred.shape != reference.shape:
-        raise GridMismatch(f"the prediction is {pred.shape} voxels and the reference {reference.shape}; "
-                           "evaluation never resamples: put both on the same grid first")
+        raise GridMismatch(
+            f"the prediction is {pred.shape} voxels and the reference {reference.shape}; "
+            "evaluation never resamples: put both on the same grid first"
+        )
     tolerance = tolerance_mm / MM_PER_UNIT.get(unit, 1.0)
-    report = Evaluation(prediction=prediction, reference=reference_name, spacing=tuple(spacing),  # type: ignore[arg-type]
-                        unit=unit, tolerance=tolerance)
+    report = Evaluation(
+        prediction=prediction,
+        reference=reference_name,
+        spacing=tuple(spacing),  # type: ignore[arg-type]
+        unit=unit,
+        tolerance=tolerance,
+    )
     if instances:
         report.instances = instance_f1(pred, reference, iou_threshold)
         yield 1, 1
@@ -304,23 +364,42 @@ def iter_evaluate(
     if labels is None:
         labels = sorted(present - {0})
     elif not present & set(labels):
-        raise InputError(f"label value(s) {labels} occur in neither the prediction nor the reference")
+        raise InputError(
+            f"label value(s) {labels} occur in neither the prediction nor the reference"
+        )
     for done, value in enumerate(labels, start=1):
-        rows = evaluate_labels(pred, reference, spacing, labels=[value], tolerance=tolerance, names=names,
-                               volume_per_unit3=_VOLUME_FACTOR.get(unit, 1.0))
+        rows = evaluate_labels(
+            pred,
+            reference,
+            spacing,
+            labels=[value],
+            tolerance=tolerance,
+            names=names,
+            volume_per_unit3=_VOLUME_FACTOR.get(unit, 1.0),
+        )
         report.rows += [replace(r, value=shown.get(r.value, r.value)) for r in rows]
         yield done, len(labels)
     return report
 
 
 def evaluate_volumes(pred: Volume, reference: Volume, **options) -> Evaluation:
-    """Check that two label volumes share a grid, then score them (options of :func:`iter_evaluate`)."""
+    """Check that two label volumes share a grid, then score them (options of
+    :func:`iter_evaluate`)."""
     p, r = label_map(pred, "prediction"), label_map(reference, "reference")
     check_same_grid(pred, reference)
     names = {**(pred.label_names or {}), **(reference.label_names or {})}
-    steps = iter_evaluate(p, r, reference.spacing, reference.geometry.unit, names=names,
-                          prediction=pred.name, reference_name=reference.name,
-                          pred_names=pred.label_names, ref_names=reference.label_names, **options)
+    steps = iter_evaluate(
+        p,
+        r,
+        reference.spacing,
+        reference.geometry.unit,
+        names=names,
+        prediction=pred.name,
+        reference_name=reference.name,
+        pred_names=pred.label_names,
+        ref_names=reference.label_names,
+        **options,
+    )
     while True:
         try:
             next(steps)

@@ -122,16 +122,16 @@ def finite_range(data: np.ndarray) -> tuple[float, float]:
     return (float(arr[finite].min()), float(arr[finite].max()))
 
 
-def percentile_normalize(
-    data: np.ndarray, lower: float = 0.5, upper: float = 99.5
-) -> np.ndarray:
+def percentile_normalize(data: np.ndarray, lower: float = 0.5, upper: float = 99.5) -> np.ndarray:
     """Clip to the [lower, upper] percentiles and rescale to float32 in [0, 255].
 
     Data whose finite values already lie inside [0, 255] is returned unchanged (as
     float32), so 8-bit images are not stretched.
     """
     if not 0 <= lower < upper <= 100:
-        raise ValueError(f"percentiles must satisfy 0 <= lower < upper <= 100, got {lower}, {upper}")
+        raise ValueError(
+            f"percentiles must satisfy 0 <= lower < upper <= 100, got {lower}, {upper}"
+        )
     lo_all, hi_all = finite_range(data)
     if lo_all >= 0 and hi_all <= 255:
         return _rescale(data, 0.0, 255.0)
@@ -149,14 +149,17 @@ def normalize_for_model(
 
 
 def _minmax_uint8(data: np.ndarray, low: float, high: float, chunk: int = 16) -> np.ndarray:
-    """``np.uint8((clip(x, low, high) - low) / (high - low) * 255)`` in float64, a few slices at a time."""
+    """``np.uint8((clip(x, low, high) - low) / (high - low) * 255)`` in float64, a few slices at a
+    time."""
     out = np.zeros(data.shape, dtype=np.uint8)
     if not high > low:
         return out
     for start in range(0, data.shape[0], chunk):
-        part = np.clip(np.asarray(data[start:start + chunk], dtype=np.float64), low, high)
+        part = np.clip(np.asarray(data[start : start + chunk], dtype=np.float64), low, high)
         part = (part - low) / (high - low) * 255.0
-        out[start:start + chunk] = np.nan_to_num(part, nan=0.0).astype(np.uint8)  # truncation, as np.uint8()
+        out[start : start + chunk] = np.nan_to_num(part, nan=0.0).astype(
+            np.uint8
+        )  # truncation, as np.uint8()
     return out
 
 
@@ -181,14 +184,20 @@ def challenge_uint8(
     if modality == "CT":
         low, high = _resolve_window(window).limits
         # min and max of the clipped volume: the clipped extremes of the data
-        return _minmax_uint8(data, float(np.clip(lo_all, low, high)), float(np.clip(hi_all, low, high)))
+        return _minmax_uint8(
+            data, float(np.clip(lo_all, low, high)), float(np.clip(hi_all, low, high))
+        )
     if modality == "MR":
         flat = np.asarray(data).reshape(-1)
-        positive = flat[np.isfinite(flat) & (flat > 0)] if flat.dtype.kind == "f" else flat[flat > 0]
+        positive = (
+            flat[np.isfinite(flat) & (flat > 0)] if flat.dtype.kind == "f" else flat[flat > 0]
+        )
         if positive.size == 0:
             return np.zeros(data.shape, dtype=np.uint8)
         low, high = (float(v) for v in np.percentile(positive, (0.5, 99.5)))
-        out = _minmax_uint8(data, float(np.clip(lo_all, low, high)), float(np.clip(hi_all, low, high)))
+        out = _minmax_uint8(
+            data, float(np.clip(lo_all, low, high)), float(np.clip(hi_all, low, high))
+        )
         out[data == 0] = 0
         return out
     if hi_all > 255.0 or lo_all < 0:
@@ -197,7 +206,8 @@ def challenge_uint8(
 
 
 def no_contrast_reason(data: np.ndarray) -> str:
-    """Why a volume holds nothing to segment ("all voxels are NaN", "every voxel is 7"), or ``""``."""
+    """Why a volume holds nothing to segment ("all voxels are NaN", "every voxel is 7"), or
+    ``""``."""
     arr = np.asarray(data)
     if arr.size == 0:
         return "the volume is empty"

@@ -179,7 +179,9 @@ def evaluate_labels(
     """
     pred, reference = np.asarray(pred), np.asarray(reference)
     if pred.shape != reference.shape:
-        raise ValueError(f"label maps differ in shape: prediction {pred.shape} vs reference {reference.shape}")
+        raise ValueError(
+            f"label maps differ in shape: prediction {pred.shape} vs reference {reference.shape}"
+        )
     spacing = _check_spacing(spacing, pred.ndim)
     if labels is None:
         labels = sorted((set(np.unique(pred).tolist()) | set(np.unique(reference).tolist())) - {0})
@@ -189,7 +191,9 @@ def evaluate_labels(
     for value in labels:
         p, r = pred == value, reference == value
         in_pred, in_ref = bool(p.any()), bool(r.any())
-        present = "both" if in_pred and in_ref else "prediction only" if in_pred else "reference only"
+        present = (
+            "both" if in_pred and in_ref else "prediction only" if in_pred else "reference only"
+        )
         if not in_pred and not in_ref:
             present = "neither"
         else:
@@ -198,11 +202,19 @@ def evaluate_labels(
             grown = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in box)
             p, r = p[grown], r[grown]
         hd, surface_dice = _surface_scores(p, r, spacing, tolerance)
-        rows.append(LabelScores(
-            value=int(value), name=names.get(int(value), ""), present=present,
-            dice=dice(p, r), iou=iou(p, r), hd95=hd, nsd=surface_dice,
-            pred_volume=float(p.sum()) * voxel, ref_volume=float(r.sum()) * voxel,
-        ))
+        rows.append(
+            LabelScores(
+                value=int(value),
+                name=names.get(int(value), ""),
+                present=present,
+                dice=dice(p, r),
+                iou=iou(p, r),
+                hd95=hd,
+                nsd=surface_dice,
+                pred_volume=float(p.sum()) * voxel,
+                ref_volume=float(r.sum()) * voxel,
+            )
+        )
     return rows
 
 
@@ -236,7 +248,9 @@ def instance_f1(pred: np.ndarray, reference: np.ndarray, threshold: float = 0.5)
     """
     pred, reference = np.asarray(pred), np.asarray(reference)
     if pred.shape != reference.shape:
-        raise ValueError(f"instance maps differ in shape: prediction {pred.shape} vs reference {reference.shape}")
+        raise ValueError(
+            f"instance maps differ in shape: prediction {pred.shape} vs reference {reference.shape}"
+        )
     if not 0 < threshold <= 1:
         raise ValueError(f"the IoU threshold must be in (0, 1], got {threshold}")
     pred_ids, pred_inv = np.unique(pred, return_inverse=True)
@@ -247,7 +261,11 @@ def instance_f1(pred: np.ndarray, reference: np.ndarray, threshold: float = 0.5)
     ).reshape(len(pred_ids), len(ref_ids))
     pred_sizes, ref_sizes = overlap.sum(axis=1), overlap.sum(axis=0)
     keep_p, keep_r = pred_ids != 0, ref_ids != 0
-    overlap, pred_sizes, ref_sizes = overlap[keep_p][:, keep_r], pred_sizes[keep_p], ref_sizes[keep_r]
+    overlap, pred_sizes, ref_sizes = (
+        overlap[keep_p][:, keep_r],
+        pred_sizes[keep_p],
+        ref_sizes[keep_r],
+    )
     n_pred, n_ref = len(pred_sizes), len(ref_sizes)
     tp_dice: list[float] = []
     if n_pred and n_ref:
@@ -263,7 +281,12 @@ def instance_f1(pred: np.ndarray, reference: np.ndarray, threshold: float = 0.5)
     recall = tp / n_ref if n_ref else float(n_pred == 0)
     f1 = 2 * tp / (2 * tp + fp + fn) if (tp + fp + fn) else 1.0
     return InstanceScores(
-        threshold=float(threshold), true_positives=tp, false_positives=fp, false_negatives=fn,
-        precision=precision, recall=recall, f1=f1,
+        threshold=float(threshold),
+        true_positives=tp,
+        false_positives=fp,
+        false_negatives=fn,
+        precision=precision,
+        recall=recall,
+        f1=f1,
         mean_true_positive_dice=float(np.mean(tp_dice)) if tp_dice else float("nan"),
     )

@@ -86,8 +86,12 @@ class Phantom:
         folder.mkdir(parents=True, exist_ok=True)
         names = {o.value: o.name for o in self.objects}
         if self.modality == "CT":
-            image = write_nifti(folder / f"{name}.nii.gz", self.data, None,
-                                affine_from_display(self.spacing, (0.0, 0.0, 0.0)))
+            image = write_nifti(
+                folder / f"{name}.nii.gz",
+                self.data,
+                None,
+                affine_from_display(self.spacing, (0.0, 0.0, 0.0)),
+            )
             labels = folder / f"{name}_labels.nii.gz"
             write_labels(labels, self.labels, scale=self.spacing, label_names=names)
         else:
@@ -107,8 +111,10 @@ def _blob(
     """An ellipsoid with a z-drifting centre and a harmonically deformed outline."""
     # the centre drifts along z by up to a third of the in-plane radius
     drift = rng.uniform(-0.35, 0.35, size=2) * radii[1:]
-    harmonics = [(rng.uniform(0, wobble) / order, rng.uniform(0, 2 * np.pi), rng.uniform(-1.0, 1.0))
-                 for order in (2, 3, 4)]
+    harmonics = [
+        (rng.uniform(0, wobble) / order, rng.uniform(0, 2 * np.pi), rng.uniform(-1.0, 1.0))
+        for order in (2, 3, 4)
+    ]
     # evaluate only inside the blob's bounding box: most of the volume is far from it
     reach = np.concatenate([[radii[0]], radii[1:] * (1 + wobble) + np.abs(drift)]) + 1
     lo = np.clip(np.floor(centre - reach), 0, shape).astype(int)
@@ -127,7 +133,7 @@ def _blob(
     outline = np.ones_like(r)
     for order, (amp, phase, speed) in zip((2, 3, 4), harmonics, strict=True):
         outline = outline + amp * np.cos(order * angle + phase + speed * t)
-    out[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = (r / outline) ** 2 + t**2 <= 1.0
+    out[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = (r / outline) ** 2 + t**2 <= 1.0
     return out
 
 
@@ -166,7 +172,9 @@ def ct_phantom(
     soft = float(hu[inner].mean()) if inner.any() else 30.0
 
     spine_c = np.array([z / 2, centre[1] + body_r[1] * 0.62, centre[2] + rng.uniform(-4, 4)])
-    spine = _blob(shape, spine_c, np.array([z * 10.0, 7 / sy * 0.8, 8 / sx * 0.8]), rng, 0.05) & inner
+    spine = (
+        _blob(shape, spine_c, np.array([z * 10.0, 7 / sy * 0.8, 8 / sx * 0.8]), rng, 0.05) & inner
+    )
     hu[spine] = rng.uniform(500, 900)
     objects.append(PhantomObject(1, "spine"))
     labels[spine] = 1
@@ -176,13 +184,18 @@ def ct_phantom(
         # keep organs apart: a free margin around what is already placed
         taken = ndimage.binary_dilation(labels > 0, iterations=2)
         for _attempt in range(20):
-            radii = np.array([
-                rng.uniform(0.2, 0.45) * z,
-                rng.uniform(10, 30) / sy * 0.8,
-                rng.uniform(10, 30) / sx * 0.8,
-            ])
-            c = _place(rng, (z * 0.3, centre[1] - body_r[1] * 0.55, centre[2] - body_r[2] * 0.6),
-                       (z * 0.7, centre[1] + body_r[1] * 0.35, centre[2] + body_r[2] * 0.6))
+            radii = np.array(
+                [
+                    rng.uniform(0.2, 0.45) * z,
+                    rng.uniform(10, 30) / sy * 0.8,
+                    rng.uniform(10, 30) / sx * 0.8,
+                ]
+            )
+            c = _place(
+                rng,
+                (z * 0.3, centre[1] - body_r[1] * 0.55, centre[2] - body_r[2] * 0.6),
+                (z * 0.7, centre[1] + body_r[1] * 0.35, centre[2] + body_r[2] * 0.6),
+            )
             organ = _blob(shape, c, radii, rng, 0.25) & inner & (labels == 0)
             if organ.sum() > 200 and not (organ & taken).any():
                 break
@@ -238,10 +251,15 @@ def nuclei_phantom(
     texture = 1 + ndimage.gaussian_filter(rng.normal(size=shape).astype(np.float32), 2.0)
     for _ in range(int(rng.integers(n_nuclei[0], n_nuclei[1] + 1))):
         r = rng.uniform(*radius_px)
-        radii = np.array([rng.uniform(0.2, 0.35) * z, r * rng.uniform(0.8, 1.2), r * rng.uniform(0.8, 1.2)])
+        radii = np.array(
+            [rng.uniform(0.2, 0.35) * z, r * rng.uniform(0.8, 1.2), r * rng.uniform(0.8, 1.2)]
+        )
         c = _place(rng, (radii[0] * 0.6, r, r), (z - radii[0] * 0.6, h - r, w - r))
         nucleus = _blob(shape, c, radii, rng, 0.2)
-        if nucleus.sum() < 50 or (nucleus & ndimage.binary_dilation(labels > 0, iterations=1)).any():
+        if (
+            nucleus.sum() < 50
+            or (nucleus & ndimage.binary_dilation(labels > 0, iterations=1)).any()
+        ):
             continue
         signal[nucleus] = rng.uniform(300, 1000) * texture[nucleus]
         labels[nucleus] = value
@@ -249,7 +267,9 @@ def nuclei_phantom(
         value += 1
     yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
     background = 90 + 40 * (yy * rng.uniform(-1, 1) + xx * rng.uniform(-1, 1))
-    image = ndimage.gaussian_filter(signal, sigma=(0.7, 1.0, 1.0)) + background[None].astype(np.float32)
+    image = ndimage.gaussian_filter(signal, sigma=(0.7, 1.0, 1.0)) + background[None].astype(
+        np.float32
+    )
     image += rng.normal(size=shape).astype(np.float32) * np.sqrt(np.maximum(image, 1)) * 1.5
     data = np.clip(np.rint(image), 0, 65535).astype(np.uint16)
     return Phantom(data, labels, tuple(float(s) for s in spacing), "microscopy", objects)

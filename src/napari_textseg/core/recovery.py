@@ -32,7 +32,8 @@ def image_key(source: str | None, data: np.ndarray) -> str:
     digest = hashlib.sha1()
     digest.update(str(Path(source).resolve() if source else "").encode())
     digest.update(f"{data.shape}{data.dtype}".encode())
-    # A strided sample tells two different scans of the same size apart without reading everything twice.
+    # A strided sample tells two different scans of the same size apart without reading everything
+    # twice.
     step = max(1, data.size // 65536)
     digest.update(np.ascontiguousarray(data.reshape(-1)[::step]).tobytes())
     return digest.hexdigest()[:20]
@@ -69,19 +70,35 @@ def _safe(name: str) -> str:
 class RecoveryStore:
     """Autosaved label maps per image, bounded to ``max_images`` images and ``max_bytes``."""
 
-    def __init__(self, root: str | os.PathLike | None = None, max_images: int = 20, max_bytes: int = 2 * 1024**3):
+    def __init__(
+        self,
+        root: str | os.PathLike | None = None,
+        max_images: int = 20,
+        max_bytes: int = 2 * 1024**3,
+    ):
         self.root = Path(root) if root is not None else _default_root()
         self.max_images = max_images
         self.max_bytes = max_bytes
 
-    def save(self, key: str, layer: str, labels: np.ndarray, names: dict[int, str] | None = None,
-             image: str = "") -> Path:
-        """Write ``labels`` for (image ``key``, ``layer``), replacing the previous save; then prune."""
+    def save(
+        self,
+        key: str,
+        layer: str,
+        labels: np.ndarray,
+        names: dict[int, str] | None = None,
+        image: str = "",
+    ) -> Path:
+        """Write ``labels`` for (image ``key``, ``layer``), replacing the previous save; then
+        prune."""
         folder = self.root / key
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / f"{_safe(layer)}.npz"
-        meta = {"layer": layer, "image": image, "saved_at": time.time(),
-                "names": {str(k): v for k, v in (names or {}).items()}}
+        meta = {
+            "layer": layer,
+            "image": image,
+            "saved_at": time.time(),
+            "names": {str(k): v for k, v in (names or {}).items()},
+        }
         with atomic_group():  # labels and their names replace the previous save together
             with atomic_target(target) as tmp:
                 np.savez_compressed(tmp, labels=np.asarray(labels))
@@ -102,7 +119,11 @@ class RecoveryStore:
                 continue  # a damaged note is skipped, not fatal
             if data_path.is_file():
                 names = {int(k): v for k, v in meta.get("names", {}).items()}
-                found.append(RecoveryEntry(meta.get("layer", data_path.stem), data_path, meta.get("saved_at", 0), names))
+                found.append(
+                    RecoveryEntry(
+                        meta.get("layer", data_path.stem), data_path, meta.get("saved_at", 0), names
+                    )
+                )
         return sorted(found, key=lambda e: e.saved_at, reverse=True)
 
     def discard(self, key: str) -> None:
@@ -114,7 +135,13 @@ class RecoveryStore:
         for folder in self.root.iterdir() if self.root.is_dir() else []:
             files = [f for f in folder.iterdir() if f.is_file()] if folder.is_dir() else []
             if files:
-                out.append((max(f.stat().st_mtime for f in files), sum(f.stat().st_size for f in files), folder))
+                out.append(
+                    (
+                        max(f.stat().st_mtime for f in files),
+                        sum(f.stat().st_size for f in files),
+                        folder,
+                    )
+                )
         return sorted(out, reverse=True)
 
     def nbytes(self) -> int:

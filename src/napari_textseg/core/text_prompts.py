@@ -40,21 +40,56 @@ TEMPLATES: tuple[str, ...] = (
     *(f"This is {a} {{}} in the scene." for a in ("one", "a", "the")),
     *(f"There is {a} {{}} in the scene." for a in ("a", "the")),
     *(f"A 3D photo of {a} {{}}." for a in ("one", "a", "the")),
-    *(f"A 3D photo of {a} {adj} {{}}." for adj in ("large", "small", "rotated") for a in ("a", "the")),
-    *(f"A {adj} 3D photo of {a} {{}}." for adj in (
-        "flipped", "bright", "dark", "good", "bad", "corrupted", "blurry", "low-resolution",
-        "close-up", "cropped") for a in ("a", "the")),
+    *(
+        f"A 3D photo of {a} {adj} {{}}."
+        for adj in ("large", "small", "rotated")
+        for a in ("a", "the")
+    ),
+    *(
+        f"A {adj} 3D photo of {a} {{}}."
+        for adj in (
+            "flipped",
+            "bright",
+            "dark",
+            "good",
+            "bad",
+            "corrupted",
+            "blurry",
+            "low-resolution",
+            "close-up",
+            "cropped",
+        )
+        for a in ("a", "the")
+    ),
 )
 FOREGROUND_STATES: tuple[str, ...] = (
-    "diseased {}", "anomalous {}", "{} with flaw", "{} with illness", "{} with lesion", "{} with tumor",
+    "diseased {}",
+    "anomalous {}",
+    "{} with flaw",
+    "{} with illness",
+    "{} with lesion",
+    "{} with tumor",
 )
 BACKGROUND_STATES: tuple[str, ...] = (
-    "{}", "healthy {}", "flawless {}", "perfect {}", "{} without flaw", "{} without illness",
-    "{} without lesion", "{} without tumor",
+    "{}",
+    "healthy {}",
+    "flawless {}",
+    "perfect {}",
+    "{} without flaw",
+    "{} without illness",
+    "{} without lesion",
+    "{} without tumor",
 )
 
 BACKGROUND_CONCEPTS: tuple[str, ...] = (
-    "background", "air", "bone", "fat", "muscle", "soft tissue", "table", "noise",
+    "background",
+    "air",
+    "bone",
+    "fat",
+    "muscle",
+    "soft tissue",
+    "table",
+    "noise",
 )
 
 
@@ -97,7 +132,9 @@ def parse_targets(text: str) -> list[TextTarget]:
         name = organ.name if organ else " ".join(part.split())
         key = name.casefold()
         if key in seen:
-            raise InputError(f"{part!r} names the same target as {seen[key]!r}; give each target once")
+            raise InputError(
+                f"{part!r} names the same target as {seen[key]!r}; give each target once"
+            )
         seen[key] = part
         targets.append(TextTarget(part, name, organ))
     return targets
@@ -113,17 +150,34 @@ def check_known(targets: list[TextTarget], flag: str = "--allow-any-name") -> No
         if target.known:
             continue
         typed = normalise(target.typed)
-        sided = [o.name for o in ORGANS if o.name.split()[0] in ("left", "right")
-                 and normalise(o.name).split(maxsplit=1)[1] == typed]
+        sided = [
+            o.name
+            for o in ORGANS
+            if o.name.split()[0] in ("left", "right")
+            and normalise(o.name).split(maxsplit=1)[1] == typed
+        ]
         if sided:
-            raise InputError(f"{target.typed!r} names {len(sided)} organs: {', '.join(sided)}; type the one you "
-                             f"mean (or both), or {flag} to label {target.typed!r} as typed")
-        spelled = {normalise(s): o.name for o in ORGANS for s in (o.name, o.totalseg, *o.synonyms) if len(s) > 3}
-        close = list(dict.fromkeys(spelled[k] for k in difflib.get_close_matches(typed, list(spelled), n=5,
-                                                                                cutoff=0.75)))[:3]
+            raise InputError(
+                f"{target.typed!r} names {len(sided)} organs: {', '.join(sided)}; type the one you "
+                f"mean (or both), or {flag} to label {target.typed!r} as typed"
+            )
+        spelled = {
+            normalise(s): o.name
+            for o in ORGANS
+            for s in (o.name, o.totalseg, *o.synonyms)
+            if len(s) > 3
+        }
+        close = list(
+            dict.fromkeys(
+                spelled[k]
+                for k in difflib.get_close_matches(typed, list(spelled), n=5, cutoff=0.75)
+            )
+        )[:3]
         hint = f"did you mean {' or '.join(close)}? " if close else ""
-        raise InputError(f"unknown organ {target.typed!r}: {hint}Give an organ of the vocabulary "
-                         f"(docs/text.md), or {flag} to label free text as typed")
+        raise InputError(
+            f"unknown organ {target.typed!r}: {hint}Give an organ of the vocabulary "
+            f"(docs/text.md), or {flag} to label free text as typed"
+        )
 
 
 def ensemble(target: TextTarget, *, descriptions: bool = True) -> tuple[list[str], list[str]]:

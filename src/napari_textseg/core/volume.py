@@ -55,13 +55,17 @@ class Obliquity:
     """How far an oblique grid is from the axis-aligned grid napari shows."""
 
     degrees: float  # the largest angle between a voxel axis and its nearest patient axis
-    max_offset: float  # the largest distance, in the volume's unit, of a voxel corner from where it is shown
+    # the largest distance, in the volume's unit, of a voxel corner from where it is shown
+    max_offset: float
 
     def describe(self) -> str:
         """One line for ``info`` and the reader's warning."""
-        return (f"oblique: the grid is rotated {self.degrees:.1f}° from the patient axes; napari shows it "
-                f"axis-aligned, up to {self.max_offset:.1f} mm from where a voxel is. Labels exported "
-                f"on its grid keep the rotation")
+        return (
+            f"oblique: the grid is rotated {self.degrees:.1f}° from the patient axes; napari "
+            "shows it "
+            f"axis-aligned, up to {self.max_offset:.1f} mm from where a voxel is. Labels exported "
+            f"on its grid keep the rotation"
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,7 +118,8 @@ class SourceGeometry:
         return np.transpose(orientations.apply_orientation(data, self.to_display_ornt()), (2, 1, 0))
 
     def from_display(self, data: np.ndarray) -> np.ndarray:
-        """Display (z, y, x) array -> source-ordered array, the exact inverse of :meth:`to_display`."""
+        """Display (z, y, x) array -> source-ordered array, the exact inverse of
+        :meth:`to_display`."""
         if not self.reoriented:
             return data
         back = orientations.ornt_transform(_DISPLAY_ORNT, orientations.io_orientation(self.affine))
@@ -148,8 +153,17 @@ class SourceGeometry:
         scale, translate = display_affine(self)
         shown = affine_from_display(scale, translate)
         xyz = self.display_shape()[::-1]
-        corners = np.array([[i, j, k, 1.0] for i in (0, xyz[0] - 1) for j in (0, xyz[1] - 1) for k in (0, xyz[2] - 1)])
-        offset = float(np.max(np.linalg.norm((corners @ true.T - corners @ shown.T)[:, :3], axis=1)))
+        corners = np.array(
+            [
+                [i, j, k, 1.0]
+                for i in (0, xyz[0] - 1)
+                for j in (0, xyz[1] - 1)
+                for k in (0, xyz[2] - 1)
+            ]
+        )
+        offset = float(
+            np.max(np.linalg.norm((corners @ true.T - corners @ shown.T)[:, :3], axis=1))
+        )
         return Obliquity(degrees=degrees, max_offset=offset)
 
 

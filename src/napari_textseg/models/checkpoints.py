@@ -71,16 +71,29 @@ def read_state_dict(
         raise CheckpointError(f"checkpoint {path.name} is empty (0 bytes); download it again")
     other = _kind_of_other_file(path)
     if other is not None:
-        raise CheckpointError(f"{path.name} is not a checkpoint: it is {other}; pass the model's weights file "
-                              "(.pth or .pt) itself")
+        raise CheckpointError(
+            f"{path.name} is not a checkpoint: it is {other}; pass the model's weights file "
+            "(.pth or .pt) itself"
+        )
     try:
         obj = _read(path)
     # torch.load on a file that is not a checkpoint at all (a text file, HTML saved from a
     # download page) fails inside the unpickler with KeyError, IndexError or the like
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError, ValueError,
-            KeyError, IndexError, TypeError, AttributeError) as err:
+    except (
+        RuntimeError,
+        EOFError,
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+        OSError,
+        ValueError,
+        KeyError,
+        IndexError,
+        TypeError,
+        AttributeError,
+    ) as err:
         raise CheckpointError(
-            f"checkpoint {path.name} is truncated or corrupt and cannot be read ({_first_sentence(err)}); "
+            f"checkpoint {path.name} is truncated or corrupt and cannot be read "
+            f"({_first_sentence(err)}); "
             "delete it and download it again, or pass an intact file"
         ) from err
     if nested_key is not None:
@@ -97,15 +110,20 @@ def read_state_dict(
     if not isinstance(obj, Mapping) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
     ):
-        if nested_key is None and isinstance(obj, Mapping) and isinstance(obj.get("model"), Mapping):
+        if (
+            nested_key is None
+            and isinstance(obj, Mapping)
+            and isinstance(obj.get("model"), Mapping)
+        ):
             raise CheckpointError(
-                f"checkpoint {path.name} is in the SAM 2 format ({{'model': state dict}}), not this model "
+                f"checkpoint {path.name} is in the SAM 2 format ({{'model': state dict}}), not "
+                "this model "
                 "family's; load it with a SAM 2 model"
             )
         raise CheckpointError(f"checkpoint {path.name} does not hold a state dict of tensors")
     state = dict(obj)
     if state and all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
+        state = {k[len("module.") :]: v for k, v in state.items()}
     return state
 
 

@@ -29,7 +29,8 @@ def build_clip(arch: dict[str, Any]) -> torch.nn.Module:
 
 
 def load_clip(arch: dict[str, Any], checkpoint: str | Path) -> torch.nn.Module:
-    """Build the architecture and load an open_clip state dict (``.bin``, ``.pt``, ``.safetensors``)."""
+    """Build the architecture and load an open_clip state dict (``.bin``, ``.pt``,
+    ``.safetensors``)."""
     model = build_clip(arch)
     state = read_state_dict(checkpoint)
     # open_clip stores logit_scale as a 0-d or 1-d tensor depending on the version.

@@ -31,9 +31,7 @@ def pick_device(preference: str | None = None) -> torch.device:
     try:
         device = torch.device(choice)
     except RuntimeError:
-        raise ValueError(
-            f"unknown device {choice!r}; use auto, cuda, cuda:N, mps or cpu"
-        ) from None
+        raise ValueError(f"unknown device {choice!r}; use auto, cuda, cuda:N, mps or cpu") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("CUDA was requested but no CUDA GPU is available; use --device cpu")
     if device.type == "mps" and not torch.backends.mps.is_available():

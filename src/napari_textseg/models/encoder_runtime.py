@@ -77,8 +77,10 @@ def check_runtime(runtime: str, precision: str) -> None:
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
     if runtime == "torch" and precision != "f32":
-        raise ValueError(f"precision {precision} needs the OpenVINO runtime (--runtime openvino or auto); "
-                         "PyTorch runs the encoder in f32 on a CPU")
+        raise ValueError(
+            f"precision {precision} needs the OpenVINO runtime (--runtime openvino or auto); "
+            "PyTorch runs the encoder in f32 on a CPU"
+        )
 
 
 def openvino_version() -> str | None:
@@ -109,7 +111,9 @@ def openvino_cache_dir() -> Path:
     return Path(root) if root else Path(platformdirs.user_cache_dir("napari-textseg")) / "openvino"
 
 
-def _torch_encoder(module: torch.nn.Module, device: torch.device, note: str | None = None) -> Encoder:
+def _torch_encoder(
+    module: torch.nn.Module, device: torch.device, note: str | None = None
+) -> Encoder:
     import torch
 
     from napari_textseg.models.device import autocast
@@ -148,7 +152,9 @@ def _converted(module: torch.nn.Module, size: int, precision: str, folder: Path)
     staging = Path(tempfile.mkdtemp(prefix=".converting-", dir=folder))
     try:
         with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the tracer's notes on TinyViT's shape asserts: not the user's
+            warnings.simplefilter(
+                "ignore"
+            )  # the tracer's notes on TinyViT's shape asserts: not the user's
             model = ov.convert_model(module.eval(), example_input=torch.zeros(1, 3, size, size))
         # f32 weights in the file: the precision is chosen when compiling, not by a lossy save.
         ov.save_model(model, str(staging / "encoder.xml"), compress_to_fp16=False)
@@ -208,16 +214,29 @@ def make_encoder(
     check_runtime(runtime, precision)
     if runtime == "torch":
         return _torch_encoder(module, device)
-    if device.type != "cpu":  # OpenVINO is this CPU's runtime; auto means PyTorch on a GPU, silently
-        note = None if runtime == "auto" and precision == "f32" else \
-            f"OpenVINO runs on the CPU; the encoder runs on PyTorch on {device}"
+    if (
+        device.type != "cpu"
+    ):  # OpenVINO is this CPU's runtime; auto means PyTorch on a GPU, silently
+        note = (
+            None
+            if runtime == "auto" and precision == "f32"
+            else f"OpenVINO runs on the CPU; the encoder runs on PyTorch on {device}"
+        )
         return _torch_encoder(module, device, note)
     if openvino_version() is None:
-        return _torch_encoder(module, device, "openvino is not installed (pip install openvino); "
-                                              "the encoder runs on PyTorch in f32")
+        return _torch_encoder(
+            module,
+            device,
+            "openvino is not installed (pip install openvino); the encoder runs on PyTorch in f32",
+        )
     try:
-        return _openvino_encoder(module, size, precision, Path(cache) if cache else openvino_cache_dir())
+        return _openvino_encoder(
+            module, size, precision, Path(cache) if cache else openvino_cache_dir()
+        )
     except Exception as err:  # any conversion or compile failure: the work still runs
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        return _torch_encoder(module, device, f"OpenVINO could not run the encoder ({reason[:160]}); "
-                                              "it runs on PyTorch in f32")
+        return _torch_encoder(
+            module,
+            device,
+            f"OpenVINO could not run the encoder ({reason[:160]}); it runs on PyTorch in f32",
+        )

@@ -30,13 +30,19 @@ def infer_card(checkpoint: str | os.PathLike) -> ModelCard:
     if width_key in state:
         width = int(state[width_key].shape[0])
         if width in _SAM_BY_WIDTH:
-            return get_card("medsam_vit_b" if "medsam" in name and width == 768 else _SAM_BY_WIDTH[width])
+            return get_card(
+                "medsam_vit_b" if "medsam" in name and width == 768 else _SAM_BY_WIDTH[width]
+            )
     trunk_key = "image_encoder.trunk.patch_embed.proj.weight"
     if trunk_key in state:
         if "medsam2" in name:
             return get_card("medsam2")
         width = int(state[trunk_key].shape[0])
-        blocks = {int(m.group(1)) for k in state if (m := re.match(r"image_encoder\.trunk\.blocks\.(\d+)\.", k))}
+        blocks = {
+            int(m.group(1))
+            for k in state
+            if (m := re.match(r"image_encoder\.trunk\.blocks\.(\d+)\.", k))
+        }
         if width == 96:
             return get_card("sam2.1_hiera_tiny" if len(blocks) <= 12 else "sam2.1_hiera_small")
         if width in _SAM2_BY_WIDTH:

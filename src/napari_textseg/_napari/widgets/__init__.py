@@ -6,4 +6,10 @@ from napari_textseg._napari.widgets.propagation import PropagationWidget
 from napari_textseg._napari.widgets.text import TextLabellingWidget
 from napari_textseg._napari.widgets.textseg import TextSegWidget
 
-__all__ = ["CompareWidget", "PointPromptsWidget", "PropagationWidget", "TextLabellingWidget", "TextSegWidget"]
+__all__ = [
+    "CompareWidget",
+    "PointPromptsWidget",
+    "PropagationWidget",
+    "TextLabellingWidget",
+    "TextSegWidget",
+]

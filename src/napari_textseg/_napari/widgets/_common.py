@@ -39,7 +39,9 @@ class _VerticalScroll(QScrollArea):
         hint = super().minimumSizeHint()
         content = self.widget()
         if content is not None:
-            hint.setWidth(content.minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width())
+            hint.setWidth(
+                content.minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width()
+            )
         return hint
 
 

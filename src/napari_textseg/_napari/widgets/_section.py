@@ -32,7 +32,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Section"]
 
-PANEL_WIDTH = 380  # px: the width napari gives a dock on a 1366 px screen without squeezing the canvas
+PANEL_WIDTH = (
+    380  # px: the width napari gives a dock on a 1366 px screen without squeezing the canvas
+)
 
 
 class Section(QWidget):
@@ -73,7 +75,9 @@ class Section(QWidget):
         if len(self._slots) == 1:
             slots = self._slots
 
-            def disconnect_all(*_args: object) -> None:  # no reference to self: Qt calls it while deleting
+            def disconnect_all(
+                *_args: object,
+            ) -> None:  # no reference to self: Qt calls it while deleting
                 for connected, callback in slots:
                     connected.disconnect(callback)
                 slots.clear()
@@ -94,8 +98,15 @@ class Section(QWidget):
         """``button`` runs ``run``; a failure is one line in this section's status."""
         button.clicked.connect(safely(run, self.status))
 
-    def bind(self, widget: QWidget, model: object, name: str, *, to_model: Callable = lambda v: v,
-             to_widget: Callable = lambda v: v) -> None:
+    def bind(
+        self,
+        widget: QWidget,
+        model: object,
+        name: str,
+        *,
+        to_model: Callable = lambda v: v,
+        to_widget: Callable = lambda v: v,
+    ) -> None:
         """Two-way: ``widget`` shows ``model.<name>`` (an evented model) and edits it.
 
         A combo box stores its item's data when it has some, else its text; ``to_model``
@@ -153,8 +164,6 @@ class Section(QWidget):
 
     def _on_changed(self, _section: str, _what: str) -> None:
         show_working(self.working, self.tasks.activity() or self.tasks.activity(self.section))
-
-
 
 
 def _accessors(widget: QWidget) -> tuple[Callable, Callable, object]:

@@ -36,9 +36,14 @@ def layer_grid_mismatch(pred: napari.layers.Labels, ref: napari.layers.Labels) -
     if pred.data.shape != ref.data.shape:
         return f"{pred.name} is {pred.data.shape} voxels and {ref.name} {ref.data.shape}"
     if not np.allclose(pred.scale, ref.scale, rtol=1e-4):
-        return f"voxel sizes differ: {pred.name} {tuple(pred.scale)} vs {ref.name} {tuple(ref.scale)}"
+        return (
+            f"voxel sizes differ: {pred.name} {tuple(pred.scale)} vs {ref.name} {tuple(ref.scale)}"
+        )
     if not np.allclose(pred.translate, ref.translate, atol=1e-3):
-        return f"origins differ: {pred.name} {tuple(pred.translate)} vs {ref.name} {tuple(ref.translate)}"
+        return (
+            f"origins differ: {pred.name} {tuple(pred.translate)} "
+            f"vs {ref.name} {tuple(ref.translate)}"
+        )
     return None
 
 
@@ -65,7 +70,11 @@ class CompareWidget(Section):
         self.tolerance.setRange(0.0, 100.0)
         self.tolerance.setValue(2.0)
         self.instances = QCheckBox("instances (microscopy): F1 at IoU 0.5")
-        self.run, self.cancel_button, self.save = QPushButton("Compare"), QPushButton("Cancel"), QPushButton("Save ...")
+        self.run, self.cancel_button, self.save = (
+            QPushButton("Compare"),
+            QPushButton("Cancel"),
+            QPushButton("Save ..."),
+        )
         self.save.setToolTip("save the report as CSV or JSON")
         self.save.setEnabled(False)
         self.cancel_button.setEnabled(False)
@@ -107,7 +116,9 @@ class CompareWidget(Section):
     def _clear_table(self, *_args: object) -> None:
         """A table for other layers (or removed ones) would be read as this pair's."""
         if self.report is not None and (self.report.prediction, self.report.reference) != (
-                self.prediction.currentText(), self.reference.currentText()):
+            self.prediction.currentText(),
+            self.reference.currentText(),
+        ):
             self.report = None
             self.table.setRowCount(0)
             self.save.setEnabled(False)
@@ -131,7 +142,10 @@ class CompareWidget(Section):
         """Score the chosen layers in the background; the table fills when it is done."""
         if self.tasks.busy(self.section):
             raise InputError("a comparison is already running")
-        pred, ref = self._layer(self.prediction, "prediction"), self._layer(self.reference, "reference")
+        pred, ref = (
+            self._layer(self.prediction, "prediction"),
+            self._layer(self.reference, "reference"),
+        )
         why = layer_grid_mismatch(pred, ref)
         if why:
             raise GridMismatch(f"{why}; nothing is resampled: compare layers on the same grid")
@@ -140,10 +154,17 @@ class CompareWidget(Section):
         unit = _unit(ref)  # the tolerance box is in the reference layer's unit
         # Copies: the user may keep painting while the worker reads.
         steps = iter_evaluate(
-            np.array(pred.data), np.array(ref.data), tuple(float(s) for s in ref.scale[-3:]), unit,
-            names={**pred_names, **ref_names}, tolerance_mm=self.tolerance.value() * MM_PER_UNIT[unit],
-            instances=self.instances.isChecked(), prediction=pred.name, reference_name=ref.name,
-            pred_names=pred_names, ref_names=ref_names,
+            np.array(pred.data),
+            np.array(ref.data),
+            tuple(float(s) for s in ref.scale[-3:]),
+            unit,
+            names={**pred_names, **ref_names},
+            tolerance_mm=self.tolerance.value() * MM_PER_UNIT[unit],
+            instances=self.instances.isChecked(),
+            prediction=pred.name,
+            reference_name=ref.name,
+            pred_names=pred_names,
+            ref_names=ref_names,
         )
 
         def work():
@@ -162,19 +183,32 @@ class CompareWidget(Section):
         for i, row in enumerate(report.rows):
             hd = f"{row.hd95:.2f}" if np.isfinite(row.hd95) else "inf"
             note = "" if row.present == "both" else row.present
-            cells = (row.name, f"{row.dice:.4f}", note, f"{row.nsd:.4f}", hd, f"{row.iou:.4f}",
-                     f"{row.pred_volume:.3f}", f"{row.ref_volume:.3f}", row.value)
+            cells = (
+                row.name,
+                f"{row.dice:.4f}",
+                note,
+                f"{row.nsd:.4f}",
+                hd,
+                f"{row.iou:.4f}",
+                f"{row.pred_volume:.3f}",
+                f"{row.ref_volume:.3f}",
+                row.value,
+            )
             for j, cell in enumerate(cells):
                 self.table.setItem(i, j, QTableWidgetItem(str(cell)))
         mean = report.mean()
         self.status.setText(
-            f"{len(report.rows)} labels, matched by {report.matched_by}; mean Dice {mean.get('dice', float('nan')):.4f}, mean NSD@"
-            f"{report.tolerance:g}{report.unit} {mean.get('nsd', float('nan')):.4f}; volumes in {report.volume_unit}"
+            f"{len(report.rows)} labels, matched by {report.matched_by}; mean Dice "
+            f"{mean.get('dice', float('nan')):.4f}, mean NSD@"
+            f"{report.tolerance:g}{report.unit} {mean.get('nsd', float('nan')):.4f}; volumes in "
+            f"{report.volume_unit}"
         )
 
     def _save_dialog(self) -> None:
         if self.report is None:
             raise InputError("compare first, then save the report")
-        path, _ = QFileDialog.getSaveFileName(self, "Save report", "report.csv", "CSV (*.csv);;JSON (*.json)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save report", "report.csv", "CSV (*.csv);;JSON (*.json)"
+        )
         if path:
             self.status.setText(f"saved {self.report.write(path)}")

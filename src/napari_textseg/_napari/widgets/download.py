@@ -30,7 +30,9 @@ class DownloadButton(QPushButton):
     """Fetches the checkpoint of the card chosen in ``models``; enabled only where one
     can be downloaded and is not in the cache yet."""
 
-    def __init__(self, models: QComboBox, status: QLabel, wording: Wording, tasks: TaskRunner, section: str):
+    def __init__(
+        self, models: QComboBox, status: QLabel, wording: Wording, tasks: TaskRunner, section: str
+    ):
         super().__init__("Download")
         self._models, self._status, self._wording = models, status, wording
         self._tasks, self._section = tasks, section
@@ -61,24 +63,34 @@ class DownloadButton(QPushButton):
     def licence_text(self, card: ModelCard) -> str:
         """What the user reads and accepts before the download starts."""
         size = f"{card.size_mb:g} MB" if card.size_mb else "its checkpoint"
-        return (f"{card.title} is released under the {card.license} licence:\n{card.license_url}\n\n"
-                f"Accept the licence and download {size} from\n{card.source}\ninto\n{cached_path(card)}?")
+        return (
+            f"{card.title} is released under the {card.license} licence:\n{card.license_url}\n\n"
+            f"Accept the licence and download {size} "
+            f"from\n{card.source}\ninto\n{cached_path(card)}?"
+        )
 
     def _ask(self) -> None:
         card = self._card()
         if not _downloadable(card):
             return
-        answer = QMessageBox.question(self, f"Download {card.id}", self.licence_text(card),  # type: ignore[union-attr]
-                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel)
+        answer = QMessageBox.question(
+            self,
+            f"Download {card.id}",
+            self.licence_text(card),  # type: ignore[union-attr]
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+        )
         if answer == QMessageBox.StandardButton.Yes:
             self.start(card)  # type: ignore[arg-type]
 
     def start(self, card: ModelCard) -> None:
-        """Download ``card`` (its licence accepted) in a worker; the result goes to the status line."""
+        """Download ``card`` (its licence accepted) in a worker; the result goes to the status
+        line."""
         from napari_textseg.models.store import download
 
         def work():
-            return download(card, progressbar=False, confirm_license=lambda _card: True, wording=self._wording)
+            return download(
+                card, progressbar=False, confirm_license=lambda _card: True, wording=self._wording
+            )
 
         def returned(path) -> None:
             if _alive(self._status):

@@ -55,19 +55,25 @@ class ModelSection(Section):
         self.device.addItems(["auto", "cpu", "cuda", "mps"])
         self.runtime = QComboBox()
         self.runtime.addItems(list(RUNTIMES))
-        self.runtime.setToolTip("where LiteMedSAM's image encoder runs: auto (OpenVINO on a CPU when installed), "
-                                "torch, or openvino")
+        self.runtime.setToolTip(
+            "where LiteMedSAM's image encoder runs: auto (OpenVINO on a CPU when installed), "
+            "torch, or openvino"
+        )
         self.precision = QComboBox()
         self.precision.addItems(list(PRECISIONS))
-        self.precision.setToolTip("f32: equal to PyTorch. bf16 (OpenVINO): about 2x faster again, masks move by "
-                                  "a few pixels")
+        self.precision.setToolTip(
+            "f32: equal to PyTorch. bf16 (OpenVINO): about 2x faster again, masks move by "
+            "a few pixels"
+        )
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip("stop loading, or stop encoding the image in the background")
         self.load = QPushButton("Load model")
         self.licence = QLabel("")
         self.licence.setWordWrap(True)
         self.licence.setObjectName("licence")
-        self.download = DownloadButton(self.model, self.status, panel_wording("checkpoint"), self.tasks, self.section)
+        self.download = DownloadButton(
+            self.model, self.status, panel_wording("checkpoint"), self.tasks, self.section
+        )
         fit_combo(self.model)
 
         self.form.addRow("model", self.model)
@@ -85,7 +91,9 @@ class ModelSection(Section):
         self._show_licence()
 
     def _browse(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Checkpoint", "", "Checkpoints (*.pt *.pth *.bin *.safetensors)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Checkpoint", "", "Checkpoints (*.pt *.pth *.bin *.safetensors)"
+        )
         if path:
             self.checkpoint.setText(path)
 
@@ -98,7 +106,9 @@ class ModelSection(Section):
         origin = f"; weights from {card.package}, a third party's package" if card.package else ""
         # One line here; the whole story (title, licence page, provenance) in its tooltip.
         self.licence.setText(f"Licence: {card.license}{origin}")
-        self.licence.setToolTip(f"{card.title}. Licence: {card.license} ({card.license_url}). Weights: {card.source}.")
+        self.licence.setToolTip(
+            f"{card.title}. Licence: {card.license} ({card.license_url}). Weights: {card.source}."
+        )
 
     def _load(self) -> None:
         checkpoint = self.checkpoint.text().strip() or None
@@ -106,8 +116,15 @@ class ModelSection(Section):
         if model_id is None and checkpoint is None:
             raise ValueError("choose a model, or give a local checkpoint file")
         device = self.device.currentText()
-        self.controller.load_model(ModelChoice(model_id, checkpoint, None if device == "auto" else device,
-                                               self.runtime.currentText(), self.precision.currentText()))
+        self.controller.load_model(
+            ModelChoice(
+                model_id,
+                checkpoint,
+                None if device == "auto" else device,
+                self.runtime.currentText(),
+                self.precision.currentText(),
+            )
+        )
 
     def cancelled_note(self) -> str:
         return "the slices encoded so far are kept"

@@ -31,7 +31,9 @@ class PromptsSection(Section):
         super().__init__(napari_viewer, scroll=scroll)
         self.controller = controller_for(napari_viewer)
         self.box = QPushButton("Box [B]")
-        self.box.setToolTip("draw a box on the current slice (a rectangle), then S; box models need one")
+        self.box.setToolTip(
+            "draw a box on the current slice (a rectangle), then S; box models need one"
+        )
         self.points = QPushButton("Points [P]")
         self.points.setToolTip("click points on the object (T toggles positive/negative), then S")
         self.toggle = QPushButton("+/- [T]")
@@ -69,8 +71,13 @@ class PromptsSection(Section):
         self.cancel_button.clicked.connect(self.cancel)
         self._refresh_targets()
         target = self.controller.settings.prompts  # the controls are views of this model
-        self.bind(self.target, target, "target_layer", to_model=lambda t: "" if t == _NEW_LAYER else t,
-                  to_widget=lambda v: v or _NEW_LAYER)
+        self.bind(
+            self.target,
+            target,
+            "target_layer",
+            to_model=lambda t: "" if t == _NEW_LAYER else t,
+            to_widget=lambda v: v or _NEW_LAYER,
+        )
         self.bind(self.value, target, "value")
         self.bind(self.name, target, "name")
         self.bind(self.preserve, target, "preserve_existing")
@@ -89,14 +96,22 @@ class PromptsSection(Section):
     def _key_actions(self) -> dict:
         # micro-sam's keys: S segments the slice, Shift+S the volume, C commits, T toggles;
         # B draws a box, P goes back to clicking.
-        return {"s": self.controller.segment_slice, "Shift-s": self._propagate,
-                "c": self._commit, "t": self._toggle, "b": self._box_tool, "p": self._point_tool}
+        return {
+            "s": self.controller.segment_slice,
+            "Shift-s": self._propagate,
+            "c": self._commit,
+            "t": self._toggle,
+            "b": self._box_tool,
+            "p": self._point_tool,
+        }
 
     def _bind_keys(self) -> None:
         """The keys on the viewer, and on the layers where napari's own layer keys would win
         (the images: C is napari's auto-contrast there); given back when the panel closes."""
         for key, action in self._key_actions().items():
-            self.viewer.bind_key(key, lambda _viewer, act=action: safely(act, self.status)(), overwrite=True)
+            self.viewer.bind_key(
+                key, lambda _viewer, act=action: safely(act, self.status)(), overwrite=True
+            )
         bound = self._bound_layers = weakref.WeakSet()
         keys = [*self._key_actions(), "Control-z"]
 
@@ -109,7 +124,9 @@ class PromptsSection(Section):
         self.destroyed.connect(give_back)
         for layer in self.viewer.layers:
             self._bind_image_keys(layer)
-        self.listen(self.viewer.layers.events.inserted, lambda event: self._bind_image_keys(event.value))
+        self.listen(
+            self.viewer.layers.events.inserted, lambda event: self._bind_image_keys(event.value)
+        )
 
     def _bind_image_keys(self, layer: napari.layers.Layer) -> None:
         from napari.layers import Image
@@ -122,7 +139,9 @@ class PromptsSection(Section):
         the images; Ctrl+Z there undoes the latest propagation or the last commit."""
         actions = {**self._key_actions(), "Control-z": self.controller.undo}
         for key, action in actions.items():
-            layer.bind_key(key, lambda _layer, act=action: safely(act, self.status)(), overwrite=True)
+            layer.bind_key(
+                key, lambda _layer, act=action: safely(act, self.status)(), overwrite=True
+            )
         self._bound_layers.add(layer)
 
     def _ready(self, card) -> None:
@@ -133,8 +152,11 @@ class PromptsSection(Section):
         self.bind_prompt_layer_keys(self.controller.boxes_layer())
         self.bind_prompt_layer_keys(self.controller.prompts_layer())
         self._box_tool() if card.box_only else self._point_tool()
-        self.status.setText("Draw a box (B), then S; Shift+S for 3-D" if card.box_only
-                            else "Click the object, then S; Shift+S for 3-D")
+        self.status.setText(
+            "Draw a box (B), then S; Shift+S for 3-D"
+            if card.box_only
+            else "Click the object, then S; Shift+S for 3-D"
+        )
 
     def _propagate(self) -> None:
         """Propagate from this tab: its status and its Cancel follow the work."""
@@ -159,7 +181,9 @@ class PromptsSection(Section):
         layer = self.controller.commit()
         if layer is not None:
             self._refresh_targets()
-            self.controller.settings.prompts.target_layer = layer.name  # the next object goes there too
+            self.controller.settings.prompts.target_layer = (
+                layer.name
+            )  # the next object goes there too
 
     def cancelled_note(self) -> str:
         return "the labels are as they were"
@@ -185,7 +209,21 @@ class PointPromptsWidget(QWidget):
         # The sections' controls read as the dock's own (scripts and tests use them).
         for name in ("model", "checkpoint", "device", "load", "download", "licence"):
             setattr(self, name, getattr(self.model_section, name))
-        for name in ("box", "points", "toggle", "segment", "target", "value", "name", "preserve", "commit",
-                     "new", "status", "working", "bind_prompt_layer_keys", "_commit"):
+        for name in (
+            "box",
+            "points",
+            "toggle",
+            "segment",
+            "target",
+            "value",
+            "name",
+            "preserve",
+            "commit",
+            "new",
+            "status",
+            "working",
+            "bind_prompt_layer_keys",
+            "_commit",
+        ):
             setattr(self, name, getattr(self.prompts, name))
         self.cancel = self.prompts.cancel_button

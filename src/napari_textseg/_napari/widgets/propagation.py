@@ -41,12 +41,16 @@ class PropagationWidget(Section):
         self.memory_size.setRange(1, MAX_MEMORY)  # SAM2's trained temporal encodings
         self.policy = QComboBox()
         self.policy.addItems(list(POLICIES))
-        self.policy.setToolTip("fifo: SAM2's own (most recent). ranked: CRISP-SAM2 (IoU gate 0.6, "
-                               "evict the least typical memory)")
+        self.policy.setToolTip(
+            "fifo: SAM2's own (most recent). ranked: CRISP-SAM2 (IoU gate 0.6, "
+            "evict the least typical memory)"
+        )
         self.projection = QComboBox()
         self.projection.addItems(list(PROJECTIONS))
-        self.projection.setToolTip("SAM models: prompt each slice with its neighbour's deepest point and box, "
-                                   "or the point alone (no box to take in an adjacent organ)")
+        self.projection.setToolTip(
+            "SAM models: prompt each slice with its neighbour's deepest point and box, "
+            "or the point alone (no box to take in an adjacent organ)"
+        )
         self.offload = QCheckBox("keep memories in host RAM")
         self.direction = QComboBox()
         self.direction.addItems(list(DIRECTIONS))
@@ -58,16 +62,22 @@ class PropagationWidget(Section):
         self.lo = QSpinBox()
         self.hi = QSpinBox()
         for box in (self.lo, self.hi):
-            box.setRange(0, 9_999)  # four digits: what fits the panel; the engine clips to the volume
+            box.setRange(
+                0, 9_999
+            )  # four digits: what fits the panel; the engine clips to the volume
             box.setMaximumWidth(96)
         self.roi_mm = QDoubleSpinBox()
         self.roi_mm.setRange(0, 1000)
         self.roi_mm.setSuffix(" mm")
         self.roi_mm.setSpecialValueText("off")
-        self.roi_mm.setToolTip("clicks: the model sees only a cube of this size around them (small lesions)")
+        self.roi_mm.setToolTip(
+            "clicks: the model sees only a cube of this size around them (small lesions)"
+        )
         self.roi_box = QCheckBox("crop to 3x box")
-        self.roi_box.setToolTip("boxes: every slice is cropped to 3x the box (at least 64 px) around it, so a "
-                                "small lesion fills the model's input; off by default (docs/segmentation.md)")
+        self.roi_box.setToolTip(
+            "boxes: every slice is cropped to 3x the box (at least 64 px) around it, so a "
+            "small lesion fills the model's input; off by default (docs/segmentation.md)"
+        )
         self.confine = QComboBox()
         self.confine_values = QLineEdit()
         self.confine_values.setPlaceholderText("label values, e.g. 5 (empty: any)")
@@ -95,18 +105,47 @@ class PropagationWidget(Section):
         # The controls are views of the controller's model: Shift+S uses what is shown.
         self._refresh_layers()
         model = self.controller.settings.propagation
-        for widget, name in ((self.memory_size, "memory_size"), (self.policy, "policy"), (self.offload, "offload"),
-                             (self.projection, "projection"), (self.direction, "direction"),
-                             (self.empty_stop, "empty_stop"), (self.use_range, "use_range"), (self.lo, "first"),
-                             (self.hi, "last"), (self.roi_mm, "roi_mm"), (self.roi_box, "roi_box"),
-                             (self.confine_values, "confine_values"), (self.fill_holes, "fill_holes"),
-                             (self.keep_clicked, "keep_clicked")):
+        for widget, name in (
+            (self.memory_size, "memory_size"),
+            (self.policy, "policy"),
+            (self.offload, "offload"),
+            (self.projection, "projection"),
+            (self.direction, "direction"),
+            (self.empty_stop, "empty_stop"),
+            (self.use_range, "use_range"),
+            (self.lo, "first"),
+            (self.hi, "last"),
+            (self.roi_mm, "roi_mm"),
+            (self.roi_box, "roi_box"),
+            (self.confine_values, "confine_values"),
+            (self.fill_holes, "fill_holes"),
+            (self.keep_clicked, "keep_clicked"),
+        ):
             self.bind(widget, model, name)
-        self.bind(self.confine, model, "confine_layer", to_model=lambda t: "" if t == _NONE else t,
-                  to_widget=lambda v: v or _NONE)
-        inputs = (self.memory_size, self.empty_stop, self.lo, self.hi, self.roi_mm, self.policy, self.projection,
-                  self.direction, self.confine, self.offload, self.use_range, self.fill_holes, self.keep_clicked,
-                  self.confine_values, self.roi_box)
+        self.bind(
+            self.confine,
+            model,
+            "confine_layer",
+            to_model=lambda t: "" if t == _NONE else t,
+            to_widget=lambda v: v or _NONE,
+        )
+        inputs = (
+            self.memory_size,
+            self.empty_stop,
+            self.lo,
+            self.hi,
+            self.roi_mm,
+            self.policy,
+            self.projection,
+            self.direction,
+            self.confine,
+            self.offload,
+            self.use_range,
+            self.fill_holes,
+            self.keep_clicked,
+            self.confine_values,
+            self.roi_box,
+        )
         self.clear_on_change(*inputs)
         self.action(self.run, self._propagate)
         self.cancel_button.clicked.connect(self.cancel)
@@ -124,7 +163,9 @@ class PropagationWidget(Section):
         prompt projection SAM (v1)'s."""
         for widget in (self.memory_size, self.policy, self.offload):
             widget.setEnabled(card.family == "sam2")
-            widget.setToolTip("" if card.family == "sam2" else f"SAM2 only: {card.name} has no memory bank")
+            widget.setToolTip(
+                "" if card.family == "sam2" else f"SAM2 only: {card.name} has no memory bank"
+            )
         self.projection.setEnabled(card.family == "sam")
 
     def _propagate(self) -> None:

@@ -40,12 +40,16 @@ class TextLabellingWidget(Section):
         self.backend.addItem("auto (best installed)", AUTO)
         for info in BACKENDS.values():
             self.backend.addItem(info.title, info.id)
-        self.backend.setToolTip("auto: VoxTell, then Medical-SAM3 on a GPU, when installed with their weights; "
-                                "else CLIP + SAM, which needs no medical weights")
+        self.backend.setToolTip(
+            "auto: VoxTell, then Medical-SAM3 on a GPU, when installed with their weights; "
+            "else CLIP + SAM, which needs no medical weights"
+        )
         self.backend_note = QLabel()
         self.backend_note.setWordWrap(True)
         self.allow_cpu = QCheckBox("GPU backend on this CPU (slow)")
-        self.allow_cpu.setToolTip("run a backend that needs a CUDA GPU on this CPU anyway: minutes per organ")
+        self.allow_cpu.setToolTip(
+            "run a backend that needs a CUDA GPU on this CPU anyway: minutes per organ"
+        )
         self.clip = QComboBox()
         for card in CARDS.values():
             if card.family == "clip":
@@ -55,18 +59,26 @@ class TextLabellingWidget(Section):
         self.clip_file.setPlaceholderText("optional: a local open_clip checkpoint")
         self.target = QComboBox()
         self.any_name = QCheckBox("any name")
-        self.any_name.setToolTip("label free text as typed (CLIP reads any words); unticked, a name outside the "
-                                 "organ vocabulary is refused with the organs it may mean")
+        self.any_name.setToolTip(
+            "label free text as typed (CLIP reads any words); unticked, a name outside the "
+            "organ vocabulary is refused with the organs it may mean"
+        )
         self.use_clicks = QCheckBox("use my clicks or box")
-        self.use_clicks.setToolTip("the clicks or the box say where the (one) target is; CLIP is not needed")
+        self.use_clicks.setToolTip(
+            "the clicks or the box say where the (one) target is; CLIP is not needed"
+        )
         self.run = QPushButton("Label")
         self.cancel_button = QPushButton("Cancel")
-        self.download = DownloadButton(self.clip, self.status, panel_wording("CLIP file"), self.tasks, self.section)
+        self.download = DownloadButton(
+            self.clip, self.status, panel_wording("CLIP file"), self.tasks, self.section
+        )
         fit_combo(self.clip)
         fit_combo(self.backend)
         fit_combo(self.target)
-        note = QLabel("<i>Text alone with natural-image weights is unreliable on medical images; "
-                      "a click or a box (or medical weights) is the dependable path.</i>")
+        note = QLabel(
+            "<i>Text alone with natural-image weights is unreliable on medical images; "
+            "a click or a box (or medical weights) is the dependable path.</i>"
+        )
         note.setWordWrap(True)
 
         self.form.addRow("targets", self.text)
@@ -87,16 +99,38 @@ class TextLabellingWidget(Section):
         self.cancel_button.clicked.connect(self.cancel)
         self._refresh_targets()
         model = self.controller.settings  # the controls are views of this model
-        for widget, name in ((self.text, "text"), (self.backend, "backend"), (self.allow_cpu, "allow_cpu"),
-                             (self.clip_file, "clip_file"), (self.use_clicks, "use_clicks"),
-                             (self.any_name, "allow_any_name")):
+        for widget, name in (
+            (self.text, "text"),
+            (self.backend, "backend"),
+            (self.allow_cpu, "allow_cpu"),
+            (self.clip_file, "clip_file"),
+            (self.use_clicks, "use_clicks"),
+            (self.any_name, "allow_any_name"),
+        ):
             self.bind(widget, model, name)
-        self.bind(self.clip, model, "clip_model", to_model=lambda v: "" if v == _LOCAL else v,
-                  to_widget=lambda v: v or _LOCAL)
-        self.bind(self.target, model, "target_layer", to_model=lambda t: "" if t == _NEW_LAYER else t,
-                  to_widget=lambda v: v or _NEW_LAYER)
-        self.clear_on_change(self.text, self.backend, self.clip, self.clip_file, self.target, self.use_clicks,
-                             self.any_name)
+        self.bind(
+            self.clip,
+            model,
+            "clip_model",
+            to_model=lambda v: "" if v == _LOCAL else v,
+            to_widget=lambda v: v or _LOCAL,
+        )
+        self.bind(
+            self.target,
+            model,
+            "target_layer",
+            to_model=lambda t: "" if t == _NEW_LAYER else t,
+            to_widget=lambda v: v or _NEW_LAYER,
+        )
+        self.clear_on_change(
+            self.text,
+            self.backend,
+            self.clip,
+            self.clip_file,
+            self.target,
+            self.use_clicks,
+            self.any_name,
+        )
         self.listen(self.controller.points.busy, lambda busy: self.run.setEnabled(not busy))
         self.listen(self.viewer.layers.events.inserted, self._refresh_targets)
         self.listen(self.viewer.layers.events.removed, self._refresh_targets)
@@ -114,13 +148,18 @@ class TextLabellingWidget(Section):
         from napari_textseg.models.device import pick_device
 
         backend = self.backend.currentData()
-        image = next((layer for layer in reversed(self.viewer.layers) if layer._type_string == "image"), None)
+        image = next(
+            (layer for layer in reversed(self.viewer.layers) if layer._type_string == "image"), None
+        )
         modality = layer_modality({"metadata": image.metadata}) if image is not None else "CT"
         device = pick_device(None).type
         if backend == AUTO:
             text = f"auto will run: {BACKENDS[choose_backend(AUTO, modality, device)].title}"
         else:
-            text = why_unavailable(backend, modality, device, allow_cpu=self.allow_cpu.isChecked()) or "ready"
+            text = (
+                why_unavailable(backend, modality, device, allow_cpu=self.allow_cpu.isChecked())
+                or "ready"
+            )
         if backend in (AUTO, "clip-sam"):
             text += " (CLIP + SAM uses the loaded model and the CLIP model below)"
         self.backend_note.setText(f"<i>{text}</i>")

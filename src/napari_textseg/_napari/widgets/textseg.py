@@ -26,8 +26,12 @@ if TYPE_CHECKING:
 __all__ = ["TextSegWidget"]
 
 # Tab titles short enough to read in full at 380 px (napari elided "Point pr..." and "Propa...").
-TABS = (("Prompts", PromptsSection), ("Propagate", PropagationWidget), ("Text", TextLabellingWidget),
-        ("Compare", CompareWidget))
+TABS = (
+    ("Prompts", PromptsSection),
+    ("Propagate", PropagationWidget),
+    ("Text", TextLabellingWidget),
+    ("Compare", CompareWidget),
+)
 
 
 class TextSegWidget(QWidget):
@@ -39,7 +43,10 @@ class TextSegWidget(QWidget):
         self.setMaximumWidth(PANEL_WIDTH)
         self.controller = controller_for(napari_viewer)
         self.model_section = ModelSection(napari_viewer)
-        self.model, self.load = self.model_section.model, self.model_section.load  # what scripts reach for
+        self.model, self.load = (
+            self.model_section.model,
+            self.model_section.load,
+        )  # what scripts reach for
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.setUsesScrollButtons(False)

@@ -56,9 +56,13 @@ def check_fits_in_memory(path: Path, shape: tuple[int, ...], dtype: np.dtype) ->
     free = _free_memory()
     if free is not None and needed > free:
         gib = 1024**3
-        raise ReadError(f"{path.name} needs {needed / gib:.1f} GiB in memory ({' x '.join(map(str, shape))} voxels "
-                        f"of {np.dtype(dtype).name}) and {free / gib:.1f} GiB is free: crop or downsample it first "
-                        "(e.g. with SimpleITK or Fiji), or use a machine with more memory")
+        raise ReadError(
+            f"{path.name} needs {needed / gib:.1f} GiB in memory ({' x '.join(map(str, shape))} "
+            "voxels "
+            f"of {np.dtype(dtype).name}) and {free / gib:.1f} GiB is free: crop or downsample it "
+            "first "
+            "(e.g. with SimpleITK or Fiji), or use a machine with more memory"
+        )
 
 
 def _free_memory() -> int | None:
@@ -75,8 +79,13 @@ def count_nan(data: np.ndarray, name: str) -> int:
     if arr.dtype.kind != "f":
         return 0
     count = int(np.isnan(arr).sum())
-    if count and count < arr.size:  # all NaN: the refusal (or info's row) that follows says it, alone
+    if (
+        count and count < arr.size
+    ):  # all NaN: the refusal (or info's row) that follows says it, alone
         voxels = "1 voxel is" if count == 1 else f"{count} voxels are"
-        warnings.warn(f"{name}: {voxels} NaN; they are shown empty and fed to the models as 0",
-                      InputWarning, stacklevel=3)
+        warnings.warn(
+            f"{name}: {voxels} NaN; they are shown empty and fed to the models as 0",
+            InputWarning,
+            stacklevel=3,
+        )
     return count

@@ -21,12 +21,20 @@ _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 def sop_instance_uid(ds) -> str:
     """The slice's SOPInstanceUID, from its file meta where the dataset's own is empty."""
-    return str(ds.get("SOPInstanceUID", "") or getattr(getattr(ds, "file_meta", None), "MediaStorageSOPInstanceUID", "") or "")
+    return str(
+        ds.get("SOPInstanceUID", "")
+        or getattr(getattr(ds, "file_meta", None), "MediaStorageSOPInstanceUID", "")
+        or ""
+    )
 
 
 def sop_class_uid(ds) -> str:
     """The slice's SOPClassUID, from its file meta where the dataset's own is empty."""
-    return str(ds.get("SOPClassUID", "") or getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", "") or "")
+    return str(
+        ds.get("SOPClassUID", "")
+        or getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", "")
+        or ""
+    )
 
 
 def _headers(folder: Path) -> list:
@@ -77,14 +85,17 @@ def read_dicom_series(folder: str | os.PathLike) -> Volume:
             raise ReadError(f"{file.name}: slice orientation differs from the rest of the series")
         if (ds.Rows, ds.Columns) != (first.Rows, first.Columns):
             raise ReadError(f"{file.name}: slice size differs from the rest of the series")
-    items.sort(key=lambda item: float(np.dot(np.array(item[1].ImagePositionPatient, float), normal)))
+    items.sort(
+        key=lambda item: float(np.dot(np.array(item[1].ImagePositionPatient, float), normal))
+    )
     positions = np.array([item[1].ImagePositionPatient for item in items], dtype=float)
     if len(items) > 1:
         gaps = np.diff(positions @ normal)
         median = float(np.median(gaps))
         if median <= 0 or np.any(np.abs(gaps - median) > _GAP_TOLERANCE * median + 1e-4):
             raise ReadError(
-                f"{folder}: slice spacing is irregular (gaps {gaps.min():.3g}..{gaps.max():.3g} mm); "
+                f"{folder}: slice spacing is irregular (gaps {gaps.min():.3g}..{gaps.max():.3g} "
+                "mm); "
                 "slices may be missing or duplicated"
             )
         slice_step = (positions[-1] - positions[0]) / (len(items) - 1)

@@ -33,7 +33,10 @@ def _property(name: str) -> dict:
         except AttributeError:
             continue
         return {"segmented_property_category": codes.SCT.Organ, "segmented_property_type": kind}
-    return {"segmented_property_category": codes.SCT.Tissue, "segmented_property_type": codes.SCT.Tissue}
+    return {
+        "segmented_property_category": codes.SCT.Tissue,
+        "segmented_property_type": codes.SCT.Tissue,
+    }
 
 
 def _source_datasets(geometry: SourceGeometry) -> list:
@@ -50,16 +53,22 @@ def _source_datasets(geometry: SourceGeometry) -> list:
     files = geometry.extra.get("SliceFiles") or []
     uids = geometry.extra.get("SOPInstanceUIDs") or []
     if geometry.format != "dicom" or not (files or uids):
-        raise InputError("DICOM-SEG needs labels drawn on an image read from a DICOM series; "
-                         "export NIfTI or TIFF for other images")
+        raise InputError(
+            "DICOM-SEG needs labels drawn on an image read from a DICOM series; "
+            "export NIfTI or TIFF for other images"
+        )
     if not folder.is_dir():
         raise InputError(f"DICOM-SEG needs the source series, but {folder} is no longer there")
     if files:
         missing = [name for name in files if not (folder / name).is_file()]
         if missing:
-            raise InputError(f"{len(missing)} of the {len(files)} source slices are missing from {folder} "
-                             f"(first: {missing[0]})")
-        sources = [(name, pydicom.dcmread(folder / name, stop_before_pixels=True)) for name in files]
+            raise InputError(
+                f"{len(missing)} of the {len(files)} source slices are missing from {folder} "
+                f"(first: {missing[0]})"
+            )
+        sources = [
+            (name, pydicom.dcmread(folder / name, stop_before_pixels=True)) for name in files
+        ]
     else:
         found = {}
         for file in sorted(p for p in folder.iterdir() if p.is_file()):
@@ -70,21 +79,29 @@ def _source_datasets(geometry: SourceGeometry) -> list:
             found[sop_instance_uid(ds)] = (file.name, ds)
         lost = [uid for uid in uids if uid not in found]
         if lost:
-            raise InputError(f"{len(lost)} of the {len(uids)} source slices are missing from {folder}")
+            raise InputError(
+                f"{len(lost)} of the {len(uids)} source slices are missing from {folder}"
+            )
         sources = [found[uid] for uid in uids]
     for name, ds in sources:
         ds.SOPInstanceUID, ds.SOPClassUID = sop_instance_uid(ds), sop_class_uid(ds)
         if not ds.SOPInstanceUID or not ds.SOPClassUID:
-            raise InputError(f"{name}: the slice has no SOP Instance or SOP Class UID, in its dataset or its "
-                             "file meta, so a DICOM-SEG cannot reference it; export NIfTI instead")
+            raise InputError(
+                f"{name}: the slice has no SOP Instance or SOP Class UID, in its dataset or its "
+                "file meta, so a DICOM-SEG cannot reference it; export NIfTI instead"
+            )
     if len({ds.SOPInstanceUID for _, ds in sources}) < len(sources):
-        raise InputError(f"{folder}: several slices carry the same SOP Instance UID, so a DICOM-SEG cannot "
-                         "tell them apart; export NIfTI instead")
+        raise InputError(
+            f"{folder}: several slices carry the same SOP Instance UID, so a DICOM-SEG cannot "
+            "tell them apart; export NIfTI instead"
+        )
     first_name, first = sources[0]
     for keyword in ("StudyInstanceUID", "SeriesInstanceUID"):
         if not str(first.get(keyword, "") or ""):
-            raise InputError(f"{first_name}: the series has an empty {keyword} (an anonymised export?), so a "
-                             "DICOM-SEG cannot name the study and series it belongs to; export NIfTI instead")
+            raise InputError(
+                f"{first_name}: the series has an empty {keyword} (an anonymised export?), so a "
+                "DICOM-SEG cannot name the study and series it belongs to; export NIfTI instead"
+            )
     return [ds for _, ds in sources]
 
 
@@ -110,7 +127,9 @@ def write_dicom_seg(
     sources = _source_datasets(geometry)
     labels = np.asarray(labels)
     if labels.shape != geometry.display_shape():
-        raise InputError(f"the labels are {labels.shape} voxels, the DICOM series {geometry.display_shape()}")
+        raise InputError(
+            f"the labels are {labels.shape} voxels, the DICOM series {geometry.display_shape()}"
+        )
     values = [int(v) for v in np.unique(labels) if v != 0]
     if not values:
         raise InputError("the label map is empty: there is nothing to write as DICOM-SEG")
@@ -120,12 +139,15 @@ def write_dicom_seg(
     frames = np.transpose(geometry.from_display(lut[labels]), (2, 1, 0))
     names = label_names or {}
     algorithm = hd.AlgorithmIdentificationSequence(
-        name="napari-textseg", family=codes.cid7162.ArtificialIntelligence, version=__version__)
+        name="napari-textseg", family=codes.cid7162.ArtificialIntelligence, version=__version__
+    )
     segments = [
         hd.seg.SegmentDescription(
-            segment_number=number, segment_label=names.get(value, f"label {value}")[:64],
+            segment_number=number,
+            segment_label=names.get(value, f"label {value}")[:64],
             **_property(names.get(value, "")),
-            algorithm_type=algorithm_type, algorithm_identification=algorithm,
+            algorithm_type=algorithm_type,
+            algorithm_identification=algorithm,
         )
         for number, value in enumerate(values, start=1)
     ]
@@ -140,10 +162,17 @@ def write_dicom_seg(
 
 def _segmentation(hd, sources: list, frames: np.ndarray, segments: list):
     return hd.seg.Segmentation(
-        source_images=sources, pixel_array=frames.astype(np.uint16),
-        segmentation_type=hd.seg.SegmentationTypeValues.BINARY, segment_descriptions=segments,
-        series_instance_uid=hd.UID(), series_number=900, sop_instance_uid=hd.UID(), instance_number=1,
-        manufacturer="napari-textseg", manufacturer_model_name="napari-textseg",
-        software_versions=__version__, device_serial_number="none",
+        source_images=sources,
+        pixel_array=frames.astype(np.uint16),
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=segments,
+        series_instance_uid=hd.UID(),
+        series_number=900,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="napari-textseg",
+        manufacturer_model_name="napari-textseg",
+        software_versions=__version__,
+        device_serial_number="none",
         series_description="napari-textseg segmentation",
     )

@@ -89,7 +89,14 @@ def write_labels(
         if suffix in (".nii", ".nii.gz"):
             write_nifti(path, data, geometry, nifti_affine(geometry, scale, translate))
         elif suffix in (".nrrd", SEG_SUFFIX):
-            write_nrrd(path, data, geometry, nifti_affine(geometry, scale, translate), label_names, label_colors)
+            write_nrrd(
+                path,
+                data,
+                geometry,
+                nifti_affine(geometry, scale, translate),
+                label_names,
+                label_colors,
+            )
         else:
             unit = geometry.unit if geometry is not None else "mm"
             write_tiff(path, data, tuple(scale[-3:]), unit)  # type: ignore[arg-type]

@@ -53,7 +53,9 @@ def read_nifti(path: str | os.PathLike) -> Volume:
     shape = _spatial_shape(img, path)
     proxy = img.dataobj
     scaled = (getattr(proxy, "slope", 1.0), getattr(proxy, "inter", 0.0)) != (1.0, 0.0)
-    check_fits_in_memory(path, shape, np.dtype(np.float64) if scaled else proxy.dtype)  # scaling makes float64
+    check_fits_in_memory(
+        path, shape, np.dtype(np.float64) if scaled else proxy.dtype
+    )  # scaling makes float64
     try:
         data = np.asanyarray(img.dataobj).reshape(shape)
     except Exception as err:  # EOFError, zlib.error, OSError, ValueError on short files
@@ -73,15 +75,24 @@ def read_nifti(path: str | os.PathLike) -> Volume:
         # A microscopy stack saved as NIfTI: no patient frame, keep it as stored.
         display = np.transpose(data, (2, 1, 0))
         geometry = SourceGeometry(
-            format="nifti", shape=display.shape, affine=None, header=header, unit="um",
-            path=str(path), extra={"nifti_affine": img.affine.copy()},
+            format="nifti",
+            shape=display.shape,
+            affine=None,
+            header=header,
+            unit="um",
+            path=str(path),
+            extra={"nifti_affine": img.affine.copy()},
         )
         spacing = tuple(float(z) for z in header.get_zooms()[:3][::-1])
         origin = (0.0, 0.0, 0.0)
         modality = "microscopy"
     else:
         geometry = SourceGeometry(
-            format="nifti", shape=shape, affine=img.affine.copy(), header=header, unit="mm",
+            format="nifti",
+            shape=shape,
+            affine=img.affine.copy(),
+            header=header,
+            unit="mm",
             path=str(path),
         )
         display = geometry.to_display(data)
@@ -147,4 +158,3 @@ def write_nifti(
     with atomic_target(path) as tmp:
         nib.save(img, tmp)
     return path
-

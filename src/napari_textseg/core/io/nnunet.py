@@ -67,33 +67,51 @@ def _label_table(cases: list[NnunetCase], present: list[list[int]]) -> dict[str,
 
 def _check_case(case: NnunetCase) -> None:
     if case.image.channel_axis is not None:
-        raise InputError(f"{case.case_id}: multi-channel images are not supported yet; export one channel")
+        raise InputError(
+            f"{case.case_id}: multi-channel images are not supported yet; export one channel"
+        )
     if case.image.spatial_shape != case.labels.data.shape:
-        raise InputError(f"{case.case_id}: the image is {case.image.spatial_shape} voxels and the labels "
-                         f"{case.labels.data.shape}; they must share one grid")
+        raise InputError(
+            f"{case.case_id}: the image is {case.image.spatial_shape} voxels and the labels "
+            f"{case.labels.data.shape}; they must share one grid"
+        )
     if not np.allclose(case.image.spacing, case.labels.spacing, rtol=1e-4):
-        raise InputError(f"{case.case_id}: image spacing {case.image.spacing} differs from the labels' "
-                         f"{case.labels.spacing}")
+        raise InputError(
+            f"{case.case_id}: image spacing {case.image.spacing} differs from the labels' "
+            f"{case.labels.spacing}"
+        )
     if not np.issubdtype(case.labels.data.dtype, np.integer) or case.labels.data.min() < 0:
-        raise InputError(f"{case.case_id}: the labels must be whole numbers >= 0, got {case.labels.data.dtype}")
+        raise InputError(
+            f"{case.case_id}: the labels must be whole numbers >= 0, got {case.labels.data.dtype}"
+        )
     if not _NAME.match(case.case_id):
         raise InputError(f"case id {case.case_id!r} may hold only letters, digits, '_' and '-'")
 
 
-def _write_cases(folder: Path, cases: list[NnunetCase], present: list[list[int]], table: dict[str, int]) -> None:
+def _write_cases(
+    folder: Path, cases: list[NnunetCase], present: list[list[int]], table: dict[str, int]
+) -> None:
     for case, values in zip(cases, present, strict=True):
-        lut = np.zeros(max(values, default=0) + 1, dtype=np.uint8 if len(table) < 256 else np.uint16)
+        lut = np.zeros(
+            max(values, default=0) + 1, dtype=np.uint8 if len(table) < 256 else np.uint16
+        )
         for value in values:
             lut[value] = table[_label_name(case, value)]
         geometry = case.image.geometry
         affine = nifti_affine(geometry, case.image.spacing, case.image.origin)
-        write_nifti(folder / "imagesTr" / f"{case.case_id}_0000.nii.gz", case.image.data, geometry, affine)
-        write_nifti(folder / "labelsTr" / f"{case.case_id}.nii.gz", lut[case.labels.data], geometry, affine)
+        write_nifti(
+            folder / "imagesTr" / f"{case.case_id}_0000.nii.gz", case.image.data, geometry, affine
+        )
+        write_nifti(
+            folder / "labelsTr" / f"{case.case_id}.nii.gz", lut[case.labels.data], geometry, affine
+        )
 
 
 def _dataset_json(modality: str, table: dict[str, int], name: str, count: int) -> dict:
     return {
-        "channel_names": {"0": "CT" if modality == "CT" else modality if modality != "unknown" else "image"},
+        "channel_names": {
+            "0": "CT" if modality == "CT" else modality if modality != "unknown" else "image"
+        },
         "labels": table,
         "numTraining": count,
         "file_ending": ".nii.gz",
@@ -131,15 +149,21 @@ def export_nnunet(
     table = _label_table(cases, present)
     modalities = {c.image.modality for c in cases}
     if len(modalities) > 1:
-        raise InputError(f"cases mix modalities {sorted(modalities)}; one dataset holds one kind of image")
+        raise InputError(
+            f"cases mix modalities {sorted(modalities)}; one dataset holds one kind of image"
+        )
     created = [d for d in (folder, folder / "imagesTr", folder / "labelsTr") if not d.exists()]
     for d in created:
         d.mkdir(parents=True)
     try:
-        with atomic_group():  # every file of the dataset, or none (an older dataset stays as it was)
+        with (
+            atomic_group()
+        ):  # every file of the dataset, or none (an older dataset stays as it was)
             _write_cases(folder, cases, present, table)
             with atomic_target(folder / "dataset.json") as tmp:
-                tmp.write_text(json.dumps(_dataset_json(modalities.pop(), table, name, len(cases)), indent=2))
+                tmp.write_text(
+                    json.dumps(_dataset_json(modalities.pop(), table, name, len(cases)), indent=2)
+                )
     except BaseException:
         for d in reversed(created):  # empty again: the group removed what it staged
             with contextlib.suppress(OSError):

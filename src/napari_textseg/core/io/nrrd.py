@@ -48,8 +48,23 @@ _TO_RAS = {
     "lps": (-1.0, -1.0, 1.0),
 }
 _ENCODINGS = {"raw", "gzip", "gz", "bzip2", "bz2", "ascii", "text", "txt"}
-_VECTOR_KINDS = {"vector", "covariant-vector", "normal", "rgb-color", "hsv-color", "xyz-color", "rgba-color",
-                 "3-color", "4-color", "point", "3-vector", "quaternion", "complex", "2d-matrix", "3d-matrix"}
+_VECTOR_KINDS = {
+    "vector",
+    "covariant-vector",
+    "normal",
+    "rgb-color",
+    "hsv-color",
+    "xyz-color",
+    "rgba-color",
+    "3-color",
+    "4-color",
+    "point",
+    "3-vector",
+    "quaternion",
+    "complex",
+    "2d-matrix",
+    "3d-matrix",
+}
 
 
 def _flips(space: str) -> np.ndarray:
@@ -69,19 +84,29 @@ def _check_layout(path: Path, header: dict[str, Any]) -> tuple[int, int, int]:
     kinds = [str(k).lower() for k in header.get("kinds", ["domain"] * len(sizes))]
     encoding = str(header.get("encoding", "raw")).lower()
     if encoding not in _ENCODINGS:
-        raise ReadError(f"{path.name}: unsupported NRRD encoding '{encoding}' (napari-textseg reads raw, gzip, "
-                        "bzip2 and ascii)")
+        raise ReadError(
+            f"{path.name}: unsupported NRRD encoding '{encoding}' (napari-textseg reads raw, gzip, "
+            "bzip2 and ascii)"
+        )
     if len(sizes) == 4 and path.name.lower().endswith(SEG_SUFFIX):
-        raise ReadError(f"{path.name} holds {sizes[0]} segmentation layers whose segments overlap (Slicer's "
-                        "multi-layer segmentation); napari-textseg reads one layer: in Slicer, remove the overlaps "
-                        "(Segment Editor > Logical operators) or export each segment on its own")
+        raise ReadError(
+            f"{path.name} holds {sizes[0]} segmentation layers whose segments overlap (Slicer's "
+            "multi-layer segmentation); napari-textseg reads one layer: in Slicer, remove the "
+            "overlaps "
+            "(Segment Editor > Logical operators) or export each segment on its own"
+        )
     vector = [k for k in kinds if k in _VECTOR_KINDS]
     if vector:
-        raise ReadError(f"{path.name} is a {vector[0]} image (sizes {' x '.join(map(str, sizes))}); napari-textseg "
-                        "needs one scalar 3-D volume: extract one component first")
+        raise ReadError(
+            f"{path.name} is a {vector[0]} image (sizes {' x '.join(map(str, sizes))}); "
+            "napari-textseg "
+            "needs one scalar 3-D volume: extract one component first"
+        )
     if len(sizes) != 3:
-        raise ReadError(f"{path.name} is {len(sizes)}-D (sizes {' x '.join(map(str, sizes))}); napari-textseg "
-                        "needs a 3-D volume")
+        raise ReadError(
+            f"{path.name} is {len(sizes)}-D (sizes {' x '.join(map(str, sizes))}); napari-textseg "
+            "needs a 3-D volume"
+        )
     return sizes  # type: ignore[return-value]
 
 
@@ -90,8 +115,10 @@ def _check_data_file(path: Path, header: dict[str, Any]) -> None:
     if isinstance(data_file, str) and not data_file.upper().startswith("LIST"):
         target = Path(data_file) if Path(data_file).is_absolute() else path.parent / data_file
         if "%" not in data_file and not target.is_file():
-            raise ReadError(f"{path.name}: its data file {data_file} is missing (a detached NRRD header needs "
-                            "the data file named in it beside it)")
+            raise ReadError(
+                f"{path.name}: its data file {data_file} is missing (a detached NRRD header needs "
+                "the data file named in it beside it)"
+            )
 
 
 def ras_affine(header: dict[str, Any]) -> np.ndarray:
@@ -133,24 +160,36 @@ def read_nrrd(path: str | os.PathLike) -> Volume:
     header = _header(path)
     shape = _check_layout(path, header)
     _check_data_file(path, header)
-    wide = any(w in str(header.get("type", "")).lower() for w in ("double", "64", "long long", "float"))
-    check_fits_in_memory(path, shape, np.dtype(np.float64 if wide else np.int32))  # an upper bound of its type
+    wide = any(
+        w in str(header.get("type", "")).lower() for w in ("double", "64", "long long", "float")
+    )
+    check_fits_in_memory(
+        path, shape, np.dtype(np.float64 if wide else np.int32)
+    )  # an upper bound of its type
     try:
         data, header = nrrd.read(str(path), index_order="F")
     except (nrrd.NRRDError, OSError, EOFError, ValueError, zlib.error) as err:
-        raise ReadError(f"{path.name}: the file is truncated or corrupt; its voxel data cannot be read "
-                        f"({err})") from err
+        raise ReadError(
+            f"{path.name}: the file is truncated or corrupt; its voxel data cannot be read ({err})"
+        ) from err
     data = np.asarray(data).reshape(shape, order="F")
     if not data.dtype.isnative:  # a big-endian file: the models and napari want native byte order
         data = data.astype(data.dtype.newbyteorder("="))
     affine = ras_affine(header)
     if abs(np.linalg.det(affine[:3, :3])) < 1e-12:
-        raise ReadError(f"{path.name}: its space directions are degenerate (a zero or repeated axis)")
+        raise ReadError(
+            f"{path.name}: its space directions are degenerate (a zero or repeated axis)"
+        )
 
     is_seg = path.name.lower().endswith(SEG_SUFFIX)
     names, colors = _segments(header) if is_seg else read_sidecar(path)
     geometry = SourceGeometry(
-        format="nrrd", shape=shape, affine=affine, header=header, unit="mm", path=str(path),
+        format="nrrd",
+        shape=shape,
+        affine=affine,
+        header=header,
+        unit="mm",
+        path=str(path),
         extra={"nrrd_space": str(header.get("space", LPS))},
     )
     display = geometry.to_display(data)
@@ -171,7 +210,9 @@ def read_nrrd(path: str | os.PathLike) -> Volume:
     )
 
 
-def _segment_fields(data: np.ndarray, names: dict[int, str], colors: dict[int, Rgba]) -> dict[str, str]:
+def _segment_fields(
+    data: np.ndarray, names: dict[int, str], colors: dict[int, Rgba]
+) -> dict[str, str]:
     """Slicer's ``Segment<N>_...`` fields for every label value present (one layer, full grid)."""
     values = [int(v) for v in np.unique(data) if v != 0]
     boxes = ndimage.find_objects(data) if values and max(values) <= 1_000_000 else []
@@ -181,8 +222,11 @@ def _segment_fields(data: np.ndarray, names: dict[int, str], colors: dict[int, R
         "Segmentation_ReferenceImageExtentOffset": "0 0 0",
     }
     for i, value in enumerate(values):
-        box = boxes[value - 1] if value - 1 < len(boxes) and boxes[value - 1] is not None else \
-            tuple(slice(0, n) for n in data.shape)
+        box = (
+            boxes[value - 1]
+            if value - 1 < len(boxes) and boxes[value - 1] is not None
+            else tuple(slice(0, n) for n in data.shape)
+        )
         rgb = colors.get(value, (0.5, 0.5, 0.5, 1.0))[:3]
         fields |= {
             f"Segment{i}_ID": f"Segment_{value}",
@@ -218,8 +262,12 @@ def write_nrrd(
         data, affine = geometry.from_display(labels), geometry.affine
     else:
         data, affine = np.transpose(labels, (2, 1, 0)), affine_ras
-        if geometry is not None and geometry.unit == "um":  # a stack has no patient frame: its axes as stored
-            affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine  # (LPS-positive, so it reads back unflipped)
+        if (
+            geometry is not None and geometry.unit == "um"
+        ):  # a stack has no patient frame: its axes as stored
+            affine = (
+                np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine
+            )  # (LPS-positive, so it reads back unflipped)
     data = np.asfortranarray(data)
     space = geometry.extra.get("nrrd_space", LPS) if geometry is not None else LPS
     if space.lower() not in _TO_RAS:

@@ -16,8 +16,13 @@ from napari_textseg.core.volume import Volume
 __all__ = ["SUPPORTED_SUFFIXES", "is_supported", "read_volume"]
 
 _READERS = {
-    ".nii": read_nifti, ".nii.gz": read_nifti, ".nrrd": read_nrrd, ".seg.nrrd": read_nrrd, ".nhdr": read_nrrd,
-    ".tif": read_tiff, ".tiff": read_tiff,
+    ".nii": read_nifti,
+    ".nii.gz": read_nifti,
+    ".nrrd": read_nrrd,
+    ".seg.nrrd": read_nrrd,
+    ".nhdr": read_nrrd,
+    ".tif": read_tiff,
+    ".tiff": read_tiff,
 }
 SUPPORTED_SUFFIXES = tuple(_READERS)
 
@@ -45,7 +50,9 @@ def read_volume(path: str | os.PathLike) -> Volume:
     if path.is_dir():
         return read_dicom_series(path)
     reader = _READERS.get(_suffix(path))
-    if reader is None and not path.exists():  # a mistyped folder or file is missing, not of a wrong type
+    if (
+        reader is None and not path.exists()
+    ):  # a mistyped folder or file is missing, not of a wrong type
         raise ReadError(f"{path}: no such file or folder")
     if reader is None:
         raise ReadError(

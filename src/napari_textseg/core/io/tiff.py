@@ -24,8 +24,18 @@ __all__ = ["read_tiff", "write_tiff"]
 
 # Length units -> micrometres.
 _UNIT_UM = {
-    "um": 1.0, "µm": 1.0, "\u03bcm": 1.0, "micron": 1.0, "microns": 1.0, "micrometer": 1.0,
-    "nm": 1e-3, "nanometer": 1e-3, "mm": 1e3, "millimeter": 1e3, "cm": 1e4, "m": 1e6,
+    "um": 1.0,
+    "µm": 1.0,
+    "\u03bcm": 1.0,
+    "micron": 1.0,
+    "microns": 1.0,
+    "micrometer": 1.0,
+    "nm": 1e-3,
+    "nanometer": 1e-3,
+    "mm": 1e3,
+    "millimeter": 1e3,
+    "cm": 1e4,
+    "m": 1e6,
 }
 _RESOLUTION_UNIT_UM = {2: 25_400.0, 3: 10_000.0}  # TIFF ResolutionUnit: inch, centimetre
 
@@ -113,7 +123,8 @@ def _to_czyx(data: np.ndarray, axes: str, name: str) -> tuple[np.ndarray, bool]:
         raise ReadError(f"{name}: unsupported TIFF axes {axes!r} (shape {data.shape})")
     if "Z" not in axes:
         raise ReadError(
-            f"{name} is a 2-D image (axes {axes}, shape {data.shape}); napari-textseg needs a 3-D stack"
+            f"{name} is a 2-D image (axes {axes}, shape {data.shape}); napari-textseg needs a 3-D "
+            "stack"
         )
     order = [axes.index(a) for a in "CZYX" if a in axes]
     return np.transpose(data, order), "C" in axes
@@ -204,9 +215,12 @@ def write_tiff(
                 ome=True,
                 metadata={
                     "axes": "ZYX",
-                    "PhysicalSizeX": sx, "PhysicalSizeXUnit": ome_unit,
-                    "PhysicalSizeY": sy, "PhysicalSizeYUnit": ome_unit,
-                    "PhysicalSizeZ": sz, "PhysicalSizeZUnit": ome_unit,
+                    "PhysicalSizeX": sx,
+                    "PhysicalSizeXUnit": ome_unit,
+                    "PhysicalSizeY": sy,
+                    "PhysicalSizeYUnit": ome_unit,
+                    "PhysicalSizeZ": sz,
+                    "PhysicalSizeZUnit": ome_unit,
                 },
                 compression="zlib",
             )

@@ -52,7 +52,9 @@ _META = "meta.json"
 def embedding_cache_dir() -> Path:
     """The default folder (``$NAPARI_TEXTSEG_EMBEDDING_CACHE``, else the user cache)."""
     root = os.environ.get(CACHE_DIR_ENV)
-    return Path(root) if root else Path(platformdirs.user_cache_dir("napari-textseg")) / "embeddings"
+    return (
+        Path(root) if root else Path(platformdirs.user_cache_dir("napari-textseg")) / "embeddings"
+    )
 
 
 def _cap_bytes() -> int:
@@ -192,8 +194,13 @@ class EmbeddingStore:
             if self.disabled:
                 return
             self.disabled = f"{err.strerror or err}"
-        warnings.warn(f"the embedding cache {self.root} cannot be written ({self.disabled}); going on without "
-                      "it (slices are encoded in memory only)", InputWarning, stacklevel=2)
+        warnings.warn(
+            f"the embedding cache {self.root} cannot be written ({self.disabled}); going on "
+            "without "
+            "it (slices are encoded in memory only)",
+            InputWarning,
+            stacklevel=2,
+        )
 
     # -- housekeeping ----------------------------------------------------------------
 
@@ -210,7 +217,11 @@ class EmbeddingStore:
             except (OSError, ValueError):
                 meta = {}
             slices = sum(1 for f in folder.glob("z*.npz"))
-            found.append(CachedImage(folder.name, meta, slices, _folder_bytes(folder), folder.stat().st_mtime))
+            found.append(
+                CachedImage(
+                    folder.name, meta, slices, _folder_bytes(folder), folder.stat().st_mtime
+                )
+            )
         return sorted(found, key=lambda c: c.last_used, reverse=True)
 
     def nbytes(self) -> int:
@@ -237,13 +248,16 @@ class EmbeddingStore:
         freed = self.nbytes()
         if self.root.is_dir():
             for child in self.root.iterdir():
-                shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
+                shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(
+                    missing_ok=True
+                )
         return freed
 
 
-def default_store(cache_dir: str | os.PathLike | None = None, enabled: bool = True) -> EmbeddingStore | None:
+def default_store(
+    cache_dir: str | os.PathLike | None = None, enabled: bool = True
+) -> EmbeddingStore | None:
     """The store the command line and the panel use (``None`` with ``enabled=False``)."""
     if not enabled:
         return None
     return EmbeddingStore(cache_dir or embedding_cache_dir())
-

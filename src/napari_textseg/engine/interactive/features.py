@@ -35,7 +35,9 @@ def compact(features: Features, dtype: torch.dtype | None = None) -> Features:
     def cast(t: torch.Tensor) -> torch.Tensor:
         return t.detach().to(dtype) if dtype is not None and t.is_floating_point() else t.detach()
 
-    return {k: [cast(t) for t in v] if isinstance(v, list) else cast(v) for k, v in features.items()}
+    return {
+        k: [cast(t) for t in v] if isinstance(v, list) else cast(v) for k, v in features.items()
+    }
 
 
 class FeatureCache:
@@ -47,8 +49,12 @@ class FeatureCache:
     stored as computed, or cast to ``dtype`` (float16: half the memory, see :func:`compact`).
     """
 
-    def __init__(self, compute: Callable[[Hashable], Features], budget_bytes: int = 1024**3,
-                 dtype: torch.dtype | None = None):
+    def __init__(
+        self,
+        compute: Callable[[Hashable], Features],
+        budget_bytes: int = 1024**3,
+        dtype: torch.dtype | None = None,
+    ):
         if budget_bytes <= 0:
             raise ValueError(f"the cache budget must be positive, got {budget_bytes} bytes")
         self._compute = compute
@@ -160,7 +166,9 @@ class FeatureCache:
         """Compute missing ``keys`` in the background, nearest first."""
         with self._lock:
             if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="textseg-prefetch")
+                self._executor = ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix="textseg-prefetch"
+                )
             for key in keys:
                 if key in self._entries or key in self._pending:
                     continue

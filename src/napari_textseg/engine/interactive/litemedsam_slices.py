@@ -1,6 +1,7 @@
 """LiteMedSAM behind the slice protocol, step for step as ``CVPR24_LiteMedSAM_infer.py`` runs it.
 
-- Volume: the challenge's uint8 preprocessing (:func:`~napari_textseg.core.intensity.challenge_uint8`).
+- Volume: the challenge's uint8 preprocessing
+(:func:`~napari_textseg.core.intensity.challenge_uint8`).
 - Slice: grey to 3 channels, longest side to 256 with OpenCV's INTER_AREA, min-max to
   [0, 1], zero-padded bottom/right to 256 x 256, then the TinyViT encoder (64 x 64 grid).
 - Prompt: a box only, scaled by 256 / max(H, W) and truncated to int.
@@ -70,19 +71,29 @@ class LiteMedSamSliceModel:
     family = "litemedsam"
     box_only = True
 
-    def __init__(self, model: Any, device: torch.device, box_shift: int = 3, title: str = "LiteMedSAM",
-                 encoder: Encoder | None = None):
+    def __init__(
+        self,
+        model: Any,
+        device: torch.device,
+        box_shift: int = 3,
+        title: str = "LiteMedSAM",
+        encoder: Encoder | None = None,
+    ):
         self.model = model.to(device).eval()
         self.device = device
         self.image_size = int(model.prompt_encoder.input_image_size[0])
         self.box_shift = int(box_shift)
         self.title = title
-        self.encoder = encoder or make_encoder(self.model.image_encoder, self.image_size, device, "torch")
+        self.encoder = encoder or make_encoder(
+            self.model.image_encoder, self.image_size, device, "torch"
+        )
         self.runtime_note = self.encoder.note
 
     @cached_property
     def cache_tag(self) -> str:
-        return model_tag(self.family, self.model, self.device, self.encoder.tag, f"{self.image_size}px")
+        return model_tag(
+            self.family, self.model, self.device, self.encoder.tag, f"{self.image_size}px"
+        )
 
     def prepare_volume(self, data: np.ndarray, modality: str, window: str | Window) -> np.ndarray:
         """The volume as the challenge's uint8 (its window for CT)."""
@@ -105,10 +116,17 @@ class LiteMedSamSliceModel:
     def encode(self, frame: np.ndarray) -> Features:
         image, new_hw = self.model_input(frame)
         embed = self.encoder(image)
-        return {"embed": embed, "input_hw": torch.tensor(new_hw), "orig_hw": torch.tensor(np.shape(frame))}
+        return {
+            "embed": embed,
+            "input_hw": torch.tensor(new_hw),
+            "orig_hw": torch.tensor(np.shape(frame)),
+        }
 
-    def model_box(self, box_yx: tuple[float, float, float, float], orig: tuple[int, int]) -> np.ndarray:
-        """A slice box (y0, x0, y1, x1) -> the script's [x0, y0, x1, y1] at 256 px, truncated to int."""
+    def model_box(
+        self, box_yx: tuple[float, float, float, float], orig: tuple[int, int]
+    ) -> np.ndarray:
+        """A slice box (y0, x0, y1, x1) -> the script's [x0, y0, x1, y1] at 256 px, truncated to
+        int."""
         y0, x0, y1, x1 = box_yx
         ratio = self.image_size / max(orig)
         return np.array([int(v * ratio) for v in (x0, y0, x1, y1)], dtype=np.int64)
@@ -123,18 +141,24 @@ class LiteMedSamSliceModel:
         ys, xs = np.where(padded > 0)
         h, w = padded.shape
         s = self.box_shift
-        return np.array([max(0, xs.min() - s), max(0, ys.min() - s), min(w, xs.max() + s), min(h, ys.max() + s)])
+        return np.array(
+            [max(0, xs.min() - s), max(0, ys.min() - s), min(w, xs.max() + s), min(h, ys.max() + s)]
+        )
 
     def decode_model_box(self, features: Features, box: np.ndarray) -> SliceMask:
         """One decoder call for a box already in model pixels (x0, y0, x1, y1)."""
         orig = orig_hw(features)
         new_h, new_w = (int(v) for v in features["input_hw"])  # type: ignore[union-attr]
         embed = features["embed"].to(self.device, torch.float32)  # type: ignore[union-attr]
-        boxes = torch.as_tensor(np.asarray(box)[None, None, ...], dtype=torch.float, device=self.device)
+        boxes = torch.as_tensor(
+            np.asarray(box)[None, None, ...], dtype=torch.float, device=self.device
+        )
         with torch.inference_mode(), autocast(self.device):
             low_res, iou = sam_decoder(self.model, embed, None, boxes, None, multimask=False)
             low_res = low_res.float()
-            full = F.interpolate(low_res[..., :new_h, :new_w], size=orig, mode="bilinear", align_corners=False)
+            full = F.interpolate(
+                low_res[..., :new_h, :new_w], size=orig, mode="bilinear", align_corners=False
+            )
             mask = (torch.sigmoid(full)[0, 0] > 0.5).cpu().numpy()
         return SliceMask(mask=mask, score=float(iou[0, 0]), logits=low_res)
 

@@ -52,7 +52,9 @@ def centrality_order(signatures: torch.Tensor) -> list[int]:
 class MemoryBank:
     """A bounded set of memories under a policy (``"fifo"`` or ``"ranked"``)."""
 
-    def __init__(self, size: int, policy: str = "fifo", iou_gate: float = 0.6, offload: bool = False):
+    def __init__(
+        self, size: int, policy: str = "fifo", iou_gate: float = 0.6, offload: bool = False
+    ):
         if size < 1:
             raise ValueError(f"the memory bank needs at least 1 slot, got {size}")
         if policy not in POLICIES:
@@ -76,7 +78,11 @@ class MemoryBank:
             return entry
         # Long volumes: keep memories in host RAM; SAM2 moves them back when attending.
         output = {
-            k: (v.to("cpu", non_blocking=True) if isinstance(v, torch.Tensor) and k == "maskmem_features" else v)
+            k: (
+                v.to("cpu", non_blocking=True)
+                if isinstance(v, torch.Tensor) and k == "maskmem_features"
+                else v
+            )
             for k, v in entry.output.items()
         }
         return MemoryEntry(entry.index, output, entry.iou, entry.signature.cpu())
@@ -93,7 +99,9 @@ class MemoryBank:
             self._entries.append(self._stored(entry))
             return True
         candidates = [*self._entries, entry]
-        scores = centrality_scores(torch.stack([c.signature.float().cpu().flatten() for c in candidates]))
+        scores = centrality_scores(
+            torch.stack([c.signature.float().cpu().flatten() for c in candidates])
+        )
         weakest = int(torch.argmin(scores))
         if weakest == len(candidates) - 1:
             return False

@@ -67,7 +67,7 @@ def select_mask_memories(
     chosen = [(0, out) for out in selected.values()]
     slots = model.num_maskmem
     if view.mask_memory is not None:
-        recent = view.mask_memory[-(slots - 1):] if slots > 1 else []
+        recent = view.mask_memory[-(slots - 1) :] if slots > 1 else []
         # the newest entry takes the slot of the previous slice (t_pos = slots - 1)
         return chosen + [(slots - len(recent) + i, out) for i, out in enumerate(recent)]
     stride = model.memory_temporal_stride_for_eval
@@ -87,14 +87,25 @@ def select_mask_memories(
     return chosen
 
 
-def _pointers(model: Any, frame_idx: int, view: MemoryView, num_frames: int, reverse: bool,
-              cond: tuple[dict, dict]):
+def _pointers(
+    model: Any,
+    frame_idx: int,
+    view: MemoryView,
+    num_frames: int,
+    reverse: bool,
+    cond: tuple[dict, dict],
+):
     selected, unselected = cond
     sign = -1 if reverse else 1
     if model.only_obj_ptrs_in_the_past_for_eval:
-        selected = {t: o for t, o in selected.items() if (t >= frame_idx if reverse else t <= frame_idx)}
+        selected = {
+            t: o for t, o in selected.items() if (t >= frame_idx if reverse else t <= frame_idx)
+        }
     pairs = [
-        ((frame_idx - t) * sign if model.use_signed_tpos_enc_to_obj_ptrs else abs(frame_idx - t), o["obj_ptr"])
+        (
+            (frame_idx - t) * sign if model.use_signed_tpos_enc_to_obj_ptrs else abs(frame_idx - t),
+            o["obj_ptr"],
+        )
         for t, o in selected.items()
     ]
     limit = min(num_frames, model.max_obj_ptrs_in_encoder)
@@ -140,7 +151,11 @@ def memory_inputs(
                 obj_pos = obj_ptrs.new_zeros(len(distances), batch, model.mem_dim)
             if model.mem_dim < width:
                 split = width // model.mem_dim
-                obj_ptrs = obj_ptrs.reshape(-1, batch, split, model.mem_dim).permute(0, 2, 1, 3).flatten(0, 1)
+                obj_ptrs = (
+                    obj_ptrs.reshape(-1, batch, split, model.mem_dim)
+                    .permute(0, 2, 1, 3)
+                    .flatten(0, 1)
+                )
                 obj_pos = obj_pos.repeat_interleave(split, dim=0)
             tokens.append(obj_ptrs)
             positions.append(obj_pos)

@@ -22,7 +22,10 @@ def owned_end(start: int, other: int, order: dict[int, int] | None) -> int:
 
 
 def plan_passes(
-    prompted: list[int], n_slices: int, settings: PropagationSettings, only_from: int | None = None,
+    prompted: list[int],
+    n_slices: int,
+    settings: PropagationSettings,
+    only_from: int | None = None,
     order: dict[int, int] | None = None,
 ) -> list[tuple[int, int, int]]:
     """Passes as (prompted slice, step, last slice inclusive), forwards then backwards.

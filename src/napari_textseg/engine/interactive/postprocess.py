@@ -19,6 +19,7 @@ class PostProcessing:
     fill_holes: bool = False
     keep_clicked: bool = False
 
+
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
@@ -43,7 +44,9 @@ def fill_small_holes(logits: torch.Tensor, max_area: int) -> torch.Tensor:
                 holes[index] = small[labelled]
     if not holes.any():
         return logits
-    return torch.from_numpy(np.where(holes, np.float32(0.1), values).astype(values.dtype)).to(logits.device)
+    return torch.from_numpy(np.where(holes, np.float32(0.1), values).astype(values.dtype)).to(
+        logits.device
+    )
 
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:

@@ -9,7 +9,14 @@ import numpy as np
 
 from napari_textseg.core.errors import NapariTextsegError
 
-__all__ = ["CheckedPrompts", "PromptError", "SlicePrompts", "check_points", "group_by_slice", "voxel_indices"]
+__all__ = [
+    "CheckedPrompts",
+    "PromptError",
+    "SlicePrompts",
+    "check_points",
+    "group_by_slice",
+    "voxel_indices",
+]
 
 
 class PromptError(NapariTextsegError, ValueError):
@@ -67,8 +74,10 @@ def voxel_indices(values: Sequence[float], what: str) -> tuple[int, ...]:
         if not np.isfinite(value):
             raise PromptError(f"{what}: {value} is not a voxel index")
         if value != int(value):
-            raise PromptError(f"{what}: {value:g} is not a whole voxel index; give "
-                              f"{int(np.floor(value))} or {int(np.ceil(value))}")
+            raise PromptError(
+                f"{what}: {value:g} is not a whole voxel index; give "
+                f"{int(np.floor(value))} or {int(np.ceil(value))}"
+            )
         out.append(int(value))
     return tuple(out)
 
@@ -87,8 +96,10 @@ def check_points(
     upper = np.array(shape, dtype=float) - 0.5
     for point in points:
         if np.isfinite(point[0]) and abs(point[0] - np.rint(point[0])) > 1e-3:  # a 3-D view's click
-            raise PromptError(f"the point (z, y, x) = ({point[0]:g}, {point[1]:g}, {point[2]:g}) lies between "
-                              "two slices; place points on a slice (2-D view)")
+            raise PromptError(
+                f"the point (z, y, x) = ({point[0]:g}, {point[1]:g}, {point[2]:g}) lies between "
+                "two slices; place points on a slice (2-D view)"
+            )
         if np.any(point < -0.5) or np.any(point > upper):
             raise PromptError(
                 f"the point (z, y, x) = ({point[0]:g}, {point[1]:g}, {point[2]:g}) lies outside "
@@ -119,14 +130,23 @@ def group_by_slice(
         if not 0 <= z < shape[0]:
             raise PromptError(f"the box on slice {z} lies outside the volume ({shape[0]} slices)")
         y0, x0, y1, x1 = box
-        shown = "(" + ", ".join(str(round(float(v))) for v in box) + ")"  # whole voxels, as the user gave them
+        shown = (
+            "(" + ", ".join(str(round(float(v))) for v in box) + ")"
+        )  # whole voxels, as the user gave them
         if y0 == y1 or x0 == x1:
             raise PromptError(f"the box {shown} on slice {z} has zero area: drag its corners apart")
         # A box dragged past the image's edge is clipped to it, as napari's own tools clip.
-        clipped = (max(min(y0, y1), 0.0), max(min(x0, x1), 0.0), min(max(y0, y1), float(shape[1])),
-                   min(max(x0, x1), float(shape[2])))
+        clipped = (
+            max(min(y0, y1), 0.0),
+            max(min(x0, x1), 0.0),
+            min(max(y0, y1), float(shape[1])),
+            min(max(x0, x1), float(shape[2])),
+        )
         if clipped[0] >= clipped[2] or clipped[1] >= clipped[3]:
-            raise PromptError(f"the box {shown} on slice {z} lies outside the slice ({shape[1]} x {shape[2]} voxels)")
+            raise PromptError(
+                f"the box {shown} on slice {z} lies outside the slice ({shape[1]} x {shape[2]} "
+                "voxels)"
+            )
         grouped.setdefault(int(z), SlicePrompts()).box = clipped
     if not grouped:
         raise PromptError("no prompt given: draw a box (B) or click a positive point on the object")

@@ -112,16 +112,24 @@ class PropagationSettings:
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
-            raise ValueError(f"unknown direction {self.direction!r}; use one of {', '.join(DIRECTIONS)}")
+            raise ValueError(
+                f"unknown direction {self.direction!r}; use one of {', '.join(DIRECTIONS)}"
+            )
         if self.projection not in PROJECTIONS:
-            raise ValueError(f"unknown projection {self.projection!r}; use one of {', '.join(PROJECTIONS)}")
+            raise ValueError(
+                f"unknown projection {self.projection!r}; use one of {', '.join(PROJECTIONS)}"
+            )
         if self.empty_stop < 0:
             raise ValueError("the empty-slice stop rule needs a count >= 0")
         if not 1 <= self.memory_size <= MAX_MEMORY:
-            raise ValueError(f"memory size must be 1 to {MAX_MEMORY} (SAM2 has trained temporal encodings for "
-                             f"{MAX_MEMORY} past slices), got {self.memory_size}")
+            raise ValueError(
+                f"memory size must be 1 to {MAX_MEMORY} (SAM2 has trained temporal encodings for "
+                f"{MAX_MEMORY} past slices), got {self.memory_size}"
+            )
         if self.policy not in POLICIES:
-            raise ValueError(f"unknown memory policy {self.policy!r}; use one of {', '.join(POLICIES)}")
+            raise ValueError(
+                f"unknown memory policy {self.policy!r}; use one of {', '.join(POLICIES)}"
+            )
 
 
 @dataclass
@@ -145,8 +153,15 @@ class PropagationResult:
 
     def copy(self) -> PropagationResult:
         """A copy whose tables can change without changing this one (masks are shared)."""
-        return PropagationResult(dict(self.masks), dict(self.scores), dict(self.source), dict(self.logits),
-                                 dict(self.prompts), list(self.visited), self.cancelled)
+        return PropagationResult(
+            dict(self.masks),
+            dict(self.scores),
+            dict(self.source),
+            dict(self.logits),
+            dict(self.prompts),
+            list(self.visited),
+            self.cancelled,
+        )
 
     def volume(self, shape: tuple[int, int, int]) -> np.ndarray:
         """The 3D boolean mask (slices not visited are empty)."""
@@ -162,7 +177,10 @@ class PropagationResult:
         elif abs(self.source[z] - z) < abs(source - z):
             return
         self.masks[z], self.scores[z], self.source[z], self.logits[z] = (
-            result.mask, result.score, source, result.logits,
+            result.mask,
+            result.score,
+            source,
+            result.logits,
         )
         if result.prompts is not None:
             self.prompts[z] = result.prompts
@@ -207,7 +225,9 @@ class _Propagator:
     def _segment(self, z: int, previous: SliceMask, start: int, step: int) -> SliceMask | None:
         raise NotImplementedError
 
-    def _segment_prompted(self, z: int, prompts: SlicePrompts, logits: torch.Tensor | None) -> SliceMask:
+    def _segment_prompted(
+        self, z: int, prompts: SlicePrompts, logits: torch.Tensor | None
+    ) -> SliceMask:
         return self.slice_model.decode(self.features(z), prompts, logits)
 
     def iter_run(
@@ -233,7 +253,9 @@ class _Propagator:
         logits = logits or {}
         self.prompts = prompts
         order = {z: i for i, z in enumerate(prompts)} if self.owns_nearest else None
-        passes = self.planned = plan_passes(list(prompts), self.n_slices, self.settings, only_from, order)
+        passes = self.planned = plan_passes(
+            list(prompts), self.n_slices, self.settings, only_from, order
+        )
         total = sum(abs(end - start) for start, _, end in passes) + len(prompts)
         done = 0
         result = PropagationResult()
@@ -281,8 +303,12 @@ class _Propagator:
 
         A cancelled run returns an empty result marked ``cancelled``.
         """
-        return drive(self.iter_run(prompts, logits, only_from=only_from), progress, cancelled,
-                     on_cancel=lambda: PropagationResult(cancelled=True))
+        return drive(
+            self.iter_run(prompts, logits, only_from=only_from),
+            progress,
+            cancelled,
+            on_cancel=lambda: PropagationResult(cancelled=True),
+        )
 
 
 class Sam2Propagator(_Propagator):
@@ -306,14 +332,18 @@ class Sam2Propagator(_Propagator):
         self._cond: dict[int, dict] = {}
 
     def _start_passes(self) -> None:
-        self._cond = {z: self.slice_model.remember(self.features(z), a) for z, a in self.anchors.items()}
+        self._cond = {
+            z: self.slice_model.remember(self.features(z), a) for z, a in self.anchors.items()
+        }
 
     def _start_pass(self, start: int, step: int) -> None:
         self._past: dict[int, dict] = {}
         self._size = min(self.settings.memory_size, self.max_memory)
         self._bank = None
         if self.settings.policy != "fifo":
-            self._bank = make_bank(self._size, self.settings.policy, self.settings.offload, self.settings.iou_gate)
+            self._bank = make_bank(
+                self._size, self.settings.policy, self.settings.offload, self.settings.iou_gate
+            )
 
     def _forget(self, z: int, step: int) -> None:
         # Keep what later slices of this pass can still read: mask memories for a few
@@ -326,7 +356,8 @@ class Sam2Propagator(_Propagator):
     def _segment(self, z: int, previous: SliceMask, start: int, step: int) -> SliceMask | None:
         bank = self._bank
         view = MemoryView(
-            cond=self._cond, past=self._past,
+            cond=self._cond,
+            past=self._past,
             mask_memory=None if bank is None else [e.output for e in bank.entries],
             max_past=None if self._size == self.max_memory else self._size,
         )
@@ -370,7 +401,9 @@ class SamProjectionPropagator(_Propagator):
         if self.settings.projection == "box":
             ys, xs = np.nonzero(previous.mask)
             box = (float(ys.min()), float(xs.min()), float(ys.max() + 1), float(xs.max() + 1))
-        prompts = SlicePrompts(points_yx=deepest_point(previous.mask)[None], labels=np.array([1]), box=box)
+        prompts = SlicePrompts(
+            points_yx=deepest_point(previous.mask)[None], labels=np.array([1]), box=box
+        )
         current = self.slice_model.decode(self.features(z), prompts)
         if _iou(previous.mask, current.mask) < self.min_iou:
             return None
@@ -423,8 +456,12 @@ def make_propagator(
 ) -> _Propagator:
     """SAM2 memory propagation for SAM2 models; MedSAM's box recipe for box-only models, and
     for MedSAM given boxes alone; prompt projection for SAM models."""
-    boxes_alone = bool(prompts) and all(p.box is not None and not len(p.labels) for p in prompts.values())
-    if getattr(slice_model, "box_only", False) or (boxes_alone and getattr(slice_model, "box_recipe", False)):
+    boxes_alone = bool(prompts) and all(
+        p.box is not None and not len(p.labels) for p in prompts.values()
+    )
+    if getattr(slice_model, "box_only", False) or (
+        boxes_alone and getattr(slice_model, "box_recipe", False)
+    ):
         return BoxPropagator(slice_model, features, n_slices, settings)
     if isinstance(slice_model, Sam2SliceModel):
         return Sam2Propagator(slice_model, features, n_slices, settings)

@@ -100,8 +100,10 @@ def roi_around_boxes(
     """Every slice, cropped in-plane to a square of ``context`` x the boxes' longer side (at
     least ``min_px``) centred on them: the ROI of a box model. ``boxes_yx`` are (y0, x0, y1, x1)."""
     if not boxes_yx:
-        raise PromptError("box ROI mode crops around a box: draw one (B, or --box), or use the tumour ROI in mm "
-                          "(--roi-mm) for clicks")
+        raise PromptError(
+            "box ROI mode crops around a box: draw one (B, or --box), or use the tumour ROI in mm "
+            "(--roi-mm) for clicks"
+        )
     if context < 1:
         raise PromptError(f"the ROI context must be at least 1 (the box itself), got {context}")
     corners = np.asarray(boxes_yx, dtype=float).reshape(-1, 2, 2).reshape(-1, 2)

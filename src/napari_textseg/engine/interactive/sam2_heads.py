@@ -53,12 +53,21 @@ def sam2_heads(
     mask_prompt = mask_inputs
     encoder = model.sam_prompt_encoder
     if mask_inputs is not None and mask_inputs.shape[-2:] != encoder.mask_input_size:
-        mask_prompt = F.interpolate(mask_inputs.float(), size=encoder.mask_input_size, align_corners=False,
-                                    mode="bilinear", antialias=True)
+        mask_prompt = F.interpolate(
+            mask_inputs.float(),
+            size=encoder.mask_input_size,
+            align_corners=False,
+            mode="bilinear",
+            antialias=True,
+        )
     sparse, dense = encoder(points=(coords, labels), boxes=None, masks=mask_prompt)
     masks, ious, tokens, object_score = model.sam_mask_decoder(
-        image_embeddings=backbone_features, image_pe=encoder.get_dense_pe(), sparse_prompt_embeddings=sparse,
-        dense_prompt_embeddings=dense, multimask_output=multimask_output, repeat_image=False,
+        image_embeddings=backbone_features,
+        image_pe=encoder.get_dense_pe(),
+        sparse_prompt_embeddings=sparse,
+        dense_prompt_embeddings=dense,
+        multimask_output=multimask_output,
+        repeat_image=False,
         high_res_features=high_res_features,
     )
     if model.pred_obj_scores:
@@ -80,5 +89,9 @@ def sam2_heads(
         obj_ptr = obj_ptr + (1 - weight) * model.no_obj_ptr
     high_res = None
     if with_high_res:
-        high_res = F.interpolate(masks, size=(model.image_size,) * 2, mode="bilinear", align_corners=False)
-    return HeadsOutput(low_res=masks, ious=ious, obj_ptr=obj_ptr, object_score=object_score, high_res=high_res)
+        high_res = F.interpolate(
+            masks, size=(model.image_size,) * 2, mode="bilinear", align_corners=False
+        )
+    return HeadsOutput(
+        low_res=masks, ious=ious, obj_ptr=obj_ptr, object_score=object_score, high_res=high_res
+    )

@@ -142,7 +142,9 @@ class SegmentationSession:
         if self._normalised is None:
             # A model may read volumes prepared its own way (LiteMedSAM: the challenge's uint8).
             prepare = getattr(self.slice_model, "prepare_volume", normalize_for_model)
-            self._normalised = np.moveaxis(prepare(self._data, self._modality, self._window), self.axis, 0)
+            self._normalised = np.moveaxis(
+                prepare(self._data, self._modality, self._window), self.axis, 0
+            )
         return self._normalised
 
     @property
@@ -177,8 +179,14 @@ class SegmentationSession:
             if self._store_folder is None:
                 frames = self._model_input
                 key = self.store.image_key(frames, self.axis, self.slice_model.cache_tag)
-                meta = {"shape": list(self.shape), "axis": self.axis, "model": self.slice_model.cache_tag,
-                        "modality": self._modality, "window": str(self._window), "name": self.name}
+                meta = {
+                    "shape": list(self.shape),
+                    "axis": self.axis,
+                    "model": self.slice_model.cache_tag,
+                    "modality": self._modality,
+                    "window": str(self._window),
+                    "name": self.name,
+                }
                 self._store_folder = self.store.open(key, meta)
             return self._store_folder
 
@@ -223,8 +231,11 @@ class SegmentationSession:
         In ROI mode the ROI is placed around the positive clicks the first time and
         kept for corrections; a later prompt outside it is an error.
         """
-        checked = points_zyx if isinstance(points_zyx, CheckedPrompts) else \
-            self.check_prompts(points_zyx, labels, boxes)  # type: ignore[arg-type]
+        checked = (
+            points_zyx
+            if isinstance(points_zyx, CheckedPrompts)
+            else self.check_prompts(points_zyx, labels, boxes)
+        )  # type: ignore[arg-type]
         points, labels = checked.points, checked.labels
         if self.uses_roi:
             in_work = points[:, self._order]
@@ -238,7 +249,9 @@ class SegmentationSession:
                     self.roi = roi_around_boxes(boxes, shape, float(self.roi_context))  # type: ignore[arg-type]
                 self._roi_work = self.roi.crop(self._model_input, fill=0.0)
             elif not self.roi.contains(in_work):
-                raise PromptError("a click lies outside the ROI; start a new object to move the ROI")
+                raise PromptError(
+                    "a click lies outside the ROI; start a new object to move the ROI"
+                )
         self.prompts = self._in_work_frame(checked.by_slice)
         self._positive = points[labels == 1]
 
@@ -251,10 +264,18 @@ class SegmentationSession:
         depth, height, width = self.roi.shape
         for z, prompts in moved.items():
             box = prompts.box
-            if not 0 <= z < depth or (box is not None and not (0 <= min(box[0], box[2]) and max(box[0], box[2])
-                                                               <= height and 0 <= min(box[1], box[3])
-                                                               and max(box[1], box[3]) <= width)):
-                raise PromptError("a prompt lies outside the ROI; start a new object to move the ROI")
+            if not 0 <= z < depth or (
+                box is not None
+                and not (
+                    0 <= min(box[0], box[2])
+                    and max(box[0], box[2]) <= height
+                    and 0 <= min(box[1], box[3])
+                    and max(box[1], box[3]) <= width
+                )
+            ):
+                raise PromptError(
+                    "a prompt lies outside the ROI; start a new object to move the ROI"
+                )
         return moved
 
     def check_prompts(
@@ -276,8 +297,11 @@ class SegmentationSession:
             title = getattr(self.slice_model, "title", "this model")
             if not boxes:
                 raise PromptError(BOX_ONLY_MESSAGE.format(model=title))
-            note = (f"{title} takes boxes only: the {len(points)} point{'s' if len(points) > 1 else ''} "
-                    f"{'were' if len(points) > 1 else 'was'} ignored and the boxes used")
+            note = (
+                f"{title} takes boxes only: the {len(points)} "
+                f"point{'s' if len(points) > 1 else ''} "
+                f"{'were' if len(points) > 1 else 'was'} ignored and the boxes used"
+            )
             points, labels = np.zeros((0, 3)), np.zeros(0, dtype=int)
         # set(): one snapshot of the keys, a worker may be adding slices
         corrected = {z + self._slice_offset() for z in set(self.result.logits)}
@@ -289,8 +313,10 @@ class SegmentationSession:
         """Refuse settings this model cannot use, before any work: a memory policy other than
         SAM2's own on a model without memory (the command line and the panel both ask here)."""
         if settings.policy != "fifo" and not isinstance(self.slice_model, Sam2SliceModel):
-            raise PromptError(f"the {settings.policy} memory bank is SAM2's: choose a SAM2 model, or the fifo "
-                              "policy (this model has no memory)")
+            raise PromptError(
+                f"the {settings.policy} memory bank is SAM2's: choose a SAM2 model, or the fifo "
+                "policy (this model has no memory)"
+            )
 
     def _slice_prompts(self, z: int) -> SlicePrompts:
         """The user's prompts on slice ``z``, added to the prompt propagation projected onto
@@ -300,7 +326,8 @@ class SegmentationSession:
         if made is None:
             return user
         return SlicePrompts(
-            np.vstack([made.points_yx, user.points_yx]), np.concatenate([made.labels, user.labels]),
+            np.vstack([made.points_yx, user.points_yx]),
+            np.concatenate([made.labels, user.labels]),
             user.box if user.box is not None else made.box,
         )
 
@@ -324,8 +351,9 @@ class SegmentationSession:
         single[z] = self._decode(z).mask
         return self._from_work(single)
 
-    def segment_prompted_slice(self, prompts: CheckedPrompts, at: int,
-                               post: PostProcessing = PostProcessing()) -> np.ndarray:
+    def segment_prompted_slice(
+        self, prompts: CheckedPrompts, at: int, post: PostProcessing = PostProcessing()
+    ) -> np.ndarray:
         """S in the panel: use ``prompts``, segment the volume's slice ``at`` (along the
         session's axis; the session maps it into its ROI) and return the 3-D result to show."""
         with self.cache.serving():
@@ -334,15 +362,22 @@ class SegmentationSession:
         return self.mask(post)
 
     def _decode(self, z: int) -> SliceMask:
-        """Decode working-frame slice ``z`` from its prompts; keep the result; prefetch its neighbours."""
+        """Decode working-frame slice ``z`` from its prompts; keep the result; prefetch its
+        neighbours."""
         if z not in self.prompts:
             raise PromptError(f"slice {z + self._slice_offset()} has no prompt")
         prompts = self._slice_prompts(z)
         result = self.slice_model.decode(self._features(z), prompts, self.result.logits.get(z))
         self._decoded[z] = (prompts, result)
-        self.result.masks[z], self.result.scores[z], self.result.logits[z] = result.mask, result.score, result.logits
+        self.result.masks[z], self.result.scores[z], self.result.logits[z] = (
+            result.mask,
+            result.score,
+            result.logits,
+        )
         self.result.source[z] = z
-        nearby = [z + d for d in range(1, _PREFETCH_RADIUS + 1)] + [z - d for d in range(1, _PREFETCH_RADIUS + 1)]
+        nearby = [z + d for d in range(1, _PREFETCH_RADIUS + 1)] + [
+            z - d for d in range(1, _PREFETCH_RADIUS + 1)
+        ]
         self.cache.prefetch(self._key(n) for n in nearby if 0 <= n < self.n_slices)
         return result
 
@@ -361,25 +396,42 @@ class SegmentationSession:
         there); slices it reaches are replaced, the rest are kept.
         """
         if not self.prompts:
-            raise PromptError("propagation needs a prompt: click the object on at least one slice first")
+            raise PromptError(
+                "propagation needs a prompt: click the object on at least one slice first"
+            )
         settings = settings or PropagationSettings()
         self.check_settings(settings)
         if settings.slice_range is not None:
             lo, hi = settings.slice_range
-            outside = sorted(z for z in self.prompts if not lo <= z <= hi)  # the frame plan_passes uses
+            outside = sorted(
+                z for z in self.prompts if not lo <= z <= hi
+            )  # the frame plan_passes uses
             if outside:
-                raise PromptError(f"the prompt on slice {outside[0]} lies outside the slice range {lo}-{hi}")
+                raise PromptError(
+                    f"the prompt on slice {outside[0]} lies outside the slice range {lo}-{hi}"
+                )
         # Propagation encodes the slices it needs itself; a prefetch still queued from the
         # click would run beside it and split the same cores (one already running finishes).
         self.cache.cancel_prefetch()
         prompts = {z: self._slice_prompts(z) for z in self.prompts}
-        propagator = make_propagator(self.slice_model, self._features, self.n_slices, settings, prompts)
-        decoded = {z: r for z, (p, r) in self._decoded.items() if z in prompts and p.same_as(prompts[z])}
-        with self.cache.serving():  # a background precompute waits until the run ends (or is cancelled)
-            run = yield from propagator.iter_run(prompts, self.result.logits, only_from=from_slice, decoded=decoded)
+        propagator = make_propagator(
+            self.slice_model, self._features, self.n_slices, settings, prompts
+        )
+        decoded = {
+            z: r for z, (p, r) in self._decoded.items() if z in prompts and p.same_as(prompts[z])
+        }
+        with (
+            self.cache.serving()
+        ):  # a background precompute waits until the run ends (or is cancelled)
+            run = yield from propagator.iter_run(
+                prompts, self.result.logits, only_from=from_slice, decoded=decoded
+            )
         for z in prompts:
             self._decoded[z] = (prompts[z], propagator.anchors[z])
-        self._history = [*self._history[-(_UNDO_DEPTH - 1):], (self.result.copy(), dict(self._last_prompts))]
+        self._history = [
+            *self._history[-(_UNDO_DEPTH - 1) :],
+            (self.result.copy(), dict(self._last_prompts)),
+        ]
         self._last_prompts = dict(self.prompts)
         if from_slice is None:
             for z in self.prompts:  # a corrected slice keeps the prompt its correction refines
@@ -388,7 +440,9 @@ class SegmentationSession:
             self.result = run
         else:
             self.result = self.result.copy()
-            if propagator.owns_nearest:  # a key box: the slices nearest to it are its own, reached or not
+            if (
+                propagator.owns_nearest
+            ):  # a key box: the slices nearest to it are its own, reached or not
                 for z in propagator.owned(from_slice) - set(run.visited):
                     self.result.drop(z)
             for z in run.visited:  # the new run's masks win on the slices it reached
@@ -463,10 +517,13 @@ class SegmentationSession:
         order = [start] + [z for d in range(1, n) for z in (start + d, start - d) if 0 <= z < n]
         todo = [(None, None, z) for z in order if (None, None, z) not in self.cache]  # whole slices
         hits = self.store.hits if self.store is not None else 0
-        fetched = 0  # slices this loop brought in (a prompt or a propagation may have done others meanwhile)
+        # slices this loop brought in (a prompt or a propagation may have done others meanwhile)
+        fetched = 0
         for done, key in enumerate(todo, 1):
             if key not in self.cache:
-                while not self.cache.try_background(key):  # a prompt or a propagation runs: it goes first
+                while not self.cache.try_background(
+                    key
+                ):  # a prompt or a propagation runs: it goes first
                     time.sleep(_BACKGROUND_PAUSE_S)
                     yield done - 1, len(todo)  # (a Cancel meanwhile stops here, between two tries)
                 fetched += 1
@@ -481,7 +538,9 @@ class SegmentationSession:
         if not self._last_prompts or not getattr(self.slice_model, "box_only", False):
             return None
         new = [z for z in self.prompts if z not in self._last_prompts]
-        kept = all(z in self.prompts and self.prompts[z].same_as(p) for z, p in self._last_prompts.items())
+        kept = all(
+            z in self.prompts and self.prompts[z].same_as(p) for z, p in self._last_prompts.items()
+        )
         return new[0] if len(new) == 1 and kept else None
 
     def undo(self) -> list[int] | None:
@@ -508,4 +567,3 @@ class SegmentationSession:
         """Stop background prefetching and free the cache."""
         self.cache.close()
         self.cache.clear()
-

@@ -1,4 +1,5 @@
-"""One way to open a slice model and a segmentation session for a loaded model: the encoder's runtime and
+"""One way to open a slice model and a segmentation session for a loaded model: the encoder's
+runtime and
 precision, and the disk store of slice embeddings, chosen in one place for the command
 line, the text backends and the panel."""
 
@@ -34,8 +35,13 @@ class EmbeddingOptions:
 
 
 def make_slice_model(
-    model: torch.nn.Module, family: str, device: torch.device, arch: dict[str, Any] | None = None,
-    *, runtime: str = "auto", precision: str = "f32",
+    model: torch.nn.Module,
+    family: str,
+    device: torch.device,
+    arch: dict[str, Any] | None = None,
+    *,
+    runtime: str = "auto",
+    precision: str = "f32",
 ) -> SliceModel:
     """The slice model for a loaded model of ``family`` (``"sam"``, ``"sam2"`` or ``"litemedsam"``);
     a card's ``arch`` may name the preprocessing its weights were trained with (MedSAM's,
@@ -51,25 +57,41 @@ def make_slice_model(
 
         size = int(model.prompt_encoder.input_image_size[0])
         encoder = make_encoder(model.image_encoder, size, device, runtime, precision)
-        return LiteMedSamSliceModel(model, device, box_shift=int((arch or {}).get("box_shift", 3)), encoder=encoder)
+        return LiteMedSamSliceModel(
+            model, device, box_shift=int((arch or {}).get("box_shift", 3)), encoder=encoder
+        )
     if family == "sam":
-        built: SliceModel = SamSliceModel(model, device, preprocess=(arch or {}).get("preprocess", "sam"),
-                                          box_shift=int((arch or {}).get("box_shift", 5)))
+        built: SliceModel = SamSliceModel(
+            model,
+            device,
+            preprocess=(arch or {}).get("preprocess", "sam"),
+            box_shift=int((arch or {}).get("box_shift", 5)),
+        )
     elif family == "sam2":
         built = Sam2SliceModel(model, device, preprocess=(arch or {}).get("preprocess", "sam2"))
     else:
-        raise ValueError(f"point and box prompts need a SAM, SAM2 or LiteMedSAM model, not a {family} model")
+        raise ValueError(
+            f"point and box prompts need a SAM, SAM2 or LiteMedSAM model, not a {family} model"
+        )
     if runtime == "openvino" or precision != "f32":
-        built.runtime_note = (f"the OpenVINO runtime is LiteMedSAM's; {family.upper()} encoders run on PyTorch "
-                              f"in {'bf16 autocast' if device.type == 'cuda' else 'f32'} on {device}")
+        built.runtime_note = (
+            f"the OpenVINO runtime is LiteMedSAM's; {family.upper()} encoders run on PyTorch "
+            f"in {'bf16 autocast' if device.type == 'cuda' else 'f32'} on {device}"
+        )
     return built
 
 
 def open_slice_model(loaded: LoadedModel, options: EmbeddingOptions | None = None) -> SliceModel:
     """The slice model of a loaded SAM, SAM2 or LiteMedSAM, its encoder where ``options`` say."""
     options = options or EmbeddingOptions()
-    return make_slice_model(loaded.model, loaded.card.family, loaded.device, loaded.card.arch,
-                            runtime=options.runtime, precision=options.precision)
+    return make_slice_model(
+        loaded.model,
+        loaded.card.family,
+        loaded.device,
+        loaded.card.arch,
+        runtime=options.runtime,
+        precision=options.precision,
+    )
 
 
 def open_session(
@@ -86,4 +108,6 @@ def open_session(
     store = options.store if options is not None else None
     if store is not None:
         kwargs.setdefault("cache_bytes", STORE_MEMORY_BYTES)
-    return SegmentationSession(data, spacing, modality, slice_model, store=store, name=name, **kwargs)
+    return SegmentationSession(
+        data, spacing, modality, slice_model, store=store, name=name, **kwargs
+    )

@@ -28,8 +28,14 @@ from napari_textseg.models.device import autocast
 from napari_textseg.models.encoder_runtime import module_hash
 
 __all__ = [
-    "Sam2SliceModel", "SamSliceModel", "SliceModel", "SliceMask", "model_tag", "orig_hw",
-    "resize_longest_side", "sam_decoder",
+    "Sam2SliceModel",
+    "SamSliceModel",
+    "SliceModel",
+    "SliceMask",
+    "model_tag",
+    "orig_hw",
+    "resize_longest_side",
+    "sam_decoder",
 ]
 
 SAM_PREPROCESSING = ("sam", "medsam")
@@ -64,7 +70,8 @@ class SliceModel(Protocol):
 
     @property
     def cache_tag(self) -> str:
-        """What makes this model's embeddings what they are (weights, runtime, precision, device)."""
+        """What makes this model's embeddings what they are (weights, runtime, precision,
+        device)."""
         ...
 
     def encode(self, frame: np.ndarray) -> Features:
@@ -87,13 +94,20 @@ def resize_longest_side(images: torch.Tensor, long_side: int) -> torch.Tensor:
     """
     from segment_anything.utils.transforms import ResizeLongestSide
 
-    size = ResizeLongestSide.get_preprocess_shape(int(images.shape[-2]), int(images.shape[-1]), long_side)
+    size = ResizeLongestSide.get_preprocess_shape(
+        int(images.shape[-2]), int(images.shape[-1]), long_side
+    )
     return F.interpolate(images, size, mode="bilinear", align_corners=False, antialias=True)
 
 
-def sam_decoder(model: Any, embed: torch.Tensor, points: tuple[torch.Tensor, torch.Tensor] | None,
-                boxes: torch.Tensor | None, masks: torch.Tensor | None,
-                multimask: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def sam_decoder(
+    model: Any,
+    embed: torch.Tensor,
+    points: tuple[torch.Tensor, torch.Tensor] | None,
+    boxes: torch.Tensor | None,
+    masks: torch.Tensor | None,
+    multimask: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """SAM's prompt encoder and mask decoder on an image embedding: (low-res logits, IoU)."""
     sparse, dense = model.prompt_encoder(points=points, boxes=boxes, masks=masks)
     return model.mask_decoder(
@@ -117,7 +131,9 @@ def _grey_to_rgb(frame: np.ndarray, device: torch.device) -> torch.Tensor:
     return image[None, None].expand(1, 3, *frame.shape)
 
 
-def model_tag(family: str, model: Any, device: torch.device, runtime: str = "torch-f32", *extra: str) -> str:
+def model_tag(
+    family: str, model: Any, device: torch.device, runtime: str = "torch-f32", *extra: str
+) -> str:
     """A slice model's cache tag: its family, its weights' hash, runtime, precision and device
     (CUDA runs under bf16 autocast: other numbers than a CPU's)."""
     return "-".join([family, *extra, module_hash(model)[:16], runtime, device.type])
@@ -142,18 +158,25 @@ class SamSliceModel:
     family = "sam"
     runtime_note: str | None = None
 
-    def __init__(self, model: Any, device: torch.device, preprocess: str = "sam", box_shift: int = 5):
+    def __init__(
+        self, model: Any, device: torch.device, preprocess: str = "sam", box_shift: int = 5
+    ):
         from segment_anything.utils.transforms import ResizeLongestSide
 
         if preprocess not in SAM_PREPROCESSING:
-            raise ValueError(f"unknown SAM preprocessing {preprocess!r}; use one of {', '.join(SAM_PREPROCESSING)}")
+            raise ValueError(
+                f"unknown SAM preprocessing {preprocess!r}; use one of "
+                f"{', '.join(SAM_PREPROCESSING)}"
+            )
         self.model = model.to(device).eval()
         self.device = device
         self.preprocess = preprocess
         # MedSAM propagates a box alone with its own 3-D box recipe (medsam_infer_3Dbox_adrenal.py)
         self.box_recipe = preprocess == "medsam"
         self.box_shift = int(box_shift)
-        self.box_fallback = "previous"  # after an empty slice: the nearest slice's box, as that script
+        self.box_fallback = (
+            "previous"  # after an empty slice: the nearest slice's box, as that script
+        )
         self.image_size = int(model.image_encoder.img_size)
         # Used for prompt coordinates only, which every release maps from (H, W) correctly.
         self._transform = ResizeLongestSide(self.image_size)
@@ -174,8 +197,12 @@ class SamSliceModel:
         from skimage.transform import resize
 
         size = (self.image_size, self.image_size)
-        square = resize(_as_8bit(frame), size, order=3, preserve_range=True, anti_aliasing=True).astype(np.uint8)
-        scaled = (square - square.min()) / np.clip(float(square.max()) - float(square.min()), 1e-8, None)
+        square = resize(
+            _as_8bit(frame), size, order=3, preserve_range=True, anti_aliasing=True
+        ).astype(np.uint8)
+        scaled = (square - square.min()) / np.clip(
+            float(square.max()) - float(square.min()), 1e-8, None
+        )
         return _grey_to_rgb(scaled.astype(np.float32), self.device)
 
     def encode(self, frame: np.ndarray) -> Features:
@@ -227,20 +254,34 @@ class SamSliceModel:
             if self.preprocess == "medsam":
                 mask = self._medsam_mask(low_res, orig)
             else:
-                mask = (self.model.postprocess_masks(low_res, input_hw, orig)[0, 0] > self.model.mask_threshold)
+                mask = (
+                    self.model.postprocess_masks(low_res, input_hw, orig)[0, 0]
+                    > self.model.mask_threshold
+                )
         return SliceMask(mask=mask.cpu().numpy(), score=float(iou[0, best]), logits=low_res)
 
     @staticmethod
     def _medsam_mask(low_res: torch.Tensor, orig: tuple[int, int]) -> torch.Tensor:
         """MedSAM's scripts: sigmoid, then bilinear to the slice, then > 0.5."""
-        return F.interpolate(torch.sigmoid(low_res), size=orig, mode="bilinear", align_corners=False)[0, 0] > 0.5
+        return (
+            F.interpolate(torch.sigmoid(low_res), size=orig, mode="bilinear", align_corners=False)[
+                0, 0
+            ]
+            > 0.5
+        )
 
     # -- MedSAM's 3-D box recipe (BoxPropagator), medsam_infer_3Dbox_adrenal.py ----------
 
-    def model_box(self, box_yx: tuple[float, float, float, float], orig: tuple[int, int]) -> np.ndarray:
+    def model_box(
+        self, box_yx: tuple[float, float, float, float], orig: tuple[int, int]
+    ) -> np.ndarray:
         """A slice box (y0, x0, y1, x1) -> [x0, y0, x1, y1] in the square model input."""
         y0, x0, y1, x1 = box_yx
-        return np.array([x0, y0, x1, y1], dtype=float) / np.array([orig[1], orig[0]] * 2) * self.image_size
+        return (
+            np.array([x0, y0, x1, y1], dtype=float)
+            / np.array([orig[1], orig[0]] * 2)
+            * self.image_size
+        )
 
     def box_from_mask(self, mask: np.ndarray) -> np.ndarray | None:
         """The recipe's next box: the mask resized (nearest) to the model input, its bounding
@@ -248,17 +289,28 @@ class SamSliceModel:
         import cv2
 
         size = self.image_size
-        square = cv2.resize(np.asarray(mask, dtype=np.uint8), (size, size), interpolation=cv2.INTER_NEAREST)
+        square = cv2.resize(
+            np.asarray(mask, dtype=np.uint8), (size, size), interpolation=cv2.INTER_NEAREST
+        )
         ys, xs = np.nonzero(square)
         if not len(ys):
             return None
         s = self.box_shift
-        return np.array([max(0, xs.min() - s), max(0, ys.min() - s), min(size, xs.max() + s),
-                         min(size, ys.max() + s)], dtype=float)
+        return np.array(
+            [
+                max(0, xs.min() - s),
+                max(0, ys.min() - s),
+                min(size, xs.max() + s),
+                min(size, ys.max() + s),
+            ],
+            dtype=float,
+        )
 
     def decode_model_box(self, features: Features, box: np.ndarray) -> SliceMask:
         """One decoder call for a box in model pixels: one mask, no points."""
-        boxes = torch.as_tensor(np.asarray(box, dtype=float)[None], dtype=torch.float32, device=self.device)
+        boxes = torch.as_tensor(
+            np.asarray(box, dtype=float)[None], dtype=torch.float32, device=self.device
+        )
         embed = features["embed"].to(self.device, torch.float32)  # type: ignore[union-attr]
         with torch.inference_mode(), autocast(self.device):
             low_res, iou = sam_decoder(self.model, embed, None, boxes, None, multimask=False)
@@ -281,16 +333,26 @@ class Sam2SliceModel:
     family = "sam2"
     runtime_note: str | None = None
 
-    def __init__(self, model: Any, device: torch.device, fill_hole_area: int | None = None,
-                 preprocess: str = "sam2"):
+    def __init__(
+        self,
+        model: Any,
+        device: torch.device,
+        fill_hole_area: int | None = None,
+        preprocess: str = "sam2",
+    ):
         if preprocess not in SAM2_PREPROCESSING:
-            raise ValueError(f"unknown SAM 2 preprocessing {preprocess!r}; use one of {', '.join(SAM2_PREPROCESSING)}")
+            raise ValueError(
+                f"unknown SAM 2 preprocessing {preprocess!r}; use one of "
+                f"{', '.join(SAM2_PREPROCESSING)}"
+            )
         self.model = model.to(device).eval()
         self.device = device
         self.preprocess = preprocess
         self.image_size = int(model.image_size)
         # SAM2VideoPredictor's own setting when the model was built as one, else its default (8)
-        self.fill_hole_area = int(getattr(model, "fill_hole_area", 8) if fill_hole_area is None else fill_hole_area)
+        self.fill_hole_area = int(
+            getattr(model, "fill_hole_area", 8) if fill_hole_area is None else fill_hole_area
+        )
         self._mean = torch.tensor(_IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
         self._std = torch.tensor(_IMAGENET_STD, device=device).view(1, 3, 1, 1)
         self._pos_embeds: list[torch.Tensor] | None = None
@@ -304,7 +366,9 @@ class Sam2SliceModel:
     def model_input(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) frames in [0, 255] -> the encoder's input: resized and normalised."""
         size = (self.image_size, self.image_size)
-        images = F.interpolate(images / 255.0, size=size, mode="bilinear", align_corners=False, antialias=True)
+        images = F.interpolate(
+            images / 255.0, size=size, mode="bilinear", align_corners=False, antialias=True
+        )
         return (images - self._mean) / self._std
 
     def frame_input(self, frame: np.ndarray) -> torch.Tensor:
@@ -318,7 +382,9 @@ class Sam2SliceModel:
             from PIL import Image
 
             grey = Image.fromarray(_as_8bit(frame))
-            square = np.asarray(grey.resize((self.image_size, self.image_size), Image.BICUBIC), dtype=np.float32)
+            square = np.asarray(
+                grey.resize((self.image_size, self.image_size), Image.BICUBIC), dtype=np.float32
+            )
             image = _grey_to_rgb(square / 255.0, self.device)
             return (image - self._mean) / self._std
         return self.model_input(_grey_to_rgb(frame, self.device))
@@ -328,12 +394,15 @@ class Sam2SliceModel:
             backbone_out = self.model.forward_image(self.frame_input(frame))
             _, feats, pos, sizes = self.model._prepare_backbone_features(backbone_out)
         if self._pos_embeds is None:
-            # Positional encodings depend only on the feature size: keep one copy, not one per slice.
+            # Positional encodings depend only on the feature size: keep one copy, not one per
+            # slice.
             self._pos_embeds = [p.float() for p in pos]
             self._feat_sizes = [tuple(s) for s in sizes]
         return {"feats": list(feats), "orig_hw": torch.tensor(frame.shape)}
 
-    def _point_inputs(self, prompts: SlicePrompts, orig: tuple[int, int]) -> dict[str, torch.Tensor] | None:
+    def _point_inputs(
+        self, prompts: SlicePrompts, orig: tuple[int, int]
+    ) -> dict[str, torch.Tensor] | None:
         h, w = orig
         coords, labels = [], []
         if prompts.box is not None:
@@ -346,7 +415,10 @@ class Sam2SliceModel:
             return None
         xy = torch.tensor(coords, dtype=torch.float32, device=self.device)
         xy = xy / torch.tensor([w, h], device=self.device) * self.image_size
-        return {"point_coords": xy[None], "point_labels": torch.tensor([labels], dtype=torch.int32, device=self.device)}
+        return {
+            "point_coords": xy[None],
+            "point_labels": torch.tensor([labels], dtype=torch.int32, device=self.device),
+        }
 
     def _vision(self, features: Features) -> list[torch.Tensor]:
         if self._pos_embeds is None:
@@ -355,8 +427,9 @@ class Sam2SliceModel:
             self.encode(np.zeros(orig_hw(features), dtype=np.float32))
         return [f.to(self.device, torch.float32) for f in features["feats"]]  # type: ignore[union-attr]
 
-    def _finish(self, orig: tuple[int, int], low_res: torch.Tensor, iou: torch.Tensor,
-                state: dict[str, Any]) -> SliceMask:
+    def _finish(
+        self, orig: tuple[int, int], low_res: torch.Tensor, iou: torch.Tensor, state: dict[str, Any]
+    ) -> SliceMask:
         low_res = fill_small_holes(low_res.float(), self.fill_hole_area)
         state["pred_masks"] = low_res
         full = F.interpolate(low_res, size=orig, mode="bilinear", align_corners=False)
@@ -379,14 +452,30 @@ class Sam2SliceModel:
         with torch.inference_mode(), autocast(self.device):
             # SAM2Base._track_step on a frame not yet tracked, with sam2_heads for its heads.
             pix = model._prepare_memory_conditioned_features(
-                frame_idx=0, is_init_cond_frame=True, current_vision_feats=feats[-1:],
-                current_vision_pos_embeds=self._pos_embeds[-1:], feat_sizes=self._feat_sizes[-1:],  # type: ignore[index]
-                output_dict=empty, num_frames=1, track_in_reverse=False,
+                frame_idx=0,
+                is_init_cond_frame=True,
+                current_vision_feats=feats[-1:],
+                current_vision_pos_embeds=self._pos_embeds[-1:],
+                feat_sizes=self._feat_sizes[-1:],  # type: ignore[index]
+                output_dict=empty,
+                num_frames=1,
+                track_in_reverse=False,
             )
-            heads = sam2_heads(model, pix, point_inputs, mask_logits, self._high_res_features(feats),
-                               model._use_multimask(True, point_inputs), with_high_res=False)
-        state = {"obj_ptr": heads.obj_ptr.float(), "object_score_logits": heads.object_score.float(),
-                 "maskmem_features": None, "maskmem_pos_enc": None}
+            heads = sam2_heads(
+                model,
+                pix,
+                point_inputs,
+                mask_logits,
+                self._high_res_features(feats),
+                model._use_multimask(True, point_inputs),
+                with_high_res=False,
+            )
+        state = {
+            "obj_ptr": heads.obj_ptr.float(),
+            "object_score_logits": heads.object_score.float(),
+            "maskmem_features": None,
+            "maskmem_pos_enc": None,
+        }
         return self._finish(orig, heads.low_res, heads.ious, state)
 
     def _high_res_features(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -395,7 +484,9 @@ class Sam2SliceModel:
             for x, size in zip(feats[:-1], self._feat_sizes[:-1], strict=True)  # type: ignore[index]
         ]
 
-    def _store_memory(self, state: dict[str, Any], feats: torch.Tensor, pos: list[torch.Tensor]) -> None:
+    def _store_memory(
+        self, state: dict[str, Any], feats: torch.Tensor, pos: list[torch.Tensor]
+    ) -> None:
         # bfloat16, as SAM2VideoPredictor stores memories; the positional encoding is one
         # constant of the model, kept once.
         if self._maskmem_pos is None:
@@ -412,10 +503,19 @@ class Sam2SliceModel:
         if state["maskmem_features"] is None:
             feats = self._vision(features)
             with torch.inference_mode(), autocast(self.device):
-                high_res = F.interpolate(state["pred_masks"].to(self.device), size=(self.image_size,) * 2,
-                                         mode="bilinear", align_corners=False)
+                high_res = F.interpolate(
+                    state["pred_masks"].to(self.device),
+                    size=(self.image_size,) * 2,
+                    mode="bilinear",
+                    align_corners=False,
+                )
                 memory, pos = self.model._encode_new_memory(
-                    feats, self._feat_sizes, high_res, state["object_score_logits"], is_mask_from_pts=True)
+                    feats,
+                    self._feat_sizes,
+                    high_res,
+                    state["object_score_logits"],
+                    is_mask_from_pts=True,
+                )
             self._store_memory(state, memory, pos)
         return state
 
@@ -431,13 +531,29 @@ class Sam2SliceModel:
         h, w = self._feat_sizes[-1]  # type: ignore[index]
         with torch.inference_mode(), autocast(self.device):
             memory, memory_pos, n_ptr = memory_inputs(model, frame_index, view, num_frames, reverse)
-            pix = model.memory_attention(curr=feats[-1:], curr_pos=self._pos_embeds[-1:], memory=memory,  # type: ignore[index]
-                                         memory_pos=memory_pos, num_obj_ptr_tokens=n_ptr)
+            pix = model.memory_attention(
+                curr=feats[-1:],
+                curr_pos=self._pos_embeds[-1:],
+                memory=memory,  # type: ignore[index]
+                memory_pos=memory_pos,
+                num_obj_ptr_tokens=n_ptr,
+            )
             pix = pix.permute(1, 2, 0).view(batch, width, h, w)
-            heads = sam2_heads(model, pix, None, None, self._high_res_features(feats),
-                               model._use_multimask(False, None), with_high_res=True)
-            mem, pos = model._encode_new_memory(feats, self._feat_sizes, heads.high_res, heads.object_score,
-                                                is_mask_from_pts=False)
-        state = {"obj_ptr": heads.obj_ptr.float(), "object_score_logits": heads.object_score.float()}
+            heads = sam2_heads(
+                model,
+                pix,
+                None,
+                None,
+                self._high_res_features(feats),
+                model._use_multimask(False, None),
+                with_high_res=True,
+            )
+            mem, pos = model._encode_new_memory(
+                feats, self._feat_sizes, heads.high_res, heads.object_score, is_mask_from_pts=False
+            )
+        state = {
+            "obj_ptr": heads.obj_ptr.float(),
+            "object_score_logits": heads.object_score.float(),
+        }
         self._store_memory(state, mem, pos)
         return self._finish(orig, heads.low_res, heads.ious, state)

@@ -65,7 +65,8 @@ class BatchJob:
     """What every case runs: text targets, or per-case clicks from a prompts file."""
 
     text: tuple[str, ...] = ()
-    # case id -> [{"name", "points", "negative", "boxes", "propagate"}]; boxes as --box: [z, y0, x0, y1, x1]
+    # case id -> [{"name", "points", "negative", "boxes", "propagate"}]; boxes as --box: [z, y0,
+    # x0, y1, x1]
     prompts: dict = field(default_factory=dict)
     model: str | None = None
     checkpoint: str | None = None
@@ -76,13 +77,18 @@ class BatchJob:
 
     def __post_init__(self) -> None:
         if bool(self.text) == bool(self.prompts):
-            raise InputError("a batch runs either --text targets or a --prompts file (exactly one of them)")
+            raise InputError(
+                "a batch runs either --text targets or a --prompts file (exactly one of them)"
+            )
         if self.text and not (self.model or self.checkpoint):
-            raise InputError("text targets in a batch need a SAM/SAM2 model: --model ID or --checkpoint FILE")
+            raise InputError(
+                "text targets in a batch need a SAM/SAM2 model: --model ID or --checkpoint FILE"
+            )
 
     @property
     def model_id(self) -> str | None:
-        """The model to load: the one named, else (prompts files) the installed box model, as segment uses."""
+        """The model to load: the one named, else (prompts files) the installed box model, as
+        segment uses."""
         from napari_textseg.models.registry import DEFAULT_MODEL
 
         return self.model or (None if self.checkpoint else DEFAULT_MODEL)
@@ -128,7 +134,9 @@ def _wants_clip(family: str, text: tuple[str, ...]) -> bool:
     from napari_textseg.core.text_prompts import parse_targets
     from napari_textseg.engine.jobs.pipelines import needs_clip
 
-    return family != "sam3" and needs_clip(parse_targets("\n".join(text)), {})  # SAM3 reads the text itself
+    return family != "sam3" and needs_clip(
+        parse_targets("\n".join(text)), {}
+    )  # SAM3 reads the text itself
 
 
 def find_cases(source: str, out_dir: str | os.PathLike) -> list[BatchCase]:
@@ -141,13 +149,18 @@ def find_cases(source: str, out_dir: str | os.PathLike) -> list[BatchCase]:
         with open(manifest, newline="") as handle:
             rows = list(csv.DictReader(handle))
         if not rows or "image" not in rows[0]:
-            raise InputError(f"{manifest.name} needs a header with an 'image' column (optional: reference, case)")
+            raise InputError(
+                f"{manifest.name} needs a header with an 'image' column (optional: reference, case)"
+            )
         base = manifest.parent
 
         def resolve(value: str | None) -> str | None:
             return str(base / value) if value and not Path(value).is_absolute() else (value or None)
 
-        items = [(resolve(r["image"]), resolve(r.get("reference")), (r.get("case") or "").strip()) for r in rows]
+        items = [
+            (resolve(r["image"]), resolve(r.get("reference")), (r.get("case") or "").strip())
+            for r in rows
+        ]
     else:
         paths = sorted(glob.glob(source))
         if not paths:
@@ -159,7 +172,9 @@ def find_cases(source: str, out_dir: str | os.PathLike) -> list[BatchCase]:
             raise InputError("a manifest row has an empty 'image' cell")
         case_id = case or safe_stem(image, also=".")
         if case_id in seen:
-            raise InputError(f"two cases are called {case_id!r}; give them a 'case' column in the manifest")
+            raise InputError(
+                f"two cases are called {case_id!r}; give them a 'case' column in the manifest"
+            )
         seen.add(case_id)
         cases.append(BatchCase(case_id, image, str(out / f"{case_id}{OUTPUT_SUFFIX}"), reference))
     return cases
@@ -178,8 +193,9 @@ def _model(model_id: str | None, checkpoint: str | None, device: str | None, cli
 
     key = (model_id, checkpoint, device)
     if key not in _MODELS:
-        _MODELS[key] = load_model(model_id, checkpoint, device=device,
-                                  wording=CLI_CLIP_WORDING if clip else CLI_WORDING)
+        _MODELS[key] = load_model(
+            model_id, checkpoint, device=device, wording=CLI_CLIP_WORDING if clip else CLI_WORDING
+        )
         _LOADS["count"] += 1
     return _MODELS[key]
 
@@ -200,16 +216,26 @@ def _segment_prompts(volume, job: BatchJob, case: BatchCase) -> tuple[np.ndarray
     labels = np.zeros(volume.spatial_shape, dtype=np.uint16)
     names = {}
     for value, obj in enumerate(objects, start=1):
-        positive, negative = (np.array([voxel_indices(p, f"{case.case_id}: {key} {p}") for p in obj.get(key, [])],
-                                       dtype=float).reshape(-1, 3) for key in ("points", "negative"))
+        positive, negative = (
+            np.array(
+                [voxel_indices(p, f"{case.case_id}: {key} {p}") for p in obj.get(key, [])],
+                dtype=float,
+            ).reshape(-1, 3)
+            for key in ("points", "negative")
+        )
         signs = np.r_[np.ones(len(positive)), np.zeros(len(negative))].astype(int)
         boxes = {}
         for box in obj.get("boxes", []):
-            z, *corners = voxel_indices(box, f"{case.case_id}: box {box}") if len(box) == 5 else \
-                _bad_box(case.case_id, box)
+            z, *corners = (
+                voxel_indices(box, f"{case.case_id}: box {box}")
+                if len(box) == 5
+                else _bad_box(case.case_id, box)
+            )
             boxes[int(z)] = tuple(float(v) for v in corners)
         settings = PropagationSettings() if obj.get("propagate", True) else None
-        mask = segment_clicks(volume, sam, np.vstack([positive, negative]), signs, boxes or None, propagate=settings)
+        mask = segment_clicks(
+            volume, sam, np.vstack([positive, negative]), signs, boxes or None, propagate=settings
+        )
         labels[mask & (labels == 0)] = value  # earlier objects keep their voxels
         names[value] = str(obj.get("name") or f"object {value}")
     return labels, names
@@ -233,7 +259,9 @@ def _score(labels: np.ndarray, names: dict[int, str], reference: str, tolerance_
     return scores
 
 
-def _existing_output(case: BatchCase, job: BatchJob, result: CaseResult | None = None) -> CaseResult:
+def _existing_output(
+    case: BatchCase, job: BatchJob, result: CaseResult | None = None
+) -> CaseResult:
     """A case whose output exists (complete: outputs are written atomically) but whose record
     is lost: done, not run again, and scored from that output when it has a reference."""
     from napari_textseg.core.io import read_volume
@@ -243,7 +271,9 @@ def _existing_output(case: BatchCase, job: BatchJob, result: CaseResult | None =
     if case.reference:
         try:
             written = read_volume(case.output)
-            result.metrics = _score(written.data, written.label_names or {}, case.reference, job.tolerance_mm)
+            result.metrics = _score(
+                written.data, written.label_names or {}, case.reference, job.tolerance_mm
+            )
         except Exception as err:  # the figures are a bonus here; the output stays
             result.message = f"{EARLIER}; cannot score it: {err}"
     return result
@@ -256,7 +286,9 @@ def run_case(case: BatchCase, job: BatchJob) -> CaseResult:
     from napari_textseg.core.io import read_volume, write_labels
 
     start = time.perf_counter()
-    result = CaseResult(case.case_id, "done", output=case.output, worker=f"{socket.gethostname()}:{os.getpid()}")
+    result = CaseResult(
+        case.case_id, "done", output=case.output, worker=f"{socket.gethostname()}:{os.getpid()}"
+    )
     if Path(case.output).exists():
         return _existing_output(case, job, result)
     try:
@@ -271,27 +303,43 @@ def run_case(case: BatchCase, job: BatchJob) -> CaseResult:
             wants_clip = _wants_clip(sam.card.family, job.text)
             if wants_clip and not (job.clip or job.clip_checkpoint):
                 raise InputError(_NO_CLIP)
-            clip = _model(job.clip, job.clip_checkpoint, job.device, clip=True) if wants_clip else None
-            backend = resolve_backend("clip-sam", modality=volume.modality, device_type=sam.device.type,
-                                      model_named=True, model_family=sam.card.family)
+            clip = (
+                _model(job.clip, job.clip_checkpoint, job.device, clip=True) if wants_clip else None
+            )
+            backend = resolve_backend(
+                "clip-sam",
+                modality=volume.modality,
+                device_type=sam.device.type,
+                model_named=True,
+                model_family=sam.card.family,
+            )
             made = label_text(volume, targets, sam, clip, backend=backend)  # type: ignore[arg-type]
             labels, names = made.labels, made.names
         else:
             labels, names = _segment_prompts(volume, job, case)
         Path(case.output).parent.mkdir(parents=True, exist_ok=True)
-        write_labels(case.output, labels, geometry=volume.geometry, scale=volume.spacing,
-                     translate=volume.origin, label_names=names)
+        write_labels(
+            case.output,
+            labels,
+            geometry=volume.geometry,
+            scale=volume.spacing,
+            translate=volume.origin,
+            label_names=names,
+        )
         if case.reference:
             result.metrics = _score(labels, names, case.reference, job.tolerance_mm)
     except Exception as err:  # one bad case must not stop the cohort
         result.status = "error"
-        result.message = f"{type(err).__name__}: {err}" if str(err) else traceback.format_exc(limit=2)
+        result.message = (
+            f"{type(err).__name__}: {err}" if str(err) else traceback.format_exc(limit=2)
+        )
     result.seconds = time.perf_counter() - start
     result.model_loads = _LOADS["count"]
     return result
 
 
 # -- on the client ----------------------------------------------------------------------
+
 
 def connect(scheduler: str | None = None, n_workers: int | None = None, timeout_s: float = 10.0):
     """A Dask client: to ``scheduler`` (an address), or to a new LocalCluster of processes."""
@@ -301,10 +349,14 @@ def connect(scheduler: str | None = None, n_workers: int | None = None, timeout_
         try:
             return Client(scheduler, timeout=f"{timeout_s}s")
         except (OSError, TimeoutError) as err:
-            raise InputError(f"cannot reach the Dask scheduler at {scheduler} ({err}); "
-                             "check the address, or leave --scheduler out to run on this machine") from err
+            raise InputError(
+                f"cannot reach the Dask scheduler at {scheduler} ({err}); "
+                "check the address, or leave --scheduler out to run on this machine"
+            ) from err
     workers = n_workers or max(1, min(4, (os.cpu_count() or 2) // 2))
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    cluster = LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+    )
     return Client(cluster)
 
 
@@ -353,7 +405,9 @@ def run_batch(
             progress(result, len(results), len(cases))
 
     def submit(case: BatchCase, attempt: str):
-        return client.submit(runner, case, job, key=f"textseg-{case.case_id}-{attempt}{time.time_ns()}", pure=False)
+        return client.submit(
+            runner, case, job, key=f"textseg-{case.case_id}-{attempt}{time.time_ns()}", pure=False
+        )
 
     futures = {}
     for case in cases:
@@ -362,7 +416,9 @@ def run_batch(
             record(CaseResult(case.case_id, "error", message=f"missing file: {', '.join(missing)}"))
         elif Path(case.output).exists():
             earlier = previous.get(case.case_id)
-            finished = earlier is not None and earlier.status == "done" and earlier.output == case.output
+            finished = (
+                earlier is not None and earlier.status == "done" and earlier.output == case.output
+            )
             record(earlier if finished else _existing_output(case, job))  # type: ignore[arg-type]
         else:
             futures[submit(case, "")] = case
@@ -382,14 +438,18 @@ def run_batch(
         try:
             result = submit(case, "retry-").result()
         except Exception as err:
-            result = CaseResult(case.case_id, "error",
-                                message=f"the task failed on the cluster: {type(err).__name__}: {err}")
+            result = CaseResult(
+                case.case_id,
+                "error",
+                message=f"the task failed on the cluster: {type(err).__name__}: {err}",
+            )
         record(result)
     return [results[c.case_id] for c in cases]
 
 
 def read_results(out_dir: str | os.PathLike) -> dict[str, CaseResult]:
-    """The records an earlier run left in ``out_dir/results.json``, by case id (none if unreadable)."""
+    """The records an earlier run left in ``out_dir/results.json``, by case id (none if
+    unreadable)."""
     try:
         rows = json.loads((Path(out_dir) / "results.json").read_text())
         return {row["case_id"]: CaseResult(**row) for row in rows}

@@ -27,8 +27,10 @@ __all__ = ["LabelMap", "label_text", "needs_clip", "segment_clicks"]
 
 def _single_channel(volume: Volume, what: str) -> None:
     if volume.channel_axis is not None:
-        raise ValueError(f"{volume.name or 'the image'} has {volume.data.shape[0]} channels; "
-                         f"{what} one channel at a time")
+        raise ValueError(
+            f"{volume.name or 'the image'} has {volume.data.shape[0]} channels; "
+            f"{what} one channel at a time"
+        )
 
 
 def segment_clicks(
@@ -57,11 +59,21 @@ def segment_clicks(
     backend = open_slice_model(sam, embedding)
     if report is not None and backend.runtime_note:
         report(backend.runtime_note)
-    session = open_session(volume.data, volume.spacing, volume.modality, backend, embedding, volume.name,
-                           roi_mm=roi_mm, roi_context=roi_context, confine=confine)
+    session = open_session(
+        volume.data,
+        volume.spacing,
+        volume.modality,
+        backend,
+        embedding,
+        volume.name,
+        roi_mm=roi_mm,
+        roi_context=roi_context,
+        confine=confine,
+    )
     try:
-        checked = session.check_prompts(np.asarray(points, dtype=float).reshape(-1, 3), np.asarray(labels),
-                                        boxes or None)
+        checked = session.check_prompts(
+            np.asarray(points, dtype=float).reshape(-1, 3), np.asarray(labels), boxes or None
+        )
         if report is not None and checked.note:
             report(checked.note)
         session.set_prompts(checked)
@@ -117,10 +129,21 @@ def label_text(
     _single_channel(volume, "label")
     check_text_volume(volume.data)
     values = assign_values(targets)
-    text_volume = TextVolume(volume.data, volume.spacing, volume.modality, volume.geometry, volume.name)
-    labeller = open_text_backend(backend, text_volume, targets=targets, device=device, sam=sam, clip=clip,
-                                 clicks=clicks, weights=weights, report=report,
-                                 embedding=embedding)
+    text_volume = TextVolume(
+        volume.data, volume.spacing, volume.modality, volume.geometry, volume.name
+    )
+    labeller = open_text_backend(
+        backend,
+        text_volume,
+        targets=targets,
+        device=device,
+        sam=sam,
+        clip=clip,
+        clicks=clicks,
+        weights=weights,
+        report=report,
+        embedding=embedding,
+    )
     if report is not None:
         report(f"backend: {labeller.title}")
     results = []
@@ -128,7 +151,9 @@ def label_text(
         if isinstance(event, OrganResult):
             results.append(event)
             if report is not None:
-                report(f"{event.target.name}: label {event.value}, {int(event.mask.sum())} voxels, "
-                       f"confidence {event.confidence:.2f}")
+                report(
+                    f"{event.target.name}: label {event.value}, {int(event.mask.sum())} voxels, "
+                    f"confidence {event.confidence:.2f}"
+                )
     labels, confidence = merge_results(results, volume.spatial_shape)
     return LabelMap(labels, {r.value: r.target.name for r in results}, confidence, labeller.title)

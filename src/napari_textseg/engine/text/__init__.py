@@ -1,1 +1,2 @@
-"""Text labelling: the text-backend protocol and its backends (CLIP + SAM, VoxTell, Medical-SAM3)."""
+"""Text labelling: the text-backend protocol and its backends (CLIP + SAM, VoxTell,
+Medical-SAM3)."""

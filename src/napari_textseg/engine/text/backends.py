@@ -18,8 +18,15 @@ from dataclasses import dataclass
 from napari_textseg.core.errors import InputError
 
 __all__ = [
-    "AUTO", "BACKENDS", "BackendInfo", "choose_backend", "get_backend_info", "not_installed", "open_text_backend",
-    "resolve_backend", "why_unavailable",
+    "AUTO",
+    "BACKENDS",
+    "BackendInfo",
+    "choose_backend",
+    "get_backend_info",
+    "not_installed",
+    "open_text_backend",
+    "resolve_backend",
+    "why_unavailable",
 ]
 
 AUTO = "auto"
@@ -43,16 +50,41 @@ class BackendInfo:
 BACKENDS: dict[str, BackendInfo] = {
     info.id: info
     for info in (
-        BackendInfo("voxtell", "VoxTell (trained 3-D, free text)", ("CT", "MR", "PET"),
-                    "free text; the embedding bank's prompts work offline", "voxtell", "voxtell", "voxtell_v1.1"),
-        BackendInfo("medical-sam3", "Medical-SAM3 3-D (trained, GPU)", ("CT", "MR", "PET", "US"),
-                    "short concept phrases (organ and lesion names)", "sam3", "medical-sam3", "medical_sam3_3d",
-                    needs_gpu=True),
-        BackendInfo("clip-sam", "CLIP + SAM (training-free)", (),
-                    "anything CLIP can name; unreliable on medical images without a click"),
+        BackendInfo(
+            "voxtell",
+            "VoxTell (trained 3-D, free text)",
+            ("CT", "MR", "PET"),
+            "free text; the embedding bank's prompts work offline",
+            "voxtell",
+            "voxtell",
+            "voxtell_v1.1",
+        ),
+        BackendInfo(
+            "medical-sam3",
+            "Medical-SAM3 3-D (trained, GPU)",
+            ("CT", "MR", "PET", "US"),
+            "short concept phrases (organ and lesion names)",
+            "sam3",
+            "medical-sam3",
+            "medical_sam3_3d",
+            needs_gpu=True,
+        ),
+        BackendInfo(
+            "clip-sam",
+            "CLIP + SAM (training-free)",
+            (),
+            "anything CLIP can name; unreliable on medical images without a click",
+        ),
         # Never chosen by auto (clip-sam, before it, always can run): with a SAM3 model, or by name.
-        BackendInfo("sam3-slices", "SAM3 per slice (reads the text)", (),
-                    "short concept phrases, slice by slice, linked into 3-D", "sam3", None, "sam3"),
+        BackendInfo(
+            "sam3-slices",
+            "SAM3 per slice (reads the text)",
+            (),
+            "short concept phrases, slice by slice, linked into 3-D",
+            "sam3",
+            None,
+            "sam3",
+        ),
     )
 }
 
@@ -62,7 +94,9 @@ def get_backend_info(backend: str) -> BackendInfo:
     try:
         return BACKENDS[backend]
     except KeyError:
-        raise InputError(f"unknown text backend {backend!r}; choose one of {AUTO}, {', '.join(BACKENDS)}") from None
+        raise InputError(
+            f"unknown text backend {backend!r}; choose one of {AUTO}, {', '.join(BACKENDS)}"
+        ) from None
 
 
 def not_installed(backend: str) -> str | None:
@@ -74,8 +108,14 @@ def not_installed(backend: str) -> str | None:
     return None
 
 
-def why_unavailable(backend: str, modality: str, device_type: str, *, allow_cpu: bool = False,
-                    weights_present: bool | None = None) -> str | None:
+def why_unavailable(
+    backend: str,
+    modality: str,
+    device_type: str,
+    *,
+    allow_cpu: bool = False,
+    weights_present: bool | None = None,
+) -> str | None:
     """Why ``backend`` cannot label this volume here, or None when it can.
 
     ``weights_present`` overrides the cache check (a local file or folder was given).
@@ -90,17 +130,29 @@ def why_unavailable(backend: str, modality: str, device_type: str, *, allow_cpu:
     if missing:
         return missing
     if info.card is not None:
-        present = cached_path(get_card(info.card)).is_file() if weights_present is None else weights_present
+        present = (
+            cached_path(get_card(info.card)).is_file()
+            if weights_present is None
+            else weights_present
+        )
         if not present:
             return f"{info.title}: its weights ({info.card}) are not downloaded"
     if info.needs_gpu and device_type != "cuda" and not allow_cpu:
-        return (f"{info.title} needs a CUDA GPU: on a CPU a four-slice clip takes minutes "
-                "(allow it explicitly to try anyway)")
+        return (
+            f"{info.title} needs a CUDA GPU: on a CPU a four-slice clip takes minutes "
+            "(allow it explicitly to try anyway)"
+        )
     return None
 
 
-def choose_backend(backend: str, modality: str, device_type: str, *, allow_cpu: bool = False,
-                   weights_present: bool | None = None) -> str:
+def choose_backend(
+    backend: str,
+    modality: str,
+    device_type: str,
+    *,
+    allow_cpu: bool = False,
+    weights_present: bool | None = None,
+) -> str:
     """``backend`` itself when it can run (else a clear error), or for ``auto`` the best that can.
 
     ``weights_present`` (a local file or folder was given) applies to a named backend only.
@@ -110,15 +162,25 @@ def choose_backend(backend: str, modality: str, device_type: str, *, allow_cpu: 
             if why_unavailable(candidate, modality, device_type, allow_cpu=allow_cpu) is None:
                 return candidate
         return "clip-sam"
-    reason = why_unavailable(backend, modality, device_type, allow_cpu=allow_cpu, weights_present=weights_present)
+    reason = why_unavailable(
+        backend, modality, device_type, allow_cpu=allow_cpu, weights_present=weights_present
+    )
     if reason is not None:
         raise InputError(reason)
     return backend
 
 
-def resolve_backend(choice: str, *, modality: str, device_type: str, prompts_given: bool = False,
-                    model_named: bool = False, model_family: str | None = None, allow_cpu: bool = False,
-                    weights_present: bool | None = None) -> str:
+def resolve_backend(
+    choice: str,
+    *,
+    modality: str,
+    device_type: str,
+    prompts_given: bool = False,
+    model_named: bool = False,
+    model_family: str | None = None,
+    allow_cpu: bool = False,
+    weights_present: bool | None = None,
+) -> str:
     """The one backend to run for the user's ``choice`` (a backend id or ``auto``).
 
     With ``auto``, clicks or boxes (``prompts_given``) or a segmentation model the user
@@ -132,14 +194,20 @@ def resolve_backend(choice: str, *, modality: str, device_type: str, prompts_giv
     if choice == "clip-sam" and model_family == "sam3":
         choice = "sam3-slices"
     if choice == "sam3-slices" and prompts_given:
-        raise InputError("SAM3 takes the text itself: drop the clicks or boxes, or use a SAM/SAM2 model "
-                         "for text + click")
+        raise InputError(
+            "SAM3 takes the text itself: drop the clicks or boxes, or use a SAM/SAM2 model "
+            "for text + click"
+        )
     if choice in ("voxtell", "medical-sam3") and prompts_given:
-        raise InputError(f"{get_backend_info(choice).title} takes the text itself: drop the clicks, or use "
-                         "clip-sam for text + click (and correct any organ with clicks afterwards)")
+        raise InputError(
+            f"{get_backend_info(choice).title} takes the text itself: drop the clicks, or use "
+            "clip-sam for text + click (and correct any organ with clicks afterwards)"
+        )
     if choice == "sam3-slices" and model_family == "sam3":
         return choice  # the model is loaded already: nothing else to check
-    chosen = choose_backend(choice, modality, device_type, allow_cpu=allow_cpu, weights_present=weights_present)
+    chosen = choose_backend(
+        choice, modality, device_type, allow_cpu=allow_cpu, weights_present=weights_present
+    )
     return "sam3-slices" if chosen == "clip-sam" and model_family == "sam3" else chosen
 
 
@@ -195,14 +263,24 @@ def _open_clip_sam(volume, targets, sam, session, clip, clicks, embedding=None):
         if clip is None:
             raise InputError("targets without a click need a CLIP model")
         if clip.card.family != "clip":
-            raise InputError(f"{clip.card.title} is not a CLIP model; text search needs an open_clip checkpoint")
+            raise InputError(
+                f"{clip.card.title} is not a CLIP model; text search needs an open_clip checkpoint"
+            )
         dense = DenseClip(clip.model)
         encoder = TextEncoder(clip.model, str(clip.checkpoint), clip.card.arch["model_name"])
     if session is None:
         if sam is None:
-            raise InputError("the clip-sam backend needs a SAM/SAM2 model (--model ID or --checkpoint FILE)")
-        session = open_session(volume.data, volume.spacing, volume.modality, open_slice_model(sam, embedding),
-                               embedding, volume.name)
+            raise InputError(
+                "the clip-sam backend needs a SAM/SAM2 model (--model ID or --checkpoint FILE)"
+            )
+        session = open_session(
+            volume.data,
+            volume.spacing,
+            volume.modality,
+            open_slice_model(sam, embedding),
+            embedding,
+            volume.name,
+        )
     raw = volume.data if volume.modality == "CT" else None  # the HU priors are CT-only
     return TextLabeller(session, raw=raw, clip=dense, encoder=encoder, clicks=clicks)
 
@@ -219,7 +297,9 @@ def _open_trained(backend: str, volume, device, weights: str | None, report, onl
 
         folder, bank = local_voxtell(weights) if weights is not None else cached_voxtell(card)
         predictor = load_voxtell(folder, device, bank if bank.is_file() else None)
-        return VoxTellBackend(predictor, volume, report=report, online=online or hugging_face_reachable)
+        return VoxTellBackend(
+            predictor, volume, report=report, online=online or hugging_face_reachable
+        )
     if backend == "medical-sam3":
         from napari_textseg.engine.text.medical_sam3 import MedicalSam3Backend
         from napari_textseg.models.medical_sam3 import load_medical_sam3_video

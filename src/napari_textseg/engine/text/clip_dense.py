@@ -18,6 +18,7 @@ from napari_textseg.models.device import autocast
 
 __all__ = ["DenseClip"]
 
+
 class DenseClip:
     """Per-patch CLIP embeddings of model-ready slices (values 0-255).
 
@@ -51,18 +52,28 @@ class DenseClip:
         patch = visual.patch_size
         self.patch = int(patch[0] if isinstance(patch, tuple) else patch)
         if self.resolution % self.patch:
-            raise ValueError(f"resolution {self.resolution} is not a multiple of the patch size {self.patch}")
+            raise ValueError(
+                f"resolution {self.resolution} is not a multiple of the patch size {self.patch}"
+            )
         self.grid = self.resolution // self.patch
         cfg = getattr(visual, "preprocess_cfg", {}) or {}
-        self._mean = torch.tensor(cfg.get("mean", OPENAI_DATASET_MEAN), device=self.device).view(1, 3, 1, 1)
-        self._std = torch.tensor(cfg.get("std", OPENAI_DATASET_STD), device=self.device).view(1, 3, 1, 1)
+        self._mean = torch.tensor(cfg.get("mean", OPENAI_DATASET_MEAN), device=self.device).view(
+            1, 3, 1, 1
+        )
+        self._std = torch.tensor(cfg.get("std", OPENAI_DATASET_STD), device=self.device).view(
+            1, 3, 1, 1
+        )
         self.batch = batch
 
     @property
     def logit_scale(self) -> float:
         """CLIP's learnt temperature (``exp(logit_scale)``), capped at 100 as in training."""
         scale = getattr(self.model, "logit_scale", None)
-        return float(min(100.0, torch.exp(scale.detach().float()).item())) if scale is not None else 100.0
+        return (
+            float(min(100.0, torch.exp(scale.detach().float()).item()))
+            if scale is not None
+            else 100.0
+        )
 
     def _positional(self) -> torch.Tensor:
         pos = self.visual.positional_embedding
@@ -71,12 +82,21 @@ class DenseClip:
         cls, grid = pos[:1], pos[1:]
         side = int(round(grid.shape[0] ** 0.5))
         grid = grid.reshape(1, side, side, -1).permute(0, 3, 1, 2)
-        grid = F.interpolate(grid.float(), size=(self.grid, self.grid), mode="bicubic", align_corners=False)
-        return torch.cat([cls, grid.permute(0, 2, 3, 1).reshape(self.grid * self.grid, -1).to(pos.dtype)])
+        grid = F.interpolate(
+            grid.float(), size=(self.grid, self.grid), mode="bicubic", align_corners=False
+        )
+        return torch.cat(
+            [cls, grid.permute(0, 2, 3, 1).reshape(self.grid * self.grid, -1).to(pos.dtype)]
+        )
 
     def _images(self, slices: np.ndarray) -> torch.Tensor:
         x = torch.as_tensor(np.ascontiguousarray(slices, dtype=np.float32), device=self.device)
-        x = F.interpolate(x[:, None], size=(self.resolution, self.resolution), mode="bilinear", align_corners=False)
+        x = F.interpolate(
+            x[:, None],
+            size=(self.resolution, self.resolution),
+            mode="bilinear",
+            align_corners=False,
+        )
         x = (x / 255.0).expand(-1, 3, -1, -1)  # grey slice -> RGB, as SAM frames are fed
         return (x - self._mean) / self._std
 
@@ -96,7 +116,9 @@ class DenseClip:
         last = blocks[-1]
         attn = last.attn
         width = attn.embed_dim
-        value = F.linear(last.ln_1(x), attn.in_proj_weight[2 * width :], attn.in_proj_bias[2 * width :])
+        value = F.linear(
+            last.ln_1(x), attn.in_proj_weight[2 * width :], attn.in_proj_bias[2 * width :]
+        )
         x = attn.out_proj(value)[:, 1:]  # the value path only; the class token is dropped
         x = visual.ln_post(x)
         if visual.proj is not None:

@@ -39,7 +39,9 @@ class LabelSettings:
 
     locate: LocateSettings = field(default_factory=LocateSettings)
     propagation: PropagationSettings = field(default_factory=PropagationSettings)
-    post: PostProcessing = field(default_factory=lambda: PostProcessing(fill_holes=True, keep_clicked=True))
+    post: PostProcessing = field(
+        default_factory=lambda: PostProcessing(fill_holes=True, keep_clicked=True)
+    )
 
 
 class TextLabeller:
@@ -74,7 +76,9 @@ class TextLabeller:
         clicks: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
     ):
         if session.axis != 0 or session.roi_mm is not None:
-            raise ValueError("text labelling runs on axial slices of the whole volume (axis 0, no ROI)")
+            raise ValueError(
+                "text labelling runs on axial slices of the whole volume (axis 0, no ROI)"
+            )
         self.session = session
         self.raw = raw
         self.clip = clip
@@ -82,7 +86,9 @@ class TextLabeller:
         self.settings = settings
         self.clicks = dict(clicks or {})
         if clip is None:  # every target has its click or box: no CLIP runs, and the name says so
-            model = getattr(session.slice_model, "title", None) or session.slice_model.family.upper()
+            model = (
+                getattr(session.slice_model, "title", None) or session.slice_model.family.upper()
+            )
             self.title = f"your prompts + {model} (no CLIP)"
         self._slices: np.ndarray | None = None
         self._embeddings: torch.Tensor | None = None
@@ -92,7 +98,9 @@ class TextLabeller:
     def _patch_embeddings(self) -> tuple[np.ndarray, torch.Tensor]:
         """Dense CLIP features of the scored slices, computed once per volume."""
         if self.clip is None:
-            raise InputError("finding an organ from text alone needs a CLIP model; load one, or click the organ")
+            raise InputError(
+                "finding an organ from text alone needs a CLIP model; load one, or click the organ"
+            )
         if self._embeddings is None:
             slices = scored_slices(self.session.n_slices, self.settings.locate.max_slices)
             self._embeddings = self.clip.embed(self.session.frames[slices])
@@ -103,7 +111,9 @@ class TextLabeller:
     def class_embeddings(self, targets: Sequence[TextTarget]) -> torch.Tensor:
         """(len(targets) + 1, D): each target's ensemble, then the background's."""
         if self.encoder is None:
-            raise InputError("finding an organ from text alone needs a CLIP model; load one, or click the organ")
+            raise InputError(
+                "finding an organ from text alone needs a CLIP model; load one, or click the organ"
+            )
         rows = [self.encoder.ensemble(object_ensemble(t)) for t in targets]
         rows.append(self.encoder.ensemble(background_ensemble()))
         return torch.stack(rows)
@@ -123,9 +133,13 @@ class TextLabeller:
             raw = np.asarray(self.raw)[slices]
         locations = []
         for k, target in enumerate(targets):
-            maps = F.interpolate(probabilities[:, k : k + 1], size=size, mode="bilinear", align_corners=False)
+            maps = F.interpolate(
+                probabilities[:, k : k + 1], size=size, mode="bilinear", align_corners=False
+            )
             hu_range = target.organ.hu_range if target.organ is not None else None
-            locations.append(locate(maps[:, 0].numpy(), slices, raw, hu_range, self.settings.locate))
+            locations.append(
+                locate(maps[:, 0].numpy(), slices, raw, hu_range, self.settings.locate)
+            )
         return locations
 
     # -- segmentation -----------------------------------------------------------------
@@ -139,7 +153,9 @@ class TextLabeller:
         session = self.session
         session.reset()
         session.set_prompts(location.points_zyx, location.labels, location.boxes)
-        mask = yield from session.propagate_steps(self.settings.propagation, post=self.settings.post)
+        mask = yield from session.propagate_steps(
+            self.settings.propagation, post=self.settings.post
+        )
         scores = [s for z, s in session.result.scores.items() if session.result.masks[z].any()]
         quality = float(np.clip(np.mean(scores), 0.0, 1.0)) if scores else 0.0
         return OrganResult(target, value, mask, location.confidence * quality, location)
@@ -148,9 +164,15 @@ class TextLabeller:
         """Clicks must name a target, and a target without a click needs CLIP."""
         unknown = set(self.clicks) - {t.name for t in targets}
         if unknown:
-            raise InputError(f"clicks were given for {', '.join(sorted(unknown))}, which is not a target")
-        if (self.clip is None or self.encoder is None) and any(t.name not in self.clicks for t in targets):
-            raise InputError("finding an organ from text alone needs a CLIP model; load one, or click the organ")
+            raise InputError(
+                f"clicks were given for {', '.join(sorted(unknown))}, which is not a target"
+            )
+        if (self.clip is None or self.encoder is None) and any(
+            t.name not in self.clicks for t in targets
+        ):
+            raise InputError(
+                "finding an organ from text alone needs a CLIP model; load one, or click the organ"
+            )
 
     def run(
         self,
@@ -158,7 +180,8 @@ class TextLabeller:
         values: Sequence[int],
         clicks: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> Generator[Progress | OrganResult, None, None]:
-        """Label every target in turn: yields :class:`Progress`, and an :class:`OrganResult` per target.
+        """Label every target in turn: yields :class:`Progress`, and an :class:`OrganResult` per
+        target.
 
         ``clicks``, when given, replaces the clicks the labeller was made with. Closing
         the generator (Cancel) mid-way keeps the results already yielded; the target in
@@ -171,10 +194,14 @@ class TextLabeller:
         count = len(targets)
         by_text = [t for t in targets if t.name not in clicks]
         yield Progress(0, count, "finding targets with CLIP" if by_text else "", 0, 0)
-        found = dict(zip([t.name for t in by_text], self.locate(by_text) if by_text else [], strict=True))
+        found = dict(
+            zip([t.name for t in by_text], self.locate(by_text) if by_text else [], strict=True)
+        )
         for index, (target, value) in enumerate(zip(targets, values, strict=True)):
             if target.name in clicks:
-                points, labels, *boxes = clicks[target.name]  # (points, labels[, boxes]): text + click or box
+                points, labels, *boxes = clicks[
+                    target.name
+                ]  # (points, labels[, boxes]): text + click or box
                 points = np.asarray(points, dtype=float).reshape(-1, 3)
                 on_box = boxes[0] if boxes and boxes[0] else None
                 z = int(np.rint(points[0, 0])) if len(points) else min(on_box or {0: None})

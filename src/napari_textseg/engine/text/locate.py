@@ -72,8 +72,11 @@ def hu_prior(hu: np.ndarray, hu_range: tuple[float, float]) -> np.ndarray:
     return np.exp(-0.5 * (distance / _HU_SIGMA) ** 2)
 
 
-def _spaced_extremes(score: np.ndarray, allowed: np.ndarray, count: int, spread: float, largest: bool) -> list:
-    """Up to ``count`` (y, x) cells of ``allowed`` with the highest (or lowest) score, kept apart."""
+def _spaced_extremes(
+    score: np.ndarray, allowed: np.ndarray, count: int, spread: float, largest: bool
+) -> list:
+    """Up to ``count`` (y, x) cells of ``allowed`` with the highest (or lowest) score, kept
+    apart."""
     ys, xs = np.nonzero(allowed)
     if not len(ys) or count <= 0:
         return []
@@ -120,7 +123,9 @@ def locate(
         if hu_range is not None:
             weight *= hu_prior(raw, hu_range)
     sigma = max(1.0, 0.01 * max(probability.shape[1:]))
-    score = np.stack([ndimage.gaussian_filter(p * w, sigma) for p, w in zip(probability, weight, strict=True)])
+    score = np.stack(
+        [ndimage.gaussian_filter(p * w, sigma) for p, w in zip(probability, weight, strict=True)]
+    )
     k = max(16, int(0.005 * score[0].size))
     strength = np.sort(score.reshape(len(score), -1), axis=1)[:, -k:].mean(axis=1)
     best = int(np.argmax(strength))
@@ -132,8 +137,13 @@ def locate(
     peak = np.unravel_index(np.argmax(np.where(inside, scaled, -1.0)), scaled.shape)
     region = regions == regions[peak] if regions[peak] else candidates
     positive = _spaced_extremes(scaled, region, settings.positive, settings.spread, largest=True)
-    negative = _spaced_extremes(scaled, inside & (scaled <= 1 - settings.top), settings.negative,
-                                settings.spread, largest=False)
+    negative = _spaced_extremes(
+        scaled,
+        inside & (scaled <= 1 - settings.top),
+        settings.negative,
+        settings.spread,
+        largest=False,
+    )
     z = int(slices[best])
     points = np.array([(z, y, x) for y, x in positive + negative], dtype=float).reshape(-1, 3)
     labels = np.array([1] * len(positive) + [0] * len(negative), dtype=int)

@@ -32,12 +32,17 @@ from napari_textseg.core.text_prompts import TextTarget
 from napari_textseg.engine.text.protocol import OrganResult, Progress, TextVolume, check_text_volume
 
 __all__ = [
-    "CLIP_LENGTH", "MedicalSam3Backend", "clip_windows", "fuse_pixel_scores",
+    "CLIP_LENGTH",
+    "MedicalSam3Backend",
+    "clip_windows",
+    "fuse_pixel_scores",
     "slice_frames",
 ]
 
 CLIP_LENGTH = 4
 PRIORITY_FLOOR = 0.5  # pixel_score fusion starts every voxel at this probability
+
+
 def clip_windows(depth: int, clip_length: int = CLIP_LENGTH) -> list[tuple[int, int]]:
     """``[start, end)`` of each independent clip: 0-4, 4-8, ..., the last one shorter."""
     if depth < 1 or clip_length < 1:
@@ -47,7 +52,9 @@ def clip_windows(depth: int, clip_length: int = CLIP_LENGTH) -> list[tuple[int, 
 
 def slice_frames(volume: TextVolume) -> np.ndarray:
     """(z, y, x, 3) uint8 frames: windowed (CT) or percentile-scaled, then min-max per slice."""
-    data = normalize_for_model(np.asarray(volume.data, dtype=np.float32), volume.modality, "soft_tissue")
+    data = normalize_for_model(
+        np.asarray(volume.data, dtype=np.float32), volume.modality, "soft_tissue"
+    )
     data = np.nan_to_num(data.astype(np.float32, copy=False))
     low = data.min(axis=(1, 2), keepdims=True)
     high = data.max(axis=(1, 2), keepdims=True)
@@ -57,8 +64,9 @@ def slice_frames(volume: TextVolume) -> np.ndarray:
     return np.repeat(frames[..., None], 3, axis=-1)
 
 
-def fuse_pixel_scores(labels: np.ndarray, priority: np.ndarray, mask: np.ndarray, scores: np.ndarray,
-                      value: int) -> None:
+def fuse_pixel_scores(
+    labels: np.ndarray, priority: np.ndarray, mask: np.ndarray, scores: np.ndarray, value: int
+) -> None:
     """Write ``value`` where ``mask`` holds and its probability beats what is there (in place)."""
     update = mask & (scores > priority)
     priority[update] = scores[update]
@@ -66,7 +74,8 @@ def fuse_pixel_scores(labels: np.ndarray, priority: np.ndarray, mask: np.ndarray
 
 
 class MedicalSam3Backend:
-    """Text targets through the Medical-SAM3 video model, clip by clip (see the module docstring)."""
+    """Text targets through the Medical-SAM3 video model, clip by clip (see the module
+    docstring)."""
 
     id = "medical-sam3"
     title = "Medical-SAM3 3-D (trained, GPU)"
@@ -80,8 +89,10 @@ class MedicalSam3Backend:
     def check_targets(self, targets: Sequence[TextTarget]) -> None:
         """Microscopy is outside what Medical-SAM3 was trained on."""
         if self.volume.modality == "microscopy":
-            raise InputError("Medical-SAM3 was trained on radiology images; use the CLIP + SAM backend "
-                             "for microscopy")
+            raise InputError(
+                "Medical-SAM3 was trained on radiology images; use the CLIP + SAM backend "
+                "for microscopy"
+            )
 
     def _frames_for_model(self) -> list:
         from PIL import Image
@@ -93,7 +104,9 @@ class MedicalSam3Backend:
 
         return _Frames(frames)
 
-    def _predict(self, state: Any, text: str) -> Generator[tuple[int, int], None, tuple[np.ndarray, np.ndarray]]:
+    def _predict(
+        self, state: Any, text: str
+    ) -> Generator[tuple[int, int], None, tuple[np.ndarray, np.ndarray]]:
         """One target through every clip: (mask, probability) per slice; yields (done, total)."""
         depth, height, width = self.volume.data.shape
         mask = np.zeros((depth, height, width), dtype=bool)
@@ -102,8 +115,9 @@ class MedicalSam3Backend:
         for done, (start, end) in enumerate(windows, 1):
             self.model.reset_state(state)
             self.model.add_prompt(inference_state=state, frame_idx=start, text_str=text)
-            for z, output in self.model.propagate_in_video(state, start_frame_idx=start,
-                                                           max_frame_num_to_track=end - start - 1, reverse=False):
+            for z, output in self.model.propagate_in_video(
+                state, start_frame_idx=start, max_frame_num_to_track=end - start - 1, reverse=False
+            ):
                 if output is None or not start <= int(z) < end:
                     continue
                 masks = np.asarray(output.get("out_binary_masks"), dtype=bool)
@@ -111,12 +125,16 @@ class MedicalSam3Backend:
                     continue
                 mask[int(z)] |= masks.reshape(-1, height, width).any(axis=0)
                 if output.get("out_mask_score_source") != "mask_logits":
-                    raise RuntimeError("Medical-SAM3 gave no mask probabilities; its output hook is not installed")
+                    raise RuntimeError(
+                        "Medical-SAM3 gave no mask probabilities; its output hook is not installed"
+                    )
                 scores[int(z)] = np.asarray(output["out_mask_scores"], dtype=np.float32).max(axis=0)
             yield done, len(windows)
         return mask, scores
 
-    def run(self, targets: Sequence[TextTarget], values: Sequence[int]) -> Generator[Progress | OrganResult, None, None]:
+    def run(
+        self, targets: Sequence[TextTarget], values: Sequence[int]
+    ) -> Generator[Progress | OrganResult, None, None]:
         """One target after another, clip by clip; yields progress per clip and an organ per target.
 
         Each organ's mask is what pixel_score fusion gives it against the organs before it,

@@ -43,7 +43,9 @@ def merge_by_confidence(
     for target in targets:
         mask = np.asarray(target.mask, dtype=bool)
         if mask.shape != tuple(shape):
-            raise ValueError(f"{target.name}: mask shape {mask.shape} is not the volume's {tuple(shape)}")
+            raise ValueError(
+                f"{target.name}: mask shape {mask.shape} is not the volume's {tuple(shape)}"
+            )
         score = np.broadcast_to(np.asarray(target.confidence, dtype=np.float32), shape)
         wins = mask & (score > best)
         labels[wins] = target.value
@@ -51,9 +53,7 @@ def merge_by_confidence(
     return labels
 
 
-def merge_into(
-    labels: np.ndarray, confidence: dict[int, float], target: TargetMask
-) -> np.ndarray:
+def merge_into(labels: np.ndarray, confidence: dict[int, float], target: TargetMask) -> np.ndarray:
     """``labels`` with ``target`` written in by the same rule; the input is not changed.
 
     The target's old voxels are cleared first (a re-run replaces only its own label).
@@ -64,11 +64,15 @@ def merge_into(
     labels = np.asarray(labels)
     mask = np.asarray(target.mask, dtype=bool)
     if mask.shape != labels.shape:
-        raise ValueError(f"{target.name}: mask shape {mask.shape} is not the label map's {labels.shape}")
+        raise ValueError(
+            f"{target.name}: mask shape {mask.shape} is not the label map's {labels.shape}"
+        )
     if target.value <= 0 or target.value > np.iinfo(labels.dtype).max:
         raise ValueError(f"label value {target.value} does not fit a {labels.dtype} label map")
     out = np.where(labels == target.value, 0, labels).astype(labels.dtype, copy=False)
     values = [int(v) for v in np.unique(out[mask]) if v != 0]
-    beaten = [v for v in values if v in confidence and float(confidence[v]) < float(target.confidence)]
+    beaten = [
+        v for v in values if v in confidence and float(confidence[v]) < float(target.confidence)
+    ]
     out[mask & np.isin(out, [0, *beaten])] = target.value
     return out

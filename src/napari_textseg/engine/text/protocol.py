@@ -21,7 +21,12 @@ from napari_textseg.core.volume import SourceGeometry
 from napari_textseg.engine.text.merge import TargetMask, merge_into
 
 __all__ = [
-    "OrganResult", "Progress", "TextBackend", "TextVolume", "assign_values", "check_text_volume",
+    "OrganResult",
+    "Progress",
+    "TextBackend",
+    "TextVolume",
+    "assign_values",
+    "check_text_volume",
     "merge_results",
 ]
 
@@ -80,16 +85,20 @@ class TextBackend(Protocol):
     def check_targets(self, targets: Sequence[TextTarget]) -> None:
         """Raise :class:`InputError` for a target this backend cannot take, before any work."""
 
-    def run(self, targets: Sequence[TextTarget], values: Sequence[int]) -> Generator[Progress | OrganResult, None, None]:
+    def run(
+        self, targets: Sequence[TextTarget], values: Sequence[int]
+    ) -> Generator[Progress | OrganResult, None, None]:
         """Yield :class:`Progress`, and an :class:`OrganResult` per target, in order."""
 
 
 def check_text_volume(data: np.ndarray, what: str = "text labelling") -> None:
     """Refuse what no text backend can label: not 3-D, RGB, or too few slices."""
     if data.ndim != 3:
-        raise InputError(f"{what} needs one 3-D volume (z, y, x); this image has {data.ndim} dimensions "
-                         f"{tuple(data.shape)}" + (" (a 2-D image?)" if data.ndim == 2 else
-                                                   " (channels or time? split them first)"))
+        raise InputError(
+            f"{what} needs one 3-D volume (z, y, x); this image has {data.ndim} dimensions "
+            f"{tuple(data.shape)}"
+            + (" (a 2-D image?)" if data.ndim == 2 else " (channels or time? split them first)")
+        )
     if min(data.shape) < 2:
         raise InputError(f"{what} needs a 3-D volume; {tuple(data.shape)} is a single slice")
     blank = no_contrast_reason(data)
@@ -97,8 +106,11 @@ def check_text_volume(data: np.ndarray, what: str = "text labelling") -> None:
         raise InputError(f"nothing to label: {blank} (a blank or damaged image?)")
 
 
-def assign_values(targets: Sequence[TextTarget], existing: dict[int, str] | None = None) -> list[int]:
-    """Label values for ``targets``: a name already in ``existing`` keeps its value, others get new ones."""
+def assign_values(
+    targets: Sequence[TextTarget], existing: dict[int, str] | None = None
+) -> list[int]:
+    """Label values for ``targets``: a name already in ``existing`` keeps its value, others get new
+    ones."""
     existing = existing or {}
     by_name = {name.casefold(): value for value, name in existing.items()}
     taken = set(existing)
@@ -113,7 +125,9 @@ def assign_values(targets: Sequence[TextTarget], existing: dict[int, str] | None
 
 
 def merge_results(
-    results: Sequence[OrganResult], shape: tuple[int, ...], labels: np.ndarray | None = None,
+    results: Sequence[OrganResult],
+    shape: tuple[int, ...],
+    labels: np.ndarray | None = None,
     confidence: dict[int, float] | None = None,
 ) -> tuple[np.ndarray, dict[int, float]]:
     """Write results one after another into ``labels`` (or a new uint16 map) by confidence."""

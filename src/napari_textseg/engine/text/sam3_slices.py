@@ -34,7 +34,9 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.logical_and(a, b).sum() / union) if union else 0.0
 
 
-def link_slices(masks: Sequence[np.ndarray | None], scores: Sequence[float]) -> tuple[np.ndarray, float, int]:
+def link_slices(
+    masks: Sequence[np.ndarray | None], scores: Sequence[float]
+) -> tuple[np.ndarray, float, int]:
     """One 3-D object from per-slice detections: (mask, mean score of kept slices, seed slice).
 
     ``masks[z]`` is the best detection on slice z (None: nothing detected). Returns an
@@ -75,7 +77,9 @@ class Sam3Labeller:
     id = "sam3-slices"
     title = "SAM3 per slice (image model, slices linked)"
 
-    def __init__(self, model: Any, frames: np.ndarray, device: torch.device, *, threshold: float = 0.5):
+    def __init__(
+        self, model: Any, frames: np.ndarray, device: torch.device, *, threshold: float = 0.5
+    ):
         from sam3.model.sam3_image_processor import Sam3Processor
 
         self.processor = Sam3Processor(model, device=str(device), confidence_threshold=threshold)
@@ -89,7 +93,8 @@ class Sam3Labeller:
         return self.processor.set_image(frame.expand(3, -1, -1))
 
     def detect(self, state: dict, text: str) -> tuple[np.ndarray | None, float]:
-        """The most confident mask for ``text`` on an image state, and its score (None, 0 if none)."""
+        """The most confident mask for ``text`` on an image state, and its score (None, 0 if
+        none)."""
         state = self.processor.set_text_prompt(text, state)
         scores = state["scores"]
         if scores.numel() == 0:
@@ -97,7 +102,9 @@ class Sam3Labeller:
         best = int(torch.argmax(scores))
         return state["masks"][best, 0].cpu().numpy().astype(bool), float(scores[best])
 
-    def run(self, targets: Sequence[TextTarget], values: Sequence[int]) -> Generator[Progress | OrganResult, None, None]:
+    def run(
+        self, targets: Sequence[TextTarget], values: Sequence[int]
+    ) -> Generator[Progress | OrganResult, None, None]:
         """Yields :class:`Progress` per slice, then an :class:`OrganResult` per target.
 
         Slices are the outer loop: SAM3's image features of one 1008 px slice take tens

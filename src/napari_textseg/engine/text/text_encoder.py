@@ -27,7 +27,9 @@ class TextEncoder:
         The open_clip model name whose tokenizer to use (e.g. ``"ViT-B-16"``).
     """
 
-    def __init__(self, model: torch.nn.Module, model_key: str, tokenizer_name: str, *, batch: int = 128):
+    def __init__(
+        self, model: torch.nn.Module, model_key: str, tokenizer_name: str, *, batch: int = 128
+    ):
         import open_clip
 
         self.model = model
@@ -40,7 +42,9 @@ class TextEncoder:
 
     def encode(self, sentences: list[str]) -> torch.Tensor:
         """(N, D) L2-normalised float32 embeddings on the CPU, in the order given."""
-        missing = list(dict.fromkeys(s for s in sentences if (self.model_key, s) not in self._cache))
+        missing = list(
+            dict.fromkeys(s for s in sentences if (self.model_key, s) not in self._cache)
+        )
         for start in range(0, len(missing), self.batch):
             chunk = missing[start : start + self.batch]
             tokens = self.tokenizer(chunk).to(self.device)

@@ -29,7 +29,10 @@ from napari_textseg.core.text_prompts import TextTarget
 from napari_textseg.engine.text.protocol import OrganResult, Progress, TextVolume, check_text_volume
 
 __all__ = [
-    "TEXT_ENCODER", "VOXTELL_MODALITIES", "VoxTellBackend", "from_voxtell_grid",
+    "TEXT_ENCODER",
+    "VOXTELL_MODALITIES",
+    "VoxTellBackend",
+    "from_voxtell_grid",
     "to_voxtell_grid",
 ]
 
@@ -43,7 +46,8 @@ def to_voxtell_grid(display: np.ndarray) -> np.ndarray:
 
 
 def from_voxtell_grid(array: np.ndarray) -> np.ndarray:
-    """VoxTell (..., S, A, R) output -> display (..., S, P, L); the inverse of :func:`to_voxtell_grid`."""
+    """VoxTell (..., S, A, R) output -> display (..., S, P, L); the inverse of
+    :func:`to_voxtell_grid`."""
     return np.ascontiguousarray(array[..., ::-1, ::-1])
 
 
@@ -72,8 +76,15 @@ class VoxTellBackend:
     id = "voxtell"
     title = "VoxTell (trained 3-D, free text)"
 
-    def __init__(self, predictor: Any, volume: TextVolume, *, online: Callable[[], bool] = lambda: True,
-                 report: Callable[[str], None] | None = None, text_encoder: str = TEXT_ENCODER):
+    def __init__(
+        self,
+        predictor: Any,
+        volume: TextVolume,
+        *,
+        online: Callable[[], bool] = lambda: True,
+        report: Callable[[str], None] | None = None,
+        text_encoder: str = TEXT_ENCODER,
+    ):
         check_text_volume(volume.data, "VoxTell")
         self.predictor = predictor
         self.volume = volume
@@ -92,8 +103,10 @@ class VoxTellBackend:
     def check_targets(self, targets: Sequence[TextTarget]) -> None:
         """CT, MR or PET only; free text needs the text encoder, cached or downloadable."""
         if self.volume.modality not in VOXTELL_MODALITIES:
-            raise InputError(f"VoxTell labels CT, MR and PET; {self.volume.name or 'this volume'} is "
-                             f"{self.volume.modality}: use the CLIP + SAM backend, or set the modality")
+            raise InputError(
+                f"VoxTell labels CT, MR and PET; {self.volume.name or 'this volume'} is "
+                f"{self.volume.modality}: use the CLIP + SAM backend, or set the modality"
+            )
         free = self._free_text(targets)
         if free and not _text_encoder_cached(self.text_encoder) and not self.online():
             vocabulary = self.vocabulary()
@@ -102,32 +115,45 @@ class VoxTellBackend:
                 close = difflib.get_close_matches(name.lower(), vocabulary, n=3, cutoff=0.5)
                 hints.append(f"{name!r} (close: {', '.join(close)})" if close else repr(name))
             raise InputError(
-                f"offline, VoxTell only takes the prompts in its embedding bank; {'; '.join(hints)} "
-                f"would need its text encoder {self.text_encoder}, which is not downloaded")
+                "offline, VoxTell only takes the prompts in its embedding bank; "
+                f"{'; '.join(hints)} "
+                f"would need its text encoder {self.text_encoder}, which is not downloaded"
+            )
 
     def _embeddings(self, targets: Sequence[TextTarget]) -> torch.Tensor:
         free = self._free_text(targets)
         if free and not _text_encoder_cached(self.text_encoder):
-            self.report(f"downloading VoxTell's text encoder {self.text_encoder} (about 8 GB, once) for "
-                        f"free text: {', '.join(free)}; prompts in its bank need no download")
+            self.report(
+                f"downloading VoxTell's text encoder {self.text_encoder} (about 8 GB, once) for "
+                f"free text: {', '.join(free)}; prompts in its bank need no download"
+            )
         return self.predictor.embed_text_prompts([t.name for t in targets])
 
-    def logits(self, embeddings: torch.Tensor, progress: Callable[[int, int], bool] | None = None) -> np.ndarray:
-        """(prompts, z, y, x) logits on the display grid, as VoxTell's ``predict_single_image`` makes them.
+    def logits(
+        self, embeddings: torch.Tensor, progress: Callable[[int, int], bool] | None = None
+    ) -> np.ndarray:
+        """(prompts, z, y, x) logits on the display grid, as VoxTell's ``predict_single_image``
+        makes them.
 
         Its thresholding (``logits > 0``) and un-cropping are repeated here, keeping the
         logits for each organ's confidence.
         """
         from acvl_utils.cropping_and_padding.bounding_boxes import insert_crop_into_image
 
-        data, bbox, shape = self.predictor.preprocess(to_voxtell_grid(np.asarray(self.volume.data))[None])
-        logits = self.predictor.predict_sliding_window_return_logits(data, embeddings, progress_callback=progress)
+        data, bbox, shape = self.predictor.preprocess(
+            to_voxtell_grid(np.asarray(self.volume.data))[None]
+        )
+        logits = self.predictor.predict_sliding_window_return_logits(
+            data, embeddings, progress_callback=progress
+        )
         # Outside the non-zero crop VoxTell writes 0 (background): a logit of -inf.
         full = np.full((logits.shape[0], *shape), -np.inf, dtype=np.float32)
         full = insert_crop_into_image(full, logits.float().cpu().numpy(), bbox)
         return from_voxtell_grid(full)
 
-    def run(self, targets: Sequence[TextTarget], values: Sequence[int]) -> Generator[Progress | OrganResult, None, None]:
+    def run(
+        self, targets: Sequence[TextTarget], values: Sequence[int]
+    ) -> Generator[Progress | OrganResult, None, None]:
         """One sliding-window pass for all targets; yields progress per patch, then the organs.
 
         Closing the generator (Cancel) stops the pass at the next patch; nothing is
@@ -167,5 +193,7 @@ class VoxTellBackend:
         for k, (target, value) in enumerate(zip(targets, values, strict=True)):
             logit = outcome["logits"][k]
             mask = logit > 0
-            confidence = float(torch.sigmoid(torch.from_numpy(logit[mask])).mean()) if mask.any() else 0.0
+            confidence = (
+                float(torch.sigmoid(torch.from_numpy(logit[mask])).mean()) if mask.any() else 0.0
+            )
             yield OrganResult(target, value, mask, confidence)
