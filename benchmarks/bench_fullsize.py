@@ -154,7 +154,7 @@ def first_mask_after_load(lite, data, spacing, modality, liver) -> dict:
     session.slice_model.encode = counted
     start = time.perf_counter()
     checked = session.check_prompts(np.zeros((0, 3)), np.zeros(0, dtype=int), {z: box})
-    session.segment_prompted_slice(checked, z)
+    session.segment_slice(z, checked)
     seconds = time.perf_counter() - start
     stop.set()
     thread.join()

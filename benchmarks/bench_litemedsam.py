@@ -29,9 +29,9 @@ import torch
 
 from napari_textseg.core.io import read_volume
 from napari_textseg.engine.interactive.propagate import PropagationSettings
+from napari_textseg.engine.interactive.sam2_slices import Sam2SliceModel
 from napari_textseg.engine.interactive.session import SegmentationSession
 from napari_textseg.engine.interactive.session_factory import make_slice_model
-from napari_textseg.engine.interactive.slice_models import Sam2SliceModel
 from napari_textseg.models.loader import load_model
 
 REPO = Path(__file__).resolve().parents[1]

@@ -27,8 +27,8 @@ from scipy import ndimage
 
 from napari_textseg.core.io import read_volume
 from napari_textseg.engine.interactive.propagate import PropagationSettings
+from napari_textseg.engine.interactive.sam2_slices import Sam2SliceModel
 from napari_textseg.engine.interactive.session import SegmentationSession
-from napari_textseg.engine.interactive.slice_models import Sam2SliceModel
 from napari_textseg.models.sam2 import build_sam2_model, load_sam2
 
 REPO = Path(__file__).resolve().parents[1]

@@ -36,8 +36,8 @@ from napari_textseg.core.intensity import normalize_for_model
 from napari_textseg.core.io import read_volume
 from napari_textseg.engine.interactive.prompts import SlicePrompts
 from napari_textseg.engine.interactive.propagate import PropagationSettings
+from napari_textseg.engine.interactive.sam2_slices import Sam2SliceModel
 from napari_textseg.engine.interactive.session import SegmentationSession
-from napari_textseg.engine.interactive.slice_models import Sam2SliceModel
 from napari_textseg.models.sam2 import load_sam2
 
 REPO = Path(__file__).resolve().parents[1]

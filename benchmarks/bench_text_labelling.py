@@ -42,8 +42,8 @@ import torch
 from napari_textseg.core.io import read_volume
 from napari_textseg.core.text_prompts import parse_targets
 from napari_textseg.engine.interactive.propagate import PropagationSettings
+from napari_textseg.engine.interactive.sam2_slices import Sam2SliceModel
 from napari_textseg.engine.interactive.session import SegmentationSession
-from napari_textseg.engine.interactive.slice_models import Sam2SliceModel
 from napari_textseg.engine.text.clip_dense import DenseClip
 from napari_textseg.engine.text.clip_sam import LabelSettings, TextLabeller
 from napari_textseg.engine.text.protocol import OrganResult, assign_values

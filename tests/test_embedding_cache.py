@@ -74,7 +74,7 @@ def _encode_all(session):
 
 def _decode(session, z=15):
     checked = session.check_prompts(np.array([[z, 50.0, 60.0]]), np.array([1]), None)
-    return session.segment_prompted_slice(checked, z)
+    return session.segment_slice(z, checked)
 
 
 def test_a_second_session_reads_every_slice_from_the_disk_and_masks_are_unchanged(ct, tmp_path):

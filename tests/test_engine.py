@@ -193,7 +193,7 @@ def test_the_panel_s_checks_once_and_maps_the_slice_into_the_roi(monkeypatch):
     """What S in the panel does: the prompts are checked once (before the worker), the
     session maps the volume slice into its ROI, and the 3-D result comes back; a box
     drawn in ROI mode lands on the object (it used to stay in volume coordinates)."""
-    import napari_textseg.engine.interactive.session as session_module
+    import napari_textseg.engine.interactive.prompted_volume as session_module
 
     volume, [sphere] = spheres(shape=(40, 128, 128), centres=((15, 100, 30),), radius=5)
     session = _session(volume, roi_mm=24)
@@ -206,7 +206,7 @@ def test_the_panel_s_checks_once_and_maps_the_slice_into_the_roi(monkeypatch):
         np.array([[15.0, 100, 30]]), np.array([1]), {15: (94, 24, 106, 36)}
     )
     assert prompts.slice_to_segment(prefer_box=True) == 15 == prompts.slice_to_segment()
-    mask = session.segment_prompted_slice(prompts, 15)
+    mask = session.segment_slice(15, prompts)
     assert len(grouped) == 1  # grouped (and checked) once
     z0, y0, x0 = session.roi.start
     assert session.prompts[15 - z0].box == (94 - y0, 24 - x0, 106 - y0, 36 - x0)

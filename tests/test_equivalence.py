@@ -27,9 +27,10 @@ from napari_textseg.engine.interactive import memory_attention
 from napari_textseg.engine.interactive.postprocess import fill_small_holes
 from napari_textseg.engine.interactive.prompts import SlicePrompts
 from napari_textseg.engine.interactive.propagate import PropagationSettings
+from napari_textseg.engine.interactive.sam2_slices import Sam2SliceModel
+from napari_textseg.engine.interactive.sam_slices import SamSliceModel
 from napari_textseg.engine.interactive.session import SegmentationSession
 from napari_textseg.engine.interactive.session_factory import make_slice_model
-from napari_textseg.engine.interactive.slice_models import Sam2SliceModel, SamSliceModel
 from napari_textseg.models.loader import load_model
 from napari_textseg.models.registry import PHANTOM_SAM_ARCH
 from tiny_models import TINY_SAM2_ARCH, save_tiny_sam2, tiny_card

@@ -14,12 +14,13 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from napari_textseg.engine.interactive.slice_models import SliceMask
+from napari_textseg.engine.interactive.slice_model import SliceMask, SliceModel
 
 
-class ThresholdBackend:
+class ThresholdBackend(SliceModel):
     family = "threshold"
     device = torch.device("cpu")
+    cache_tag = "threshold"
 
     def __init__(self, threshold: float = 127.5):
         self.threshold = threshold

@@ -23,7 +23,7 @@ from napari_textseg.core.phantoms import Phantom, ct_phantom, nuclei_phantom
 from napari_textseg.core.volume import Volume
 from napari_textseg.engine.interactive.propagate import PropagationSettings, deepest_point
 from napari_textseg.engine.interactive.session import SegmentationSession
-from napari_textseg.engine.interactive.slice_models import SliceModel
+from napari_textseg.engine.interactive.slice_model import SliceModel
 
 __all__ = [
     "PhantomCase",

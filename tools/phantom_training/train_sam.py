@@ -17,7 +17,7 @@ from phantom_training.losses import resize_mask, sam_loss
 from phantom_training.prompts import add_clicks, batch_prompts
 from phantom_training.schedule import TimeBudget
 
-from napari_textseg.engine.interactive.slice_models import SamSliceModel
+from napari_textseg.engine.interactive.sam_slices import SamSliceModel
 from napari_textseg.models.sam import build_sam
 
 

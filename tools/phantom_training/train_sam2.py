@@ -25,7 +25,7 @@ from phantom_training.losses import resize_mask, sam_loss
 from phantom_training.prompts import add_clicks, batch_prompts
 from phantom_training.schedule import TimeBudget
 
-from napari_textseg.engine.interactive.slice_models import Sam2SliceModel
+from napari_textseg.engine.interactive.sam2_slices import Sam2SliceModel
 from napari_textseg.models.sam2 import build_sam2_model
 
 

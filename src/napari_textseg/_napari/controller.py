@@ -438,7 +438,7 @@ class SegmentationController:
         post = self.settings.propagation.post()
 
         def work():
-            return session.segment_prompted_slice(prompts, z_volume, post)
+            return session.segment_slice(z_volume, prompts, post)
 
         def done(mask: np.ndarray) -> None:
             self._show(mask, image)

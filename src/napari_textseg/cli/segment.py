@@ -56,11 +56,11 @@ class _SliceProgress:
 
 def segment(args: argparse.Namespace) -> int:
     from napari_textseg.core.io import read_volume, write_labels
-    from napari_textseg.engine.interactive.litemedsam_slices import BOX_ONLY_MESSAGE
     from napari_textseg.engine.interactive.prompts import PromptError, group_by_slice
     from napari_textseg.engine.interactive.propagate import PropagationSettings
     from napari_textseg.engine.interactive.roi import BOX_ROI_CONTEXT
     from napari_textseg.engine.interactive.session import PostProcessing
+    from napari_textseg.engine.interactive.slice_model import BOX_ONLY_MESSAGE
     from napari_textseg.engine.jobs.pipelines import segment_clicks
     from napari_textseg.models.loader import load_model
     from napari_textseg.models.registry import DEFAULT_MODEL, get_card, real_image_warning

@@ -26,6 +26,9 @@ __all__ = [
     "small_sam2_overrides",
 ]
 
+# Families trained on boxes alone: the one place that says so (cards and slice models read it).
+BOX_ONLY_FAMILIES = frozenset({"litemedsam"})
+
 FAMILIES = ("sam", "sam2", "litemedsam", "clip", "sam3", "voxtell", "sam3_video")
 
 _APACHE = ("Apache-2.0", "https://www.apache.org/licenses/LICENSE-2.0")
@@ -96,7 +99,7 @@ class ModelCard:
     @property
     def box_only(self) -> bool:
         """True for models trained on box prompts alone (points give no usable mask)."""
-        return "box prompts" in self.tags
+        return self.family in BOX_ONLY_FAMILIES
 
     @property
     def source(self) -> str:

@@ -22,8 +22,10 @@ import torch.nn.functional as F
 from napari_textseg.core.intensity import Window, challenge_uint8
 from napari_textseg.engine.interactive.features import Features
 from napari_textseg.engine.interactive.prompts import PromptError, SlicePrompts
-from napari_textseg.engine.interactive.slice_models import (
+from napari_textseg.engine.interactive.slice_model import (
+    BOX_ONLY_MESSAGE,
     SliceMask,
+    SliceModel,
     model_tag,
     orig_hw,
     sam_decoder,
@@ -31,13 +33,7 @@ from napari_textseg.engine.interactive.slice_models import (
 from napari_textseg.models.device import autocast
 from napari_textseg.models.encoder_runtime import Encoder, make_encoder
 
-__all__ = ["BOX_ONLY_MESSAGE", "LiteMedSamSliceModel", "resize_longest_side_area"]
-
-BOX_ONLY_MESSAGE = (
-    "{model} is a box-prompted model (trained on boxes; points give no usable mask): draw a box "
-    "with the panel's Box tool (B) and press S, or give --box Z,Y0,X0,Y1,X1 on the command line "
-    "(or choose a SAM/SAM2 model for points)"
-)
+__all__ = ["LiteMedSamSliceModel", "resize_longest_side_area"]
 
 
 def _cv2() -> Any:
@@ -60,7 +56,7 @@ def _pad(image: np.ndarray, target: int) -> np.ndarray:
     return np.pad(image, pad)
 
 
-class LiteMedSamSliceModel:
+class LiteMedSamSliceModel(SliceModel):
     """LiteMedSAM (or any MedSAM-Lite architecture): encode a slice, decode a box.
 
     ``box_shift`` widens a propagated box on each side, in model pixels (the script's 3).
@@ -69,7 +65,6 @@ class LiteMedSamSliceModel:
     """
 
     family = "litemedsam"
-    box_only = True
 
     def __init__(
         self,

@@ -29,8 +29,6 @@ re-propagation reuses them instead of re-encoding slices.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
-from typing import TypeVar
 
 import numpy as np
 import torch
@@ -38,19 +36,24 @@ from scipy import ndimage
 
 from napari_textseg.engine.interactive.features import Features
 from napari_textseg.engine.interactive.heap import release_free_memory
-from napari_textseg.engine.interactive.memory import POLICIES, MemoryEntry, make_bank
+from napari_textseg.engine.interactive.memory import MemoryEntry, make_bank
 from napari_textseg.engine.interactive.memory_attention import MemoryView
 from napari_textseg.engine.interactive.passes import owned_end, plan_passes
 from napari_textseg.engine.interactive.prompts import PromptError, SlicePrompts
-from napari_textseg.engine.interactive.slice_models import (
-    Sam2SliceModel,
-    SliceMask,
-    SliceModel,
-    orig_hw,
+from napari_textseg.engine.interactive.propagation_result import (
+    DIRECTIONS,
+    MAX_MEMORY,
+    PROJECTIONS,
+    PropagationResult,
+    PropagationSettings,
+    drive,
 )
+from napari_textseg.engine.interactive.sam2_slices import Sam2SliceModel
+from napari_textseg.engine.interactive.slice_model import SliceMask, SliceModel, orig_hw
 
 __all__ = [
     "DIRECTIONS",
+    "MAX_MEMORY",
     "PROJECTIONS",
     "BoxPropagator",
     "deepest_point",
@@ -63,127 +66,6 @@ __all__ = [
     "owned_end",
     "plan_passes",
 ]
-
-DIRECTIONS = ("both", "forward", "backward")
-PROJECTIONS = ("box", "point")  # what SAM prompt projection takes from the neighbour's mask
-MAX_MEMORY = 6  # SAM2's num_maskmem - 1: past slices with trained temporal encodings
-T = TypeVar("T")
-
-
-def drive(
-    steps: Generator[tuple[int, int], None, T],
-    progress: Callable[[int, int], None] | None,
-    cancelled: Callable[[], bool] | None,
-    on_cancel: Callable[[], T],
-) -> T:
-    """Run a step generator to its return value, reporting progress and honouring cancel."""
-    while True:
-        if cancelled is not None and cancelled():
-            steps.close()
-            return on_cancel()
-        try:
-            done, total = next(steps)
-        except StopIteration as stop:
-            return stop.value
-        if progress is not None:
-            progress(done, total)
-
-
-@dataclass(frozen=True)
-class PropagationSettings:
-    """How far and with which memory a propagation runs.
-
-    ``slice_range`` is inclusive; ``empty_stop`` = 0 disables the stop rule.
-    ``memory_size`` is how many past slices give mask memories (SAM2's own: 6);
-    ``iou_gate`` is the predicted IoU below which the ``ranked`` bank refuses a memory.
-    ``projection`` (SAM only) prompts each slice with its neighbour's deepest point and
-    box ("box"), or the point alone ("point"): a box drawn on the neighbour can take in
-    an adjacent organ where the two come close.
-    """
-
-    direction: str = "both"
-    memory_size: int = 6
-    policy: str = "fifo"
-    empty_stop: int = 2
-    slice_range: tuple[int, int] | None = None
-    offload: bool = False
-    projection: str = "box"
-    iou_gate: float = 0.6
-
-    def __post_init__(self) -> None:
-        if self.direction not in DIRECTIONS:
-            raise ValueError(
-                f"unknown direction {self.direction!r}; use one of {', '.join(DIRECTIONS)}"
-            )
-        if self.projection not in PROJECTIONS:
-            raise ValueError(
-                f"unknown projection {self.projection!r}; use one of {', '.join(PROJECTIONS)}"
-            )
-        if self.empty_stop < 0:
-            raise ValueError("the empty-slice stop rule needs a count >= 0")
-        if not 1 <= self.memory_size <= MAX_MEMORY:
-            raise ValueError(
-                f"memory size must be 1 to {MAX_MEMORY} (SAM2 has trained temporal encodings for "
-                f"{MAX_MEMORY} past slices), got {self.memory_size}"
-            )
-        if self.policy not in POLICIES:
-            raise ValueError(
-                f"unknown memory policy {self.policy!r}; use one of {', '.join(POLICIES)}"
-            )
-
-
-@dataclass
-class PropagationResult:
-    """Masks and scores per visited slice, and where each came from."""
-
-    masks: dict[int, np.ndarray] = field(default_factory=dict)
-    scores: dict[int, float] = field(default_factory=dict)
-    source: dict[int, int] = field(default_factory=dict)
-    logits: dict[int, torch.Tensor] = field(default_factory=dict)
-    prompts: dict[int, SlicePrompts] = field(default_factory=dict)  # made by prompt projection
-    visited: list[int] = field(default_factory=list)
-    cancelled: bool = False
-
-    def drop(self, z: int) -> None:
-        """Forget slice ``z``."""
-        for table in (self.masks, self.scores, self.source, self.logits, self.prompts):
-            table.pop(z, None)
-        if z in self.visited:
-            self.visited.remove(z)
-
-    def copy(self) -> PropagationResult:
-        """A copy whose tables can change without changing this one (masks are shared)."""
-        return PropagationResult(
-            dict(self.masks),
-            dict(self.scores),
-            dict(self.source),
-            dict(self.logits),
-            dict(self.prompts),
-            list(self.visited),
-            self.cancelled,
-        )
-
-    def volume(self, shape: tuple[int, int, int]) -> np.ndarray:
-        """The 3D boolean mask (slices not visited are empty)."""
-        out = np.zeros(shape, dtype=bool)
-        for z, mask in self.masks.items():
-            out[z] = mask
-        return out
-
-    def keep(self, z: int, result: SliceMask, source: int) -> None:
-        """Store ``result`` for slice ``z`` unless a nearer prompted slice already gave one."""
-        if z not in self.source:
-            self.visited.append(z)
-        elif abs(self.source[z] - z) < abs(source - z):
-            return
-        self.masks[z], self.scores[z], self.source[z], self.logits[z] = (
-            result.mask,
-            result.score,
-            source,
-            result.logits,
-        )
-        if result.prompts is not None:
-            self.prompts[z] = result.prompts
 
 
 class _Propagator:
@@ -434,7 +316,7 @@ class BoxPropagator(_Propagator):
         box = self.slice_model.box_from_mask(previous.mask)  # type: ignore[attr-defined]
         if self.settings.slice_range is not None:
             if box is None:  # LiteMedSAM's script re-uses the prompted box, MedSAM's the last one
-                previous_box = getattr(self.slice_model, "box_fallback", "prompted") == "previous"
+                previous_box = self.slice_model.box_fallback == "previous"
                 box = self._last_box if previous_box else self._first_box
             self._last_box = box
             return self.slice_model.decode_model_box(self.features(z), box)  # type: ignore[attr-defined]
@@ -459,10 +341,8 @@ def make_propagator(
     boxes_alone = bool(prompts) and all(
         p.box is not None and not len(p.labels) for p in prompts.values()
     )
-    if getattr(slice_model, "box_only", False) or (
-        boxes_alone and getattr(slice_model, "box_recipe", False)
-    ):
+    if slice_model.box_only or (boxes_alone and slice_model.box_recipe):
         return BoxPropagator(slice_model, features, n_slices, settings)
-    if isinstance(slice_model, Sam2SliceModel):
+    if slice_model.has_memory:
         return Sam2Propagator(slice_model, features, n_slices, settings)
     return SamProjectionPropagator(slice_model, features, n_slices, settings)

@@ -12,8 +12,10 @@ import numpy as np
 import torch
 
 from napari_textseg.engine.interactive.embedding_store import EmbeddingStore
+from napari_textseg.engine.interactive.sam2_slices import Sam2SliceModel
+from napari_textseg.engine.interactive.sam_slices import SamSliceModel
 from napari_textseg.engine.interactive.session import SegmentationSession
-from napari_textseg.engine.interactive.slice_models import Sam2SliceModel, SamSliceModel, SliceModel
+from napari_textseg.engine.interactive.slice_model import SliceModel
 from napari_textseg.models.encoder_runtime import check_runtime, make_encoder
 from napari_textseg.models.loader import LoadedModel
 

@@ -79,7 +79,9 @@ def segment_clicks(
         session.set_prompts(checked)
         if propagate is not None:
             return session.propagate(propagate, post=post or PostProcessing(), progress=progress)
-        for z in session.prompts:
+        for (
+            z
+        ) in checked.by_slice:  # volume slices along the axis (the session maps them into its ROI)
             session.segment_slice(z)
         return session.mask(post or PostProcessing())
     finally:

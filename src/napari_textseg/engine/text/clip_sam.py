@@ -86,10 +86,7 @@ class TextLabeller:
         self.settings = settings
         self.clicks = dict(clicks or {})
         if clip is None:  # every target has its click or box: no CLIP runs, and the name says so
-            model = (
-                getattr(session.slice_model, "title", None) or session.slice_model.family.upper()
-            )
-            self.title = f"your prompts + {model} (no CLIP)"
+            self.title = f"your prompts + {session.slice_model.title} (no CLIP)"
         self._slices: np.ndarray | None = None
         self._embeddings: torch.Tensor | None = None
 
