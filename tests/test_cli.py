@@ -329,9 +329,9 @@ def test_demo_shows_a_real_litemedsam_mask_with_the_box_tool_ready(monkeypatch):
     is what the user has in hand, and the organ map (hidden) still names organs on hover."""
     import napari
 
-    from napari_textseg._napari.controller import PREVIEW_LAYER, controller_for
     from napari_textseg._napari.demo import wait_until_idle
     from napari_textseg._napari.prompt_layer import BOX_LAYER
+    from napari_textseg._napari.prompts_controller import PREVIEW_LAYER, controller_for
     from napari_textseg.core.metrics import dice
 
     seen = {}
@@ -346,7 +346,7 @@ def test_demo_shows_a_real_litemedsam_mask_with_the_box_tool_ready(monkeypatch):
             == list(organs.features["index"])[list(organs.features["name"]).index("liver")]
         )
         seen.update(
-            model=controller.model_choice.model_id,
+            model=controller.workspace.model_choice.model_id,
             active=viewer.layers.selection.active.name,
             mode=viewer.layers[BOX_LAYER].mode,
             organs_named="name" in organs.features,

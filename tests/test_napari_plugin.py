@@ -191,7 +191,7 @@ def test_an_oblique_volume_warns_with_its_angle_and_new_labels_keep_the_rotation
     import napari.utils.notifications as notifications
 
     from conftest import write_oblique_ct
-    from napari_textseg._napari.controller import controller_for
+    from napari_textseg._napari.prompts_controller import controller_for
     from napari_textseg._napari.writer import write_labels_nifti
 
     warned = []

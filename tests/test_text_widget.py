@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from conftest import HANG_MS
-from napari_textseg._napari.text_controller import CONFIDENCE_KEY, text_controller_for
+from napari_textseg._napari.label_writer import CONFIDENCE_KEY
+from napari_textseg._napari.prompts_controller import PromptsController
+from napari_textseg._napari.text_controller import text_controller_for
 from tiny_models import (
     TINY_DENSE_CLIP_ARCH,
     TINY_SAM2_ARCH,
@@ -49,7 +51,7 @@ def ready(make_napari_viewer_proxy, qtbot, ct_path, checkpoints):
 
 
 def _wait_idle(qtbot, controller, timeout=HANG_MS):
-    qtbot.waitUntil(lambda: not controller.points.working, timeout=timeout)
+    qtbot.waitUntil(lambda: not controller.workspace.working, timeout=timeout)
 
 
 def _names(layer):
@@ -100,7 +102,7 @@ def test_rerunning_one_organ_replaces_only_that_organ(ready, qtbot):
     first = existing.data.copy()
     assert first[0, 0, 0] == 9
     widget.text.setPlainText("spleen")
-    controller.points.prompts_layer().add(np.array([15, 40, 40]))
+    controller.workspace.controller(PromptsController).prompts_layer().add(np.array([15, 40, 40]))
     widget.use_clicks.setChecked(True)
     widget._label()
     _wait_idle(qtbot, controller)
@@ -115,12 +117,12 @@ def test_cancel_keeps_finished_organs_and_leaves_no_trace_of_the_next(ready, qtb
     viewer, widget, controller = ready
     cancelled = []
 
-    def cancel_after_first(message: str) -> None:
-        if message.startswith("liver:") and not cancelled:
+    def cancel_after_first(section: str, message: str) -> None:
+        if section == "text" and message.startswith("liver:") and not cancelled:
             cancelled.append(message)
             controller.cancel()
 
-    controller.status.connect(cancel_after_first)
+    controller.workspace.tasks.message.connect(cancel_after_first)
     widget.text.setPlainText("liver, spleen, pancreas")
     widget._label()
     _wait_idle(qtbot, controller)
@@ -138,7 +140,7 @@ def test_bad_text_is_refused_before_any_work(ready, text, message):
     widget.text.setPlainText(text)
     with pytest.raises(Exception, match=message):
         widget._label()
-    assert not controller.points.working and "organs" not in viewer.layers
+    assert not controller.workspace.working and "organs" not in viewer.layers
 
 
 def test_a_misspelt_organ_is_refused_with_what_it_may_mean_unless_any_name_is_ticked(ready, qtbot):
@@ -151,7 +153,7 @@ def test_a_misspelt_organ_is_refused_with_what_it_may_mean_unless_any_name_is_ti
     widget.text.setPlainText("kidney")
     with pytest.raises(Exception, match="'kidney' names 2 organs: left kidney, right kidney"):
         widget._label()
-    assert not controller.points.working and "organs" not in viewer.layers
+    assert not controller.workspace.working and "organs" not in viewer.layers
     widget.any_name.setChecked(True)  # free text, labelled as typed
     widget._label()
     _wait_idle(qtbot, controller)
@@ -167,3 +169,56 @@ def test_a_target_layer_of_another_shape_is_refused_and_left_as_it_was(ready):
     with pytest.raises(Exception, match="shape"):
         widget._label()
     assert (other.data == 1).all()
+
+
+def test_the_note_names_the_backend_that_label_then_runs(ready, monkeypatch):
+    """The Text tab's note and its Label button follow one plan (issue 34): for every
+    combination of backend, 'use my clicks or box' and 'GPU backend on this CPU', the
+    note names what Label starts, or says why Label refuses, in the same words."""
+    import napari_textseg.engine.text.backends as backends
+    from napari_textseg.core.errors import InputError
+
+    viewer, widget, controller = ready
+    # VoxTell installed with its weights; Medical-SAM3 installed, without a GPU here.
+    real = backends.why_unavailable
+
+    def available(backend, modality, device_type, *, allow_cpu=False, weights_present=None):
+        if backend == "voxtell":
+            return None
+        if backend == "medical-sam3":
+            return None if allow_cpu else "Medical-SAM3 3-D needs a CUDA GPU"
+        return real(backend, modality, device_type, allow_cpu=allow_cpu)
+
+    monkeypatch.setattr(backends, "why_unavailable", available)
+    started = []
+    tasks = controller.workspace.tasks
+    monkeypatch.setattr(tasks, "start", lambda section, work, done, what, **k: started.append(what))
+    controller.workspace.prompt_layers.clicks(viewer.layers["abdomen_ct"]).add(
+        np.array([15, 40, 40])
+    )
+    widget.text.setPlainText("liver")
+    seen = set()
+    for backend in ("auto", "clip-sam", "voxtell", "medical-sam3"):
+        for clicks in (False, True):
+            for allow_cpu in (False, True):
+                settings = controller.settings
+                settings.backend, settings.use_clicks, settings.allow_cpu = (
+                    backend,
+                    clicks,
+                    allow_cpu,
+                )
+                note = widget.backend_note.text()
+                started.clear()
+                try:
+                    controller.run()
+                except InputError as err:
+                    assert f"cannot run: {err}" in note, (backend, clicks, allow_cpu, note)
+                    seen.add("refused")
+                    continue
+                [what] = started
+                title = what.removeprefix("Text labelling (").removesuffix(")")
+                assert f"Label will run: {title}" in note, (backend, clicks, allow_cpu, note, what)
+                seen.add(title)
+    # auto runs VoxTell without clicks and CLIP + SAM with them; the GPU backend only when allowed
+    assert seen == {"VoxTell (trained 3-D, free text)", "CLIP + SAM (training-free)",
+                    "Medical-SAM3 3-D (trained, GPU)", "refused"}, seen  # fmt: skip

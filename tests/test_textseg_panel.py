@@ -14,8 +14,9 @@ from qtpy.QtCore import QEvent
 from qtpy.QtWidgets import QApplication, QPushButton
 
 from conftest import HANG_MS
-from napari_textseg._napari.controller import ModelChoice, controller_for
-from napari_textseg._napari.text_controller import text_controller_for
+from napari_textseg._napari.model_controller import model_controller_for
+from napari_textseg._napari.prompts_controller import controller_for
+from napari_textseg._napari.settings import ModelChoice
 from tiny_models import registered_tiny_sam2
 
 pytestmark = pytest.mark.viewer
@@ -41,8 +42,10 @@ def _settle(rounds: int = 10) -> None:
 
 def _load(qtbot, viewer, checkpoint):
     controller = controller_for(viewer)
-    with qtbot.waitSignal(controller.model_ready, timeout=HANG_MS):
-        controller.load_model(ModelChoice("test_panel_sam2", str(checkpoint), "cpu"))
+    with qtbot.waitSignal(controller.workspace.model_ready, timeout=HANG_MS):
+        model_controller_for(controller.viewer).load_model(
+            ModelChoice("test_panel_sam2", str(checkpoint), "cpu")
+        )
     return controller
 
 
@@ -141,18 +144,21 @@ def test_text_and_clicks_share_one_embedding_cache(
     _, widget = viewer.window.add_plugin_dock_widget("napari-textseg", "TextSeg")
     controller = _load(qtbot, viewer, tiny_sam2)
     encoded = []
-    encode = controller.slice_model.encode
-    controller.slice_model.encode = lambda frame: encoded.append(frame.tobytes()) or encode(frame)
+    encode = controller.workspace.slice_model.encode
+    controller.workspace.slice_model.encode = lambda frame: (
+        encoded.append(frame.tobytes()) or encode(frame)
+    )
     controller.prompts_layer().add(np.array([15, 50, 40]))
     controller.segment_slice()
-    qtbot.waitUntil(lambda: not controller.working, timeout=HANG_MS)
+    qtbot.waitUntil(lambda: not controller.workspace.working, timeout=HANG_MS)
     clicked = len(encoded)  # the clicked slice, and its neighbours prefetched for the next click
     widget.text.text.setPlainText("liver")
     widget.text.use_clicks.setChecked(True)
     widget.text.run.click()
-    qtbot.waitUntil(lambda: not controller.working, timeout=HANG_MS)
+    qtbot.waitUntil(lambda: not controller.workspace.working, timeout=HANG_MS)
     assert "labelled liver" in widget.text.status.text()
-    assert text_controller_for(viewer)._text_session(image) is controller.session_for(image)
+    workspace = controller.workspace
+    assert workspace.session_for(image, whole_volume=True) is workspace.session_for(image)
     assert len(encoded) == len(set(encoded))  # no slice encoded twice
     assert len(encoded) > clicked  # the text run propagated, reusing what the click had encoded
 
@@ -167,7 +173,7 @@ def test_closing_the_image_mid_task_stops_it_without_a_write(
     controller.prompts_layer().add(np.array([15, 50, 40]))
     controller.propagate(section="propagation")
     viewer.layers.remove(image)
-    qtbot.waitUntil(lambda: not controller.working, timeout=HANG_MS)
+    qtbot.waitUntil(lambda: not controller.workspace.working, timeout=HANG_MS)
     assert "abdomen_ct was closed" in widget.propagation.status.text()
     assert "object (napari-textseg)" not in viewer.layers
     assert "Traceback" not in caplog.text
@@ -188,7 +194,7 @@ def test_closing_the_panel_mid_task_leaves_no_traceback(
     QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     _settle()
     assert len(controller.tasks.message) < listening  # the deleted sections no longer listen
-    qtbot.waitUntil(lambda: not controller.working, timeout=HANG_MS)
+    qtbot.waitUntil(lambda: not controller.workspace.working, timeout=HANG_MS)
     _settle()
     assert "has been deleted" not in caplog.text and "Traceback" not in caplog.text
 
@@ -216,3 +222,33 @@ def test_an_all_nan_image_is_one_line_in_the_prompts_tab(panel):
     )
     viewer.add_image(np.full((8, 16, 16), 7, dtype=np.int16), name="flat")
     assert "flat: every voxel is 7" in widget.prompts.status.text()
+
+
+def test_every_model_picker_of_a_viewer_shows_the_one_model_choice(panel):
+    """The Point prompts dock beside the TextSeg panel: one model, not two that disagree."""
+    viewer, widget = panel
+    _, dock = viewer.window.add_plugin_dock_widget("napari-textseg", "Point prompts")
+    sam = widget.model.findData("sam_vit_b")
+    widget.model.setCurrentIndex(sam)
+    widget.model_section.device.setCurrentText("cpu")
+    assert dock.model.currentData() == "sam_vit_b" and dock.device.currentText() == "cpu"
+    dock.model_section.checkpoint.setText("/tmp/mine.pth")
+    assert widget.model_section.checkpoint.text() == "/tmp/mine.pth"
+    settings = controller_for(viewer).workspace.settings.model
+    assert settings.choice() == ModelChoice("sam_vit_b", "/tmp/mine.pth", "cpu", "auto", "f32")
+
+
+def test_the_plugin_s_layers_are_its_own_by_reference_not_by_name(panel, qtbot, tiny_sam2):
+    """Renaming the prompts layer (or naming another layer like it) changes nothing: the
+    controller keeps the layers it made."""
+    viewer, widget = panel
+    controller = _load(qtbot, viewer, tiny_sam2)
+    prompts = controller.prompts_layer()
+    prompts.name = "my clicks"
+    viewer.add_points(np.array([[15, 5, 5]]), name="prompts (napari-textseg)")  # a look-alike
+    prompts.add(np.array([15, 50, 40]))
+    widget.prompts.segment.click()
+    qtbot.waitUntil(lambda: widget.prompts.status.text().startswith("slice 15:"), timeout=HANG_MS)
+    controller.new_object()
+    assert len(viewer.layers["my clicks"].data) == 0
+    assert len(viewer.layers["prompts (napari-textseg)"].data) == 1  # not the plugin's: untouched

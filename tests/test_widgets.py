@@ -12,8 +12,10 @@ from qtpy.QtCore import QTimer
 
 from conftest import HANG_MS, HANG_S
 from napari_textseg._napari.autosave import autosaver_for
-from napari_textseg._napari.controller import PREVIEW_LAYER, ModelChoice, controller_for
+from napari_textseg._napari.model_controller import model_controller_for
 from napari_textseg._napari.prompt_layer import PROMPT_LAYER, toggle_sign
+from napari_textseg._napari.prompts_controller import PREVIEW_LAYER, controller_for
+from napari_textseg._napari.settings import ModelChoice
 from tiny_models import registered_tiny_sam2, tiny_card
 from viewer_setup import viewer_with_model
 
@@ -42,7 +44,7 @@ def ready(make_napari_viewer_proxy, qtbot, ct_path, tiny_checkpoint):
 
 
 def _wait_idle(qtbot, controller, timeout=HANG_MS):
-    qtbot.waitUntil(lambda: not controller.working, timeout=timeout)
+    qtbot.waitUntil(lambda: not controller.workspace.working, timeout=timeout)
 
 
 def test_licence_is_shown(ready):
@@ -177,9 +179,9 @@ def test_a_failing_worker_is_one_line_in_the_panel_and_no_traceback(ready, qtbot
             (buggy, "error: unexpected KeyError: 'slot'"),
         ):
             with qtbot.waitSignal(
-                controller.busy, check_params_cb=lambda busy: not busy, timeout=HANG_MS
+                controller.workspace.busy, check_params_cb=lambda busy: not busy, timeout=HANG_MS
             ):
-                controller.start_worker(work, lambda _: None, "Testing")
+                controller.tasks.start("prompts", work, lambda _: None, "Testing")
             qtbot.waitUntil(
                 lambda s=shown: points_widget.status.text().startswith(s), timeout=HANG_MS
             )
@@ -198,8 +200,10 @@ def test_a_click_while_the_model_loads_is_refused_politely(
     controller.prompts_layer().add(np.array([15, 50, 40]))
     with pytest.raises(ValueError, match="choose a model"):
         controller.segment_slice()
-    with qtbot.waitSignal(controller.model_ready, timeout=HANG_MS):
-        controller.load_model(ModelChoice("test_widget_sam2", str(tiny_checkpoint), "cpu"))
+    with qtbot.waitSignal(controller.workspace.model_ready, timeout=HANG_MS):
+        model_controller_for(controller.viewer).load_model(
+            ModelChoice("test_widget_sam2", str(tiny_checkpoint), "cpu")
+        )
         with pytest.raises(ValueError, match="still loading"):
             controller.segment_slice()
 
@@ -212,18 +216,20 @@ def test_switching_the_model_mid_session_starts_a_fresh_object(
     viewer, controller, _, _ = ready
     controller.segment_slice()
     _wait_idle(qtbot, controller)
-    assert controller._state.session is not None
+    assert controller.workspace.session is not None
     tiny_card("sam", TINY_SAM_ARCH, "test_widget_sam", "tiny_sam.pth")
     save_tiny_sam(tmp_path / "tiny_sam.pth")
-    with qtbot.waitSignal(controller.model_ready, timeout=HANG_MS):
-        controller.load_model(ModelChoice("test_widget_sam", str(tmp_path / "tiny_sam.pth"), "cpu"))
+    with qtbot.waitSignal(controller.workspace.model_ready, timeout=HANG_MS):
+        model_controller_for(controller.viewer).load_model(
+            ModelChoice("test_widget_sam", str(tmp_path / "tiny_sam.pth"), "cpu")
+        )
     # No embeddings of the old model are reused: a session now (the background encoding's) is the
     # new model's.
-    session = controller._state.session
-    assert session is None or session.slice_model is controller.slice_model
+    session = controller.workspace.session
+    assert session is None or session.slice_model is controller.workspace.slice_model
     controller.segment_slice()  # the clicks are kept, segmented with the new model
     _wait_idle(qtbot, controller)
-    assert controller._state.session.slice_model.family == "sam"
+    assert controller.workspace.session.slice_model.family == "sam"
 
 
 def test_a_failing_worker_does_not_abort_a_script_without_napari_run(tmp_path):
@@ -238,15 +244,16 @@ def test_a_failing_worker_does_not_abort_a_script_without_napari_run(tmp_path):
         "import time\n"
         "import napari, numpy as np\n"
         "from qtpy.QtWidgets import QApplication\n"
-        "from napari_textseg._napari.controller import ModelChoice, controller_for\n"
+        "from napari_textseg._napari.model_controller import model_controller_for\n"
+        "from napari_textseg._napari.settings import ModelChoice\n"
         "viewer = napari.Viewer(show=False)\n"
         "viewer.add_image(np.zeros((4, 8, 8), np.float32))\n"
-        "controller = controller_for(viewer)\n"
+        "controller = model_controller_for(viewer)\n"
         "messages = []\n"
-        "controller.status.connect(messages.append)\n"
+        "controller.workspace.tasks.message.connect(lambda section, text: messages.append(text))\n"
         "controller.load_model(ModelChoice('sam_vit_b'))  # not downloaded: the worker raises\n"
         "start = time.time()\n"
-        "while controller.loading and time.time() - start < 120:\n"
+        "while controller.workspace.loading and time.time() - start < 120:\n"
         "    QApplication.processEvents()\n"
         "    time.sleep(0.01)\n"
         "print('LAST:', messages[-1])\n"
@@ -374,12 +381,14 @@ def test_a_working_line_says_what_runs(ready, qtbot):
 
     _, controller, points_widget, propagation_widget = ready
     release = threading.Event()
-    controller.start_worker(lambda: release.wait(30), lambda _: None, "Propagating")
+    controller.tasks.start("prompts", lambda: release.wait(30), lambda _: None, "Propagating")
     for panel in (points_widget, propagation_widget):
         assert (
             panel.working.isVisibleTo(panel) and panel.working.text() == "working: Propagating ..."
         )
-    with qtbot.waitSignal(controller.busy, check_params_cb=lambda busy: not busy, timeout=HANG_MS):
+    with qtbot.waitSignal(
+        controller.workspace.busy, check_params_cb=lambda busy: not busy, timeout=HANG_MS
+    ):
         release.set()
     assert not points_widget.working.isVisibleTo(points_widget)
 
@@ -388,11 +397,11 @@ def test_a_failed_load_keeps_the_model_that_was_loaded(ready, qtbot):
     """Load a model that is not downloaded: one error line, and S still segments with the
     model that was loaded (before: 'choose a model and press Load first')."""
     viewer, controller, points_widget, _ = ready
-    before = controller.slice_model
-    controller.load_model(ModelChoice("sam_vit_b"))
-    qtbot.waitUntil(lambda: not controller.loading, timeout=HANG_MS)
+    before = controller.workspace.slice_model
+    model_controller_for(controller.viewer).load_model(ModelChoice("sam_vit_b"))
+    qtbot.waitUntil(lambda: not controller.workspace.loading, timeout=HANG_MS)
     assert "sam_vit_b is not downloaded yet" in points_widget.model_section.status.text()
-    assert controller.slice_model is before
+    assert controller.workspace.slice_model is before
     controller.segment_slice()
     _wait_idle(qtbot, controller)
     assert viewer.layers[PREVIEW_LAYER].data[15].any()
@@ -471,3 +480,6 @@ def test_the_plugin_keys_reach_it_with_the_image_selected_and_napari_gets_them_b
     qtbot.waitUntil(lambda: not image.keymap, timeout=HANG_MS)
     press("c")
     assert tuple(image.contrast_limits) != (-160.0, 240.0)
+    # The viewer's keys are released too: S no longer reaches the closed panel.
+    assert not any(str(key) in ("S", "Shift+S", "C", "T", "B", "P") for key in viewer.keymap)
+    press("s")

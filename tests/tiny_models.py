@@ -10,7 +10,8 @@ from pathlib import Path
 
 import torch
 
-from napari_textseg.models.registry import ModelCard, register_card, small_sam2_overrides
+from napari_textseg.models.registry import ModelCard, register_card
+from napari_textseg.models.sam2_sizes import small_sam2_overrides
 
 TINY_SAM_ARCH = {
     "image_size": 64,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from conftest import HANG_MS
-from napari_textseg._napari.controller import ModelChoice, controller_for
+from napari_textseg._napari.model_controller import model_controller_for
+from napari_textseg._napari.prompts_controller import controller_for
+from napari_textseg._napari.settings import ModelChoice
 
 
 def viewer_with_model(make_viewer, qtbot, image_path, panels, model_id, checkpoint):
@@ -12,6 +14,8 @@ def viewer_with_model(make_viewer, qtbot, image_path, panels, model_id, checkpoi
     viewer.open(str(image_path), plugin="napari-textseg")
     widgets = [viewer.window.add_plugin_dock_widget("napari-textseg", name)[1] for name in panels]
     controller = controller_for(viewer)
-    with qtbot.waitSignal(controller.model_ready, timeout=HANG_MS):
-        controller.load_model(ModelChoice(model_id, str(checkpoint), "cpu"))
+    with qtbot.waitSignal(controller.workspace.model_ready, timeout=HANG_MS):
+        model_controller_for(controller.viewer).load_model(
+            ModelChoice(model_id, str(checkpoint), "cpu")
+        )
     return viewer, controller, widgets

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_textseg._napari.controller import SegmentationController
+from napari_textseg._napari.prompts_controller import PromptsController
 
 if TYPE_CHECKING:
     import napari
@@ -37,14 +37,14 @@ def _organ_box(
 
 
 def show_box_demo(
-    viewer: napari.Viewer, controller: SegmentationController, organ: str = "liver"
+    viewer: napari.Viewer, controller: PromptsController, organ: str = "liver"
 ) -> None:
     """When a box model is ready: draw a box around ``organ`` (from the sample's organ map)
     on its middle slice, go to that slice, and propagate (Shift+S)."""
     from napari.layers import Labels
 
     def ready(card) -> None:
-        controller.model_ready.disconnect(ready)
+        controller.workspace.model_ready.disconnect(ready)
         organs = next(
             (la for la in viewer.layers if isinstance(la, Labels) and "name" in la.features), None
         )
@@ -62,16 +62,16 @@ def show_box_demo(
         controller.say("prompts", f"demo: {card.name} segments the {organ} from the yellow box ...")
         controller.propagate(section="prompts")
 
-    controller.model_ready.connect(ready)
+    controller.workspace.model_ready.connect(ready)
 
 
-def wait_until_idle(controller: SegmentationController, timeout_s: float = 600.0) -> None:
+def wait_until_idle(controller: PromptsController, timeout_s: float = 600.0) -> None:
     """Process Qt events until the controller's model load and work have finished (screenshots)."""
     from qtpy.QtWidgets import QApplication
 
     # A model ready starts the demo's propagation in the same callback: no gap to miss.
     end = time.monotonic() + timeout_s
-    while time.monotonic() < end and (controller.loading or controller.working):
+    while time.monotonic() < end and (controller.workspace.loading or controller.workspace.working):
         QApplication.processEvents()
         time.sleep(0.05)
     for _ in range(10):

@@ -1,9 +1,11 @@
 """The prompt layers: a Points layer for clicks (a ``sign`` feature, green positive, red
-negative) and a Shapes layer for boxes (rectangles drawn on the current slice)."""
+negative) and a Shapes layer for boxes (rectangles drawn on the current slice), held by
+reference in one :class:`PromptLayers` per viewer (renaming them breaks nothing)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import weakref
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -13,9 +15,14 @@ if TYPE_CHECKING:
 __all__ = [
     "BOX_LAYER",
     "PROMPT_LAYER",
-    "box_layer",
+    "LayerRef",
+    "PromptLayers",
+    "add_box_layer",
+    "in_viewer",
+    "unwrapped",
+    "add_prompt_layer",
+    "box_slices",
     "boxes_of",
-    "prompt_layer",
     "prompts_of",
     "toggle_sign",
 ]
@@ -26,10 +33,8 @@ SIGNS = ("positive", "negative")
 COLOURS = {"positive": "#00e000", "negative": "#ff2020"}
 
 
-def prompt_layer(viewer: napari.Viewer, image: napari.layers.Image) -> napari.layers.Points:
-    """The prompts layer for ``image``, created on the image's grid if needed."""
-    if PROMPT_LAYER in viewer.layers:
-        return viewer.layers[PROMPT_LAYER]
+def add_prompt_layer(viewer: napari.Viewer, image: napari.layers.Image) -> napari.layers.Points:
+    """A new clicks layer on ``image``'s grid."""
     layer = viewer.add_points(
         np.zeros((0, image.ndim)),
         name=PROMPT_LAYER,
@@ -79,10 +84,8 @@ def prompts_of(
     return voxels, labels
 
 
-def box_layer(viewer: napari.Viewer, image: napari.layers.Image) -> napari.layers.Shapes:
-    """The box-prompt layer for ``image`` (created on the image's grid if needed)."""
-    if BOX_LAYER in viewer.layers:
-        return viewer.layers[BOX_LAYER]
+def add_box_layer(viewer: napari.Viewer, image: napari.layers.Image) -> napari.layers.Shapes:
+    """A new box-prompt layer on ``image``'s grid."""
     return viewer.add_shapes(
         ndim=image.ndim,
         name=BOX_LAYER,
@@ -123,3 +126,77 @@ def boxes_of(
         (y0, x0), (y1, x1) = voxels[:, 1:].min(axis=0), voxels[:, 1:].max(axis=0)
         boxes[int(z[0])] = (float(y0), float(x0), float(y1), float(x1))
     return boxes
+
+
+def unwrapped(obj: Any) -> Any:
+    """The object behind napari's public-only proxy (a plugin's viewer hands out proxies, a
+    new one per access: only the object behind them has an identity to keep)."""
+    return getattr(obj, "__wrapped__", obj)
+
+
+def in_viewer(viewer: napari.Viewer, layer: Any) -> bool:
+    """Whether ``layer`` (or the layer behind a proxy) is still one of ``viewer``'s layers."""
+    return layer is not None and any(unwrapped(la) is unwrapped(layer) for la in viewer.layers)
+
+
+class LayerRef:
+    """A layer the plugin made, by reference: None once the user removed it."""
+
+    def __init__(self, viewer: napari.Viewer):
+        self._viewer, self._ref = viewer, None
+
+    def get(self) -> Any:
+        layer = self._ref() if self._ref is not None else None
+        return layer if in_viewer(self._viewer, layer) else None
+
+    def set(self, layer: Any) -> Any:
+        self._ref = weakref.ref(unwrapped(layer))
+        return unwrapped(layer)
+
+    def holds(self, layer: Any) -> bool:
+        """Whether ``layer`` (or a proxy of it) is this reference's layer."""
+        return layer is not None and unwrapped(layer) is self.get()
+
+
+class PromptLayers:
+    """The clicks and boxes layers of one viewer, made on an image's grid on first use."""
+
+    def __init__(self, viewer: napari.Viewer):
+        self.viewer = viewer
+        self._clicks, self._boxes = LayerRef(viewer), LayerRef(viewer)
+
+    def clicks(self, image: napari.layers.Image | None = None) -> Any:
+        """The clicks layer; made on ``image``'s grid when there is none (None: don't make)."""
+        layer = self._clicks.get()
+        if layer is None and image is not None:
+            layer = self._clicks.set(add_prompt_layer(self.viewer, image))
+        return layer
+
+    def boxes(self, image: napari.layers.Image | None = None) -> Any:
+        """The boxes layer; made on ``image``'s grid when there is none (None: don't make)."""
+        layer = self._boxes.get()
+        if layer is None and image is not None:
+            layer = self._boxes.set(add_box_layer(self.viewer, image))
+        return layer
+
+    def is_prompt_layer(self, layer: Any) -> bool:
+        return self._clicks.holds(layer) or self._boxes.holds(layer)
+
+    def is_boxes(self, layer: Any) -> bool:
+        return self._boxes.holds(layer)
+
+    def prompts_on(self, image: napari.layers.Image) -> tuple[np.ndarray, np.ndarray, dict]:
+        """The clicks (voxels, labels) and boxes ``{slice: (y0, x0, y1, x1)}`` on ``image``."""
+        points, labels = np.zeros((0, 3)), np.zeros(0, dtype=int)
+        clicks, boxes = self.clicks(), self.boxes()
+        if clicks is not None:
+            points, labels = prompts_of(clicks, image)
+        return points, labels, boxes_of(boxes, image) if boxes is not None else {}
+
+    def clear(self) -> None:
+        """No prompts left: the next object starts from nothing."""
+        clicks, boxes = self.clicks(), self.boxes()
+        if clicks is not None:
+            clicks.data = np.zeros((0, 3))
+        if boxes is not None:
+            boxes.data = []

@@ -15,10 +15,49 @@ from psygnal import evented
 
 from napari_textseg.engine.interactive.propagate import PropagationSettings
 from napari_textseg.engine.interactive.session import PostProcessing
+from napari_textseg.models.registry import DEFAULT_MODEL
 
-__all__ = ["PanelSettings", "PromptSettings", "PropagationOptions", "TextSettings"]
+__all__ = [
+    "ModelChoice",
+    "ModelSettings",
+    "PanelSettings",
+    "PromptSettings",
+    "PropagationOptions",
+    "TextSettings",
+]
 
 _DEFAULT = PropagationSettings()  # the command line's defaults too
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """Which model to run: a registry id, optionally with a local checkpoint file."""
+
+    model_id: str | None
+    checkpoint: str | None = None
+    device: str | None = None
+    runtime: str = "auto"  # where LiteMedSAM's encoder runs (models.encoder_runtime)
+    precision: str = "f32"
+
+
+@evented
+@dataclass
+class ModelSettings:
+    """The model section: every model picker of a viewer shows (and edits) this one."""
+
+    model_id: str = DEFAULT_MODEL  # "": a local checkpoint file
+    checkpoint: str = ""
+    device: str = "auto"
+    runtime: str = "auto"
+    precision: str = "f32"
+
+    def choice(self) -> ModelChoice:
+        """What Load loads; refused when neither a model nor a file is chosen."""
+        checkpoint = self.checkpoint.strip() or None
+        if not self.model_id and checkpoint is None:
+            raise ValueError("choose a model, or give a local checkpoint file")
+        device = None if self.device == "auto" else self.device
+        return ModelChoice(self.model_id or None, checkpoint, device, self.runtime, self.precision)
 
 
 @evented
@@ -52,7 +91,6 @@ class PropagationOptions:
     confine_values: str = ""  # label values, e.g. "5" or "2, 3"; "": any
     fill_holes: bool = False
     keep_clicked: bool = False
-    axis: int = 0
 
     def engine_settings(self) -> PropagationSettings:
         """The engine's settings for one run (checked there: memory size 1-6, ...)."""
@@ -83,13 +121,12 @@ class PropagationOptions:
             self.roi_box,
             self.confine_layer or None,
             self.confine_label_values(),
-            self.axis,
         )
 
     @property
     def whole_volume(self) -> bool:
-        """No ROI, no confining organ, axial slices: the session text labelling can share."""
-        return not self.roi_mm and not self.roi_box and not self.confine_layer and self.axis == 0
+        """No ROI, no confining organ: the session text labelling can share."""
+        return not self.roi_mm and not self.roi_box and not self.confine_layer
 
 
 @evented
@@ -100,9 +137,8 @@ class TextSettings:
     text: str = ""
     backend: str = "auto"
     allow_cpu: bool = False
-    allow_any_name: bool = (
-        False  # free text, as typed (CLIP reads any words); else organs of the vocabulary
-    )
+    # free text, as typed (CLIP reads any words); else organs of the vocabulary
+    allow_any_name: bool = False
     clip_model: str = ""  # a CLIP card id; "": a local file
     clip_file: str = ""
     target_layer: str = ""  # "": a new Labels layer
@@ -113,6 +149,7 @@ class TextSettings:
 class PanelSettings:
     """Everything the panel's sections set, in one object per viewer."""
 
+    model: ModelSettings = field(default_factory=ModelSettings)
     prompts: PromptSettings = field(default_factory=PromptSettings)
     propagation: PropagationOptions = field(default_factory=PropagationOptions)
     text: TextSettings = field(default_factory=TextSettings)

@@ -147,6 +147,13 @@ class TaskRunner:
             task.worker.quit()
         return bool(mine)
 
+    def cancel_background(self, section: str) -> None:
+        """Stop the background work of ``section`` (encoding ahead), not what the user asked."""
+        for task in self._tasks:
+            if task.section == section and task.background:
+                task.cancelled = True
+                task.worker.quit()
+
     def busy(self, section: str | None = None) -> bool:
         """Whether something runs (in ``section``, or anywhere)."""
         return any(section is None or t.section == section for t in self._tasks)

@@ -202,51 +202,44 @@ def label(args: argparse.Namespace) -> int:
         group_by_slice(
             np.array(points).reshape(-1, 3), np.array(signs), volume.spatial_shape, boxes
         )
-    from napari_textseg.engine.text.backends import resolve_backend
+    from napari_textseg.engine.text.plan import plan_text_run
     from napari_textseg.models.device import pick_device
-    from napari_textseg.models.registry import get_card
+    from napari_textseg.models.store import resolve_checkpoint
 
     device = pick_device(args.device)
     named = bool(args.model or args.checkpoint)
-    choose = {
-        "modality": volume.modality,
-        "device_type": device.type,
-        "prompts_given": bool(clicks),
-        "model_named": named,
-        "allow_cpu": args.allow_cpu,
-        "weights_present": True if args.weights else None,
-    }
-    backend = resolve_backend(
-        args.backend, model_family=get_card(args.model).family if args.model else None, **choose
+    # The named model's family before it loads (a SAM3 checkpoint reads the text itself).
+    family = resolve_checkpoint(args.model, args.checkpoint)[0].family if named else None
+    plan = plan_text_run(
+        args.backend,
+        modality=volume.modality,
+        device_type=device.type,
+        prompts_given=bool(clicks),
+        all_targets_prompted=not needs_clip(targets, clicks),
+        model_named=named,
+        model_family=family,
+        allow_cpu=args.allow_cpu,
+        weights_present=True if args.weights else None,
     )
+    backend = plan.check()
     loaded = clip = None
-    if backend == "clip-sam":
-        need_clip = needs_clip(targets, clicks)
-        if need_clip and not (args.clip or args.clip_checkpoint):
-            raise ValueError(
-                "targets without --point need a CLIP model: --clip ID or --clip-checkpoint FILE"
-            )
-        if not (named or clicks):
-            raise ValueError(
-                "the clip-sam backend needs a SAM/SAM2 model: --model ID or --checkpoint FILE "
-                "(or install a trained backend: --backend voxtell)"
-            )
-        # text + prompt without a model named: the installed box model
-        loaded = load_model(
-            args.model or (None if args.checkpoint else DEFAULT_MODEL),
-            args.checkpoint,
-            device=args.device,
+    if plan.needs_clip and not (args.clip or args.clip_checkpoint):
+        raise ValueError(
+            "targets without --point need a CLIP model: --clip ID or --clip-checkpoint FILE"
         )
-        if (
-            loaded.card.family == "sam3"
-        ):  # a SAM3 checkpoint given without --model: it reads the text
-            backend = resolve_backend(backend, model_family="sam3", **choose)
-        elif need_clip:
-            clip = load_model(
-                args.clip, args.clip_checkpoint, device=args.device, wording=CLI_CLIP_WORDING
-            )
-    elif backend == "sam3-slices" and named:
-        loaded = load_model(args.model, args.checkpoint, device=args.device)
+    if plan.needs_segmenter and not (named or clicks):
+        raise ValueError(
+            "the clip-sam backend needs a SAM/SAM2 model: --model ID or --checkpoint FILE "
+            "(or install a trained backend: --backend voxtell)"
+        )
+    if plan.needs_segmenter or (backend == "sam3-slices" and named):
+        # text + prompt without a model named: the installed box model
+        model_id = args.model or (None if args.checkpoint else DEFAULT_MODEL)
+        loaded = load_model(model_id, args.checkpoint, device=args.device)
+    if plan.needs_clip:
+        clip = load_model(
+            args.clip, args.clip_checkpoint, device=args.device, wording=CLI_CLIP_WORDING
+        )
     given = {
         k: (np.array(p, dtype=float).reshape(-1, 3), np.array(s, dtype=int), b)
         for k, (p, s, b) in clicks.items()

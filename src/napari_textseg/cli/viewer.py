@@ -26,7 +26,7 @@ def open_viewer(
     import napari
 
     # torch and its extensions load before the OpenGL canvas exists (see _napari/_triton.py).
-    import napari_textseg._napari.controller  # noqa: F401
+    import napari_textseg._napari.prompts_controller  # noqa: F401
 
     viewer = napari.Viewer(title="napari-textseg")
     if stacked:  # the separate docks, as the Plugins menu stacks them

@@ -98,13 +98,13 @@ def fill_labels_combo(combo: QComboBox, viewer: napari.Viewer, first: str) -> No
     """List the viewer's Labels layers (not the preview) after ``first``, keeping the choice."""
     from napari.layers import Labels
 
-    from napari_textseg._napari.controller import PREVIEW_LAYER
+    from napari_textseg._napari.prompts_controller import PREVIEW_KEY
 
     current = combo.currentText()
     combo.clear()
     combo.addItem(first)
     for layer in viewer.layers:
-        if isinstance(layer, Labels) and layer.name != PREVIEW_LAYER:
+        if isinstance(layer, Labels) and not layer.metadata.get(PREVIEW_KEY):
             combo.addItem(layer.name)
     if current:
         combo.setCurrentText(current)

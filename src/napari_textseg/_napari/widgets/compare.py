@@ -17,39 +17,18 @@ from qtpy.QtWidgets import (
     QTableWidgetItem,
 )
 
-from napari_textseg._napari.layers import METADATA_KEY, label_table
+from napari_textseg._napari.compare_controller import compare_controller_for, layer_unit
 from napari_textseg._napari.widgets._common import fill_labels_combo, fit_combo, hbox
 from napari_textseg._napari.widgets._section import Section
 from napari_textseg.core.errors import InputError
-from napari_textseg.core.evaluation import MM_PER_UNIT, Evaluation, GridMismatch, iter_evaluate
+from napari_textseg.core.evaluation import Evaluation
 
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["CompareWidget", "layer_grid_mismatch"]
+__all__ = ["CompareWidget"]
 
 _PICK = "<choose a Labels layer>"
-
-
-def layer_grid_mismatch(pred: napari.layers.Labels, ref: napari.layers.Labels) -> str | None:
-    """Why two Labels layers are not on one voxel grid, or ``None`` when they are."""
-    if pred.data.shape != ref.data.shape:
-        return f"{pred.name} is {pred.data.shape} voxels and {ref.name} {ref.data.shape}"
-    if not np.allclose(pred.scale, ref.scale, rtol=1e-4):
-        return (
-            f"voxel sizes differ: {pred.name} {tuple(pred.scale)} vs {ref.name} {tuple(ref.scale)}"
-        )
-    if not np.allclose(pred.translate, ref.translate, atol=1e-3):
-        return (
-            f"origins differ: {pred.name} {tuple(pred.translate)} "
-            f"vs {ref.name} {tuple(ref.translate)}"
-        )
-    return None
-
-
-def _unit(layer: napari.layers.Labels) -> str:
-    unit = (layer.metadata.get(METADATA_KEY) or {}).get("unit", "mm")
-    return unit if unit in MM_PER_UNIT else "mm"
 
 
 class CompareWidget(Section):
@@ -62,6 +41,7 @@ class CompareWidget(Section):
 
     def __init__(self, napari_viewer: napari.Viewer, *, scroll: bool = True):
         super().__init__(napari_viewer, scroll=scroll)
+        self.controller = compare_controller_for(napari_viewer)
         self.report: Evaluation | None = None
         self.prediction, self.reference = QComboBox(), QComboBox()
         for combo in (self.prediction, self.reference):
@@ -129,7 +109,7 @@ class CompareWidget(Section):
         self._clear_table()
 
     def _show_unit(self, name: str) -> None:
-        unit = _unit(self.viewer.layers[name]) if name in self.viewer.layers else "mm"
+        unit = layer_unit(self.viewer.layers[name]) if name in self.viewer.layers else "mm"
         self.tolerance.setSuffix(" um" if unit == "um" else " mm")
 
     def _layer(self, combo: QComboBox, role: str) -> napari.layers.Labels:
@@ -140,37 +120,11 @@ class CompareWidget(Section):
 
     def compare(self) -> None:
         """Score the chosen layers in the background; the table fills when it is done."""
-        if self.tasks.busy(self.section):
-            raise InputError("a comparison is already running")
-        pred, ref = (
-            self._layer(self.prediction, "prediction"),
-            self._layer(self.reference, "reference"),
+        pred = self._layer(self.prediction, "prediction")
+        ref = self._layer(self.reference, "reference")
+        self.controller.compare(
+            pred, ref, self.tolerance.value(), self.instances.isChecked(), self._show
         )
-        why = layer_grid_mismatch(pred, ref)
-        if why:
-            raise GridMismatch(f"{why}; nothing is resampled: compare layers on the same grid")
-        pred_names = label_table(pred.data, {"features": pred.features})[0]
-        ref_names = label_table(ref.data, {"features": ref.features})[0]
-        unit = _unit(ref)  # the tolerance box is in the reference layer's unit
-        # Copies: the user may keep painting while the worker reads.
-        steps = iter_evaluate(
-            np.array(pred.data),
-            np.array(ref.data),
-            tuple(float(s) for s in ref.scale[-3:]),
-            unit,
-            names={**pred_names, **ref_names},
-            tolerance_mm=self.tolerance.value() * MM_PER_UNIT[unit],
-            instances=self.instances.isChecked(),
-            prediction=pred.name,
-            reference_name=ref.name,
-            pred_names=pred_names,
-            ref_names=ref_names,
-        )
-
-        def work():
-            return (yield from steps)
-
-        self.tasks.start(self.section, work, self._show, f"comparing {pred.name} with {ref.name}")
 
     def _show(self, report: Evaluation) -> None:
         self.report = report

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from qtpy.QtWidgets import QComboBox, QFileDialog, QLabel, QLineEdit, QPushButton
 
-from napari_textseg._napari.controller import ModelChoice, controller_for
+from napari_textseg._napari.model_controller import model_controller_for
 from napari_textseg._napari.widgets._common import fit_combo, hbox
 from napari_textseg._napari.widgets._section import Section
 from napari_textseg._napari.widgets.download import DownloadButton
@@ -39,7 +39,8 @@ class ModelSection(Section):
 
     def __init__(self, napari_viewer: napari.Viewer, *, scroll: bool = False):
         super().__init__(napari_viewer, scroll=scroll)
-        self.controller = controller_for(napari_viewer)
+        self.controller = model_controller_for(napari_viewer)
+        self.workspace = self.controller.workspace
         self.model = QComboBox()
         # The default first: LiteMedSAM, installed with the plugin, trained on medical images.
         for card in sorted(CARDS.values(), key=lambda c: c.id != DEFAULT_MODEL):
@@ -87,7 +88,20 @@ class ModelSection(Section):
         self.cancel_button.clicked.connect(self.cancel)
         self.model.currentIndexChanged.connect(self._show_licence)
         self.clear_on_change(self.model, self.checkpoint, self.device, self.runtime, self.precision)
-        self.listen(self.controller.model_ready, self._ready)
+        self.listen(self.workspace.model_ready, self._ready)
+        # The controls are views of the viewer's one model choice: every picker agrees.
+        model = self.workspace.settings.model
+        self.bind(
+            self.model,
+            model,
+            "model_id",
+            to_model=lambda v: "" if v == LOCAL_CHECKPOINT else v,
+            to_widget=lambda v: v or LOCAL_CHECKPOINT,
+        )
+        for widget, name in ((self.checkpoint, "checkpoint"), (self.device, "device")):
+            self.bind(widget, model, name)
+        for widget, name in ((self.runtime, "runtime"), (self.precision, "precision")):
+            self.bind(widget, model, name)
         self._show_licence()
 
     def _browse(self) -> None:
@@ -111,20 +125,7 @@ class ModelSection(Section):
         )
 
     def _load(self) -> None:
-        checkpoint = self.checkpoint.text().strip() or None
-        model_id = self.model.currentData()
-        if model_id is None and checkpoint is None:
-            raise ValueError("choose a model, or give a local checkpoint file")
-        device = self.device.currentText()
-        self.controller.load_model(
-            ModelChoice(
-                model_id,
-                checkpoint,
-                None if device == "auto" else device,
-                self.runtime.currentText(),
-                self.precision.currentText(),
-            )
-        )
+        self.controller.load_model(self.workspace.settings.model.choice())
 
     def cancelled_note(self) -> str:
         return "the slices encoded so far are kept"
@@ -132,7 +133,7 @@ class ModelSection(Section):
     def _ready(self, card) -> None:
         """A phantom model on a real image says, here, that it will not work there."""
         try:
-            image = self.controller.current_image()
+            image = self.workspace.current_image()
         except ValueError:
             return
         warning = real_image_warning(card, image.name)

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 from qtpy.QtWidgets import QCheckBox, QComboBox, QLineEdit, QPushButton, QSpinBox, QWidget
 
-from napari_textseg._napari.controller import controller_for
 from napari_textseg._napari.prompt_layer import toggle_sign
+from napari_textseg._napari.prompts_controller import controller_for
 from napari_textseg._napari.widgets._common import fill_labels_combo, hbox, safely, scroll_panel
 from napari_textseg._napari.widgets._section import PANEL_WIDTH, Section
 from napari_textseg._napari.widgets.model_section import ModelSection
@@ -82,8 +82,8 @@ class PromptsSection(Section):
         self.bind(self.name, target, "name")
         self.bind(self.preserve, target, "preserve_existing")
         self.clear_on_change(self.target, self.value, self.name)
-        self.listen(self.controller.model_ready, self._ready)
-        self.listen(self.controller.busy, self._busy)
+        self.listen(self.controller.workspace.model_ready, self._ready)
+        self.listen(self.controller.workspace.busy, self._busy)
         self.listen(self.viewer.layers.events.inserted, self._refresh_targets)
         self.listen(self.viewer.layers.events.removed, self._refresh_targets)
         self._refresh_targets()
@@ -108,10 +108,10 @@ class PromptsSection(Section):
     def _bind_keys(self) -> None:
         """The keys on the viewer, and on the layers where napari's own layer keys would win
         (the images: C is napari's auto-contrast there); given back when the panel closes."""
+        viewer, ours, before = self.viewer, {}, {}
         for key, action in self._key_actions().items():
-            self.viewer.bind_key(
-                key, lambda _viewer, act=action: safely(act, self.status)(), overwrite=True
-            )
+            ours[key] = lambda _viewer, act=action: safely(act, self.status)()
+            before[key] = viewer.bind_key(key, ours[key], overwrite=True)
         bound = self._bound_layers = weakref.WeakSet()
         keys = [*self._key_actions(), "Control-z"]
 
@@ -120,6 +120,13 @@ class PromptsSection(Section):
                 for key in keys:
                     layer.bind_key(key, None)  # napari's own binding for the key applies again
             bound.clear()
+            for key, mine in ours.items():
+                now = viewer.bind_key(key, None)
+                if now is not mine:  # another panel bound the key since: it keeps it
+                    viewer.bind_key(key, now, overwrite=True)
+                elif before[key] is not None:
+                    viewer.bind_key(key, before[key], overwrite=True)
+            ours.clear()
 
         self.destroyed.connect(give_back)
         for layer in self.viewer.layers:

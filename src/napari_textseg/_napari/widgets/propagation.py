@@ -14,7 +14,7 @@ from qtpy.QtWidgets import (
     QSpinBox,
 )
 
-from napari_textseg._napari.controller import controller_for
+from napari_textseg._napari.prompts_controller import controller_for
 from napari_textseg._napari.widgets._common import fill_labels_combo, hbox
 from napari_textseg._napari.widgets._section import Section
 from napari_textseg.engine.interactive.memory import POLICIES
@@ -149,8 +149,8 @@ class PropagationWidget(Section):
         self.clear_on_change(*inputs)
         self.action(self.run, self._propagate)
         self.cancel_button.clicked.connect(self.cancel)
-        self.listen(self.controller.busy, lambda busy: self.run.setEnabled(not busy))
-        self.listen(self.controller.model_ready, self._model_ready)
+        self.listen(self.controller.workspace.busy, lambda busy: self.run.setEnabled(not busy))
+        self.listen(self.controller.workspace.model_ready, self._model_ready)
         self.listen(self.viewer.layers.events.inserted, self._refresh_layers)
         self.listen(self.viewer.layers.events.removed, self._refresh_layers)
         self._refresh_layers()

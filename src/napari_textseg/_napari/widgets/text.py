@@ -11,7 +11,7 @@ from napari_textseg._napari.widgets._common import fill_labels_combo, fit_combo,
 from napari_textseg._napari.widgets._section import Section
 from napari_textseg._napari.widgets.download import DownloadButton
 from napari_textseg._napari.wording import panel_wording
-from napari_textseg.engine.text.backends import AUTO, BACKENDS, choose_backend, why_unavailable
+from napari_textseg.engine.text.backends import AUTO, BACKENDS
 from napari_textseg.models.registry import CARDS
 
 if TYPE_CHECKING:
@@ -92,9 +92,6 @@ class TextLabellingWidget(Section):
         self.form.addRow("CLIP file", self.clip_file)
         self.finish_layout(note)
 
-        self.backend.currentIndexChanged.connect(self._explain_backend)
-        self.listen(self.viewer.layers.selection.events.active, self._explain_backend)
-        self._explain_backend()
         self.action(self.run, self._label)
         self.cancel_button.clicked.connect(self.cancel)
         self._refresh_targets()
@@ -131,7 +128,15 @@ class TextLabellingWidget(Section):
             self.use_clicks,
             self.any_name,
         )
-        self.listen(self.controller.points.busy, lambda busy: self.run.setEnabled(not busy))
+        self.listen(self.controller.workspace.busy, lambda busy: self.run.setEnabled(not busy))
+        # The note follows every input of the plan: the settings, the model, the image.
+        for name in ("backend", "use_clicks", "allow_cpu"):
+            self.listen(getattr(model.events, name), self._explain_backend)
+        self.listen(self.controller.workspace.model_ready, self._explain_backend)
+        self.listen(self.viewer.layers.selection.events.active, self._explain_backend)
+        self.listen(self.viewer.layers.events.inserted, self._explain_backend)
+        self.listen(self.viewer.layers.events.removed, self._explain_backend)
+        self._explain_backend()
         self.listen(self.viewer.layers.events.inserted, self._refresh_targets)
         self.listen(self.viewer.layers.events.removed, self._refresh_targets)
         self._refresh_targets()
@@ -143,26 +148,8 @@ class TextLabellingWidget(Section):
         self.controller.run()
 
     def _explain_backend(self, *_args: object) -> None:
-        """Say what the chosen backend needs here, before the user presses Label."""
-        from napari_textseg._napari.layers import layer_modality
-        from napari_textseg.models.device import pick_device
-
-        backend = self.backend.currentData()
-        image = next(
-            (layer for layer in reversed(self.viewer.layers) if layer._type_string == "image"), None
-        )
-        modality = layer_modality({"metadata": image.metadata}) if image is not None else "CT"
-        device = pick_device(None).type
-        if backend == AUTO:
-            text = f"auto will run: {BACKENDS[choose_backend(AUTO, modality, device)].title}"
-        else:
-            text = (
-                why_unavailable(backend, modality, device, allow_cpu=self.allow_cpu.isChecked())
-                or "ready"
-            )
-        if backend in (AUTO, "clip-sam"):
-            text += " (CLIP + SAM uses the loaded model and the CLIP model below)"
-        self.backend_note.setText(f"<i>{text}</i>")
+        """Say what Label will run (the same plan Label follows), before the user presses it."""
+        self.backend_note.setText(f"<i>{self.controller.plan().note()}</i>")
 
     def _refresh_targets(self, *_args: object) -> None:
         fill_labels_combo(self.target, self.viewer, _NEW_LAYER)

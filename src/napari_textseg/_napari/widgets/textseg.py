@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from qtpy.QtWidgets import QFrame, QTabWidget, QVBoxLayout, QWidget
 
-from napari_textseg._napari.controller import controller_for
+from napari_textseg._napari.prompts_controller import controller_for
 from napari_textseg._napari.widgets._section import PANEL_WIDTH
 from napari_textseg._napari.widgets.compare import CompareWidget
 from napari_textseg._napari.widgets.model_section import ModelSection

@@ -19,18 +19,18 @@ from __future__ import annotations
 
 import csv
 import glob
-import json
 import os
 import time
 import traceback
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from napari_textseg.core.errors import InputError
 from napari_textseg.core.io.atomic import safe_stem
+from napari_textseg.engine.jobs.batch_results import CaseResult, read_results, write_results
 
 __all__ = [
     "BatchCase",
@@ -94,20 +94,6 @@ class BatchJob:
         return self.model or (None if self.checkpoint else DEFAULT_MODEL)
 
 
-@dataclass
-class CaseResult:
-    """What happened to one case; ``metrics`` maps label name -> {dice, nsd}."""
-
-    case_id: str
-    status: str  # "done" or "error"
-    output: str = ""
-    message: str = ""
-    seconds: float = 0.0
-    worker: str = ""
-    model_loads: int = 0
-    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
-
-
 def check_job(job: BatchJob) -> None:
     """Refuse, on the client and before a cluster starts, a job whose models cannot load:
     not downloaded, a checkpoint file missing, a package not installed, text without CLIP."""
@@ -120,7 +106,7 @@ def check_job(job: BatchJob) -> None:
 
     card, _ = resolve_checkpoint(job.model_id, job.checkpoint, CLI_WORDING)
     check_installed(card)
-    if job.text and _wants_clip(card.family, job.text):
+    if job.text and _text_plan(card.family).needs_clip:
         if not (job.clip or job.clip_checkpoint):
             raise InputError(_NO_CLIP)
         clip, _ = resolve_checkpoint(job.clip, job.clip_checkpoint, CLI_CLIP_WORDING)
@@ -130,13 +116,18 @@ def check_job(job: BatchJob) -> None:
 _NO_CLIP = "text targets need a CLIP model (--clip or --clip-checkpoint), or a SAM3 model"
 
 
-def _wants_clip(family: str, text: tuple[str, ...]) -> bool:
-    from napari_textseg.core.text_prompts import parse_targets
-    from napari_textseg.engine.jobs.pipelines import needs_clip
+def _text_plan(family: str, modality: str = "", device_type: str = "cpu"):
+    """The plan of a batch text run: CLIP + SAM with the job's model (SAM3 reads the text
+    itself); the same rules as the panel and ``label``."""
+    from napari_textseg.engine.text.plan import plan_text_run
 
-    return family != "sam3" and needs_clip(
-        parse_targets("\n".join(text)), {}
-    )  # SAM3 reads the text itself
+    return plan_text_run(
+        "clip-sam",
+        modality=modality,
+        device_type=device_type,
+        model_named=True,
+        model_family=family,
+    )
 
 
 def find_cases(source: str, out_dir: str | os.PathLike) -> list[BatchCase]:
@@ -296,22 +287,17 @@ def run_case(case: BatchCase, job: BatchJob) -> CaseResult:
         if job.text:
             from napari_textseg.core.text_prompts import parse_targets
             from napari_textseg.engine.jobs.pipelines import label_text
-            from napari_textseg.engine.text.backends import resolve_backend
 
             targets = parse_targets("\n".join(job.text))
             sam = _model(job.model_id, job.checkpoint, job.device)
-            wants_clip = _wants_clip(sam.card.family, job.text)
-            if wants_clip and not (job.clip or job.clip_checkpoint):
+            plan = _text_plan(sam.card.family, volume.modality, sam.device.type)
+            backend = plan.check()
+            if plan.needs_clip and not (job.clip or job.clip_checkpoint):
                 raise InputError(_NO_CLIP)
             clip = (
-                _model(job.clip, job.clip_checkpoint, job.device, clip=True) if wants_clip else None
-            )
-            backend = resolve_backend(
-                "clip-sam",
-                modality=volume.modality,
-                device_type=sam.device.type,
-                model_named=True,
-                model_family=sam.card.family,
+                _model(job.clip, job.clip_checkpoint, job.device, clip=True)
+                if plan.needs_clip
+                else None
             )
             made = label_text(volume, targets, sam, clip, backend=backend)  # type: ignore[arg-type]
             labels, names = made.labels, made.names
@@ -445,35 +431,3 @@ def run_batch(
             )
         record(result)
     return [results[c.case_id] for c in cases]
-
-
-def read_results(out_dir: str | os.PathLike) -> dict[str, CaseResult]:
-    """The records an earlier run left in ``out_dir/results.json``, by case id (none if
-    unreadable)."""
-    try:
-        rows = json.loads((Path(out_dir) / "results.json").read_text())
-        return {row["case_id"]: CaseResult(**row) for row in rows}
-    except (OSError, ValueError, TypeError, KeyError):
-        return {}
-
-
-def write_results(results: list[CaseResult], out_dir: str | os.PathLike) -> tuple[Path, Path]:
-    """``results.csv`` (one row per case, Dice and NSD per label name) and ``results.json``,
-    written together or not at all."""
-    from napari_textseg.core.evaluation import write_csv
-    from napari_textseg.core.io.atomic import atomic_group, atomic_target
-
-    out = Path(out_dir)
-    names = sorted({n for r in results for n in r.metrics})
-    rows = []
-    for r in results:
-        row = {k: v for k, v in asdict(r).items() if k != "metrics"}
-        for name in names:
-            row[f"dice_{name}"] = r.metrics.get(name, {}).get("dice", "")
-            row[f"nsd_{name}"] = r.metrics.get(name, {}).get("nsd", "")
-        rows.append(row)
-    with atomic_group():  # the table and the records always describe the same cases
-        table = write_csv(out / "results.csv", rows)
-        with atomic_target(out / "results.json") as tmp:
-            tmp.write_text(json.dumps([asdict(r) for r in results], indent=1))
-    return table, out / "results.json"

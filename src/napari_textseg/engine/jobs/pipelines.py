@@ -117,7 +117,7 @@ def label_text(
     embedding: EmbeddingOptions | None = None,
 ) -> LabelMap:
     """Label every target with one text backend, resolved already (see
-    :func:`~napari_textseg.engine.text.backends.resolve_backend`) and opened here with
+    :func:`~napari_textseg.engine.text.plan.plan_text_run`) and opened here with
     :func:`~napari_textseg.engine.text.backends.open_text_backend`."""
     from napari_textseg.engine.text.backends import open_text_backend
     from napari_textseg.engine.text.protocol import (

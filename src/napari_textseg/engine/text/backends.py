@@ -4,8 +4,9 @@ Each backend says what it needs (a pip extra, weights, a GPU, a modality) so the
 panel and ``label --backend`` can say plainly why one cannot run, and ``auto`` can
 pick the most accurate one that is installed and has its weights.
 
-Two functions are all the panel, the pipeline, batch and the command line call:
-:func:`resolve_backend` turns the user's choice (``auto``, clicks or boxes given, the
+The panel, the pipeline, batch and the command line ask
+:func:`~napari_textseg.engine.text.plan.plan_text_run`, which asks :func:`resolve_backend`
+here; :func:`resolve_backend` turns the user's choice (``auto``, clicks or boxes given, the
 loaded model's family, the modality) into one backend, and :func:`open_text_backend`
 builds it, whichever it is.
 """
