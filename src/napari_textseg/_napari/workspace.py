@@ -47,7 +47,8 @@ MODEL_SECTIONS = ("model", "prompts", "propagation", "text")
 @dataclass(frozen=True)
 class ImageCopy:
     """An image layer's data and what the engine needs of it, taken on the main thread
-    before a worker starts (a worker never reads a layer)."""
+    before a worker starts (a worker never reads a layer). The data is the layer's array,
+    not a copy: napari does not paint on images, and a CT copy would cost its size again."""
 
     data: np.ndarray
     spacing: tuple[float, ...]

@@ -56,14 +56,7 @@ class Sam2SliceModel(SliceModel):
         fill_hole_area: int | None = None,
         preprocess: str = "sam2",
     ):
-        if preprocess not in SAM2_PREPROCESSING:
-            raise ValueError(
-                f"unknown SAM 2 preprocessing {preprocess!r}; use one of "
-                f"{', '.join(SAM2_PREPROCESSING)}"
-            )
-        self.model = model.to(device).eval()
-        self.device = device
-        self.preprocess = preprocess
+        self._take(model, device, preprocess, SAM2_PREPROCESSING)
         self.image_size = int(model.image_size)
         # SAM2VideoPredictor's own setting when the model was built as one, else its default (8)
         self.fill_hole_area = int(

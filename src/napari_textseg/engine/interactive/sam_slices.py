@@ -51,20 +51,12 @@ class SamSliceModel(SliceModel):
     ):
         from segment_anything.utils.transforms import ResizeLongestSide
 
-        if preprocess not in SAM_PREPROCESSING:
-            raise ValueError(
-                f"unknown SAM preprocessing {preprocess!r}; use one of "
-                f"{', '.join(SAM_PREPROCESSING)}"
-            )
-        self.model = model.to(device).eval()
-        self.device = device
-        self.preprocess = preprocess
+        self._take(model, device, preprocess, SAM_PREPROCESSING)
         # MedSAM propagates a box alone with its own 3-D box recipe (medsam_infer_3Dbox_adrenal.py)
         self.box_recipe = preprocess == "medsam"
         self.box_shift = int(box_shift)
-        self.box_fallback = (
-            "previous"  # after an empty slice: the nearest slice's box, as that script
-        )
+        # after an empty slice: the nearest slice's box, as that script
+        self.box_fallback = "previous"
         self.image_size = int(model.image_encoder.img_size)
         # Used for prompt coordinates only, which every release maps from (H, W) correctly.
         self._transform = ResizeLongestSide(self.image_size)

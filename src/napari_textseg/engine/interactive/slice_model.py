@@ -79,6 +79,16 @@ class SliceModel(ABC):
     title: str = "this model"  # its name in messages
     device: torch.device
 
+    def _take(self, model: Any, device: torch.device, preprocess: str, known: tuple[str, ...]):
+        """Hold ``model`` on ``device`` in eval mode, with one of the ``known`` preprocessings."""
+        if preprocess not in known:
+            raise ValueError(
+                f"unknown {self.title} preprocessing {preprocess!r}; use one of {', '.join(known)}"
+            )
+        self.model = model.to(device).eval()
+        self.device = device
+        self.preprocess = preprocess
+
     @property
     def box_only(self) -> bool:
         """Trained on boxes alone: points give no usable mask (the model card says the same)."""
