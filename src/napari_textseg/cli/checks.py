@@ -25,6 +25,8 @@ _INPUTS = (
     "confine",
     "weights",
     "prompts",
+    "scribble",
+    "lasso",
 )
 _LABEL_OUTPUTS = ("segment", "label")
 
@@ -52,9 +54,10 @@ def _check_prompt_syntax(args: argparse.Namespace) -> None:
 
 def check_early(args: argparse.Namespace) -> None:
     """Raise the error a later step would raise, for what can be checked without work."""
-    paths = [getattr(args, name, None) for name in _INPUTS] + list(
-        getattr(args, "files", None) or []
-    )
+    paths: list = list(getattr(args, "files", None) or [])
+    for name in _INPUTS:
+        value = getattr(args, name, None)
+        paths += value if isinstance(value, list) else [value]  # --scribble, --lasso: several
     for path in paths:
         if isinstance(path, str) and not Path(path).expanduser().exists():
             if args.command == "batch" and path == args.source and glob.has_magic(path):

@@ -164,8 +164,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="model id (see 'models list'; default litemedsam, installed with the "
         "plugin: a box model, give --box)",
     )
-    seg.add_argument("--checkpoint", metavar="FILE", help="a local checkpoint file")
+    seg.add_argument(
+        "--checkpoint", metavar="FILE", help="a local checkpoint file (nninteractive: its folder)"
+    )
     seg.add_argument("--device", default=None, help="auto, cuda, mps or cpu")
+    seg.add_argument(
+        "--scribble",
+        action="append",
+        default=[],
+        metavar="LABELS",
+        help="nninteractive: scribbles as a label file on the image's grid (1 positive, "
+        "2 negative)",
+    )
+    seg.add_argument(
+        "--lasso",
+        action="append",
+        default=[],
+        metavar="LABELS",
+        help="nninteractive: lasso regions as a label file on the image's grid (1 positive, "
+        "2 negative)",
+    )
+    seg.add_argument(
+        "--no-autozoom", action="store_true", help="nninteractive: no AutoZoom (on by default)"
+    )
+    seg.add_argument(
+        "--server",
+        metavar="URL",
+        help="nninteractive: segment on an nnInteractive server (nninteractive-client)",
+    )
     seg.add_argument("--value", type=int, default=1, help="label value of the object (default 1)")
     seg.add_argument("--name", default="object", help="label name for the sidecar")
     seg.add_argument(

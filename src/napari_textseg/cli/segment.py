@@ -70,6 +70,13 @@ def segment(args: argparse.Namespace) -> int:
         raise ValueError(
             f"{args.image} has {volume.data.shape[0]} channels; segment one channel at a time"
         )
+    if args.model == "nninteractive" or args.server:
+        from napari_textseg.cli.interactive3d import segment_nninteractive
+
+        return segment_nninteractive(args, volume)
+    if args.scribble or args.lasso or args.server or args.no_autozoom:
+        raise PromptError("--scribble, --lasso, --server and --no-autozoom are nnInteractive's: "
+                          "add --model nninteractive")  # fmt: skip
     if not 1 <= args.value < 2**32:
         raise ValueError(f"--value must be a label value from 1 to {2**32 - 1}, got {args.value}")
     points = [coords(p, 3, "--point") for p in args.point] + [

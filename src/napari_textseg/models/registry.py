@@ -29,7 +29,7 @@ __all__ = [
 # Families trained on boxes alone: the one place that says so (cards and slice models read it).
 BOX_ONLY_FAMILIES = frozenset({"litemedsam"})
 
-FAMILIES = ("sam", "sam2", "litemedsam", "clip", "sam3", "voxtell", "sam3_video")
+FAMILIES = ("sam", "sam2", "litemedsam", "clip", "sam3", "voxtell", "sam3_video", "nninteractive")
 
 _APACHE = ("Apache-2.0", "https://www.apache.org/licenses/LICENSE-2.0")
 _SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything"
@@ -384,6 +384,29 @@ _CARDS: list[ModelCard] = [
         tags=("medical", "text", "3-D"),
     ),
 ]
+
+_NNINTERACTIVE = "nnInteractive_v1.0"
+_CARDS.append(
+    ModelCard(
+        id="nninteractive",
+        family="nninteractive",
+        title="nnInteractive v1.0 (DKFZ: 3-D points, boxes, scribbles and lasso)",
+        arch={"patch_size": 192},
+        filename=f"{_NNINTERACTIVE}/fold_0/checkpoint_final.pth",
+        extra_files=tuple(
+            f"{_NNINTERACTIVE}/{name}"
+            for name in ("plans.json", "dataset.json", "inference_session_class.json")
+        ),
+        hf_repo="MIC-DKFZ/nnInteractive",
+        size_mb=416,
+        license="CC BY-NC-SA 4.0: non-commercial use only",
+        license_url="https://creativecommons.org/licenses/by-nc-sa/4.0/",
+        homepage="https://github.com/MIC-DKFZ/nnInteractive",
+        note="the weights are for non-commercial use only (CC BY-NC-SA 4.0; the code is "
+        "Apache-2.0); needs the nninteractive extra",
+        tags=("medical", "3-D", "points", "boxes", "scribbles", "lasso", "non-commercial"),
+    )
+)
 
 CARDS: dict[str, ModelCard] = {card.id: card for card in _CARDS}
 

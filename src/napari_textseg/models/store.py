@@ -302,6 +302,10 @@ _PACKAGES = {
     "sam2": ("sam2", "pip install 'sam2>=1.0,<2'"),
     "clip": ("open_clip", "pip install open_clip_torch"),
     "sam3": ("sam3", "pip install sam3"),
+    "nninteractive": (
+        "nnInteractive.inference.inference_session",
+        'pip install "napari-textseg[nninteractive]"',
+    ),
 }
 
 
