@@ -232,3 +232,47 @@ def test_a_3d_box_and_prompts_outside_the_volume_are_refused():
     with pytest.raises(PromptError, match="holds no voxel"):
         box_interaction(3, 4, (30.0, 30.0, 40.0, 40.0), (10, 20, 20))
     assert box_interaction(3, 4, (1.5, 2.0, 5.4, 7.0), (10, 20, 20)) == [[3, 4], [2, 6], [2, 8]]
+
+
+@pytest.mark.viewer
+def test_the_panel_segments_with_a_click_and_a_lasso_undoes_and_commits(
+    make_napari_viewer_proxy, qtbot, folder, ct
+):
+    """nnInteractive in the TextSeg panel: a click, then a lasso drawn with the Lasso tool,
+    S: the preview is what the engine gives for the same two interactions; Ctrl+Z takes the
+    lasso back; C commits the object."""
+    from conftest import HANG_MS
+    from napari_textseg._napari.prompts_controller import PREVIEW_LAYER, controller_for
+
+    viewer = make_napari_viewer_proxy()
+    viewer.open(str(data_file("abdomen_ct.nii.gz")), plugin="napari-textseg")
+    _, panel = viewer.window.add_plugin_dock_widget("napari-textseg", "TextSeg")
+    controller = controller_for(viewer)
+    workspace = controller.workspace
+    model = workspace.settings.model
+    model.model_id, model.checkpoint, model.device = "nninteractive", str(folder), "cpu"
+    assert "non-commercial" in panel.model_section.licence.text()
+    with qtbot.waitSignal(workspace.model_ready, timeout=HANG_MS):
+        panel.load.click()
+    controller.prompts_layer().add(np.array(POINT))
+    panel.prompts.lasso.click()
+    strokes = controller.layers.strokes()
+    assert viewer.layers.selection.active.name == strokes.name
+    assert strokes.mode == "add_polygon_lasso"
+    z, vertices = LASSO
+    strokes.add_polygons([np.column_stack([np.full(len(vertices), z), vertices])])
+    panel.prompts.segment.click()
+    qtbot.waitUntil(lambda: "voxels in" in panel.prompts.status.text(), timeout=HANG_MS)
+    assert "on this CPU" in panel.prompts.status.text()  # said once, with the time it took
+
+    data = np.asarray(ct.data)
+    obj = NnInteractiveObject(open_nninteractive(folder, CPU, threads=2), data)
+    after_click = obj.add_point(POINT)
+    expected = obj.add_lasso(polygon_mask(data.shape, *LASSO))
+    np.testing.assert_array_equal(viewer.layers[PREVIEW_LAYER].data > 0, expected)
+    assert not np.array_equal(after_click, expected)
+
+    controller.undo()
+    np.testing.assert_array_equal(viewer.layers[PREVIEW_LAYER].data > 0, after_click)
+    labels = controller.commit()
+    np.testing.assert_array_equal(labels.data > 0, after_click)

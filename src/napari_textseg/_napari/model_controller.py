@@ -39,8 +39,10 @@ class ModelController:
         previous = ws.session
 
         def work():
-            if previous is not None:  # its last encode ends before a new model converts or loads
+            if previous is not None and previous.encodes_slices:  # its last encode ends first
                 previous.cache.close(wait=True)
+            if is_nninteractive(choice):
+                return open_nninteractive_choice(choice)
             wording = panel_wording("checkpoint")
             loaded = load_model(
                 choice.model_id, choice.checkpoint, device=choice.device, wording=wording
@@ -59,7 +61,7 @@ class ModelController:
                 runtime = "OpenVINO" if encoder.runtime == "openvino" else "PyTorch"
                 runs = f" (encoder: {runtime} {encoder.precision})"
             note = f"; {slice_model.runtime_note}" if slice_model.runtime_note else ""
-            self._ready_line = f"{loaded.card.name} ready on {loaded.device}{runs}{note}"
+            self._ready_line = f"{loaded.card.name} ready on {slice_model.where}{runs}{note}"
             self._say(self._ready_line)
             ws.set_model(loaded, slice_model, choice)
             self.precompute()
@@ -83,7 +85,7 @@ class ModelController:
             session = ws.session_for(image)
         except ValueError:
             return  # no image yet, or options that need the user first: prompts encode on demand
-        if session.uses_roi:
+        if session.uses_roi or not session.encodes_slices:
             return
         at = int(ws.viewer.dims.current_step[session.axis])
         name = image.name
@@ -117,3 +119,34 @@ class ModelController:
 def model_controller_for(viewer: napari.Viewer) -> ModelController:
     """The model controller of ``viewer``'s workspace."""
     return workspace_for(viewer).controller(ModelController)
+
+
+def is_nninteractive(choice: ModelChoice) -> bool:
+    """Whether ``choice`` is nnInteractive: by name, a server, or a model folder."""
+    from pathlib import Path
+
+    folder = choice.checkpoint is not None and Path(choice.checkpoint).expanduser().is_dir()
+    return choice.model_id == "nninteractive" or bool(choice.server) or folder
+
+
+def open_nninteractive_choice(choice: ModelChoice) -> tuple[Any, Any]:
+    """(LoadedModel, NnInteractiveModel): nnInteractive on a server, or here (in a worker)."""
+    from napari_textseg.engine.interactive.nninteractive import NnInteractiveModel
+    from napari_textseg.models.device import pick_device
+    from napari_textseg.models.loader import LoadedModel
+    from napari_textseg.models.nninteractive import (
+        connect_nninteractive,
+        nninteractive_folder,
+        open_nninteractive,
+    )
+    from napari_textseg.models.registry import get_card
+
+    device = pick_device(choice.device)
+    if choice.server:
+        session = connect_nninteractive(choice.server, autozoom=choice.autozoom)
+        folder, where = None, choice.server
+    else:
+        folder = nninteractive_folder(choice.checkpoint)
+        session, where = open_nninteractive(folder, device, autozoom=choice.autozoom), str(device)
+    model = NnInteractiveModel(session, where, autozoom=choice.autozoom)
+    return LoadedModel(None, get_card("nninteractive"), folder, device), model  # type: ignore[arg-type]

@@ -17,18 +17,22 @@ __all__ = [
     "PROMPT_LAYER",
     "LayerRef",
     "PromptLayers",
+    "STROKE_LAYER",
     "add_box_layer",
+    "add_stroke_layer",
     "in_viewer",
     "unwrapped",
     "add_prompt_layer",
     "box_slices",
     "boxes_of",
     "prompts_of",
+    "strokes_of",
     "toggle_sign",
 ]
 
 PROMPT_LAYER = "prompts (napari-textseg)"
 BOX_LAYER = "boxes (napari-textseg)"
+STROKE_LAYER = "strokes (napari-textseg)"  # nnInteractive's scribbles (paths) and lasso
 SIGNS = ("positive", "negative")
 COLOURS = {"positive": "#00e000", "negative": "#ff2020"}
 
@@ -100,6 +104,43 @@ def add_box_layer(viewer: napari.Viewer, image: napari.layers.Image) -> napari.l
     )
 
 
+def add_stroke_layer(viewer: napari.Viewer, image: napari.layers.Image) -> napari.layers.Shapes:
+    """A new layer for scribbles (free-hand paths) and lasso (free-hand polygons) on
+    ``image``'s grid; each carries a ``sign`` feature (positive: the object, negative: not)."""
+    return viewer.add_shapes(
+        ndim=image.ndim,
+        name=STROKE_LAYER,
+        scale=image.scale,
+        translate=image.translate,
+        units=image.units,
+        axis_labels=image.axis_labels,
+        features={"sign": np.array([], dtype=object)},
+        feature_defaults={"sign": "positive"},
+        edge_color="#00e0e0",  # one colour: the sign (T) is a feature, shown in the status
+        face_color="transparent",
+        edge_width=1.0,
+    )
+
+
+def strokes_of(layer: napari.layers.Shapes, image: napari.layers.Image) -> tuple:
+    """Each path as a scribble and each polygon as a lasso, on the slice it was drawn on."""
+    from napari_textseg.engine.interactive.prompts import Stroke
+
+    strokes = []
+    signs = layer.features["sign"].to_numpy(dtype=object) if len(layer.data) else []
+    for vertices, kind, sign in zip(layer.data, layer.shape_type, signs, strict=True):
+        voxels = np.array([image.world_to_data(layer.data_to_world(v)) for v in vertices])
+        voxels = np.round(voxels, 6)  # 59.9999999 from the world round trip is the voxel 60
+        z = np.rint(voxels[:, 0])
+        if kind not in ("path", "polygon") or np.ptp(z) > 0:
+            raise ValueError(
+                "draw scribbles and lasso on one slice (the Scribble and Lasso tools, 2-D view)"
+            )
+        stroke = "scribble" if kind == "path" else "lasso"
+        strokes.append(Stroke(stroke, int(z[0]), voxels[:, 1:], sign == "positive"))
+    return tuple(strokes)
+
+
 def box_slices(layer: napari.layers.Shapes, image: napari.layers.Image) -> list[int]:
     """The image slice each shape of ``layer`` lies on, in the layer's order."""
     return [
@@ -164,6 +205,7 @@ class PromptLayers:
     def __init__(self, viewer: napari.Viewer):
         self.viewer = viewer
         self._clicks, self._boxes = LayerRef(viewer), LayerRef(viewer)
+        self._strokes = LayerRef(viewer)
 
     def clicks(self, image: napari.layers.Image | None = None) -> Any:
         """The clicks layer; made on ``image``'s grid when there is none (None: don't make)."""
@@ -179,8 +221,25 @@ class PromptLayers:
             layer = self._boxes.set(add_box_layer(self.viewer, image))
         return layer
 
+    def strokes(self, image: napari.layers.Image | None = None) -> Any:
+        """The scribbles and lasso layer; made on ``image``'s grid when there is none."""
+        layer = self._strokes.get()
+        if layer is None and image is not None:
+            layer = self._strokes.set(add_stroke_layer(self.viewer, image))
+            clicks = self.clicks()
+            if clicks is not None:  # the sign T set for clicks applies to strokes too
+                layer.feature_defaults = {"sign": clicks.feature_defaults["sign"].iloc[0]}
+        return layer
+
+    def strokes_on(self, image: napari.layers.Image) -> tuple:
+        strokes = self.strokes()
+        return strokes_of(strokes, image) if strokes is not None else ()
+
     def is_prompt_layer(self, layer: Any) -> bool:
-        return self._clicks.holds(layer) or self._boxes.holds(layer)
+        return any(ref.holds(layer) for ref in (self._clicks, self._boxes, self._strokes))
+
+    def is_strokes(self, layer: Any) -> bool:
+        return self._strokes.holds(layer)
 
     def is_boxes(self, layer: Any) -> bool:
         return self._boxes.holds(layer)
@@ -195,8 +254,9 @@ class PromptLayers:
 
     def clear(self) -> None:
         """No prompts left: the next object starts from nothing."""
-        clicks, boxes = self.clicks(), self.boxes()
+        clicks, boxes, strokes = self.clicks(), self.boxes(), self.strokes()
         if clicks is not None:
             clicks.data = np.zeros((0, 3))
-        if boxes is not None:
-            boxes.data = []
+        for shapes in (boxes, strokes):
+            if shapes is not None:
+                shapes.data = []

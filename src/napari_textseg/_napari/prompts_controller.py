@@ -37,6 +37,7 @@ class PromptsController:
         self.layers = workspace.prompt_layers
         self._preview = LayerRef(self.viewer)
         self._mask: np.ndarray | None = None  # the object shown in the preview
+        self._warned_cpu = False  # nnInteractive on a CPU: said once
 
     def say(self, section: str, text: str) -> None:
         self.workspace.say(section, text)
@@ -53,6 +54,7 @@ class PromptsController:
 
     def _show(self, mask: np.ndarray, image: napari.layers.Image) -> None:
         self._mask = mask
+        tool = self.viewer.layers.selection.active  # a new preview layer would take its place
         layer = self._preview.get()
         if layer is not None and layer.data.shape == mask.shape:
             layer.data = mask.astype(np.uint8)
@@ -63,11 +65,14 @@ class PromptsController:
                 self.viewer, image, data, PREVIEW_LAYER, metadata=metadata, opacity=0.5
             )
             self._preview.set(layer)
-        self._keep_prompting()
+        self._keep_prompting(tool)
 
-    def _keep_prompting(self) -> None:
+    def _keep_prompting(self, tool: Any = None) -> None:
         """The prompt layer last used active, in its add mode, so that the next click or drag
-        is a prompt (boxes for a box-only model)."""
+        is a prompt (boxes for a box-only model; a scribble or lasso tool stays in hand)."""
+        if self.layers.is_strokes(tool):
+            self.viewer.layers.selection.active = self.layers.strokes()
+            return
         layer = self.layers.boxes() if self._box_tool else self.layers.clicks()
         if layer is not None:
             self.viewer.layers.selection.active = layer
@@ -80,6 +85,13 @@ class PromptsController:
             return self.layers.is_boxes(active)
         model = self.workspace.slice_model
         return bool(model is not None and model.box_only)
+
+    def stroke_tool(self, mode: str) -> napari.layers.Shapes:
+        """Scribble (``add_path``) or lasso (``add_polygon_lasso``) on the current slice."""
+        layer = self.layers.strokes(self.workspace.current_image())
+        self.viewer.layers.selection.active = layer
+        layer.mode = mode
+        return layer
 
     def box_tool(self) -> napari.layers.Shapes:
         """B: the box layer active, drawing rectangles on the current slice."""
@@ -102,7 +114,8 @@ class PromptsController:
         self.workspace.require_model()
         image = self.workspace.current_image()
         session = self.workspace.session_for(image)
-        return image, session, session.check_prompts(*self.layers.prompts_on(image))
+        prompts = self.layers.prompts_on(image)
+        return image, session, session.check_prompts(*prompts, self.layers.strokes_on(image))
 
     def segment_slice(self) -> None:
         """Segment the slice holding the most recent click or box (S)."""
@@ -113,6 +126,9 @@ class PromptsController:
 
         def done(mask: np.ndarray) -> None:
             self._show(mask, image)
+            if self.workspace.slice_model.native_3d:
+                self.say("prompts", self._native_line(session, mask))
+                return
             found = int(np.count_nonzero(mask))
             said = f"slice {z}: {found} voxels; C commits, Shift+S propagates"
             self.say(
@@ -123,6 +139,20 @@ class PromptsController:
         self.say("prompts", f"segmenting slice {z} ...")
         work = lambda: session.segment_slice(z, prompts, post)  # noqa: E731
         self.tasks.start("prompts", work, done, "Segmenting slice", layer=image)
+
+    def _native_line(self, session: Any, mask: np.ndarray) -> str:
+        """nnInteractive's result in 3-D, how long it took, and once, on a CPU, that a GPU is
+        the machine for it."""
+        slices = len(np.unique(np.nonzero(mask)[0]))
+        seconds = session.last_seconds or 0.0
+        line = f"{int(mask.sum())} voxels in {slices} slices ({seconds:.1f} s)"
+        line += "; C commits, Ctrl+Z takes back the latest prompt"
+        model = self.workspace.slice_model
+        if model.where == "cpu" and not self._warned_cpu:
+            self._warned_cpu = True
+            line += (f". nnInteractive on this CPU: {seconds:.1f} s an interaction; a CUDA GPU "
+                     "or a server (model section) takes about a second")  # fmt: skip
+        return line
 
     def propagate(self, from_slice: int | None = None, section: str = "propagation") -> None:
         """Propagate through the volume (Shift+S) in the background, with progress and Cancel;

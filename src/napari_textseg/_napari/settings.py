@@ -38,6 +38,8 @@ class ModelChoice:
     device: str | None = None
     runtime: str = "auto"  # where LiteMedSAM's encoder runs (models.encoder_runtime)
     precision: str = "f32"
+    server: str | None = None  # nnInteractive on a server (its URL)
+    autozoom: bool = True  # nnInteractive's AutoZoom
 
 
 @evented
@@ -50,6 +52,8 @@ class ModelSettings:
     device: str = "auto"
     runtime: str = "auto"
     precision: str = "f32"
+    server: str = ""  # nnInteractive on a server: its URL ("": this machine)
+    autozoom: bool = True
 
     def choice(self) -> ModelChoice:
         """What Load loads; refused when neither a model nor a file is chosen."""
@@ -57,7 +61,11 @@ class ModelSettings:
         if not self.model_id and checkpoint is None:
             raise ValueError("choose a model, or give a local checkpoint file")
         device = None if self.device == "auto" else self.device
-        return ModelChoice(self.model_id or None, checkpoint, device, self.runtime, self.precision)
+        server = self.server.strip() or None
+        return ModelChoice(
+            self.model_id or None, checkpoint, device, self.runtime, self.precision, server,
+            self.autozoom,
+        )  # fmt: skip
 
 
 @evented

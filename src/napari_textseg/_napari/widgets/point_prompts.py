@@ -37,7 +37,11 @@ class PromptsSection(Section):
         self.points = QPushButton("Points [P]")
         self.points.setToolTip("click points on the object (T toggles positive/negative), then S")
         self.toggle = QPushButton("+/- [T]")
-        self.toggle.setToolTip("toggle whether new clicks are positive or negative")
+        self.toggle.setToolTip("toggle whether new clicks (and strokes) are positive or negative")
+        self.scribble = QPushButton("Scribble")
+        self.scribble.setToolTip("nnInteractive: draw free-hand over the object, then S")
+        self.lasso = QPushButton("Lasso")
+        self.lasso.setToolTip("nnInteractive: draw round the object (a closed outline), then S")
         self.segment = QPushButton("Segment slice [S]")
         self.propagate = QPushButton("Propagate [Shift+S]")
         self.propagate.setToolTip("through the volume, with the Propagate section's settings")
@@ -53,6 +57,7 @@ class PromptsSection(Section):
         self.cancel_button = QPushButton("Cancel")
 
         self.form.addRow(hbox(self.box, self.points, self.toggle))
+        self.form.addRow(hbox(self.scribble, self.lasso))
         self.form.addRow(hbox(self.segment, self.propagate))
         self.form.addRow("commit to", self.target)
         self.form.addRow("label value", self.value)
@@ -68,6 +73,8 @@ class PromptsSection(Section):
         self.action(self.toggle, self._toggle)
         self.action(self.box, self._box_tool)
         self.action(self.points, self._point_tool)
+        self.action(self.scribble, lambda: self._stroke_tool("add_path"))
+        self.action(self.lasso, lambda: self._stroke_tool("add_polygon_lasso"))
         self.cancel_button.clicked.connect(self.cancel)
         self._refresh_targets()
         target = self.controller.settings.prompts  # the controls are views of this model
@@ -175,6 +182,12 @@ class PromptsSection(Section):
     def _point_tool(self) -> None:
         self.bind_prompt_layer_keys(self.controller.point_tool())
 
+    def _stroke_tool(self, mode: str) -> None:
+        model = self.controller.workspace.slice_model
+        if model is None or not model.native_3d:
+            raise ValueError("scribbles and lasso are nnInteractive's: load nninteractive first")
+        self.bind_prompt_layer_keys(self.controller.stroke_tool(mode))
+
     def _has_image(self) -> bool:
         from napari.layers import Image
 
@@ -182,6 +195,9 @@ class PromptsSection(Section):
 
     def _toggle(self) -> None:
         sign = toggle_sign(self.controller.prompts_layer())
+        strokes = self.controller.layers.strokes()
+        if strokes is not None:
+            strokes.feature_defaults = {"sign": sign}
         self.status.setText(f"new clicks are {sign}")
 
     def _commit(self) -> None:

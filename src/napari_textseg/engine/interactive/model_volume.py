@@ -169,6 +169,8 @@ class ModelVolume:
         """Slices along the working axis (inside the ROI in ROI mode)."""
         return int(self.roi.shape[0]) if self.roi is not None else int(self.shape[self.axis])
 
+    encodes_slices = True  # slices can be encoded ahead of the prompts (the background precompute)
+
     @property
     def uses_roi(self) -> bool:
         """Whether the model sees a crop around the prompts (tumour ROI mode)."""

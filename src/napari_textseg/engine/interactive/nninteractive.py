@@ -17,9 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from napari_textseg.engine.interactive.prompts import PromptError
+from napari_textseg.engine.interactive.prompts import CheckedPrompts, PromptError, check_points
 
-__all__ = ["NnInteractiveObject", "box_interaction", "path_mask", "polygon_mask"]
+__all__ = [
+    "NnInteractiveModel",
+    "NnInteractiveObject",
+    "NnInteractiveSession",
+    "box_interaction",
+    "path_mask",
+    "polygon_mask",
+]
 
 
 def box_interaction(
@@ -135,3 +142,126 @@ class NnInteractiveObject:
         """Forget every interaction: the next object starts from nothing."""
         self.session.reset_interactions()
         self.target[:] = 0
+
+
+class NnInteractiveModel:
+    """A loaded nnInteractive (a local session or a server's) in the place the panel keeps a
+    slice model: what it can do, and the sessions it opens on images."""
+
+    family = "nninteractive"
+    title = "nnInteractive"
+    box_only = False
+    takes_points = True
+    has_memory = False
+    native_3d = True  # one session on the whole volume, not slice by slice
+    encoder = None
+    runtime_note: str | None = None
+
+    def __init__(self, session: Any, where: str, *, autozoom: bool = True):
+        self.session, self.where, self.autozoom = session, where, autozoom
+
+
+class NnInteractiveSession:
+    """The session interface the panel drives (check, segment, propagate, undo, reset) on
+    nnInteractive: every S (or Shift+S) sends the prompts not sent yet, in the order
+    points, boxes, strokes, each refining the one 3-D object."""
+
+    axis = 0
+    uses_roi = False
+    encodes_slices = False  # nothing to encode ahead: the volume goes in on the first S
+
+    def __init__(self, model: NnInteractiveModel, data: np.ndarray, name: str = ""):
+        if np.asarray(data).ndim != 3:
+            raise PromptError(f"nnInteractive segments a 3-D volume, got shape {np.shape(data)}")
+        self.model, self.name = model, name
+        self._data = data
+        self.shape = tuple(int(s) for s in np.shape(data))
+        self.object: NnInteractiveObject | None = None  # made in a worker (set_image is slow)
+        self._sent: list[tuple] = []  # the prompts sent, as keys
+        self._prompts: CheckedPrompts | None = None
+
+    def check_prompts(self, points, labels, boxes=None, strokes=()) -> CheckedPrompts:
+        points, labels = check_points(points, labels, self.shape)
+        for z, box in (boxes or {}).items():
+            box_interaction(int(z), int(z) + 1, box, self.shape)
+        if not len(points) and not boxes and not strokes:
+            raise PromptError(
+                "no prompt given: click the object, draw a box, a scribble or a lasso"
+            )
+        return CheckedPrompts(points, labels, dict(boxes or {}), {}, 0, "", tuple(strokes))
+
+    def check_settings(self, _settings: Any) -> None:
+        """The Propagate tab's settings do not apply: nnInteractive segments in 3-D."""
+
+    def set_prompts(self, prompts: CheckedPrompts) -> None:
+        self._prompts = prompts
+
+    def new_key_slice(self) -> None:
+        return None
+
+    def _new(self, prompts: CheckedPrompts) -> list[tuple]:
+        """The prompts not sent yet, as (key, interaction) pairs."""
+        out = []
+        for point, label in zip(prompts.points, prompts.labels, strict=True):
+            out.append((("point", *point.tolist(), int(label)), ("point", point, bool(label))))
+        for z, box in prompts.boxes.items():
+            out.append((("box", z, *box), ("box", (z, box), True)))
+        for s in prompts.strokes:
+            key = (s.kind, s.z, s.positive, *np.asarray(s.vertices).ravel().tolist())
+            out.append((key, (s.kind, s, s.positive)))
+        return [(key, step) for key, step in out if key not in self._sent]
+
+    def segment_slice(self, _at=None, prompts: CheckedPrompts | None = None, _post=None):
+        """Send the new prompts (in a worker); returns the 3-D object."""
+        if prompts is not None:
+            self._prompts = prompts
+        if self.object is None:
+            self.object = NnInteractiveObject(
+                self.model.session, self._data, autozoom=self.model.autozoom
+            )
+        obj, shape = self.object, self.shape
+        for key, (kind, value, positive) in self._new(self._prompts):
+            if kind == "point":
+                obj.add_point(value, positive)
+            elif kind == "box":
+                obj.add_box(*value, positive=positive)
+            elif kind == "scribble":
+                obj.add_scribble(path_mask(shape, value.z, value.vertices), positive)
+            else:
+                obj.add_lasso(polygon_mask(shape, value.z, value.vertices), positive)
+            self._sent.append(key)
+        return self.mask()
+
+    def propagate_steps(self, _settings=None, *, from_slice=None, post=None):
+        """Shift+S: the same as S (the object is 3-D already); one step."""
+        yield 0, 1
+        mask = self.segment_slice()
+        yield 1, 1
+        return mask
+
+    def mask(self, _post=None) -> np.ndarray:
+        return self.object.mask if self.object is not None else np.zeros(self.shape, dtype=bool)
+
+    def visited_slices(self) -> list[int]:
+        return sorted(np.nonzero(self.mask().any(axis=(1, 2)))[0].tolist())
+
+    @property
+    def last_seconds(self) -> float | None:
+        """How long the latest interaction took."""
+        return self.object.seconds[-1] if self.object is not None and self.object.seconds else None
+
+    def undo(self) -> list[int] | None:
+        """nnInteractive's one-level undo; the boxes still in use (their slices), or None when
+        there is nothing to undo. The undone prompt stays drawn, and is not sent again."""
+        if self.object is None or not self.object.undo():
+            return None
+        boxes = [key[1] for key in self._sent if key[0] == "box"]
+        return boxes[:-1] if self._sent[-1][0] == "box" else boxes  # the undone box goes
+
+    def reset(self) -> None:
+        if self.object is not None:
+            self.object.reset()
+        self._sent, self._prompts = [], None
+
+    def close(self) -> None:
+        """The session stays the model's (a server lease is closed with the model)."""

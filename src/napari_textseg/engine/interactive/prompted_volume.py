@@ -56,14 +56,21 @@ class PromptedVolume(ModelVolume):
         points_zyx: np.ndarray,
         labels: np.ndarray,
         boxes: dict[int, tuple[float, float, float, float]] | None = None,
+        strokes: tuple = (),
     ) -> CheckedPrompts:
         """Check prompts once, before any work; raise :class:`PromptError` for prompts this
         session cannot use.
 
         Points must lie in the volume and each slice (along the session's axis) needs a
         positive click or a box, except a slice that already holds a result: there a
-        negative click alone is a correction. A box-only model takes no points.
+        negative click alone is a correction. A box-only model takes no points, and no
+        slice model takes scribbles or lasso (nnInteractive does).
         """
+        if strokes:
+            raise PromptError(
+                f"{self.slice_model.title} takes clicks and boxes: scribbles and lasso are "
+                "nnInteractive's (load nninteractive), or clear them with New object"
+            )
         points, labels = check_points(points_zyx, labels, self.shape)
         note = ""
         if self.slice_model.box_only and len(points):

@@ -13,6 +13,7 @@ __all__ = [
     "CheckedPrompts",
     "PromptError",
     "SlicePrompts",
+    "Stroke",
     "check_points",
     "group_by_slice",
     "voxel_indices",
@@ -159,6 +160,17 @@ def group_by_slice(
 
 
 @dataclass(frozen=True)
+class Stroke:
+    """A scribble (a path) or a lasso (a closed polygon) drawn on slice ``z``: its vertices
+    in (y, x) voxels, and whether it marks the object or the background."""
+
+    kind: str  # "scribble" or "lasso"
+    z: int
+    vertices: np.ndarray
+    positive: bool = True
+
+
+@dataclass(frozen=True)
 class CheckedPrompts:
     """Prompts checked once against a session (:meth:`SegmentationSession.check_prompts`):
     the volume (z, y, x) points and labels, the boxes, and the prompts of each slice
@@ -170,12 +182,15 @@ class CheckedPrompts:
     by_slice: dict[int, SlicePrompts]
     axis: int = 0
     note: str = ""  # one line about prompts that were not used (points given to a box model)
+    strokes: tuple[Stroke, ...] = ()  # scribbles and lasso (nnInteractive)
 
     def slice_to_segment(self, prefer_box: bool = False) -> int:
         """The slice S segments: the last box's after drawing a box (or with no click),
-        else the last click's."""
+        else the last click's (or the last stroke's)."""
         if self.boxes and (prefer_box or not len(self.points)):
             return list(self.boxes)[-1]
+        if self.strokes and not len(self.points):
+            return self.strokes[-1].z
         if not len(self.points):
             raise PromptError("no prompt given: draw a box (B) or click the object")
         return int(np.rint(self.points[-1][self.axis]))

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from napari_textseg.engine.interactive.embedding_store import EmbeddingStore
+from napari_textseg.engine.interactive.prompts import PromptError
 from napari_textseg.engine.interactive.sam2_slices import Sam2SliceModel
 from napari_textseg.engine.interactive.sam_slices import SamSliceModel
 from napari_textseg.engine.interactive.session import SegmentationSession
@@ -106,7 +107,17 @@ def open_session(
     **kwargs: Any,
 ) -> SegmentationSession:
     """A session on ``data`` reading and writing ``options.store``; ``kwargs`` go to
-    :class:`~.session.SegmentationSession` (``roi_mm``, ``confine``, ``axis``, ...)."""
+    :class:`~.session.SegmentationSession` (``roi_mm``, ``confine``, ``axis``, ...). A model
+    that segments the whole volume at once (nnInteractive) opens its own kind of session."""
+    if slice_model.native_3d:
+        from napari_textseg.engine.interactive.nninteractive import NnInteractiveSession
+
+        if kwargs.get("roi_mm") or kwargs.get("roi_context") or kwargs.get("confine") is not None:
+            raise PromptError(
+                "nnInteractive segments the whole volume: turn off the tumour ROI, the box "
+                "crop and the confining organ (Propagate tab)"
+            )
+        return NnInteractiveSession(slice_model, data, name)  # type: ignore[arg-type,return-value]
     store = options.store if options is not None else None
     if store is not None:
         kwargs.setdefault("cache_bytes", STORE_MEMORY_BYTES)

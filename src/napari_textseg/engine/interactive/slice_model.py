@@ -70,6 +70,7 @@ class SliceModel(ABC):
 
     family: ClassVar[str] = ""
     has_memory: ClassVar[bool] = False  # SAM2's memory bank: memory propagation, ranked policy
+    native_3d: ClassVar[bool] = False  # segments the whole volume at once (nnInteractive)
     box_recipe: bool = False  # boxes alone propagate with MedSAM's 3-D box recipe
     # the recipe's box after an empty slice: "prompted" or "previous"
     box_fallback: str = "prompted"
@@ -88,6 +89,11 @@ class SliceModel(ABC):
         self.model = model.to(device).eval()
         self.device = device
         self.preprocess = preprocess
+
+    @property
+    def where(self) -> str:
+        """Where it runs, in words (a device; nnInteractive may name a server)."""
+        return str(self.device)
 
     @property
     def box_only(self) -> bool:

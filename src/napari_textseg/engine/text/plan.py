@@ -85,5 +85,9 @@ def plan_text_run(
         return TextRunPlan(None, problem=str(err))
     if backend != "clip-sam":
         return TextRunPlan(backend)
+    if model_family == "nninteractive":  # a 3-D interactive model: no slices for CLIP + SAM
+        problem = "CLIP + SAM needs a LiteMedSAM, SAM or SAM2 model; nnInteractive takes clicks, "
+        problem += "boxes, scribbles and lasso (Prompts tab)"
+        return TextRunPlan(None, problem=problem)
     prompted = prompts_given if all_targets_prompted is None else all_targets_prompted
     return TextRunPlan(backend, needs_segmenter=True, needs_clip=not prompted)
