@@ -276,3 +276,18 @@ def test_the_panel_segments_with_a_click_and_a_lasso_undoes_and_commits(
     np.testing.assert_array_equal(viewer.layers[PREVIEW_LAYER].data > 0, after_click)
     labels = controller.commit()
     np.testing.assert_array_equal(labels.data > 0, after_click)
+
+
+def test_the_network_on_openvino_gives_the_same_masks(folder, ct):
+    """The runtime flag (panel: encoder row; --runtime) puts nnInteractive's network on
+    OpenVINO f32; its masks are the eager network's."""
+    from napari_textseg.models.nninteractive import network_runtime
+
+    data = np.asarray(ct.data)
+    reference = _reference_masks(folder, data, autozoom=True)
+    session = open_nninteractive(folder, CPU, threads=2, runtime="openvino", precision="f32")
+    assert network_runtime(session) == "OpenVINO f32"
+    obj = NnInteractiveObject(session, data)
+    ours = [step() for step in _ours(obj, data.shape)]
+    for i, (mine, theirs) in enumerate(zip(ours, reference[:5], strict=True)):
+        np.testing.assert_array_equal(mine, theirs, err_msg=f"step {i}")

@@ -136,6 +136,7 @@ def open_nninteractive_choice(choice: ModelChoice) -> tuple[Any, Any]:
     from napari_textseg.models.loader import LoadedModel
     from napari_textseg.models.nninteractive import (
         connect_nninteractive,
+        network_runtime,
         nninteractive_folder,
         open_nninteractive,
     )
@@ -147,6 +148,10 @@ def open_nninteractive_choice(choice: ModelChoice) -> tuple[Any, Any]:
         folder, where = None, choice.server
     else:
         folder = nninteractive_folder(choice.checkpoint)
-        session, where = open_nninteractive(folder, device, autozoom=choice.autozoom), str(device)
+        session = open_nninteractive(
+            folder, device, autozoom=choice.autozoom, runtime=choice.runtime,
+            precision=choice.precision,
+        )  # fmt: skip
+        where = f"{device} ({network_runtime(session)})"
     model = NnInteractiveModel(session, where, autozoom=choice.autozoom)
     return LoadedModel(None, get_card("nninteractive"), folder, device), model  # type: ignore[arg-type]

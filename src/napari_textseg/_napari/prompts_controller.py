@@ -148,7 +148,7 @@ class PromptsController:
         line = f"{int(mask.sum())} voxels in {slices} slices ({seconds:.1f} s)"
         line += "; C commits, Ctrl+Z takes back the latest prompt"
         model = self.workspace.slice_model
-        if model.where == "cpu" and not self._warned_cpu:
+        if model.where.startswith("cpu") and not self._warned_cpu:
             self._warned_cpu = True
             line += (f". nnInteractive on this CPU: {seconds:.1f} s an interaction; a CUDA GPU "
                      "or a server (model section) takes about a second")  # fmt: skip

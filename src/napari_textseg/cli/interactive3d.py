@@ -36,6 +36,7 @@ def segment_nninteractive(args: argparse.Namespace, volume) -> int:
     from napari_textseg.models.nninteractive import (
         NNINTERACTIVE_LICENCE,
         connect_nninteractive,
+        network_runtime,
         nninteractive_folder,
         open_nninteractive,
     )
@@ -59,7 +60,10 @@ def segment_nninteractive(args: argparse.Namespace, volume) -> int:
 
         device = pick_device(args.device)
         folder = nninteractive_folder(args.checkpoint)  # before the (slow) import of the model
-        session, where = open_nninteractive(folder, device, autozoom=autozoom), str(device)
+        session = open_nninteractive(
+            folder, device, autozoom=autozoom, runtime=args.runtime, precision=args.precision
+        )
+        where = f"{device}, {network_runtime(session)}"
     print(f"model: nnInteractive on {where}; {NNINTERACTIVE_LICENCE}", file=sys.stderr)
     obj = NnInteractiveObject(session, volume.data, autozoom=autozoom)
     for kind, value, positive in prompts:

@@ -134,12 +134,15 @@ def _core():
     return ov.Core()
 
 
-def _converted(module: torch.nn.Module, size: int, precision: str, folder: Path) -> Path:
+def _converted(
+    module: torch.nn.Module, shape: tuple[int, ...], precision: str, folder: Path
+) -> Path:
     """The encoder as OpenVINO IR in the disk cache, converted now if missing or unreadable."""
     import openvino as ov
     import torch
 
-    key = f"{module_hash(module)[:20]}-{size}px-{precision}-ov{openvino_version()}"
+    size = f"{shape[-1]}px" if shape[:2] == (1, 3) else "x".join(map(str, shape))
+    key = f"{module_hash(module)[:20]}-{size}-{precision}-ov{openvino_version()}"
     target = folder / key
     xml = target / "encoder.xml"
     if xml.is_file() and (target / "encoder.bin").is_file():
@@ -155,7 +158,7 @@ def _converted(module: torch.nn.Module, size: int, precision: str, folder: Path)
             warnings.simplefilter(
                 "ignore"
             )  # the tracer's notes on TinyViT's shape asserts: not the user's
-            model = ov.convert_model(module.eval(), example_input=torch.zeros(1, 3, size, size))
+            model = ov.convert_model(module.eval(), example_input=torch.zeros(*shape))
         # f32 weights in the file: the precision is chosen when compiling, not by a lossy save.
         ov.save_model(model, str(staging / "encoder.xml"), compress_to_fp16=False)
         try:
@@ -168,11 +171,13 @@ def _converted(module: torch.nn.Module, size: int, precision: str, folder: Path)
     return xml
 
 
-def _openvino_encoder(module: torch.nn.Module, size: int, precision: str, folder: Path) -> Encoder:
+def _openvino_encoder(
+    module: torch.nn.Module, shape: tuple[int, ...], precision: str, folder: Path
+) -> Encoder:
     import numpy as np
     import torch
 
-    xml = _converted(module, size, precision, folder)
+    xml = _converted(module, shape, precision, folder)
     config = {
         "INFERENCE_PRECISION_HINT": _OV_PRECISION[precision],  # never OpenVINO's own choice
         "INFERENCE_NUM_THREADS": max(1, torch.get_num_threads()),
@@ -205,8 +210,10 @@ def make_encoder(
     runtime: str = "auto",
     precision: str = "f32",
     cache: str | os.PathLike | None = None,
+    shape: tuple[int, ...] | None = None,
 ) -> Encoder:
-    """The encoder ``module`` (input ``(1, 3, size, size)``) on ``runtime`` at ``precision``.
+    """The encoder ``module`` (input ``(1, 3, size, size)``, or ``shape``: another network
+    with a fixed input, such as nnInteractive's) on ``runtime`` at ``precision``.
 
     ``auto`` is OpenVINO on a CPU, PyTorch on a GPU. When OpenVINO is missing or its
     conversion fails, the encoder runs on PyTorch and :attr:`Encoder.note` says why.
@@ -231,7 +238,10 @@ def make_encoder(
         )
     try:
         return _openvino_encoder(
-            module, size, precision, Path(cache) if cache else openvino_cache_dir()
+            module,
+            shape or (1, 3, size, size),
+            precision,
+            Path(cache) if cache else openvino_cache_dir(),
         )
     except Exception as err:  # any conversion or compile failure: the work still runs
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

@@ -9,6 +9,7 @@ CC BY-NC-SA 4.0: non-commercial use only. Nothing is downloaded here
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ __all__ = [
     "NNINTERACTIVE_LICENCE",
     "check_nninteractive_folder",
     "connect_nninteractive",
+    "network_runtime",
     "nninteractive_folder",
     "open_nninteractive",
 ]
@@ -77,9 +79,18 @@ def _require_nninteractive() -> None:
 
 
 def open_nninteractive(
-    folder: Path, device: torch.device, *, autozoom: bool = True, threads: int | None = None
+    folder: Path,
+    device: torch.device,
+    *,
+    autozoom: bool = True,
+    threads: int | None = None,
+    runtime: str = "torch",
+    precision: str = "f32",
 ) -> Any:
-    """nnInteractive's own ``nnInteractiveInferenceSession`` on ``device``, from ``folder``."""
+    """nnInteractive's own ``nnInteractiveInferenceSession`` on ``device``, from ``folder``;
+    its network on OpenVINO (``runtime`` ``auto`` or ``openvino`` on a CPU, at
+    ``precision``: f32 is 1.7x eager PyTorch for the released architecture, bf16 8.6x; see
+    benchmarks/README.md), else PyTorch (:func:`network_runtime` says which, and why)."""
     _require_nninteractive()
     from nnInteractive.inference.inference_session import nnInteractiveInferenceSession
 
@@ -91,7 +102,42 @@ def open_nninteractive(
         do_autozoom=autozoom,
     )
     session.initialize_from_trained_model_folder(str(folder), 0)
+    if runtime != "torch":
+        from napari_textseg.models.encoder_runtime import make_encoder
+
+        channels = session.network.encoder.stem.convs[0].conv.in_channels
+        patch = tuple(session.configuration_manager.patch_size)
+        encoder = make_encoder(
+            session.network, 0, device, runtime, precision, shape=(1, channels, *patch)
+        )
+        session.network = (
+            _RuntimeNetwork(encoder) if encoder.runtime != "torch" else session.network
+        )
+        _NOTES[session] = encoder.note
     return session
+
+
+class _RuntimeNetwork(torch.nn.Module):
+    """nnInteractive's network on another runtime, called as the session calls its own."""
+
+    def __init__(self, encoder: Any):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x.float()).to(x.device)
+
+
+_NOTES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # why not the runtime asked
+
+
+def network_runtime(session: Any) -> str:
+    """Where a session's network runs, in words, and why not where it was asked to."""
+    network = getattr(session, "network", None)
+    if isinstance(network, _RuntimeNetwork):
+        return f"OpenVINO {network.encoder.precision}"
+    note = _NOTES.get(session)
+    return "PyTorch" + (f" ({note})" if note else "")
 
 
 def connect_nninteractive(url: str, *, autozoom: bool = True, timeout_s: float = 10.0) -> Any:
