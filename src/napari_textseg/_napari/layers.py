@@ -16,6 +16,7 @@ __all__ = [
     "label_table",
     "layer_geometry",
     "layer_modality",
+    "on_grid",
     "volume_to_layer_data",
 ]
 
@@ -83,19 +84,21 @@ def layer_geometry(attributes: dict[str, Any]) -> SourceGeometry | None:
     return geometry if isinstance(geometry, SourceGeometry) else None
 
 
+def on_grid(image: Any) -> dict[str, Any]:
+    """The keywords that put a new layer on ``image``'s grid (and its units and axes)."""
+    return {
+        "scale": image.scale,
+        "translate": image.translate,
+        "units": image.units,
+        "axis_labels": image.axis_labels,
+    }
+
+
 def add_labels_on(viewer: Any, image: Any, data: np.ndarray, name: str, **kwargs: Any) -> Any:
     """A Labels layer on ``image``'s grid: its scale, translate, units, axis labels and
     (unless ``metadata`` is given) its metadata, so that export finds the source geometry."""
     kwargs.setdefault("metadata", dict(image.metadata))
-    return viewer.add_labels(
-        data,
-        name=name,
-        scale=image.scale,
-        translate=image.translate,
-        units=image.units,
-        axis_labels=image.axis_labels,
-        **kwargs,
-    )
+    return viewer.add_labels(data, name=name, **on_grid(image), **kwargs)
 
 
 def adopt_source_geometry(labels: Any, layers: Any) -> bool:

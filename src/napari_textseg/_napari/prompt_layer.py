@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from napari_textseg._napari.layers import on_grid
+
 if TYPE_CHECKING:
     import napari
 
@@ -42,10 +44,7 @@ def add_prompt_layer(viewer: napari.Viewer, image: napari.layers.Image) -> napar
     layer = viewer.add_points(
         np.zeros((0, image.ndim)),
         name=PROMPT_LAYER,
-        scale=image.scale,
-        translate=image.translate,
-        units=image.units,
-        axis_labels=image.axis_labels,
+        **on_grid(image),
         features={"sign": np.array([], dtype=object)},
         feature_defaults={"sign": "positive"},
         face_color="sign",
@@ -93,10 +92,7 @@ def add_box_layer(viewer: napari.Viewer, image: napari.layers.Image) -> napari.l
     return viewer.add_shapes(
         ndim=image.ndim,
         name=BOX_LAYER,
-        scale=image.scale,
-        translate=image.translate,
-        units=image.units,
-        axis_labels=image.axis_labels,
+        **on_grid(image),
         shape_type="rectangle",
         edge_color="#ffd700",
         face_color="transparent",
@@ -110,10 +106,7 @@ def add_stroke_layer(viewer: napari.Viewer, image: napari.layers.Image) -> napar
     return viewer.add_shapes(
         ndim=image.ndim,
         name=STROKE_LAYER,
-        scale=image.scale,
-        translate=image.translate,
-        units=image.units,
-        axis_labels=image.axis_labels,
+        **on_grid(image),
         features={"sign": np.array([], dtype=object)},
         feature_defaults={"sign": "positive"},
         edge_color="#00e0e0",  # one colour: the sign (T) is a feature, shown in the status

@@ -57,7 +57,8 @@ def check_early(args: argparse.Namespace) -> None:
     paths: list = list(getattr(args, "files", None) or [])
     for name in _INPUTS:
         value = getattr(args, name, None)
-        paths += value if isinstance(value, list) else [value]  # --scribble, --lasso: several
+        several = name in ("scribble", "lasso") and isinstance(value, list)  # (evaluate's
+        paths += value if several else [value]  # --labels is a list of names, not files)
     for path in paths:
         if isinstance(path, str) and not Path(path).expanduser().exists():
             if args.command == "batch" and path == args.source and glob.has_magic(path):

@@ -23,7 +23,8 @@ def models(args: argparse.Namespace) -> int:
     from napari_textseg.models.store import cache_dir, cached_path, download
 
     if args.models_command == "list":
-        print(f"{'id':<22} {'family':<10} {'size':>8}  {'licence':<18} {'cached':<9} source")
+        wide = max(18, *(len(card.license) for card in CARDS.values()))
+        print(f"{'id':<22} {'family':<13} {'size':>8}  {'licence':<{wide}} {'cached':<9} source")
         for card in CARDS.values():
             size = f"{card.size_mb:.0f} MB" if card.size_mb else "?"
             try:
@@ -36,7 +37,7 @@ def models(args: argparse.Namespace) -> int:
                 else ("yes" if present else "no")
             )
             print(
-                f"{card.id:<22} {card.family:<10} {size:>8}  {card.license:<18} {cached:<9} "
+                f"{card.id:<22} {card.family:<13} {size:>8}  {card.license:<{wide}} {cached:<9} "
                 f"{card.source}"
             )
         return 0
