@@ -58,6 +58,8 @@ class PromptsSection(Section):
 
         self.form.addRow(hbox(self.box, self.points, self.toggle))
         self.form.addRow(hbox(self.scribble, self.lasso))
+        self.scribble.setEnabled(False)  # until nnInteractive is loaded
+        self.lasso.setEnabled(False)
         self.form.addRow(hbox(self.segment, self.propagate))
         self.form.addRow("commit to", self.target)
         self.form.addRow("label value", self.value)
@@ -160,7 +162,10 @@ class PromptsSection(Section):
 
     def _ready(self, card) -> None:
         """A model is ready: the prompt layers exist now (not before: a failed Load makes
-        none), and the tool the model needs is active."""
+        none), and the tool the model needs is active; scribbles and lasso for nnInteractive."""
+        native = bool(self.controller.workspace.slice_model.native_3d)
+        self.scribble.setEnabled(native)
+        self.lasso.setEnabled(native)
         if not self._has_image():
             return
         self.bind_prompt_layer_keys(self.controller.boxes_layer())
