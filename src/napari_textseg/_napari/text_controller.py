@@ -13,7 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from napari_textseg._napari.layers import label_table, layer_geometry
+import numpy as np
+
+from napari_textseg._napari.layers import label_table, layer_geometry, layer_modality
 from napari_textseg._napari.prompt_layer import in_viewer
 from napari_textseg._napari.workspace import ModelChoice, Workspace, workspace_for
 from napari_textseg.core.errors import InputError
@@ -28,6 +30,7 @@ from napari_textseg.engine.text.protocol import (
     assign_values,
     check_text_volume,
 )
+from napari_textseg.models.device import pick_device
 
 if TYPE_CHECKING:
     import napari
@@ -58,9 +61,6 @@ class TextController:
     def plan(self, image: napari.layers.Image | None = None) -> TextRunPlan:
         """What Label would run now, for the Text settings, the loaded model and ``image``
         (default: the current one)."""
-        from napari_textseg._napari.layers import layer_modality
-        from napari_textseg.models.device import pick_device
-
         if image is None:
             try:
                 image = self.workspace.current_image()
@@ -102,8 +102,6 @@ class TextController:
         if plan.needs_segmenter:
             work = self._clip_sam_work(plan, targets, values, image, volume, run)
         else:
-            from napari_textseg.models.device import pick_device
-
             device, image_id = pick_device(None), id(image)
             loaded = self.workspace.loaded_model
             sam = loaded if loaded is not None and loaded.card.family == "sam3" else None
@@ -212,7 +210,7 @@ class TextController:
         if layer is None:
             return {}
         names, _ = label_table(layer.data, {"features": layer.features})
-        present = {int(v): "" for v in _values(layer.data)}
+        present = {int(v): "" for v in np.unique(np.asarray(layer.data)) if v != 0}
         return {**present, **names}  # unnamed values are taken too
 
     def _progress(self, run: _Run):
@@ -252,12 +250,6 @@ class TextController:
         is dropped, finished organs stay."""
         if self.workspace.tasks.cancel("text"):
             self._say("cancelled; the organs already labelled are kept, the one in progress is not")
-
-
-def _values(data: Any) -> list[int]:
-    import numpy as np
-
-    return [int(v) for v in np.unique(np.asarray(data)) if v != 0]
 
 
 def text_controller_for(viewer: napari.Viewer) -> TextController:

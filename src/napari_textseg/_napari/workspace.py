@@ -217,7 +217,6 @@ class Workspace:
 
     def drop_session(self) -> None:
         """Forget the sessions (their background work stops, their embeddings stay on disk)."""
-        self.tasks.cancel_background("model")
         for slot in list(self._sessions):
             self._drop(slot)
 

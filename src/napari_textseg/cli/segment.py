@@ -74,8 +74,8 @@ def segment(args: argparse.Namespace) -> int:
         from napari_textseg.cli.interactive3d import segment_nninteractive
 
         return segment_nninteractive(args, volume)
-    if args.scribble or args.lasso or args.server or args.no_autozoom:
-        raise PromptError("--scribble, --lasso, --server and --no-autozoom are nnInteractive's: "
+    if args.scribble or args.lasso or args.no_autozoom:  # (--server chose nnInteractive above)
+        raise PromptError("--scribble, --lasso and --no-autozoom are nnInteractive's: "
                           "add --model nninteractive")  # fmt: skip
     if not 1 <= args.value < 2**32:
         raise ValueError(f"--value must be a label value from 1 to {2**32 - 1}, got {args.value}")
